@@ -1,0 +1,89 @@
+"""aiofanout: fan work out from asyncio and gather it back in.
+
+To in-process coroutines and threads, AWS Lambda, SQS and HTTP, under a hard concurrency cap,
+per-attempt timeouts, an overall deadline, retries and a rate, with one ordered result::
+
+    import aiofanout
+
+    result = await aiofanout.dispatch_many(fetch, urls, concurrency=50, timeout=10)
+    result.raise_for_failures()
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+from ._engine import Deadline, OutcomeStream, dispatch_many, stream
+from ._errors import (
+    AccessDenied,
+    AmbiguousError,
+    BadSignature,
+    ConnectError,
+    DepthExceeded,
+    EnvelopeError,
+    FanoutError,
+    FanoutFailed,
+    InvalidArguments,
+    InvalidEnvelope,
+    NotFound,
+    PayloadTooLarge,
+    RequestRejected,
+    ServerError,
+    ServiceError,
+    TaskFailed,
+    Throttled,
+    TransportError,
+    UnknownTask,
+    UsageError,
+)
+from ._limits import Limits
+from ._outcome import FanoutResult, Latency, Outcome, Progress, Status, StopReason
+from ._retry import Retry
+from ._target import Batching, Target
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AccessDenied",
+    "AmbiguousError",
+    "BadSignature",
+    "Batching",
+    "ConnectError",
+    "Deadline",
+    "DepthExceeded",
+    "EnvelopeError",
+    "FanoutError",
+    "FanoutFailed",
+    "FanoutResult",
+    "InvalidArguments",
+    "InvalidEnvelope",
+    "Latency",
+    "Limits",
+    "NotFound",
+    "Outcome",
+    "OutcomeStream",
+    "PayloadTooLarge",
+    "Progress",
+    "RequestRejected",
+    "Retry",
+    "ServerError",
+    "ServiceError",
+    "Status",
+    "StopReason",
+    "Target",
+    "TaskFailed",
+    "Throttled",
+    "TransportError",
+    "UnknownTask",
+    "UsageError",
+    "dispatch_many",
+    "stream",
+]
+
+# Show the public path in reprs, docs and tracebacks (classes and functions only).
+for _name in __all__:
+    _obj = globals()[_name]
+    if isinstance(_obj, type) or callable(_obj):
+        with contextlib.suppress(AttributeError, TypeError):  # builtins refuse
+            _obj.__module__ = "aiofanout"
+del _name, _obj, contextlib

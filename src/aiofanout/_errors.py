@@ -1,0 +1,218 @@
+"""Every error aiofanout raises or records, in one tree.
+
+Errors a target or a worker can produce carry two facts the engine's retry policy reads:
+``retryable`` (is it safe and useful to try again?) and ``retry_after`` (a hint, in seconds).
+
+The tree::
+
+    FanoutError                    base of everything below
+    ├── TransportError             the call could not be completed (retryable)
+    │   ├── ConnectError           nothing was sent: refused, DNS, pool closed (retryable)
+    │   └── AmbiguousError         sent, no answer: it may have run (not retryable by default)
+    ├── ServiceError               the service answered with an error
+    │   ├── Throttled              429, TooManyRequests (retryable, honours retry_after)
+    │   ├── ServerError            5xx from the service (retryable)
+    │   ├── NotFound               function, queue or endpoint does not exist
+    │   ├── AccessDenied           credentials or permissions
+    │   └── RequestRejected        any other 4xx: the request itself is wrong
+    ├── PayloadTooLarge            over a configured limit; nothing was sent
+    ├── TaskFailed                 the task ran and raised (remote ``type`` and ``message``)
+    └── EnvelopeError              a message a worker must refuse: it never runs
+        ├── InvalidEnvelope        not JSON, unknown version or fields, wrong shape
+        ├── BadSignature           unsigned or wrongly signed while a secret is configured
+        ├── UnknownTask            names no registered task (nothing is ever imported)
+        ├── InvalidArguments       arguments do not fit the task's signature
+        └── DepthExceeded          a dispatch from inside tasks went past the depth budget
+
+    FanoutFailed (ExceptionGroup)  from ``raise_for_failures()``; carries ``outcomes``
+
+    UsageError (ValueError)        the library was called wrongly; fix the call, do not retry
+
+A timeout of one attempt is recorded as the builtin :class:`TimeoutError`.
+Errors from botocore and aiohttp never leak: targets translate them into this tree, chained with
+``from`` so the original stays in ``__cause__``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ._outcome import Outcome
+
+__all__ = [
+    "AccessDenied",
+    "AmbiguousError",
+    "BadSignature",
+    "ConnectError",
+    "DepthExceeded",
+    "EnvelopeError",
+    "FanoutError",
+    "FanoutFailed",
+    "InvalidArguments",
+    "InvalidEnvelope",
+    "NotFound",
+    "PayloadTooLarge",
+    "RequestRejected",
+    "ServerError",
+    "ServiceError",
+    "TaskFailed",
+    "Throttled",
+    "TransportError",
+    "UnknownTask",
+    "UsageError",
+]
+
+
+class FanoutError(Exception):
+    """Base class of the errors aiofanout raises or records in an outcome."""
+
+    #: Whether the engine's default retry policy may try the item again.
+    retryable: bool = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retryable: bool | None = None,
+        retry_after: float | None = None,
+        code: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        if retryable is not None:
+            self.retryable = retryable
+        #: A server's hint of how long to wait before the next attempt, in seconds.
+        self.retry_after = retry_after
+        #: The service's own error code (``TooManyRequestsException``, ``QueueDoesNotExist``).
+        self.code = code
+
+
+class TransportError(FanoutError):
+    """The call could not be completed at the transport level."""
+
+    retryable = True
+
+
+class ConnectError(TransportError):
+    """Nothing was sent: the connection was refused or could not be opened. Safe to retry."""
+
+
+class AmbiguousError(TransportError):
+    """The request was sent but no answer came back: the work may have run.
+
+    Not retried unless the target was created with ``retry_ambiguous=True``.
+    """
+
+    retryable = False
+
+
+class ServiceError(FanoutError):
+    """The remote service answered with an error."""
+
+
+class Throttled(ServiceError):
+    """The service asked us to slow down (HTTP 429, throttling). Retried after ``retry_after``."""
+
+    retryable = True
+
+
+class ServerError(ServiceError):
+    """The service failed on its side (HTTP 5xx). Retried."""
+
+    retryable = True
+
+
+class NotFound(ServiceError):
+    """The function, queue or endpoint does not exist: check the name and the region or endpoint."""
+
+
+class AccessDenied(ServiceError):
+    """The credentials are missing or lack a permission the call needs."""
+
+
+class RequestRejected(ServiceError):
+    """The service refused the request as malformed (a 4xx other than the ones above)."""
+
+
+class PayloadTooLarge(FanoutError):
+    """An item's encoded payload is over the configured limit; it was never sent.
+
+    Raise the limit through :class:`aiofanout.Limits` if AWS has raised it, or pass a smaller
+    payload (for example a reference to an S3 object).
+    """
+
+
+class TaskFailed(FanoutError):
+    """The task ran and raised. ``remote_type`` and ``message`` describe the remote exception."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        remote_type: str = "Exception",
+        retryable: bool | None = None,
+        retry_after: float | None = None,
+        code: str | None = None,
+    ) -> None:
+        super().__init__(message, retryable=retryable, retry_after=retry_after, code=code)
+        #: The exception type raised at the far end (``ValueError``, ``Runtime.ExitError``).
+        self.remote_type = remote_type
+
+    def __str__(self) -> str:
+        return f"{self.remote_type}: {self.message}"
+
+
+class EnvelopeError(FanoutError):
+    """A worker refused a message; the task did not run. Never retryable."""
+
+
+class InvalidEnvelope(EnvelopeError):
+    """The message is not a valid task envelope (not JSON, unknown version or fields, bad shape)."""
+
+
+class BadSignature(EnvelopeError):
+    """A secret is configured and the envelope is unsigned or its signature does not match."""
+
+
+class UnknownTask(EnvelopeError):
+    """The envelope names a task the worker did not register. Nothing is imported from a message."""
+
+
+class InvalidArguments(EnvelopeError):
+    """The arguments do not fit the task's signature (checked before the task runs)."""
+
+
+class DepthExceeded(EnvelopeError):
+    """A dispatch made from inside tasks went deeper than the depth budget (A -> B -> A loops)."""
+
+
+class FanoutFailed(ExceptionGroup[Exception]):
+    """Some items of a fan-out did not succeed. ``outcomes`` holds those outcomes, in input order.
+
+    Raised by :meth:`FanoutResult.raise_for_failures`; ``exceptions`` holds each item's error, so
+    ``except* TimeoutError`` works as usual.
+    """
+
+    outcomes: Sequence[Outcome]
+
+    def __new__(cls, message: str, outcomes: Sequence[Outcome]) -> FanoutFailed:
+        errors = [
+            o.error if isinstance(o.error, Exception) else _never_finished(o) for o in outcomes
+        ]
+        self = super().__new__(cls, message, errors)
+        self.outcomes = outcomes
+        return self
+
+    def __init__(self, message: str, outcomes: Sequence[Outcome]) -> None:
+        errors = list(self.exceptions)
+        super().__init__(message, errors)
+
+
+def _never_finished(outcome: Outcome) -> Exception:
+    return FanoutError(f"item {outcome.index} ended {outcome.status.value} without an error")
+
+
+class UsageError(ValueError):
+    """aiofanout was called wrongly. The message says what to change."""

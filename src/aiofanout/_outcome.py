@@ -1,0 +1,263 @@
+"""What a fan-out gives back: one :class:`Outcome` per item, gathered in a :class:`FanoutResult`.
+
+The engine records results in columns (a list of values, a bytearray of statuses, arrays of
+attempts and durations) rather than one object per item: building an object and reading the clock
+per item cost more than the whole scheduling of a trivial job. ``Outcome`` objects are built when
+they are read.
+"""
+
+from __future__ import annotations
+
+import enum
+from array import array
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, final, overload
+
+from ._errors import FanoutFailed
+
+__all__ = ["FanoutResult", "Latency", "Outcome", "Progress", "Status", "StopReason"]
+
+
+class Status(enum.StrEnum):
+    """The terminal state of one item. Every item ends in exactly one."""
+
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    TIMED_OUT = "timed_out"
+    CANCELLED = "cancelled"
+    SKIPPED = "skipped"
+
+
+class StopReason(enum.StrEnum):
+    """Why a fan-out stopped before taking every item."""
+
+    DEADLINE = "deadline"
+    BUDGET = "budget"
+
+
+# Status codes as stored in the columns: position in this tuple. 0 doubles as "still pending".
+STATUSES: tuple[Status, ...] = tuple(Status)
+SUCCEEDED, FAILED, TIMED_OUT, CANCELLED, SKIPPED = range(5)
+PENDING = 255
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """The terminal state of one item: what went in, how it ended, after how many attempts.
+
+    Example::
+
+        async with stream(fetch, urls, concurrency=10) as outcomes:
+            async for outcome in outcomes:
+                if outcome.ok:
+                    print(outcome.index, outcome.value)
+                else:
+                    print(outcome.index, outcome.status, outcome.error)
+    """
+
+    index: int
+    item: Any
+    status: Status
+    value: Any = None
+    error: BaseException | None = None
+    attempts: int = 0
+    elapsed: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        """Whether the item succeeded."""
+        return self.status is Status.SUCCEEDED
+
+    def unwrap(self) -> Any:
+        """Return the value, or raise the item's error (a ``TimeoutError`` for a timed-out item)."""
+        if self.status is Status.SUCCEEDED:
+            return self.value
+        if self.error is not None:
+            raise self.error
+        raise LookupError(f"item {self.index} was {self.status.value}: it has no value")
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class Latency:
+    """Percentiles of the time items took, first attempt to terminal state, in seconds."""
+
+    count: int
+    p50: float
+    p95: float
+    p99: float
+    max: float
+
+    @classmethod
+    def of(cls, durations: Sequence[float]) -> Latency:
+        """Nearest-rank percentiles of ``durations`` (all zero when there are none)."""
+        ordered = sorted(durations)
+        n = len(ordered)
+        if n == 0:
+            return cls(0, 0.0, 0.0, 0.0, 0.0)
+
+        def rank(p: float) -> float:
+            return ordered[min(n - 1, max(0, int(p * n + 0.999999) - 1))]
+
+        return cls(n, rank(0.50), rank(0.95), rank(0.99), ordered[-1])
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """A snapshot of a fan-out in progress, handed to ``on_progress`` at most every 100 ms."""
+
+    taken: int
+    done: int
+    in_flight: int
+    counts: dict[Status, int]
+    retries: int
+    elapsed: float
+
+    @property
+    def rate(self) -> float:
+        """Items finished per second so far."""
+        return self.done / self.elapsed if self.elapsed > 0 else 0.0
+
+
+class Table:
+    """Column store of outcomes, filled by the engine (internal)."""
+
+    __slots__ = ("attempts", "elapsed", "errors", "items", "status", "values")
+
+    def __init__(self) -> None:
+        self.items: list[Any] = []
+        self.values: list[Any] = []
+        self.status = bytearray()
+        self.attempts = array("I")
+        self.elapsed = array("d")
+        self.errors: dict[int, BaseException] = {}
+
+    def add(self, item: Any) -> int:
+        """Append a pending row for ``item`` and return its index."""
+        self.items.append(item)
+        self.values.append(None)
+        self.status.append(PENDING)
+        self.attempts.append(0)
+        self.elapsed.append(0.0)
+        return len(self.items) - 1
+
+    def outcome(self, index: int) -> Outcome:
+        """Build the outcome of row ``index``."""
+        return Outcome(
+            index,
+            self.items[index],
+            STATUSES[self.status[index]],
+            self.values[index],
+            self.errors.get(index),
+            self.attempts[index],
+            self.elapsed[index],
+        )
+
+
+@final
+class FanoutResult(Sequence[Outcome]):
+    """The outcomes of a fan-out, in input order, with counts and a latency summary.
+
+    Every item taken from the input has exactly one outcome, so ``sum(result.counts.values())``
+    equals ``len(result)``.
+
+    Example::
+
+        result = await dispatch_many(fetch, urls, concurrency=50, timeout=10)
+        print(result.counts, result.latency.p95)
+        result.raise_for_failures()  # FanoutFailed (an ExceptionGroup) if any item did not succeed
+        pages = result.values()
+    """
+
+    __slots__ = ("_latency", "_table", "elapsed", "retries", "stopped")
+
+    def __init__(
+        self, table: Table, *, stopped: StopReason | None, elapsed: float, retries: int
+    ) -> None:
+        self._table = table
+        self._latency: Latency | None = None
+        #: Why work stopped early (``StopReason.DEADLINE`` or ``StopReason.BUDGET``), or ``None``.
+        self.stopped = stopped
+        #: Seconds the whole fan-out took.
+        self.elapsed = elapsed
+        #: Attempts beyond the first, over all items.
+        self.retries = retries
+
+    def __len__(self) -> int:
+        return len(self._table.items)
+
+    @overload
+    def __getitem__(self, index: int) -> Outcome: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[Outcome]: ...
+    def __getitem__(self, index: int | slice) -> Outcome | list[Outcome]:
+        if isinstance(index, slice):
+            return [self._table.outcome(i) for i in range(len(self))[index]]
+        n = len(self)
+        if index < 0:
+            index += n
+        if not 0 <= index < n:
+            raise IndexError(f"outcome index {index} out of range for {n} items")
+        return self._table.outcome(index)
+
+    def __iter__(self) -> Iterator[Outcome]:
+        outcome = self._table.outcome
+        return (outcome(i) for i in range(len(self)))
+
+    def __repr__(self) -> str:
+        counts = ", ".join(f"{s.value}={n}" for s, n in self.counts.items() if n)
+        stopped = f", stopped={self.stopped.value}" if self.stopped else ""
+        return f"<FanoutResult {len(self)} items: {counts or 'none'}{stopped}>"
+
+    @property
+    def counts(self) -> dict[Status, int]:
+        """How many items ended in each status (every status present, zeros included)."""
+        status = self._table.status
+        return {s: status.count(code) for code, s in enumerate(STATUSES)}
+
+    @property
+    def ok(self) -> bool:
+        """Whether every item succeeded (``True`` for an empty input)."""
+        status = self._table.status
+        return status.count(SUCCEEDED) == len(status)
+
+    @property
+    def budget_exceeded(self) -> bool:
+        """Whether the failure budget (``tolerate=``) was exceeded and work stopped early."""
+        return self.stopped is StopReason.BUDGET
+
+    @property
+    def latency(self) -> Latency:
+        """Percentiles of item durations, over the items that started."""
+        if self._latency is None:
+            t = self._table
+            ran = (SUCCEEDED, FAILED, TIMED_OUT)
+            durations = [e for e, s in zip(t.elapsed, t.status, strict=True) if s in ran]
+            self._latency = Latency.of(durations)
+        return self._latency
+
+    def values(self) -> list[Any]:
+        """The values of the items that succeeded, in input order."""
+        t = self._table
+        return [v for v, s in zip(t.values, t.status, strict=True) if s == SUCCEEDED]
+
+    def errors(self) -> list[BaseException]:
+        """The errors of the items that failed or timed out, in input order."""
+        return [self._table.errors[i] for i in sorted(self._table.errors)]
+
+    def failures(self) -> list[Outcome]:
+        """The outcomes of every item that did not succeed, in input order."""
+        status = self._table.status
+        return [self._table.outcome(i) for i, s in enumerate(status) if s != SUCCEEDED]
+
+    def raise_for_failures(self) -> None:
+        """Raise :class:`FanoutFailed` carrying every outcome that did not succeed, if any."""
+        failed = self.failures()
+        if failed:
+            counts = ", ".join(f"{n} {s.value}" for s, n in self.counts.items() if n)
+            raise FanoutFailed(
+                f"{len(failed)} of {len(self)} items did not succeed ({counts})", failed
+            )

@@ -1,0 +1,129 @@
+"""Live progress bars and summary tables for the CLI (needs ``rich``: ``aiofanout[cli]``)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from ._errors import UsageError
+from ._outcome import FanoutResult, Progress, Status
+
+
+def _rich() -> Any:
+    try:
+        import rich.console
+        import rich.progress
+        import rich.table
+    except ImportError as exc:  # pragma: no cover - rich ships with the cli and local extras
+        raise UsageError("the CLI needs rich: pip install 'aiofanout[cli]'") from exc
+    return rich
+
+
+@dataclass(slots=True)
+class PhaseSummary:
+    """One row of the summary table."""
+
+    name: str
+    items: int
+    counts: dict[Status, int]
+    retries: int
+    p50: float
+    p95: float
+    p99: float
+    elapsed: float
+    note: str = ""
+
+    @classmethod
+    def of(cls, name: str, result: FanoutResult, note: str = "") -> PhaseSummary:
+        """Summarise a fan-out's result."""
+        lat = result.latency
+        return cls(
+            name,
+            len(result),
+            result.counts,
+            result.retries,
+            lat.p50,
+            lat.p95,
+            lat.p99,
+            result.elapsed,
+            note,
+        )
+
+
+class Reporter:
+    """Progress bars per phase and a final summary table, printed with rich."""
+
+    def __init__(self) -> None:
+        rich = _rich()
+        console = rich.console.Console()
+        # Piped output (CI, logs) gets a readable width instead of the 80-column fallback.
+        self.console = console if console.is_terminal else rich.console.Console(width=130)
+        self.rows: list[PhaseSummary] = []
+
+    def say(self, message: str) -> None:
+        """Print a line of narration."""
+        self.console.print(message)
+
+    @contextlib.contextmanager
+    def phase(self, name: str, total: int | None) -> Iterator[Callable[[Progress], None]]:
+        """A live progress bar; yields the ``on_progress`` callback to hand to the engine."""
+        rich = _rich()
+        columns = (
+            rich.progress.TextColumn("{task.description:<28}"),
+            rich.progress.BarColumn(),
+            rich.progress.MofNCompleteColumn(),
+            rich.progress.TextColumn("{task.fields[detail]}"),
+            rich.progress.TimeElapsedColumn(),
+        )
+        with rich.progress.Progress(*columns, console=self.console, transient=False) as bar:
+            task = bar.add_task(name, total=total, detail="")
+
+            def update(p: Progress) -> None:
+                failed = p.counts[Status.FAILED] + p.counts[Status.TIMED_OUT]
+                detail = f"in flight {p.in_flight:>3}  retries {p.retries:>3}  failed {failed}"
+                bar.update(task, completed=p.done, detail=detail)
+
+            yield update
+
+    def add(self, row: PhaseSummary) -> None:
+        """Add a row to the summary table."""
+        self.rows.append(row)
+
+    def table(self) -> None:
+        """Print the summary table of every phase."""
+        rich = _rich()
+        table = rich.table.Table(title="aiofanout demo: summary")
+        for header in (
+            "phase",
+            "items",
+            "ok",
+            "failed",
+            "timed out",
+            "skipped",
+            "retries",
+            "p50 ms",
+            "p95 ms",
+            "p99 ms",
+            "items/s",
+            "note",
+        ):
+            table.add_column(header, justify="left" if header in ("phase", "note") else "right")
+        for r in self.rows:
+            rate = r.items / r.elapsed if r.elapsed > 0 else 0.0
+            table.add_row(
+                r.name,
+                str(r.items),
+                str(r.counts[Status.SUCCEEDED]),
+                str(r.counts[Status.FAILED]),
+                str(r.counts[Status.TIMED_OUT]),
+                str(r.counts[Status.SKIPPED]),
+                str(r.retries),
+                f"{r.p50 * 1000:.1f}",
+                f"{r.p95 * 1000:.1f}",
+                f"{r.p99 * 1000:.1f}",
+                f"{rate:,.0f}",
+                r.note,
+            )
+        self.console.print(table)

@@ -1,0 +1,151 @@
+"""The target protocol: one call in, one reply out. The engine owns everything else."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+import anyio.to_thread
+
+from ._errors import UsageError
+
+__all__ = ["Batching", "Target"]
+
+
+@dataclass(frozen=True, slots=True)
+class Batching:
+    """How a batching target wants items grouped: at most ``max_items``, at most ``max_bytes``.
+
+    With ``max_bytes`` set, :meth:`Target.prepare` must return something whose ``len()`` is its
+    size in bytes (the encoded body), so the engine can pack batches without encoding twice.
+    """
+
+    max_items: int
+    max_bytes: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.max_items < 1:
+            raise UsageError(f"Batching(max_items=...) must be >= 1, got {self.max_items}")
+
+
+class Target:
+    """Base class of fan-out targets: something that makes one call, and nothing more.
+
+    A target does not sleep, retry, loop or time itself out: the engine does. It turns one prepared
+    payload (or, when :attr:`batching` is set, a list of them) into one reply or one error from
+    the :mod:`aiofanout` exception tree.
+
+    Subclasses implement :meth:`call` (or :meth:`call_batch` with :attr:`batching`), and may
+    override :meth:`prepare`, :meth:`open` and :meth:`close`.
+
+    Example::
+
+        class Echo(Target):
+            async def call(self, payload, *, timeout):
+                return payload
+
+        result = await dispatch_many(Echo(), range(10), concurrency=4)
+    """
+
+    #: Group items into batches of this shape (``None``: one item per call).
+    batching: Batching | None = None
+    #: Whether an attempt that timed out may already have taken effect at the far end (then the
+    #: engine does not retry it, whatever the retry policy says about timeouts).
+    ambiguous_timeouts: bool = False
+
+    async def open(self, *, concurrency: int, timeout: float | None) -> None:
+        """Get ready for a fan-out of at most ``concurrency`` calls in flight.
+
+        ``timeout`` is the per-attempt timeout, so network clients can size their read timeout
+        above it. Called once per fan-out; the default does nothing.
+        """
+
+    async def close(self) -> None:
+        """Release what :meth:`open` acquired. Called once per fan-out, also on error."""
+
+    def prepare(self, item: Any) -> Any:
+        """Turn an item into the payload sent on every attempt (encode once, check limits).
+
+        Raising here fails that item alone, before anything is sent. The default returns the
+        item unchanged.
+        """
+        return item
+
+    async def call(self, payload: Any, *, timeout: float | None) -> Any:
+        """Send one prepared payload and return the reply's value, or raise.
+
+        ``timeout`` is what remains of the attempt, in seconds (``None``: unbounded).
+        """
+        raise NotImplementedError(f"{type(self).__name__} must implement call()")
+
+    async def call_batch(self, payloads: Sequence[Any], *, timeout: float | None) -> Sequence[Any]:
+        """Send a batch; return one entry per payload: its value, or an exception instance.
+
+        Raise instead when the whole batch failed. Only used when :attr:`batching` is set.
+        """
+        raise NotImplementedError(f"{type(self).__name__} must implement call_batch()")
+
+
+class AsyncCallableTarget(Target):
+    """An async callable as a target: ``await fn(item)``."""
+
+    __slots__ = ("fn",)
+
+    def __init__(self, fn: Callable[[Any], Awaitable[Any]]) -> None:
+        self.fn = fn
+
+    async def call(self, payload: Any, *, timeout: float | None) -> Any:
+        return await self.fn(payload)
+
+
+class SyncCallableTarget(Target):
+    """A sync callable run in worker threads, under a thread limit.
+
+    A thread cannot be interrupted: an attempt that times out is noticed when the call returns,
+    and nothing is left running behind the fan-out's back.
+    """
+
+    def __init__(self, fn: Callable[[Any], Any], threads: int | None) -> None:
+        self.fn = fn
+        self.threads = threads
+        self._limiter: anyio.CapacityLimiter | None = None
+
+    async def open(self, *, concurrency: int, timeout: float | None) -> None:
+        self._limiter = anyio.CapacityLimiter(self.threads or min(concurrency, 64))
+
+    async def call(self, payload: Any, *, timeout: float | None) -> Any:
+        result = await anyio.to_thread.run_sync(self.fn, payload, limiter=self._limiter)
+        if inspect.isawaitable(result):
+            if inspect.iscoroutine(result):
+                result.close()
+            raise UsageError(
+                f"{self.fn!r} returned an awaitable from a thread: pass an `async def` function "
+                "(or functools.partial of one) so aiofanout awaits it on the event loop"
+            )
+        return result
+
+
+def is_async_callable(fn: object) -> bool:
+    """Whether calling ``fn`` gives a coroutine (async functions, partials, async ``__call__``)."""
+    while isinstance(fn, functools.partial):
+        fn = fn.func
+    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
+        getattr(fn, "__call__", None)  # noqa: B004 - we want the method itself
+    )
+
+
+def as_target(target: object, *, threads: int | None) -> Target:
+    """Wrap what a user passed as ``target`` into a :class:`Target`."""
+    if isinstance(target, Target):
+        return target
+    if not callable(target):
+        raise UsageError(
+            f"target must be a Target, an async function or a function, got {type(target).__name__}"
+        )
+    if is_async_callable(target):
+        return AsyncCallableTarget(target)
+    return SyncCallableTarget(target, threads)

@@ -1,0 +1,49 @@
+"""The public surface: sorted, importable, documented, shown under its public path."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+
+import pytest
+
+import aiofanout
+
+PUBLIC_MODULES = ["aiofanout"]
+
+
+def test_all_is_sorted_and_unique() -> None:
+    assert aiofanout.__all__ == sorted(set(aiofanout.__all__))
+
+
+@pytest.mark.parametrize("module_name", PUBLIC_MODULES)
+def test_every_public_name_is_importable_and_documented(module_name: str) -> None:
+    module = importlib.import_module(module_name)
+    assert module.__doc__
+    names = module.__all__
+    assert names == sorted(set(names))
+    for name in names:
+        obj = getattr(module, name)
+        if inspect.isclass(obj) or inspect.isfunction(obj):
+            assert inspect.getdoc(obj), f"{module_name}.{name} has no docstring"
+
+
+def test_public_objects_show_the_public_path() -> None:
+    for name in aiofanout.__all__:
+        obj = getattr(aiofanout, name)
+        if inspect.isclass(obj) or inspect.isfunction(obj):
+            assert obj.__module__ == "aiofanout", name
+
+
+def test_every_error_is_in_the_tree_drawn_in_the_errors_module() -> None:
+    from aiofanout import _errors
+
+    doc = _errors.__doc__ or ""
+    for name in _errors.__all__:
+        assert name in doc, f"{name} is missing from the tree in _errors.py"
+        obj = getattr(aiofanout, name)
+        assert issubclass(obj, Exception)
+
+
+def test_no_private_module_leaks_into_all() -> None:
+    assert not [n for n in aiofanout.__all__ if n.startswith("_")]
