@@ -182,7 +182,7 @@ def main() -> None:
                 f"{measures['(c) aiometer.amap'].median / ours_m:.1f}x",
                 str(measures["(c) aiometer.amap"].median / ours_m >= 5),
             ],
-            ["stream at 1M within +20 MiB of 10k", f"+{growth:.1f} MiB", str(growth <= 20)],
+            ["stream at 1M within +20 MiB of 10k", f"{growth:+.1f} MiB", str(growth <= 20)],
         ],
     )
     body = (

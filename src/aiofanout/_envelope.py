@@ -1,0 +1,231 @@
+"""What crosses the wire: task envelopes, reply envelopes, Lambda error payloads. JSON only.
+
+A task envelope is encoded once, to bytes, so its size is known before anything is sent and the
+same bytes go out on every attempt. With a secret, the envelope carries an HMAC-SHA256 ``sig``
+over its canonical form: the JSON of every other field, keys sorted, no whitespace, UTF-8.
+A worker that has a secret refuses unsigned and wrongly signed envelopes before looking at them
+further (the comparison is constant-time).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+import uuid
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError
+
+from ._errors import BadSignature, InvalidEnvelope, UsageError
+
+__all__ = [
+    "ENVELOPE_VERSION",
+    "ErrorInfo",
+    "LambdaErrorPayload",
+    "ReplyEnvelope",
+    "TaskEnvelope",
+    "decode_reply",
+    "decode_task",
+    "encode_reply",
+    "encode_task",
+]
+
+ENVELOPE_VERSION = 1
+_dumps = json.JSONEncoder(
+    ensure_ascii=False, separators=(",", ":"), sort_keys=True, allow_nan=False
+).encode
+
+
+class _Wire(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+
+
+class TaskEnvelope(_Wire):
+    """A request to run one registered task.
+
+    Fields: ``v`` (version), ``id``, ``batch_id``, ``task`` (a registered name, never a dotted
+    path to import), ``args``/``kwargs`` (JSON), ``attempt``, ``depth`` (hops of task-to-task
+    dispatch), ``deadline_ms`` (epoch ms), ``reply_to`` (an SQS queue URL), ``idempotency_key``,
+    ``sig`` (HMAC-SHA256, hex).
+    """
+
+    v: Literal[1] = ENVELOPE_VERSION
+    id: str = Field(min_length=1, max_length=128)
+    batch_id: str | None = Field(default=None, max_length=128)
+    task: str = Field(min_length=1, max_length=256)
+    args: list[JsonValue] = Field(default_factory=list)
+    kwargs: dict[str, JsonValue] = Field(default_factory=dict)
+    attempt: int = Field(default=1, ge=1)
+    depth: int = Field(default=0, ge=0)
+    deadline_ms: int | None = None
+    reply_to: str | None = None
+    idempotency_key: str | None = Field(default=None, max_length=256)
+    sig: str | None = None
+
+
+class ErrorInfo(_Wire):
+    """A task's error as it crosses the wire: the exception type's name, its message, retryable."""
+
+    type: str
+    message: str
+    retryable: bool = False
+
+
+class ReplyEnvelope(_Wire):
+    """The answer to one task envelope: ``ok`` with a ``value``, or an ``error``."""
+
+    v: Literal[1] = ENVELOPE_VERSION
+    id: str
+    ok: bool
+    value: JsonValue = None
+    error: ErrorInfo | None = None
+
+
+class LambdaErrorPayload(BaseModel):
+    """The body Lambda returns with ``X-Amz-Function-Error`` (fields as AWS names them)."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    errorMessage: str = ""  # noqa: N815 - AWS's field names
+    errorType: str = "Unhandled"  # noqa: N815
+    requestId: str | None = None  # noqa: N815
+    stackTrace: list[str] | list[list[Any]] | None = None  # noqa: N815
+
+
+def new_id() -> str:
+    """A fresh envelope id."""
+    return uuid.uuid4().hex
+
+
+def _key(secret: str | bytes) -> bytes:
+    return secret.encode() if isinstance(secret, str) else secret
+
+
+def sign(canonical: bytes, secret: str | bytes) -> str:
+    """The HMAC-SHA256 (hex) of an envelope's canonical bytes."""
+    return hmac.new(_key(secret), canonical, hashlib.sha256).hexdigest()
+
+
+def encode_task(
+    task: str,
+    args: list[Any],
+    kwargs: dict[str, Any],
+    *,
+    id: str | None = None,  # noqa: A002 - the envelope's field
+    batch_id: str | None = None,
+    depth: int = 0,
+    deadline_ms: int | None = None,
+    reply_to: str | None = None,
+    idempotency_key: str | None = None,
+    secret: str | bytes | None = None,
+) -> bytes:
+    """Encode a task envelope to its wire bytes, signed when a secret is given.
+
+    Raises :class:`UsageError` when an argument is not JSON (sets, bytes, NaN, objects).
+    """
+    body: dict[str, Any] = {"v": ENVELOPE_VERSION, "id": id or new_id(), "task": task}
+    if args:
+        body["args"] = args
+    if kwargs:
+        body["kwargs"] = kwargs
+    for name, value in (
+        ("batch_id", batch_id),
+        ("deadline_ms", deadline_ms),
+        ("reply_to", reply_to),
+        ("idempotency_key", idempotency_key),
+    ):
+        if value is not None:
+            body[name] = value
+    if depth:
+        body["depth"] = depth
+    try:
+        canonical = _dumps(body).encode()
+    except (TypeError, ValueError) as exc:
+        raise UsageError(
+            f"arguments of task {task!r} must be JSON (dict, list, str, int, float, bool, None): "
+            f"{exc}"
+        ) from exc
+    if secret is None:
+        return canonical
+    # Append the signature without serializing again: canonical ends with "}".
+    return canonical[:-1] + b',"sig":"' + sign(canonical, secret).encode() + b'"}'
+
+
+def _loads(raw: bytes | str | dict[str, Any]) -> dict[str, Any]:
+    if isinstance(raw, dict):
+        return raw
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidEnvelope(f"message is not JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise InvalidEnvelope(f"an envelope is a JSON object, got {type(data).__name__}")
+    return data
+
+
+def _check_version(data: dict[str, Any]) -> None:
+    version = data.get("v")
+    if version != ENVELOPE_VERSION:
+        raise InvalidEnvelope(
+            f"unsupported envelope version {version!r}: this worker speaks version "
+            f"{ENVELOPE_VERSION}; upgrade aiofanout on the worker"
+        )
+
+
+def verify(data: dict[str, Any], secret: str | bytes) -> None:
+    """Raise :class:`BadSignature` unless ``data`` carries a valid signature for ``secret``."""
+    signature = data.get("sig")
+    if not isinstance(signature, str):
+        raise BadSignature("envelope is unsigned, and this worker requires signed envelopes")
+    unsigned = {k: v for k, v in data.items() if k != "sig"}
+    try:
+        canonical = _dumps(unsigned).encode()
+    except (TypeError, ValueError) as exc:
+        raise BadSignature(f"envelope cannot be put in canonical form: {exc}") from exc
+    if not hmac.compare_digest(sign(canonical, secret), signature):
+        raise BadSignature("envelope signature does not match: wrong secret or tampered message")
+
+
+def decode_task(
+    raw: bytes | str | dict[str, Any], *, secret: str | bytes | None = None
+) -> TaskEnvelope:
+    """Parse and validate a task envelope; check its signature first when a secret is set."""
+    data = _loads(raw)
+    _check_version(data)
+    if secret is not None:
+        verify(data, secret)
+    try:
+        return TaskEnvelope.model_validate(data)
+    except ValidationError as exc:
+        raise InvalidEnvelope(f"invalid task envelope: {_brief(exc)}") from exc
+
+
+def encode_reply(reply: ReplyEnvelope) -> bytes:
+    """Encode a reply envelope to its wire bytes."""
+    return reply.model_dump_json(exclude_none=True).encode()
+
+
+def decode_reply(raw: bytes | str | dict[str, Any]) -> ReplyEnvelope:
+    """Parse and validate a reply envelope."""
+    data = _loads(raw)
+    _check_version(data)
+    try:
+        return ReplyEnvelope.model_validate(data)
+    except ValidationError as exc:
+        raise InvalidEnvelope(f"invalid reply envelope: {_brief(exc)}") from exc
+
+
+def now_ms() -> int:
+    """Epoch milliseconds now (the unit of ``deadline_ms``)."""
+    return int(time.time() * 1000)
+
+
+def _brief(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors()[:3]:
+        where = ".".join(str(p) for p in err["loc"]) or "envelope"
+        parts.append(f"{where}: {err['msg']}")
+    more = exc.error_count() - len(parts)
+    return "; ".join(parts) + (f" (+{more} more)" if more > 0 else "")

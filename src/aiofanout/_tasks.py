@@ -1,0 +1,419 @@
+"""The task registry: ``App``, ``@app.task``, ``Call``, and running one envelope.
+
+A worker runs only what it registered. A message names a task; the name is looked up in the
+app's dict of tasks and nothing else: nothing is imported, ``exec``'d or unpickled, so a message
+naming ``os.system`` gets :class:`UnknownTask` like any other unknown name.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import functools
+import inspect
+import logging
+import time
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Generic, ParamSpec, TypeVar, overload
+
+import anyio.to_thread
+from pydantic import TypeAdapter, ValidationError
+
+from ._envelope import (
+    ErrorInfo,
+    ReplyEnvelope,
+    TaskEnvelope,
+    decode_reply,
+    decode_task,
+    encode_reply,
+    encode_task,
+    now_ms,
+)
+from ._errors import (
+    DepthExceeded,
+    EnvelopeError,
+    FanoutError,
+    InvalidArguments,
+    TaskFailed,
+    UnknownTask,
+    UsageError,
+)
+from ._target import Target
+
+__all__ = ["App", "Call", "Task"]
+
+log = logging.getLogger("aiofanout.worker")
+P = ParamSpec("P")
+R = TypeVar("R")
+
+#: The depth of the task running now (``None`` outside any task).
+current_depth: contextvars.ContextVar[int | None] = contextvars.ContextVar(
+    "aiofanout_depth", default=None
+)
+#: The deadline (epoch ms) of the task running now, handed on to what it dispatches.
+current_deadline_ms: contextvars.ContextVar[int | None] = contextvars.ContextVar(
+    "aiofanout_deadline_ms", default=None
+)
+DEFAULT_MAX_DEPTH = 8
+
+
+class Call:
+    """Several arguments for one task call: ``Call(a, b, key=c)`` runs ``task(a, b, key=c)``.
+
+    Any other item of a fan-out is the task's single argument.
+
+    Example::
+
+        await dispatch_many(resize, [Call("a.png", width=100), Call("b.png", width=200)],
+                            concurrency=10)
+    """
+
+    __slots__ = ("args", "kwargs")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.args = list(args)
+        self.kwargs = kwargs
+
+    def __repr__(self) -> str:
+        parts = [repr(a) for a in self.args] + [f"{k}={v!r}" for k, v in self.kwargs.items()]
+        return f"Call({', '.join(parts)})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Call) and (self.args, self.kwargs) == (other.args, other.kwargs)
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+def split_item(item: Any) -> tuple[list[Any], dict[str, Any]]:
+    """The args and kwargs a fan-out item stands for."""
+    if isinstance(item, Call):
+        return item.args, item.kwargs
+    return [item], {}
+
+
+class _Signature:
+    """Binds and validates arguments against a function's signature, with pydantic."""
+
+    def __init__(self, fn: Callable[..., Any]) -> None:
+        self.signature = inspect.signature(fn)
+        hints = typing.get_type_hints(fn)
+        self.adapters: dict[str, TypeAdapter[Any]] = {
+            name: TypeAdapter(hints[name]) for name in self.signature.parameters if name in hints
+        }
+
+    def bind(self, task: str, args: list[Any], kwargs: dict[str, Any]) -> inspect.BoundArguments:
+        try:
+            bound = self.signature.bind(*args, **kwargs)
+        except TypeError as exc:
+            raise InvalidArguments(f"task {task!r}: {exc}") from exc
+        for name, value in bound.arguments.items():
+            adapter = self.adapters.get(name)
+            if adapter is None:
+                continue
+            kind = self.signature.parameters[name].kind
+            try:
+                if kind is inspect.Parameter.VAR_POSITIONAL:
+                    bound.arguments[name] = tuple(adapter.validate_python(v) for v in value)
+                elif kind is inspect.Parameter.VAR_KEYWORD:
+                    bound.arguments[name] = {
+                        k: adapter.validate_python(v) for k, v in value.items()
+                    }
+                else:
+                    bound.arguments[name] = adapter.validate_python(value)
+            except ValidationError as exc:
+                first = exc.errors()[0]
+                raise InvalidArguments(
+                    f"task {task!r}, argument {name!r}: {first['msg']} (got {type(value).__name__})"
+                ) from exc
+        return bound
+
+
+@dataclass(frozen=True, slots=True)
+class TaskResult:
+    """What running one envelope gave: the reply, the task's exception, the envelope if valid."""
+
+    reply: ReplyEnvelope
+    error: BaseException | None
+    envelope: TaskEnvelope | None = None
+
+
+class Task(Target, Generic[P, R]):
+    """A registered task: still the plain function when called, and a fan-out target.
+
+    As a target it runs in-process ("eager mode") through the same envelope round-trip a remote
+    worker would use (encode, validate, run, reply, decode), so tasks are tested without servers.
+
+    Example::
+
+        app = App("images")
+
+        @app.task(timeout=30)
+        async def resize(key: str, width: int = 100) -> str:
+            ...
+
+        await resize("a.png", width=50)                       # the plain function
+        await dispatch_many(resize, ["a.png", "b.png"], concurrency=4)   # eager fan-out
+    """
+
+    def __init__(self, app: App, fn: Callable[P, R], *, name: str, timeout: float | None) -> None:
+        self.app = app
+        self.fn = fn
+        self.name = name
+        self.timeout = timeout
+        self.is_async = inspect.iscoroutinefunction(fn)
+        self.signature = _Signature(fn)
+        functools.update_wrapper(self, fn)  # type: ignore[arg-type]
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        return self.fn(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"<Task {self.name!r} of App {self.app.name!r}>"
+
+    # -- the target side (eager mode) ---------------------------------------------------------
+
+    def envelope(self, item: Any, **fields: Any) -> bytes:
+        """Encode the task envelope for one fan-out item (depth and deadline handed on)."""
+        args, kwargs = split_item(item)
+        depth = dispatch_depth()
+        if depth > self.app.max_depth:
+            raise DepthExceeded(
+                f"dispatching {self.name!r} would be hop {depth}, past the depth budget of "
+                f"{self.app.max_depth}: a task is fanning out to itself in a loop? "
+                "Raise App(max_depth=...) if the depth is intended"
+            )
+        fields.setdefault("deadline_ms", current_deadline_ms.get())
+        return encode_task(self.name, args, kwargs, depth=depth, secret=self.app.secret, **fields)
+
+    def prepare(self, item: Any) -> bytes:
+        return self.envelope(item)
+
+    async def call(self, payload: Any, *, timeout: float | None) -> Any:
+        result = await self.app.run_envelope(payload)
+        return unwrap_reply(decode_reply(encode_reply(result.reply)))
+
+
+def dispatch_depth() -> int:
+    """The depth an envelope sent from here carries: one more than the running task's, or 0."""
+    depth = current_depth.get()
+    return 0 if depth is None else depth + 1
+
+
+def unwrap_reply(reply: ReplyEnvelope) -> Any:
+    """The reply's value, or the reply's error raised as a library error."""
+    if reply.ok:
+        return reply.value
+    error = reply.error or ErrorInfo(type="Unknown", message="reply carries no error")
+    raise error_from_info(error)
+
+
+def error_from_info(info: ErrorInfo) -> FanoutError:
+    """Rebuild a library error from the wire (envelope errors keep their class)."""
+    cls = _ENVELOPE_ERRORS.get(info.type)
+    if cls is not None:
+        return cls(info.message)
+    return TaskFailed(info.message, remote_type=info.type, retryable=info.retryable)
+
+
+def _envelope_error_classes() -> dict[str, type[EnvelopeError]]:
+    from . import _errors
+
+    return {
+        name: obj
+        for name in _errors.__all__
+        if isinstance(obj := getattr(_errors, name), type) and issubclass(obj, EnvelopeError)
+    }
+
+
+_ENVELOPE_ERRORS = _envelope_error_classes()
+
+
+def error_info(exc: BaseException) -> ErrorInfo:
+    """Describe an exception for the wire, without its arguments or traceback."""
+    if isinstance(exc, TaskFailed):
+        return ErrorInfo(type=exc.remote_type, message=exc.message, retryable=exc.retryable)
+    message = exc.message if isinstance(exc, FanoutError) else str(exc)
+    retryable = bool(getattr(exc, "retryable", False)) or isinstance(exc, TimeoutError)
+    return ErrorInfo(type=type(exc).__name__, message=message, retryable=retryable)
+
+
+class App:
+    """A registry of tasks, and the worker entry points that run them.
+
+    Args:
+        name: the app's name, shown in logs.
+        secret: with a secret, envelopes are signed (HMAC-SHA256) when sent and required to be
+            signed when received; unsigned or wrongly signed ones never run.
+        max_depth: the most hops of task-to-task dispatch (A -> B -> A loops stop there).
+        concurrency: the most records of one SQS batch run at once.
+        deadline_margin: seconds kept free before the Lambda deadline: an SQS batch stops taking
+            records when less than this remains, and reports the rest as failures.
+        loop: ``"reuse"`` (one event loop per execution environment, kept across warm
+            invocations so clients and pools stay valid) or ``"fresh"`` (``asyncio.run`` per call).
+
+    Example::
+
+        app = App("worker", secret=os.environ.get("FANOUT_SECRET"))
+
+        @app.task
+        async def add(a: int, b: int) -> int:
+            return a + b
+
+        lambda_handler = app.lambda_handler   # the function Lambda calls
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        secret: str | bytes | None = None,
+        max_depth: int = DEFAULT_MAX_DEPTH,
+        concurrency: int = 16,
+        deadline_margin: float = 2.0,
+        loop: str = "reuse",
+    ) -> None:
+        if loop not in ("reuse", "fresh"):
+            raise UsageError(f"App(loop=...) is 'reuse' or 'fresh', got {loop!r}")
+        if max_depth < 0:
+            raise UsageError(f"App(max_depth=...) must be >= 0, got {max_depth}")
+        self.name = name
+        self.secret = secret
+        self.max_depth = max_depth
+        self.concurrency = concurrency
+        self.deadline_margin = deadline_margin
+        self.tasks: dict[str, Task[Any, Any]] = {}
+        from ._handlers import LoopRunner
+
+        self.runner = LoopRunner(fresh=(loop == "fresh"))
+
+    def __repr__(self) -> str:
+        return f"<App {self.name!r}: {len(self.tasks)} tasks>"
+
+    @overload
+    def task(self, fn: Callable[P, R], /) -> Task[P, R]: ...
+    @overload
+    def task(
+        self, /, *, name: str | None = None, timeout: float | None = None
+    ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
+    def task(
+        self,
+        fn: Callable[P, R] | None = None,
+        /,
+        *,
+        name: str | None = None,
+        timeout: float | None = None,
+    ) -> Task[P, R] | Callable[[Callable[P, R]], Task[P, R]]:
+        """Register a function (async or sync) as a task: ``@app.task`` or ``@app.task(...)``."""
+
+        def register(f: Callable[P, R]) -> Task[P, R]:
+            task_name = name or f.__name__
+            if task_name in self.tasks:
+                raise UsageError(f"task {task_name!r} is already registered in app {self.name!r}")
+            task = Task(self, f, name=task_name, timeout=timeout)
+            self.tasks[task_name] = task
+            return task
+
+        return register if fn is None else register(fn)
+
+    # -- running envelopes --------------------------------------------------------------------
+
+    def lookup(self, envelope: TaskEnvelope) -> Task[Any, Any]:
+        """The registered task an envelope names, after the depth check."""
+        task = self.tasks.get(envelope.task)
+        if task is None:
+            raise UnknownTask(
+                f"no task named {envelope.task!r} is registered in app {self.name!r}; "
+                f"registered: {sorted(self.tasks) or 'none'}"
+            )
+        if envelope.depth > self.max_depth:
+            raise DepthExceeded(
+                f"envelope at depth {envelope.depth} is past the depth budget of {self.max_depth}"
+            )
+        return task
+
+    async def run_envelope(self, raw: bytes | str | dict[str, Any]) -> TaskResult:
+        """Decode, check, run one envelope; never raises for what the message or task did."""
+        envelope: TaskEnvelope | None = None
+        try:
+            envelope = decode_task(raw, secret=self.secret)
+            task = self.lookup(envelope)
+            bound = task.signature.bind(task.name, envelope.args, envelope.kwargs)
+            value = await self._run(task, envelope, bound)
+        except Exception as exc:  # noqa: BLE001 - every failure becomes a reply
+            return self._failed(envelope, exc)
+        try:
+            reply = ReplyEnvelope(id=envelope.id, ok=True, value=value)
+        except ValidationError as exc:
+            bad = UsageError(f"task {envelope.task!r} returned a value that is not JSON: {exc}")
+            return self._failed(envelope, bad)
+        return TaskResult(reply, None, envelope)
+
+    @staticmethod
+    def _failed(envelope: TaskEnvelope | None, error: Exception) -> TaskResult:
+        reply_id = envelope.id if envelope is not None else "?"
+        return TaskResult(
+            ReplyEnvelope(id=reply_id, ok=False, error=error_info(error)), error, envelope
+        )
+
+    async def _run(
+        self, task: Task[Any, Any], envelope: TaskEnvelope, bound: inspect.BoundArguments
+    ) -> Any:
+        started = time.monotonic()
+        extra = {"task": task.name, "task_id": envelope.id, "batch_id": envelope.batch_id}
+        depth_token = current_depth.set(envelope.depth)
+        deadline_token = current_deadline_ms.set(envelope.deadline_ms)
+        try:
+            async with asyncio.timeout(self._time_left(task, envelope)):
+                if task.is_async:
+                    value = await task.fn(*bound.args, **bound.kwargs)
+                else:
+                    call = functools.partial(task.fn, *bound.args, **bound.kwargs)
+                    value = await anyio.to_thread.run_sync(call)
+        except Exception as exc:
+            log.warning(
+                "task %s id=%s batch=%s failed: %s",
+                task.name,
+                envelope.id,
+                envelope.batch_id,
+                type(exc).__name__,
+                extra=extra,
+            )
+            raise
+        finally:
+            current_depth.reset(depth_token)
+            current_deadline_ms.reset(deadline_token)
+        log.info(
+            "task %s id=%s batch=%s ok in %.1f ms",
+            task.name,
+            envelope.id,
+            envelope.batch_id,
+            (time.monotonic() - started) * 1000,
+            extra=extra,
+        )
+        return value
+
+    @staticmethod
+    def _time_left(task: Task[Any, Any], envelope: TaskEnvelope) -> float | None:
+        limits = []
+        if task.timeout is not None:
+            limits.append(task.timeout)
+        if envelope.deadline_ms is not None:
+            limits.append((envelope.deadline_ms - now_ms()) / 1000)
+        return max(0.0, min(limits)) if limits else None
+
+    # -- Lambda entry points (see _handlers.py) -----------------------------------------------
+
+    def lambda_handler(self, event: Any, context: Any) -> Any:
+        """The sync function Lambda's Python runtime calls (handler ``module.app.lambda_handler``).
+
+        Recognises a direct invoke (one envelope, or a list of them) and an SQS event.
+        """
+        return self.runner.run(self.handle(event, context))
+
+    async def handle(self, event: Any, context: Any) -> Any:
+        """The async body of :meth:`lambda_handler`, for callers that have a loop already."""
+        from ._handlers import handle_event
+
+        return await handle_event(self, event, context)
