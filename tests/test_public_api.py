@@ -9,7 +9,7 @@ import pytest
 
 import aiofanout
 
-PUBLIC_MODULES = ["aiofanout"]
+PUBLIC_MODULES = ["aiofanout", "aiofanout.testing"]
 
 
 def test_all_is_sorted_and_unique() -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 
 from ._engine import Deadline, OutcomeStream, dispatch_many, stream
+from ._envelope import ErrorInfo, ReplyEnvelope, TaskEnvelope
 from ._errors import (
     AccessDenied,
     AmbiguousError,
@@ -40,18 +41,22 @@ from ._limits import Limits
 from ._outcome import FanoutResult, Latency, Outcome, Progress, Status, StopReason
 from ._retry import Retry
 from ._target import Batching, Target
+from ._tasks import App, Call, Task
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AccessDenied",
     "AmbiguousError",
+    "App",
     "BadSignature",
     "Batching",
+    "Call",
     "ConnectError",
     "Deadline",
     "DepthExceeded",
     "EnvelopeError",
+    "ErrorInfo",
     "FanoutError",
     "FanoutFailed",
     "FanoutResult",
@@ -64,6 +69,7 @@ __all__ = [
     "OutcomeStream",
     "PayloadTooLarge",
     "Progress",
+    "ReplyEnvelope",
     "RequestRejected",
     "Retry",
     "ServerError",
@@ -71,6 +77,8 @@ __all__ = [
     "Status",
     "StopReason",
     "Target",
+    "Task",
+    "TaskEnvelope",
     "TaskFailed",
     "Throttled",
     "TransportError",

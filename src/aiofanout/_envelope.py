@@ -32,7 +32,7 @@ __all__ = [
     "encode_task",
 ]
 
-ENVELOPE_VERSION = 1
+ENVELOPE_VERSION: Literal[1] = 1
 _dumps = json.JSONEncoder(
     ensure_ascii=False, separators=(",", ":"), sort_keys=True, allow_nan=False
 ).encode
@@ -113,7 +113,7 @@ def encode_task(
     args: list[Any],
     kwargs: dict[str, Any],
     *,
-    id: str | None = None,  # noqa: A002 - the envelope's field
+    id: str | None = None,
     batch_id: str | None = None,
     depth: int = 0,
     deadline_ms: int | None = None,

@@ -174,7 +174,7 @@ async def _run_in_order(
         try:
             async with asyncio.timeout_at(deadline.at if deadline else None):
                 await _run_record(app, record)
-        except Exception:  # noqa: BLE001 - FIFO: this record and every later one come back
+        except Exception:
             return [r["messageId"] for r in records[position:]]
     return []
 

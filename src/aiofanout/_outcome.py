@@ -258,6 +258,10 @@ class FanoutResult(Sequence[Outcome]):
         failed = self.failures()
         if failed:
             counts = ", ".join(f"{n} {s.value}" for s, n in self.counts.items() if n)
+            first = failed[0]
+            why = f"{type(first.error).__name__}: {first.error}" if first.error else first.status
             raise FanoutFailed(
-                f"{len(failed)} of {len(self)} items did not succeed ({counts})", failed
+                f"{len(failed)} of {len(self)} items did not succeed ({counts}); "
+                f"first, item {first.index}: {why}",
+                failed,
             )

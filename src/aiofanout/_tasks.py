@@ -98,7 +98,7 @@ class _Signature:
 
     def __init__(self, fn: Callable[..., Any]) -> None:
         self.signature = inspect.signature(fn)
-        hints = typing.get_type_hints(fn)
+        hints = typing.get_type_hints(fn, include_extras=True)
         self.adapters: dict[str, TypeAdapter[Any]] = {
             name: TypeAdapter(hints[name]) for name in self.signature.parameters if name in hints
         }
@@ -164,7 +164,7 @@ class Task(Target, Generic[P, R]):
         self.timeout = timeout
         self.is_async = inspect.iscoroutinefunction(fn)
         self.signature = _Signature(fn)
-        functools.update_wrapper(self, fn)  # type: ignore[arg-type]
+        functools.update_wrapper(self, fn)
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         return self.fn(*args, **kwargs)
@@ -262,6 +262,7 @@ class App:
             return a + b
 
         lambda_handler = app.lambda_handler   # the function Lambda calls
+
     """
 
     def __init__(
@@ -341,7 +342,7 @@ class App:
             task = self.lookup(envelope)
             bound = task.signature.bind(task.name, envelope.args, envelope.kwargs)
             value = await self._run(task, envelope, bound)
-        except Exception as exc:  # noqa: BLE001 - every failure becomes a reply
+        except Exception as exc:
             return self._failed(envelope, exc)
         try:
             reply = ReplyEnvelope(id=envelope.id, ok=True, value=value)

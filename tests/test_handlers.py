@@ -1,0 +1,246 @@
+"""Worker entry points with the event JSON AWS sends: SQS batches, direct invokes, the adapter."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from collections.abc import Iterator
+from typing import Annotated, Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+from pydantic import Field
+
+from aiofanout import App, Call, UsageError
+from aiofanout._handlers import LoopRunner
+from aiofanout.testing import LambdaContext, sqs_event, sqs_record
+
+app = App("worker", secret="s3cret")
+ran: list[str] = []
+
+
+@app.task
+async def work(name: str) -> str:
+    ran.append(name)
+    if name.startswith("fail"):
+        raise ValueError(f"{name} failed")
+    if name.startswith("slow"):
+        await asyncio.sleep(0.3)
+    return name.upper()
+
+
+@app.task
+def note(text: Annotated[str, Field(max_length=64)]) -> int:
+    return len(text)
+
+
+def ids(event: dict[str, Any], *positions: int) -> list[dict[str, str]]:
+    return [{"itemIdentifier": event["Records"][p]["messageId"]} for p in positions]
+
+
+@pytest.fixture(autouse=True)
+def _clear() -> Iterator[None]:
+    ran.clear()
+    yield
+    app.runner.close()
+
+
+def test_all_records_succeed() -> None:
+    event = sqs_event([work.envelope(n) for n in ("a", "b", "c")])
+    assert app.lambda_handler(event, LambdaContext()) == {"batchItemFailures": []}
+    assert sorted(ran) == ["a", "b", "c"]
+
+
+def test_records_whose_task_raises_are_reported() -> None:
+    event = sqs_event([work.envelope(n) for n in ("a", "fail-1", "b", "fail-2")])
+    assert app.lambda_handler(event, LambdaContext()) == {"batchItemFailures": ids(event, 1, 3)}
+
+
+def test_malformed_unknown_unsigned_and_oversized_records_are_reported_not_run() -> None:
+    unsigned = App("other")
+    unsigned.task(name="work")(work.fn)
+    bodies = [
+        work.envelope("ok-1"),
+        b"{this is not json",
+        json.dumps({"v": 1, "id": "x", "task": "os.system", "args": ["id"]}).encode(),
+        unsigned.tasks["work"].envelope("unsigned"),
+        note.envelope("x" * 65),  # over the task's declared max_length
+        work.envelope(Call(name="ok-2")),
+    ]
+    event = sqs_event(bodies)
+    assert app.lambda_handler(event, LambdaContext()) == {
+        "batchItemFailures": ids(event, 1, 2, 3, 4)
+    }
+    assert sorted(ran) == ["ok-1", "ok-2"]
+
+
+def test_records_not_reached_before_the_deadline_are_reported() -> None:
+    limited = App("limited", concurrency=1, deadline_margin=1.0)
+    napped: list[float] = []
+
+    @limited.task
+    async def nap(seconds: float) -> float:
+        await asyncio.sleep(seconds)
+        napped.append(seconds)
+        return seconds
+
+    start = time.monotonic()
+
+    def remaining() -> int:  # 2 s left at the start, running down in real time
+        return int((2.0 - (time.monotonic() - start)) * 1000)
+
+    # One at a time with 1 s of budget (2 s less the 1 s margin): the first nap fits, the
+    # second is cut off by the deadline, the last two are never started.
+    event = sqs_event([nap.envelope(s) for s in (0.6, 0.6, 0.01, 0.01)])
+    failures = limited.lambda_handler(event, LambdaContext(clock=remaining))
+    assert failures == {"batchItemFailures": ids(event, 1, 2, 3)}
+    assert napped == [0.6]
+    limited.runner.close()
+
+
+def test_a_deadline_already_inside_the_margin_reports_every_record() -> None:
+    event = sqs_event([work.envelope(n) for n in ("a", "b")])
+    failures = app.lambda_handler(event, LambdaContext(remaining_ms=500))  # margin is 2 s
+    assert failures == {"batchItemFailures": ids(event, 0, 1)}
+    assert ran == []
+
+
+def test_fifo_stops_at_the_first_failure_and_reports_it_and_every_later_record() -> None:
+    event = sqs_event([work.envelope(n) for n in ("a", "b", "fail-x", "c", "d")], fifo=True)
+    assert app.lambda_handler(event, LambdaContext()) == {"batchItemFailures": ids(event, 2, 3, 4)}
+    assert ran == ["a", "b", "fail-x"]
+
+
+def test_fifo_runs_in_order() -> None:
+    event = sqs_event([work.envelope(n) for n in ("slow-1", "a", "slow-2", "b")], fifo=True)
+    assert app.lambda_handler(event, LambdaContext()) == {"batchItemFailures": []}
+    assert ran == ["slow-1", "a", "slow-2", "b"]
+
+
+def test_a_direct_invoke_returns_the_reply_or_raises_the_task_error() -> None:
+    ok = app.lambda_handler(json.loads(work.envelope("hi")), LambdaContext())
+    assert ok["ok"] is True
+    assert ok["value"] == "HI"
+    with pytest.raises(ValueError, match="fail-now failed"):
+        app.lambda_handler(json.loads(work.envelope("fail-now")), LambdaContext())
+
+
+def test_a_chunked_invoke_answers_one_reply_per_item() -> None:
+    chunk = [json.loads(work.envelope(n)) for n in ("a", "fail-b", "c")]
+    replies = app.lambda_handler(chunk, LambdaContext())
+    assert [r["ok"] for r in replies] == [True, False, True]
+    assert [r["id"] for r in replies] == [c["id"] for c in chunk]
+    assert replies[1]["error"]["type"] == "ValueError"
+    assert replies[2]["value"] == "C"
+
+
+def test_an_sqs_record_body_in_the_event_is_just_the_envelope() -> None:
+    record = sqs_record(work.envelope("z"), queue="q")
+    assert record["eventSourceARN"].endswith(":q")
+    assert app.lambda_handler({"Records": [record]}, None) == {"batchItemFailures": []}
+
+
+async def test_calling_the_sync_handler_inside_a_loop_says_what_to_use() -> None:
+    with pytest.raises(UsageError, match=r"await app\.handle"):
+        app.lambda_handler(sqs_event([work.envelope("a")]), None)
+    assert await app.handle(sqs_event([work.envelope("a")]), None) == {"batchItemFailures": []}
+
+
+class _Server:
+    """An aiohttp server on 127.0.0.1 in its own thread, counting requests and connections."""
+
+    def __init__(self) -> None:
+        self.requests = 0
+        self.peers: set[Any] = set()
+        self.loop = asyncio.new_event_loop()
+        self.ready = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.port = 0
+
+    def _serve(self) -> None:
+        asyncio.set_event_loop(self.loop)
+
+        async def hello(request: web.Request) -> web.Response:
+            self.requests += 1
+            self.peers.add(
+                request.transport.get_extra_info("peername") if request.transport else None
+            )
+            return web.json_response({"n": self.requests})
+
+        web_app = web.Application()
+        web_app.router.add_get("/", hello)
+        self.runner = web.AppRunner(web_app)
+        self.loop.run_until_complete(self.runner.setup())
+        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        self.loop.run_until_complete(site.start())
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.ready.set()
+        self.loop.run_forever()
+        self.loop.run_until_complete(self.runner.cleanup())
+        self.loop.close()
+
+    def __enter__(self) -> _Server:
+        self.thread.start()
+        self.ready.wait(10)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+
+
+def test_the_sync_adapter_keeps_one_loop_and_one_session_across_invocations() -> None:
+    http_app = App("http")
+    sessions: list[aiohttp.ClientSession] = []
+    loops: set[int] = set()
+
+    @http_app.task
+    async def fetch(url: str) -> int:
+        if not sessions:
+            sessions.append(aiohttp.ClientSession())  # created once, kept across invocations
+        loops.add(id(asyncio.get_running_loop()))
+        async with sessions[0].get(url) as response:
+            return int((await response.json())["n"])
+
+    with _Server() as server:
+        url = f"http://127.0.0.1:{server.port}/"
+        values = [
+            http_app.lambda_handler(json.loads(fetch.envelope(url)), LambdaContext())["value"]
+            for _ in range(25)
+        ]
+        assert values == list(range(1, 26))
+        assert len(loops) == 1
+        assert len(server.peers) == 1  # one kept-alive connection served all 25 invocations
+        http_app.runner.run(sessions[0].close())
+    http_app.runner.close()
+
+
+def test_the_fresh_loop_mode_runs_each_invocation_on_its_own_loop() -> None:
+    fresh = App("fresh", loop="fresh")
+    loops: list[asyncio.AbstractEventLoop] = []
+
+    @fresh.task
+    async def which() -> int:
+        loops.append(asyncio.get_running_loop())
+        return len(loops)
+
+    for _ in range(3):
+        assert fresh.lambda_handler(json.loads(which.envelope(Call())), None)["ok"]
+    assert len({id(loop) for loop in loops}) == 3
+    assert all(loop.is_closed() for loop in loops)
+
+
+def test_a_loop_runner_closes_cleanly() -> None:
+    runner = LoopRunner()
+
+    async def answer() -> int:
+        return 42
+
+    assert runner.run(answer()) == 42
+    loop = runner.loop
+    runner.close()
+    assert loop is not None
+    assert loop.is_closed()
