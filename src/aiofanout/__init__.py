@@ -42,6 +42,7 @@ from ._outcome import FanoutResult, Latency, Outcome, Progress, Status, StopReas
 from ._retry import Retry
 from ._target import Batching, Target
 from ._tasks import App, Call, Task
+from .targets import HttpTarget, LambdaTarget, SqsTarget
 
 __version__ = "0.1.0"
 
@@ -60,8 +61,10 @@ __all__ = [
     "FanoutError",
     "FanoutFailed",
     "FanoutResult",
+    "HttpTarget",
     "InvalidArguments",
     "InvalidEnvelope",
+    "LambdaTarget",
     "Latency",
     "Limits",
     "NotFound",
@@ -74,6 +77,7 @@ __all__ = [
     "Retry",
     "ServerError",
     "ServiceError",
+    "SqsTarget",
     "Status",
     "StopReason",
     "Target",

@@ -11,6 +11,7 @@ import asyncio
 import contextvars
 import functools
 import inspect
+import json
 import logging
 import time
 import typing
@@ -176,16 +177,9 @@ class Task(Target, Generic[P, R]):
 
     def envelope(self, item: Any, **fields: Any) -> bytes:
         """Encode the task envelope for one fan-out item (depth and deadline handed on)."""
-        args, kwargs = split_item(item)
-        depth = dispatch_depth()
-        if depth > self.app.max_depth:
-            raise DepthExceeded(
-                f"dispatching {self.name!r} would be hop {depth}, past the depth budget of "
-                f"{self.app.max_depth}: a task is fanning out to itself in a loop? "
-                "Raise App(max_depth=...) if the depth is intended"
-            )
-        fields.setdefault("deadline_ms", current_deadline_ms.get())
-        return encode_task(self.name, args, kwargs, depth=depth, secret=self.app.secret, **fields)
+        return build_envelope(
+            self.name, item, secret=self.app.secret, max_depth=self.app.max_depth, **fields
+        )
 
     def prepare(self, item: Any) -> bytes:
         return self.envelope(item)
@@ -193,6 +187,52 @@ class Task(Target, Generic[P, R]):
     async def call(self, payload: Any, *, timeout: float | None) -> Any:
         result = await self.app.run_envelope(payload)
         return unwrap_reply(decode_reply(encode_reply(result.reply)))
+
+
+def envelope_encoder(
+    task: str | Task[Any, Any] | None,
+    *,
+    secret: str | bytes | None = None,
+    max_depth: int = DEFAULT_MAX_DEPTH,
+    **fields: Any,
+) -> Callable[[Any], bytes]:
+    """How a remote target turns an item into the bytes it sends.
+
+    ``task`` is a registered task (its app's secret and depth budget apply), a task name (the
+    worker's registry resolves it), or ``None`` for raw JSON: the item itself is the payload.
+    """
+    fields = {name: value for name, value in fields.items() if value is not None}
+    if task is None:
+        return functools.partial(encode_raw_json, what="the item")
+    if isinstance(task, Task):
+        return functools.partial(task.envelope, **fields)
+    if not isinstance(task, str) or not task:
+        raise UsageError(f"task must be a task name, an @app.task object or None, got {task!r}")
+    return functools.partial(build_envelope, task, secret=secret, max_depth=max_depth, **fields)
+
+
+def build_envelope(
+    name: str, item: Any, *, secret: str | bytes | None, max_depth: int, **fields: Any
+) -> bytes:
+    """The envelope of one item for task ``name``: depth and deadline handed on, budget checked."""
+    args, kwargs = split_item(item)
+    depth = dispatch_depth()
+    if depth > max_depth:
+        raise DepthExceeded(
+            f"dispatching {name!r} would be hop {depth}, past the depth budget of {max_depth}: "
+            "a task is fanning out to itself in a loop? Raise App(max_depth=...) if intended"
+        )
+    if "deadline_ms" not in fields:
+        fields["deadline_ms"] = current_deadline_ms.get()
+    return encode_task(name, args, kwargs, depth=depth, secret=secret, **fields)
+
+
+def encode_raw_json(value: Any, *, what: str = "the value") -> bytes:
+    """Compact JSON bytes of ``value``, or a :class:`UsageError` saying it is not JSON."""
+    try:
+        return json.dumps(value, separators=(",", ":"), allow_nan=False).encode()
+    except (TypeError, ValueError) as exc:
+        raise UsageError(f"{what} must be JSON: {exc}") from exc
 
 
 def dispatch_depth() -> int:
@@ -365,13 +405,13 @@ class App:
         extra = {"task": task.name, "task_id": envelope.id, "batch_id": envelope.batch_id}
         depth_token = current_depth.set(envelope.depth)
         deadline_token = current_deadline_ms.set(envelope.deadline_ms)
+        time_left = self._time_left(task, envelope)
         try:
-            async with asyncio.timeout(self._time_left(task, envelope)):
-                if task.is_async:
-                    value = await task.fn(*bound.args, **bound.kwargs)
-                else:
-                    call = functools.partial(task.fn, *bound.args, **bound.kwargs)
-                    value = await anyio.to_thread.run_sync(call)
+            if time_left is None:
+                value = await self._call(task, bound)
+            else:
+                async with asyncio.timeout(time_left):
+                    value = await self._call(task, bound)
         except Exception as exc:
             log.warning(
                 "task %s id=%s batch=%s failed: %s",
@@ -394,6 +434,13 @@ class App:
             extra=extra,
         )
         return value
+
+    @staticmethod
+    async def _call(task: Task[Any, Any], bound: inspect.BoundArguments) -> Any:
+        if task.is_async:
+            return await task.fn(*bound.args, **bound.kwargs)
+        call = functools.partial(task.fn, *bound.args, **bound.kwargs)
+        return await anyio.to_thread.run_sync(call)
 
     @staticmethod
     def _time_left(task: Task[Any, Any], envelope: TaskEnvelope) -> float | None:

@@ -1,0 +1,192 @@
+"""``LambdaTarget``: one ``Invoke`` per item (or per chunk of items), through aioboto3."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any, Literal
+
+from .._envelope import ErrorInfo, LambdaErrorPayload, decode_reply
+from .._errors import InvalidEnvelope, PayloadTooLarge, ServiceError, UsageError
+from .._limits import Limits
+from .._target import Batching
+from .._tasks import Task, envelope_encoder, error_from_info, unwrap_reply
+from ._aws import AwsClientTarget, translate_botocore_errors
+
+__all__ = ["LambdaTarget"]
+
+InvocationType = Literal["RequestResponse", "Event", "DryRun"]
+STATUS_OF = {"RequestResponse": 200, "Event": 202, "DryRun": 204}
+
+
+class LambdaTarget(AwsClientTarget):
+    """Invoke a Lambda function once per item (or once per ``chunk_size`` items).
+
+    Each item becomes the argument of ``task`` on the worker (an ``aiofanout.App``), sent as a
+    task envelope; ``task=None`` sends the item itself as raw JSON, for any function.
+
+    ``RequestResponse`` returns the task's value; a function error (HTTP 200 with
+    ``X-Amz-Function-Error``) fails the item with :class:`TaskFailed` carrying the remote
+    ``errorType`` and ``errorMessage``. ``Event`` succeeds on 202 with ``{"request_id": ...}``;
+    ``DryRun`` on 204 with ``None``.
+
+    botocore's own retries are off and its read timeout sits above the attempt timeout, so a slow
+    invoke is never re-sent behind your back: a ``RequestResponse`` or ``Event`` invoke that was
+    sent and got no answer is :class:`AmbiguousError`, not retried unless ``retry_ambiguous``.
+    Throttling (429, honouring ``retryAfterSeconds``), 5xx and connection errors are retried by
+    the engine's policy.
+
+    Example::
+
+        target = LambdaTarget("image-worker", task=resize, endpoint_url=aws.lambda_endpoint)
+        result = await dispatch_many(target, keys, concurrency=100, timeout=30)
+    """
+
+    service = "lambda"
+
+    def __init__(
+        self,
+        function_name: str,
+        *,
+        task: str | Task[Any, Any] | None,
+        invocation_type: InvocationType = "RequestResponse",
+        qualifier: str | None = None,
+        chunk_size: int = 1,
+        session: Any = None,
+        client: Any = None,
+        endpoint_url: str | None = None,
+        region_name: str | None = None,
+        limits: Limits | None = None,
+        secret: str | bytes | None = None,
+        retry_ambiguous: bool = False,
+        reply_to: str | None = None,
+    ) -> None:
+        super().__init__(
+            session=session, client=client, endpoint_url=endpoint_url, region_name=region_name
+        )
+        if invocation_type not in STATUS_OF:
+            raise UsageError(
+                f"invocation_type must be one of {sorted(STATUS_OF)}, got {invocation_type!r}"
+            )
+        if not isinstance(chunk_size, int) or chunk_size < 1:
+            raise UsageError(f"chunk_size must be an int >= 1, got {chunk_size!r}")
+        self.function_name = function_name
+        self.invocation_type = invocation_type
+        self.qualifier = qualifier
+        self.chunk_size = chunk_size
+        self.limits = limits or Limits()
+        self.raw = task is None
+        self.retry_ambiguous = retry_ambiguous
+        self.long_calls = invocation_type == "RequestResponse"
+        self.ambiguous_timeouts = invocation_type != "DryRun" and not retry_ambiguous
+        self.payload_limit = (
+            self.limits.lambda_async_payload
+            if invocation_type == "Event"
+            else self.limits.lambda_sync_payload
+        )
+        self.encode = envelope_encoder(task, secret=secret, reply_to=reply_to)
+        if chunk_size > 1:
+            # A chunk is "[" + payloads joined by "," + "]": keep room for the brackets and commas.
+            self.batching = Batching(chunk_size, self.payload_limit - chunk_size - 1)
+
+    def __repr__(self) -> str:
+        return (
+            f"<LambdaTarget {self.function_name!r} {self.invocation_type}"
+            + (f" chunk_size={self.chunk_size}" if self.chunk_size > 1 else "")
+            + ">"
+        )
+
+    def prepare(self, item: Any) -> bytes:
+        payload = self.encode(item)
+        if len(payload) > self.payload_limit:
+            raise PayloadTooLarge(
+                f"the payload is {len(payload):,} bytes, over the {self.payload_limit:,}-byte "
+                f"limit of {self.invocation_type} invokes (Limits.lambda_"
+                f"{'async' if self.invocation_type == 'Event' else 'sync'}_payload): "
+                "send a reference (an S3 key) instead"
+            )
+        return payload
+
+    async def call(self, payload: Any, *, timeout: float | None) -> Any:
+        status, response, body = await self._invoke(payload)
+        if self.invocation_type != "RequestResponse":
+            return self._acknowledgement(status, response)
+        return self._value(body)
+
+    async def call_batch(self, payloads: Sequence[Any], *, timeout: float | None) -> list[Any]:
+        status, response, body = await self._invoke(b"[" + b",".join(payloads) + b"]")
+        if self.invocation_type != "RequestResponse":
+            ack = self._acknowledgement(status, response)
+            return [ack] * len(payloads)
+        replies = _json(body)
+        if not isinstance(replies, list) or len(replies) != len(payloads):
+            raise InvalidEnvelope(
+                f"a chunk of {len(payloads)} envelopes got back {type(replies).__name__} "
+                "instead of one reply per envelope: is the function an aiofanout App?"
+            )
+        return [_value_or_error(reply, self.raw) for reply in replies]
+
+    async def _invoke(self, payload: bytes) -> tuple[int, dict[str, Any], bytes]:
+        params: dict[str, Any] = {
+            "FunctionName": self.function_name,
+            "InvocationType": self.invocation_type,
+            "Payload": payload,
+        }
+        if self.qualifier:
+            params["Qualifier"] = self.qualifier
+        with translate_botocore_errors(ambiguous_retryable=self.retry_ambiguous):
+            response = await self.client.invoke(**params)
+            stream = response.get("Payload")
+            body = await stream.read() if stream is not None else b""
+        status = int(response.get("StatusCode", 0))
+        if response.get("FunctionError"):
+            raise _function_error(body, response["FunctionError"])
+        if status != STATUS_OF[self.invocation_type]:
+            raise ServiceError(
+                f"{self.invocation_type} invoke of {self.function_name!r} answered {status}, "
+                f"expected {STATUS_OF[self.invocation_type]}"
+            )
+        return status, response, body
+
+    def _acknowledgement(self, status: int, response: dict[str, Any]) -> Any:
+        if self.invocation_type == "DryRun":
+            return None
+        request_id = response.get("ResponseMetadata", {}).get("RequestId")
+        return {"request_id": request_id, "status": status}
+
+    def _value(self, body: bytes) -> Any:
+        return _value_or_error(_json(body), self.raw, raise_error=True)
+
+
+def _json(body: bytes) -> Any:
+    try:
+        return json.loads(body) if body else None
+    except ValueError as exc:
+        raise InvalidEnvelope(f"the function answered something that is not JSON: {exc}") from exc
+
+
+def _value_or_error(reply: Any, raw: bool, *, raise_error: bool = False) -> Any:
+    if raw:
+        return reply
+    try:
+        return unwrap_reply(decode_reply(reply))
+    except InvalidEnvelope as exc:
+        hint = "is the function an aiofanout App? For any other function pass task=None"
+        error: Exception = InvalidEnvelope(f"{exc.message}; {hint}")
+        error.__cause__ = exc
+    except Exception as exc:
+        error = exc
+    if raise_error:
+        raise error
+    return error
+
+
+def _function_error(body: bytes, kind: str) -> Exception:
+    """The item's error for a Lambda function error (``Unhandled``/``Handled``)."""
+    try:
+        payload = LambdaErrorPayload.model_validate_json(body or b"{}")
+    except ValueError:
+        text = body.decode(errors="replace")[:500]
+        payload = LambdaErrorPayload(errorMessage=text, errorType=kind)
+    info = ErrorInfo(type=payload.errorType, message=payload.errorMessage)
+    return error_from_info(info)

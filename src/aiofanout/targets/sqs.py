@@ -1,0 +1,143 @@
+"""``SqsTarget``: items to an SQS queue, grouped into ``SendMessageBatch`` calls."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .._errors import (
+    FanoutError,
+    PayloadTooLarge,
+    RequestRejected,
+    ServerError,
+    Throttled,
+    UsageError,
+)
+from .._limits import Limits
+from .._target import Batching
+from .._tasks import Task, envelope_encoder
+from ._aws import THROTTLING_CODES, AwsClientTarget, translate_botocore_errors
+
+__all__ = ["SqsTarget"]
+
+MAX_DELAY_SECONDS = 900
+
+
+@dataclass(frozen=True, slots=True)
+class SqsMessage:
+    """One prepared message: its body, and its FIFO group and deduplication ids."""
+
+    body: str
+    size: int
+    group_id: str | None = None
+    dedup_id: str | None = None
+
+    def __len__(self) -> int:
+        return self.size
+
+
+class SqsTarget(AwsClientTarget):
+    """Send each item to an SQS queue as a task envelope (or raw JSON with ``task=None``).
+
+    The engine packs items into ``SendMessageBatch`` calls of at most 10 entries and at most the
+    batch byte limit; ``concurrency`` counts batches in flight. A per-entry ``Failed`` answer
+    (HTTP 200!) fails that item alone: retried when AWS says it was not the sender's fault.
+
+    FIFO queues (``.fifo``) need ``group_id`` (a string, or a function of the item) and, unless
+    the queue deduplicates by content, ``dedup_id`` (a function of the item).
+
+    Example::
+
+        target = SqsTarget(queue_url, task=resize, endpoint_url=aws.endpoint_url)
+        result = await dispatch_many(target, keys, concurrency=8)
+    """
+
+    service = "sqs"
+
+    def __init__(
+        self,
+        queue_url: str,
+        *,
+        task: str | Task[Any, Any] | None,
+        group_id: str | Callable[[Any], str] | None = None,
+        dedup_id: Callable[[Any], str] | None = None,
+        delay: int = 0,
+        session: Any = None,
+        client: Any = None,
+        endpoint_url: str | None = None,
+        region_name: str | None = None,
+        limits: Limits | None = None,
+        secret: str | bytes | None = None,
+        reply_to: str | None = None,
+    ) -> None:
+        super().__init__(
+            session=session, client=client, endpoint_url=endpoint_url, region_name=region_name
+        )
+        self.queue_url = queue_url
+        self.fifo = queue_url.endswith(".fifo")
+        if self.fifo and group_id is None:
+            raise UsageError(
+                "a FIFO queue needs group_id=: a string, or a function of the item "
+                "(messages of one group are delivered in order)"
+            )
+        if self.fifo and delay:
+            raise UsageError("FIFO queues take no per-message delay: set the queue's DelaySeconds")
+        if not 0 <= delay <= MAX_DELAY_SECONDS:
+            raise UsageError(f"delay must be 0..{MAX_DELAY_SECONDS} seconds, got {delay}")
+        self.group_id = group_id
+        self.dedup_id = dedup_id
+        self.delay = delay
+        self.limits = limits or Limits()
+        self.batching = Batching(self.limits.sqs_batch_entries, self.limits.sqs_batch)
+        self.encode = envelope_encoder(task, secret=secret, reply_to=reply_to)
+
+    def __repr__(self) -> str:
+        return f"<SqsTarget {self.queue_url!r}>"
+
+    def prepare(self, item: Any) -> SqsMessage:
+        payload = self.encode(item)
+        if len(payload) > self.limits.sqs_message:
+            raise PayloadTooLarge(
+                f"the message is {len(payload):,} bytes, over the {self.limits.sqs_message:,}-"
+                "byte SQS limit (Limits.sqs_message): send a reference (an S3 key) instead"
+            )
+        group = self.group_id(item) if callable(self.group_id) else self.group_id
+        dedup = self.dedup_id(item) if self.dedup_id is not None else None
+        return SqsMessage(payload.decode(), len(payload), group, dedup)
+
+    async def call_batch(self, payloads: Sequence[Any], *, timeout: float | None) -> list[Any]:
+        entries = [self._entry(str(i), m) for i, m in enumerate(payloads)]
+        with translate_botocore_errors(ambiguous_retryable=True):
+            response = await self.client.send_message_batch(
+                QueueUrl=self.queue_url, Entries=entries
+            )
+        replies: list[Any] = [
+            FanoutError("SendMessageBatch answered neither Successful nor Failed for this entry")
+        ] * len(payloads)
+        for ok in response.get("Successful", []):
+            replies[int(ok["Id"])] = {"message_id": ok["MessageId"]}
+        for failed in response.get("Failed", []):
+            replies[int(failed["Id"])] = entry_error(failed)
+        return replies
+
+    def _entry(self, entry_id: str, message: SqsMessage) -> dict[str, Any]:
+        entry: dict[str, Any] = {"Id": entry_id, "MessageBody": message.body}
+        if self.delay:
+            entry["DelaySeconds"] = self.delay
+        if message.group_id is not None:
+            entry["MessageGroupId"] = message.group_id
+        if message.dedup_id is not None:
+            entry["MessageDeduplicationId"] = message.dedup_id
+        return entry
+
+
+def entry_error(failed: dict[str, Any]) -> FanoutError:
+    """The error of one ``Failed`` entry: retryable unless it was the sender's fault."""
+    code = str(failed.get("Code", ""))
+    message = f"{code}: {failed.get('Message', 'entry failed')}"
+    if code in THROTTLING_CODES:
+        return Throttled(message, code=code)
+    if failed.get("SenderFault"):
+        return RequestRejected(message, code=code)
+    return ServerError(message, code=code)
