@@ -139,7 +139,9 @@ class LambdaTarget(AwsClientTarget):
             stream = response.get("Payload")
             body = await stream.read() if stream is not None else b""
         status = int(response.get("StatusCode", 0))
-        if response.get("FunctionError"):
+        # Only a RequestResponse invoke ran the function before answering; a function error
+        # header on Event or DryRun says nothing about the function (moto without Docker sends one).
+        if response.get("FunctionError") and self.invocation_type == "RequestResponse":
             raise _function_error(body, response["FunctionError"])
         if status != STATUS_OF[self.invocation_type]:
             raise ServiceError(

@@ -1,0 +1,52 @@
+"""Shared fixtures: fake AWS credentials, one moto server for the session, stub endpoints."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+
+from aiofanout.testing import FAKE_CREDENTIALS, MotoServer
+
+# Tests must never reach real AWS: credentials only moto accepts, and no profile.
+os.environ.update(FAKE_CREDENTIALS)
+os.environ.pop("AWS_PROFILE", None)
+
+
+@pytest.fixture(scope="session")
+def moto() -> Iterator[MotoServer]:
+    """One real moto server process for the whole session (SQS, IAM, Lambda API)."""
+    with MotoServer() as server:
+        yield server
+
+
+@pytest.fixture
+def aioboto3_session() -> Any:
+    import aioboto3
+
+    return aioboto3.Session(region_name="us-east-1")
+
+
+@pytest.fixture
+async def sqs(moto: MotoServer, aioboto3_session: Any) -> AsyncIterator[Any]:
+    async with aioboto3_session.client("sqs", endpoint_url=moto.endpoint_url) as client:
+        yield client
+
+
+@pytest.fixture
+async def queue_url(sqs: Any) -> AsyncIterator[str]:
+    """A fresh standard queue, deleted afterwards (queues stay shallow)."""
+    url = (await sqs.create_queue(QueueName=f"q-{uuid.uuid4().hex[:12]}"))["QueueUrl"]
+    yield url
+    await sqs.delete_queue(QueueUrl=url)
+
+
+@pytest.fixture
+async def fifo_queue_url(sqs: Any) -> AsyncIterator[str]:
+    name = f"q-{uuid.uuid4().hex[:12]}.fifo"
+    url = (await sqs.create_queue(QueueName=name, Attributes={"FifoQueue": "true"}))["QueueUrl"]
+    yield url
+    await sqs.delete_queue(QueueUrl=url)
