@@ -244,3 +244,27 @@ def test_a_loop_runner_closes_cleanly() -> None:
     runner.close()
     assert loop is not None
     assert loop.is_closed()
+
+
+async def test_a_reply_envelope_goes_to_the_reply_to_queue(
+    moto: Any, sqs: Any, queue_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from aiofanout._envelope import decode_reply
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto.endpoint_url)  # botocore reads it natively
+    replying = App("replying")
+
+    @replying.task
+    async def double(x: int) -> int:
+        return 2 * x
+
+    bodies = [double.envelope(3, reply_to=queue_url), double.envelope("x", reply_to=queue_url)]
+    event = sqs_event(bodies)
+    assert await replying.handle(event, LambdaContext()) == {"batchItemFailures": ids(event, 1)}
+    got = await sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10)
+    replies = sorted((decode_reply(m["Body"]) for m in got["Messages"]), key=lambda r: r.ok)
+    assert [r.ok for r in replies] == [False, True]
+    assert replies[1].value == 6
+    assert replies[0].error is not None
+    assert replies[0].error.type == "InvalidArguments"
+    await replying.runner.aclose()

@@ -230,9 +230,13 @@ def build_envelope(
 def encode_raw_json(value: Any, *, what: str = "the value") -> bytes:
     """Compact JSON bytes of ``value``, or a :class:`UsageError` saying it is not JSON."""
     try:
-        return json.dumps(value, separators=(",", ":"), allow_nan=False).encode()
+        return _compact_json(value).encode()
     except (TypeError, ValueError) as exc:
         raise UsageError(f"{what} must be JSON: {exc}") from exc
+
+
+# One encoder, built once: json.dumps with any option builds a new JSONEncoder on every call.
+_compact_json = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
 
 
 def dispatch_depth() -> int:
