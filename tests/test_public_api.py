@@ -9,7 +9,7 @@ import pytest
 
 import aiofanout
 
-PUBLIC_MODULES = ["aiofanout", "aiofanout.testing"]
+PUBLIC_MODULES = ["aiofanout", "aiofanout.targets", "aiofanout.testing", "aiofanout.local"]
 
 
 def test_all_is_sorted_and_unique() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Sequence
 from typing import Any, Literal
@@ -16,6 +17,7 @@ from ._aws import AwsClientTarget, translate_botocore_errors
 __all__ = ["LambdaTarget"]
 
 InvocationType = Literal["RequestResponse", "Event", "DryRun"]
+STREAM_ABOVE = 1024 * 1024
 STATUS_OF = {"RequestResponse": 200, "Event": 202, "DryRun": 204}
 
 
@@ -130,7 +132,8 @@ class LambdaTarget(AwsClientTarget):
         params: dict[str, Any] = {
             "FunctionName": self.function_name,
             "InvocationType": self.invocation_type,
-            "Payload": payload,
+            # aiohttp warns that a large bytes body may block the loop; a stream it reads in chunks.
+            "Payload": payload if len(payload) <= STREAM_ABOVE else io.BytesIO(payload),
         }
         if self.qualifier:
             params["Qualifier"] = self.qualifier

@@ -1,0 +1,139 @@
+"""Configuration of local functions, fault injection and SQS event source mappings."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from .._errors import UsageError
+
+
+@dataclass(frozen=True, slots=True)
+class Faults:
+    """Faults injected into a local function's invocations (each a fraction from 0 to 1).
+
+    Attributes:
+        throttle: answered 429 ``TooManyRequestsException`` before anything runs.
+        error: fail with an injected function error (``InjectedFault``) instead of running.
+        crash: the execution environment is killed while it runs the invocation.
+        hang: the invocation never answers: it times out and its environment is replaced.
+        latency: seconds added before each invocation is handed to an environment.
+        seed: makes the draws repeatable.
+
+    """
+
+    throttle: float = 0.0
+    error: float = 0.0
+    crash: float = 0.0
+    hang: float = 0.0
+    latency: float = 0.0
+    seed: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("throttle", "error", "crash", "hang"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise UsageError(f"Faults({name}=...) is a fraction from 0 to 1, got {value!r}")
+        if self.latency < 0:
+            raise UsageError(f"Faults(latency=...) must be >= 0 seconds, got {self.latency!r}")
+
+    def dice(self) -> random.Random:
+        """A random source for this function's draws."""
+        return random.Random(self.seed)
+
+
+@dataclass(frozen=True, slots=True)
+class FunctionConfig:
+    """A function of the local Lambda runtime.
+
+    Attributes:
+        name: the function name clients invoke.
+        handler: ``module.attr`` or ``module:attr``, e.g. ``"worker.lambda_handler"``.
+        timeout: seconds before an invocation is stopped ("Task timed out after N seconds").
+        memory: MB, informational (``context.memory_limit_in_mb``).
+        environment: variables set in every execution environment.
+        reserved_concurrency: the most environments at once; more invokes get 429.
+        code_paths: folders put on ``PYTHONPATH`` of the environments (where ``handler`` lives).
+        faults: injected throttles, errors, crashes, hangs and latency.
+        event_retries: retries of a failed ``Event`` invocation (0-2, as on AWS).
+        event_retry_delays: seconds before each of those retries (AWS waits minutes).
+        on_failure: an SQS queue URL that receives ``Event`` invocations that failed every try.
+
+    Example::
+
+        FunctionConfig("worker", "worker.lambda_handler", timeout=10, reserved_concurrency=4,
+                       code_paths=["examples"], faults=Faults(throttle=0.1))
+
+    """
+
+    name: str
+    handler: str
+    timeout: float = 3.0
+    memory: int = 128
+    environment: dict[str, str] = field(default_factory=dict)
+    reserved_concurrency: int = 10
+    code_paths: Sequence[str] = ()
+    faults: Faults = Faults()
+    event_retries: int = 2
+    event_retry_delays: Sequence[float] = (60.0, 120.0)
+    on_failure: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.name or "/" in self.name:
+            raise UsageError(f"a function name must be non-empty without '/', got {self.name!r}")
+        module, _, attr = self.handler.replace(":", ".").rpartition(".")
+        if not module or not attr:
+            raise UsageError(
+                f"handler must be 'module.attr' or 'module:attr', got {self.handler!r}"
+            )
+        if not 0 < self.timeout <= 900:
+            raise UsageError(f"timeout must be within (0, 900] seconds, got {self.timeout!r}")
+        if self.reserved_concurrency < 1:
+            raise UsageError("reserved_concurrency must be >= 1")
+        if "AWS_LAMBDA_MAX_CONCURRENCY" in self.environment:
+            raise UsageError(
+                "AWS_LAMBDA_MAX_CONCURRENCY makes awslambdaric fork extra pollers in one "
+                "environment; set reserved_concurrency for more environments instead"
+            )
+        if not 0 <= self.event_retries <= 2:
+            raise UsageError(f"event_retries is 0, 1 or 2 (as on AWS), got {self.event_retries}")
+
+    @property
+    def runtime_handler(self) -> str:
+        """The handler as awslambdaric takes it: ``module.attr``."""
+        return self.handler.replace(":", ".")
+
+    def retry_delay(self, retry_number: int) -> float:
+        """Seconds before ``Event`` retry number ``retry_number`` (1-based)."""
+        delays = list(self.event_retry_delays) or [0.0]
+        return float(delays[min(retry_number, len(delays)) - 1])
+
+
+@dataclass(frozen=True, slots=True)
+class EventSourceMapping:
+    """Poll an SQS queue and invoke a function with batches of its messages.
+
+    Attributes:
+        queue_url: the queue (on the moto server).
+        function: the local function to invoke.
+        batch_size: the most records per invocation (1-10).
+        batching_window: seconds to gather a fuller batch before invoking.
+        report_batch_item_failures: honour ``batchItemFailures`` (delete only what succeeded);
+            without it a function error leaves the whole batch to come back.
+        pollers: concurrent pollers (each holds at most one batch in flight).
+
+    """
+
+    queue_url: str
+    function: str
+    batch_size: int = 10
+    batching_window: float = 0.0
+    report_batch_item_failures: bool = True
+    pollers: int = 2
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.batch_size <= 10:
+            raise UsageError(f"batch_size is 1..10 for a standard queue, got {self.batch_size}")
+        if self.pollers < 1:
+            raise UsageError("pollers must be >= 1")

@@ -1,0 +1,331 @@
+"""End to end through real processes: aioboto3 -> local runtime -> awslambdaric -> handler."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+
+from aiofanout import (
+    LambdaTarget,
+    NotFound,
+    PayloadTooLarge,
+    Retry,
+    SqsTarget,
+    TaskFailed,
+    UsageError,
+    dispatch_many,
+)
+from aiofanout.local import EventSourceMapping, Faults, FunctionConfig, LocalAws, stack
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+FUNCTIONS = str(Path(__file__).with_name("lambda_functions"))
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def aws() -> AsyncIterator[LocalAws]:
+    async with stack() as local:
+        yield local
+
+
+def add(aws: LocalAws, handler: str, **kwargs: Any) -> str:
+    name = f"fn-{uuid.uuid4().hex[:8]}"
+    aws.add_function(FunctionConfig(name, handler, code_paths=[FUNCTIONS], **kwargs))
+    return name
+
+
+def target(aws: LocalAws, name: str, **kwargs: Any) -> LambdaTarget:
+    kwargs.setdefault("task", None)
+    return LambdaTarget(
+        name, endpoint_url=aws.lambda_endpoint_url, region_name="us-east-1", **kwargs
+    )
+
+
+async def test_request_response_runs_the_task_in_awslambdaric(aws: LocalAws) -> None:
+    name = add(aws, "app_worker.lambda_handler", reserved_concurrency=3)
+    result = await dispatch_many(target(aws, name, task="square"), range(12), concurrency=3)
+    assert result.values() == [n * n for n in range(12)]
+    stats = aws.runtime.stats(name)
+    assert 1 <= len(stats["cold_starts_ms"]) <= 3  # warm environments were reused
+    assert stats["invocations"] == 12
+
+
+async def test_the_handler_gets_a_real_context(
+    aws: LocalAws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_LAMBDA_MAX_CONCURRENCY", "8")  # must not leak into environments
+    name = add(
+        aws, "plain.context_info", timeout=7, memory=256, environment={"CUSTOM_SETTING": "on"}
+    )
+    result = await dispatch_many(target(aws, name), [{}], concurrency=1)
+    info = result[0].value
+    assert 0 < info["remaining_ms"] <= 7000
+    assert info["memory"] == "256"
+    assert info["arn"].endswith(f":function:{name}")
+    assert info["name"] == name
+    assert info["custom"] == "on"
+    assert info["max_concurrency"] is None
+    with pytest.raises(UsageError, match="reserved_concurrency"):
+        FunctionConfig("f", "plain.echo", environment={"AWS_LAMBDA_MAX_CONCURRENCY": "4"})
+    assert len(info["request_id"]) == 36
+
+
+async def test_event_and_dry_run_through_the_runtime(aws: LocalAws, tmp_path: Path) -> None:
+    notes = tmp_path / "notes.txt"
+    name = add(aws, "app_worker.lambda_handler", environment={"NOTES_FILE": str(notes)})
+    event = target(aws, name, task="square", invocation_type="Event")
+    result = await dispatch_many(event, [3, 4], concurrency=2)
+    assert [v["status"] for v in result.values()] == [202, 202]
+    await wait_for(lambda: notes.exists() and len(notes.read_text().splitlines()) == 2)
+    assert sorted(notes.read_text().splitlines()) == ["square 3", "square 4"]
+    dry = await dispatch_many(target(aws, name, invocation_type="DryRun"), [1], concurrency=1)
+    assert dry.values() == [None]
+
+
+async def test_throttling_at_the_reserved_concurrency_is_absorbed_by_retries(aws: LocalAws) -> None:
+    name = add(aws, "plain.sleep", reserved_concurrency=2)
+    result = await dispatch_many(
+        target(aws, name),
+        [{"seconds": 0.1}] * 10,
+        concurrency=6,
+        retry=Retry(attempts=30, base=0.05, cap=0.2),
+    )
+    assert result.ok, result.failures()
+    stats = aws.runtime.stats(name)
+    assert stats["throttles"] > 0
+    assert stats["environments"] <= 2
+    assert result.retries >= stats["throttles"]
+
+
+async def test_a_function_timeout_kills_the_environment_and_the_next_invoke_works(
+    aws: LocalAws,
+) -> None:
+    name = add(aws, "plain.sleep", timeout=1)
+    result = await dispatch_many(target(aws, name), [{"seconds": 5}], concurrency=1)
+    error = result[0].error
+    assert isinstance(error, TaskFailed)
+    assert error.remote_type == "Sandbox.Timedout"
+    assert "Task timed out after 1.00 seconds" in error.message
+    again = await dispatch_many(target(aws, name), [{"seconds": 0}], concurrency=1)
+    assert again.values() == ["awake"]
+
+
+async def test_a_crash_fails_its_invoke_and_the_environment_is_replaced(aws: LocalAws) -> None:
+    name = add(aws, "plain.crash")
+    result = await dispatch_many(target(aws, name), [{}], concurrency=1)
+    error = result[0].error
+    assert isinstance(error, TaskFailed)
+    assert error.remote_type == "Runtime.ExitError"
+    assert "exit status 3" in error.message
+    assert aws.runtime.stats(name)["environments"] == 0
+
+
+async def test_a_handler_that_cannot_be_imported_is_an_init_error(aws: LocalAws) -> None:
+    name = add(aws, "broken.handler")
+    result = await dispatch_many(target(aws, name), [{}], concurrency=1)
+    error = result[0].error
+    assert isinstance(error, TaskFailed)
+    assert error.remote_type == "Runtime.ImportModuleError"
+    assert "broken on purpose" in error.message
+
+
+async def test_a_handler_error_is_a_function_error_with_its_type(aws: LocalAws) -> None:
+    name = add(aws, "plain.fail")
+    result = await dispatch_many(target(aws, name), [{}], concurrency=1)
+    error = result[0].error
+    assert isinstance(error, TaskFailed)
+    assert error.remote_type == "KeyError"
+
+
+async def test_injected_faults(aws: LocalAws) -> None:
+    errors = add(aws, "plain.echo", faults=Faults(error=1.0))
+    result = await dispatch_many(target(aws, errors), [{}], concurrency=1)
+    assert isinstance(result[0].error, TaskFailed)
+    assert result[0].error.remote_type == "InjectedFault"
+    hangs = add(aws, "plain.echo", timeout=0.5, faults=Faults(hang=1.0))
+    result = await dispatch_many(target(aws, hangs), [{}], concurrency=1)
+    assert isinstance(result[0].error, TaskFailed)
+    assert result[0].error.remote_type == "Sandbox.Timedout"
+    crashes = add(aws, "plain.echo", faults=Faults(crash=1.0))
+    result = await dispatch_many(target(aws, crashes), [{}], concurrency=1)
+    assert isinstance(result[0].error, TaskFailed)
+    assert result[0].error.remote_type == "Runtime.ExitError"
+
+
+async def test_invoke_api_errors_reach_botocore_as_its_exceptions(aws: LocalAws) -> None:
+    result = await dispatch_many(target(aws, "no-such-function"), [{}], concurrency=1)
+    assert isinstance(result[0].error, NotFound)
+    name = add(aws, "plain.echo")
+    big = {"blob": "x" * (7 * 1024 * 1024)}
+    from aiofanout import Limits
+
+    unchecked = target(aws, name, limits=Limits(lambda_sync_payload=64 * 1024 * 1024))
+    result = await dispatch_many(unchecked, [big], concurrency=1)
+    assert isinstance(result[0].error, PayloadTooLarge)  # the runtime's 413
+
+
+async def test_a_plain_boto3_client_works_against_the_runtime(aws: LocalAws) -> None:
+    import boto3
+
+    name = add(aws, "plain.echo")
+
+    def invoke() -> Any:
+        client = boto3.client(
+            "lambda", endpoint_url=aws.lambda_endpoint_url, region_name="us-east-1"
+        )
+        response = client.invoke(FunctionName=name, Payload=json.dumps({"hello": "boto3"}))
+        return response["StatusCode"], json.loads(response["Payload"].read())
+
+    assert await asyncio.to_thread(invoke) == (200, {"hello": "boto3"})
+
+
+async def test_a_failed_event_reaches_the_on_failure_queue_after_the_retries(
+    aws: LocalAws, tmp_path: Path
+) -> None:
+    notes = tmp_path / "notes.txt"
+    failures = await aws.create_queue(f"failures-{uuid.uuid4().hex[:8]}")
+    name = add(
+        aws,
+        "app_worker.lambda_handler",
+        event_retries=2,
+        event_retry_delays=(0.05, 0.05),
+        on_failure=failures,
+        environment={"NOTES_FILE": str(notes)},
+    )
+    result = await dispatch_many(
+        target(aws, name, task="always_fails", invocation_type="Event"), ["x"], concurrency=1
+    )
+    assert result.ok  # accepted (202); the failure happens later, asynchronously
+    async with aws.client("sqs") as sqs:
+        messages = await receive_until(sqs, failures, 1)
+    record = json.loads(messages[0]["Body"])
+    assert record["requestContext"]["condition"] == "RetriesExhausted"
+    assert record["requestContext"]["approximateInvokeCount"] == 3
+    assert record["responsePayload"]["errorType"] == "RuntimeError"
+    assert record["requestPayload"]["task"] == "always_fails"
+    assert notes.read_text().splitlines() == ["fail x"] * 3
+
+
+async def test_an_sqs_mapping_with_partial_failures_ends_with_every_message_done_or_in_the_dlq(
+    aws: LocalAws, tmp_path: Path
+) -> None:
+    notes = tmp_path / "notes.txt"
+    dlq = await aws.create_queue(f"dlq-{uuid.uuid4().hex[:8]}")
+    async with aws.client("sqs") as sqs:
+        dlq_arn = (await sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"]))[
+            "Attributes"
+        ]["QueueArn"]
+    queue = await aws.create_queue(
+        f"work-{uuid.uuid4().hex[:8]}",
+        VisibilityTimeout="1",
+        RedrivePolicy=json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "2"}),
+    )
+    name = add(aws, "app_worker.lambda_handler", environment={"NOTES_FILE": str(notes)})
+    await aws.add_event_source(EventSourceMapping(queue, name, batch_size=10))
+    send = SqsTarget(queue, task="picky", endpoint_url=aws.endpoint_url, region_name="us-east-1")
+    sent = await dispatch_many(send, range(1, 25), concurrency=2)
+    assert sent.ok
+    async with aws.client("sqs") as sqs:
+        await wait_for_async(lambda: queue_is_empty(sqs, queue), timeout=60)
+        dead = await receive_until(sqs, dlq, 3)
+    dead_args = sorted(json.loads(m["Body"])["args"][0] for m in dead)
+    assert dead_args == [7, 14, 21]
+    lines = notes.read_text().splitlines()
+    succeeded = {int(line.split()[1]) for line in lines} - {7, 14, 21}
+    assert succeeded == set(range(1, 25)) - {7, 14, 21}
+    assert sum(line in {"picky 7", "picky 14", "picky 21"} for line in lines) == 6  # twice each
+
+
+async def test_the_stack_leaves_no_process_behind() -> None:
+    async with stack() as local:
+        name = f"fn-{uuid.uuid4().hex[:8]}"
+        local.add_function(FunctionConfig(name, "plain.echo", code_paths=[FUNCTIONS]))
+        result = await dispatch_many(
+            LambdaTarget(
+                name, task=None, endpoint_url=local.lambda_endpoint_url, region_name="us-east-1"
+            ),
+            [{}] * 4,
+            concurrency=4,
+        )
+        assert result.ok
+        pids = [*local.runtime.pids()]
+        assert local.moto.process is not None
+        pids.append(local.moto.process.pid)
+        assert len(pids) >= 2
+    for pid in pids:
+        assert not alive(pid), pid
+
+
+async def test_the_stack_stops_its_processes_when_the_body_raises() -> None:
+    pids: list[int] = []
+
+    async def run_and_fail() -> None:
+        async with stack() as local:
+            name = f"fn-{uuid.uuid4().hex[:8]}"
+            local.add_function(FunctionConfig(name, "plain.echo", code_paths=[FUNCTIONS]))
+            echo = LambdaTarget(
+                name, task=None, endpoint_url=local.lambda_endpoint_url, region_name="us-east-1"
+            )
+            await dispatch_many(echo, [{}], concurrency=1)
+            pids.extend(local.runtime.pids())
+            assert local.moto.process is not None
+            pids.append(local.moto.process.pid)
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        await run_and_fail()
+    assert len(pids) >= 2
+    assert not any(alive(pid) for pid in pids)
+
+
+# -- helpers -------------------------------------------------------------------------------
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    status = Path(f"/proc/{pid}/status")
+    return not (status.exists() and "zombie" in status.read_text())
+
+
+async def wait_for(condition: Any, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.05)
+
+
+async def wait_for_async(condition: Any, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while not await condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.2)
+
+
+async def queue_is_empty(sqs: Any, url: str) -> bool:
+    names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+    attributes = (await sqs.get_queue_attributes(QueueUrl=url, AttributeNames=names))["Attributes"]
+    return all(int(attributes[n]) == 0 for n in names)
+
+
+async def receive_until(
+    sqs: Any, url: str, count: int, timeout: float = 30
+) -> list[dict[str, Any]]:
+    messages: list[dict[str, Any]] = []
+    deadline = time.monotonic() + timeout
+    while len(messages) < count:
+        assert time.monotonic() < deadline, f"only {len(messages)} of {count} messages arrived"
+        got = await sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1)
+        messages += got.get("Messages", [])
+    return messages
