@@ -329,3 +329,55 @@ async def receive_until(
         got = await sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1)
         messages += got.get("Messages", [])
     return messages
+
+
+EXAMPLES = str(Path(__file__).resolve().parents[1] / "examples")
+
+
+async def test_the_example_orchestrator_lambda_fans_out_to_the_worker_lambda(
+    aws: LocalAws,
+) -> None:
+    worker = f"worker-{uuid.uuid4().hex[:6]}"
+    aws.add_function(FunctionConfig(worker, "worker.lambda_handler", code_paths=[EXAMPLES]))
+    orchestrator = f"orchestrator-{uuid.uuid4().hex[:6]}"
+    aws.add_function(
+        FunctionConfig(
+            orchestrator,
+            "orchestrator.handler",
+            code_paths=[EXAMPLES],
+            timeout=60,
+            environment={
+                "WORKER_FUNCTION": worker,
+                "AWS_ENDPOINT_URL_LAMBDA": aws.lambda_endpoint_url,
+            },
+        )
+    )
+    keys = [f"k{i}.jpg" for i in range(25)]
+    result = await dispatch_many(
+        target(aws, orchestrator), [{"keys": keys, "concurrency": 5}], concurrency=1
+    )
+    summary = result.values()[0]
+    assert summary["counts"] == {"succeeded": 25}
+    assert summary["failed"] == []
+    assert aws.runtime.stats(worker)["invocations"] >= 25
+
+
+async def test_the_example_service_fans_out_per_request(
+    aws: LocalAws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    from aiohttp.test_utils import TestClient, TestServer
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL_LAMBDA", aws.lambda_endpoint_url)
+    monkeypatch.syspath_prepend(EXAMPLES)
+    sys.modules.pop("service", None)
+    import service  # type: ignore[import-not-found]
+
+    worker = f"worker-{uuid.uuid4().hex[:6]}"
+    aws.add_function(FunctionConfig(worker, "worker.lambda_handler", code_paths=[EXAMPLES]))
+    async with TestClient(TestServer(service.make_app(worker), host="127.0.0.1")) as client:
+        response = await client.post("/thumbnails", json={"keys": ["a.jpg", "b.jpg"]})
+        assert response.status == 200
+        body = await response.json()
+    assert [t["key"] for t in body["thumbnails"]] == ["a.jpg", "b.jpg"]

@@ -37,6 +37,7 @@ from ._errors import (
     UnknownTask,
     UsageError,
 )
+from ._handlers import lambda_entrypoint
 from ._limits import Limits
 from ._outcome import FanoutResult, Latency, Outcome, Progress, Status, StopReason
 from ._retry import Retry
@@ -89,6 +90,7 @@ __all__ = [
     "UnknownTask",
     "UsageError",
     "dispatch_many",
+    "lambda_entrypoint",
     "stream",
 ]
 

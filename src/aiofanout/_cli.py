@@ -7,12 +7,19 @@ import asyncio
 import sys
 from collections.abc import Sequence
 
+from ._errors import UsageError
+
 DESCRIPTION = """\
 aiofanout fans work out from asyncio (to coroutines, threads, AWS Lambda, SQS and HTTP) and
 gathers it back in under a concurrency cap, timeouts, a deadline and retries.
 
 commands:
-  demo    fan a batch of items out and show live progress and a summary table
+  demo    fan a batch out (in-process, Lambda, SQS) with live progress and a summary table
+  serve   run the local AWS (moto server + local Lambda runtime) in the foreground
+
+examples:
+  python -m aiofanout demo
+  python -m aiofanout serve --function worker=worker.lambda_handler --code-path examples
 """
 
 
@@ -32,20 +39,93 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--items", type=int, default=300, help="items per phase (default: %(default)s)"
     )
+    demo.add_argument(
+        "--in-process",
+        action="store_true",
+        help="run only the in-process phase (no moto server, no Lambda runtime)",
+    )
+    serve = commands.add_parser(
+        "serve",
+        help="run the local AWS stack in the foreground and print its endpoints",
+        description=(
+            "Start a moto server (SQS, S3, IAM) and the local Lambda runtime on 127.0.0.1, "
+            "register functions, print the endpoints, and serve until Ctrl-C. Point boto3, "
+            "aioboto3 or the AWS CLI at them with --endpoint-url."
+        ),
+    )
+    serve.add_argument(
+        "--function",
+        action="append",
+        default=[],
+        metavar="NAME=HANDLER",
+        help="register a function, e.g. worker=worker.lambda_handler (repeatable)",
+    )
+    serve.add_argument(
+        "--code-path",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="a folder put on the functions' PYTHONPATH (repeatable; default: .)",
+    )
+    serve.add_argument("--timeout", type=float, default=30.0, help="function timeout, seconds")
+    serve.add_argument(
+        "--reserved-concurrency",
+        type=int,
+        default=10,
+        help="environments per function; more concurrent invokes get 429 (default: 10)",
+    )
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m aiofanout`` and the ``aiofanout`` script."""
     args = build_parser().parse_args(argv)
-    if args.command == "demo":
-        from ._demo import run_demo
+    try:
+        if args.command == "demo":
+            from ._demo import run_demo
 
-        try:
-            return asyncio.run(run_demo(args.items))
-        except KeyboardInterrupt:
-            return 130
+            return asyncio.run(run_demo(args.items, local=not args.in_process))
+        if args.command == "serve":
+            return asyncio.run(serve(args))
+    except KeyboardInterrupt:
+        return 130
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     return 2  # pragma: no cover - argparse rejects unknown commands
+
+
+async def serve(args: argparse.Namespace) -> int:
+    """Run the embedded stack until interrupted."""
+    from .local import FunctionConfig, stack
+
+    configs = []
+    for spec in args.function:
+        name, sep, handler = spec.partition("=")
+        if not sep or not name or not handler:
+            raise UsageError(f"--function takes NAME=HANDLER, got {spec!r}")
+        configs.append(
+            FunctionConfig(
+                name,
+                handler,
+                code_paths=args.code_path or ["."],
+                timeout=args.timeout,
+                reserved_concurrency=args.reserved_concurrency,
+            )
+        )
+    async with stack(functions=configs) as aws:
+        print(f"moto server (SQS, S3, IAM):  {aws.endpoint_url}")
+        print(f"local Lambda (Invoke API):   {aws.lambda_endpoint_url}")
+        print("credentials: AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing, us-east-1")
+        for config in configs:
+            print(
+                f"  aws --endpoint-url {aws.lambda_endpoint_url} lambda invoke "
+                f"--function-name {config.name} --payload '{{}}' "
+                "--cli-binary-format raw-in-base64-out out.json"
+            )
+        print("serving until Ctrl-C", flush=True)
+        await asyncio.Event().wait()
+    return 0
 
 
 if __name__ == "__main__":  # pragma: no cover

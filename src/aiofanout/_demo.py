@@ -1,18 +1,29 @@
-"""The README's demo: fan a batch out and show progress and a summary.
+"""The README's demo: fan a batch out four ways and show live progress and a summary.
 
-The in-process phase needs nothing but the core. The AWS phases (Lambda and SQS) run against the
-embedded stack (moto server + local Lambda runtime) when the ``local`` extra is installed.
+1. in-process coroutines (simulated I/O, throttles and hangs, retried);
+2. Lambda ``RequestResponse`` through the local runtime, with injected throttles so retries show;
+3. Lambda ``Event`` (fire and forget), waiting until every event has run;
+4. SQS, consumed by an event source mapping, waiting until the queue is empty.
+
+Phases 2-4 run the example worker (``examples/worker.py``) in real awslambdaric processes
+behind the local runtime, with SQS on a moto server: all on 127.0.0.1, no AWS account.
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
+import time
+from pathlib import Path
+from typing import Any
 
 from ._engine import dispatch_many
-from ._errors import Throttled
+from ._errors import Throttled, UsageError
+from ._outcome import Progress, Status
 from ._report import PhaseSummary, Reporter
 from ._retry import Retry
+
+WORKER_HANDLER = "worker.lambda_handler"
 
 
 async def simulated_io(item: int) -> dict[str, int]:
@@ -40,10 +51,164 @@ async def run_in_process(reporter: Reporter, items: int) -> None:
     reporter.add(PhaseSummary.of("in-process", result, "5% throttled, 1% hang"))
 
 
-async def run_demo(items: int) -> int:
-    """Run every phase the installed extras allow; return the exit code."""
+def find_examples() -> Path:
+    """The ``examples/`` folder holding the worker (next to ``src/``, or in the current dir)."""
+    for candidate in (Path(__file__).resolve().parents[2] / "examples", Path.cwd() / "examples"):
+        if (candidate / "worker.py").exists():
+            return candidate
+    raise UsageError(
+        "the demo runs examples/worker.py: run it from a checkout of aiofanout "
+        "(pip install -e '.[local]' && python -m aiofanout demo)"
+    )
+
+
+async def run_aws_phases(reporter: Reporter, items: int) -> None:
+    """Phases 2-4, on the embedded stack."""
+    from .local import EventSourceMapping, Faults, FunctionConfig, stack
+    from .targets import LambdaTarget, SqsTarget
+
+    examples = str(find_examples())
+    reporter.say("starting the embedded stack (moto server + local Lambda runtime) on 127.0.0.1")
+    async with stack() as aws:
+        reporter.say(f"  moto: {aws.endpoint_url}   lambda: {aws.lambda_endpoint_url}")
+        worker = "demo-worker"
+        aws.add_function(
+            FunctionConfig(
+                worker,
+                WORKER_HANDLER,
+                code_paths=[examples],
+                timeout=10,
+                reserved_concurrency=8,
+                faults=Faults(throttle=0.1, seed=7),
+            )
+        )
+        target = LambdaTarget(
+            worker, task="thumbnail", endpoint_url=aws.lambda_endpoint_url, region_name=aws.region
+        )
+        with reporter.phase("Lambda RequestResponse", items) as progress:
+            result = await dispatch_many(
+                target,
+                (f"photos/{i:05d}.jpg" for i in range(items)),
+                concurrency=16,
+                timeout=15,
+                retry=Retry(attempts=8, base=0.05, cap=1.0),
+                on_progress=progress,
+            )
+        stats = aws.runtime.stats(worker)
+        reporter.add(
+            PhaseSummary.of(
+                "Lambda RequestResponse",
+                result,
+                f"{stats['throttles']} throttles; {len(stats['cold_starts_ms'])} cold starts, "
+                f"median {_median(stats['cold_starts_ms']):.0f} ms",
+            )
+        )
+        await run_event_phase(reporter, aws, examples, items)
+        await run_sqs_phase(reporter, aws, examples, items, SqsTarget, EventSourceMapping)
+
+
+async def run_event_phase(reporter: Reporter, aws: Any, examples: str, items: int) -> None:
+    """Phase 3: ``Event`` invokes, then wait until every event has run."""
+    from .local import FunctionConfig
+    from .targets import LambdaTarget
+
+    name = "demo-events"
+    aws.add_function(
+        FunctionConfig(
+            name, WORKER_HANDLER, code_paths=[examples], timeout=10, reserved_concurrency=8
+        )
+    )
+    target = LambdaTarget(
+        name,
+        task="checksum",
+        invocation_type="Event",
+        endpoint_url=aws.lambda_endpoint_url,
+        region_name=aws.region,
+    )
+    started = time.monotonic()
+    with reporter.phase("Lambda Event (accepted)", items) as progress:
+        result = await dispatch_many(
+            target, (f"doc-{i}" for i in range(items)), concurrency=16, on_progress=progress
+        )
+    with reporter.phase("Lambda Event (ran)", items) as progress:
+        while (ran := aws.runtime.stats(name)["invocations"]) < result.counts[Status.SUCCEEDED]:
+            progress(_progress(ran, items, started))
+            await asyncio.sleep(0.1)
+        progress(_progress(ran, items, started))
+    reporter.add(
+        PhaseSummary.of(
+            "Lambda Event", result, f"all {ran} ran in {time.monotonic() - started:.1f} s"
+        )
+    )
+
+
+async def run_sqs_phase(
+    reporter: Reporter, aws: Any, examples: str, items: int, sqs_target: Any, mapping: Any
+) -> None:
+    """Phase 4: SQS send, consumed by an event source mapping, until the queue is empty."""
+    from .local import FunctionConfig
+
+    name = "demo-consumer"
+    aws.add_function(
+        FunctionConfig(
+            name, WORKER_HANDLER, code_paths=[examples], timeout=10, reserved_concurrency=4
+        )
+    )
+    queue = await aws.create_queue("demo-work", VisibilityTimeout="60")
+    await aws.add_event_source(mapping(queue, name, batch_size=10, pollers=2))
+    target = sqs_target(
+        queue, task="thumbnail", endpoint_url=aws.endpoint_url, region_name=aws.region
+    )
+    started = time.monotonic()
+    with reporter.phase("SQS send (batches of 10)", items) as progress:
+        result = await dispatch_many(
+            target,
+            (f"queued/{i:05d}.jpg" for i in range(items)),
+            concurrency=4,
+            on_progress=progress,
+        )
+    async with aws.client("sqs") as sqs:
+        with reporter.phase("SQS consumed by the mapping", items) as progress:
+            while (left := await _queue_depth(sqs, queue)) > 0:
+                progress(_progress(items - left, items, started))
+                await asyncio.sleep(0.2)
+            progress(_progress(items, items, started))
+    reporter.add(
+        PhaseSummary.of("SQS", result, f"queue empty after {time.monotonic() - started:.1f} s")
+    )
+
+
+async def _queue_depth(sqs: Any, url: str) -> int:
+    names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+    attributes = (await sqs.get_queue_attributes(QueueUrl=url, AttributeNames=names))["Attributes"]
+    return sum(int(attributes[n]) for n in names)
+
+
+def _progress(done: int, total: int, started: float) -> Progress:
+    counts = dict.fromkeys(Status, 0)
+    counts[Status.SUCCEEDED] = done
+    return Progress(total, done, total - done, counts, 0, time.monotonic() - started)
+
+
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[len(ordered) // 2] if ordered else 0.0
+
+
+async def run_demo(items: int, *, local: bool = True) -> int:
+    """Run every phase; return the exit code."""
     reporter = Reporter()
     reporter.say(f"[bold]aiofanout demo[/bold]: {items} items per phase")
+    started = time.monotonic()
     await run_in_process(reporter, items)
+    if local:
+        try:
+            import aioboto3  # noqa: F401
+            import awslambdaric  # noqa: F401
+        except ImportError:
+            reporter.say("[yellow]skipping the AWS phases: pip install 'aiofanout[local]'[/yellow]")
+        else:
+            await run_aws_phases(reporter, items)
     reporter.table()
+    reporter.say(f"done in {time.monotonic() - started:.1f} s")
     return 0

@@ -59,7 +59,7 @@ class Reporter:
         rich = _rich()
         console = rich.console.Console()
         # Piped output (CI, logs) gets a readable width instead of the 80-column fallback.
-        self.console = console if console.is_terminal else rich.console.Console(width=130)
+        self.console = console if console.is_terminal else rich.console.Console(width=150)
         self.rows: list[PhaseSummary] = []
 
     def say(self, message: str) -> None:

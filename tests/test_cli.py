@@ -1,0 +1,115 @@
+"""The command line: --help, the README's demo, and serve."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "aiofanout", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+        check=False,
+    )
+
+
+def test_help_explains_the_commands() -> None:
+    done = run("--help")
+    assert done.returncode == 0
+    assert "demo" in done.stdout
+    assert "serve" in done.stdout
+    assert "--function" in run("serve", "--help").stdout
+
+
+def test_a_bad_function_spec_is_a_clear_error() -> None:
+    done = run("serve", "--function", "no-handler")
+    assert done.returncode == 2
+    assert "NAME=HANDLER" in done.stderr
+
+
+def test_the_demo_runs_every_phase_end_to_end() -> None:
+    done = run("demo", "--items", "30")
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = done.stdout
+    for phase in ("in-process", "Lambda RequestResponse", "Lambda Event", "SQS"):
+        assert phase in out
+    assert "queue empty after" in out
+    assert "all 30 ran" in out
+
+
+def test_serve_answers_boto3_and_stops_on_ctrl_c() -> None:
+    import boto3
+
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "aiofanout",
+            "serve",
+            "--function",
+            "echo=plain.echo",
+            "--code-path",
+            str(ROOT / "tests" / "lambda_functions"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=ROOT,
+    )
+    try:
+        assert process.stdout is not None
+        endpoint = ""
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            line = process.stdout.readline()
+            if line.startswith("local Lambda"):
+                endpoint = line.split()[-1]
+            if "serving until Ctrl-C" in line:
+                break
+        assert endpoint.startswith("http://127.0.0.1:")
+        client = boto3.client("lambda", endpoint_url=endpoint, region_name="us-east-1")
+        response = client.invoke(FunctionName="echo", Payload=json.dumps({"via": "cli"}))
+        assert json.loads(response["Payload"].read()) == {"via": "cli"}
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=30) in (0, 130)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
+
+
+@pytest.mark.skipif(not Path("/proc").exists(), reason="needs /proc to list processes")
+def test_serve_leaves_no_child_behind() -> None:
+    before = _processes_running("awslambdaric") | _processes_running("moto.server")
+    test_serve_answers_boto3_and_stops_on_ctrl_c()
+    time.sleep(0.5)
+    after = _processes_running("awslambdaric") | _processes_running("moto.server")
+    assert after <= before
+
+
+def _processes_running(word: str) -> set[int]:
+    pids = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except OSError:
+                continue
+            if word in cmdline and int(entry.name) != os.getpid():
+                pids.add(int(entry.name))
+    return pids
