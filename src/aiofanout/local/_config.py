@@ -54,6 +54,8 @@ class FunctionConfig:
         memory: MB, informational (``context.memory_limit_in_mb``).
         environment: variables set in every execution environment.
         reserved_concurrency: the most environments at once; more invokes get 429.
+        throttle_after: seconds a synchronous invoke may wait for a busy environment before it
+            gets 429 (0, the default, is AWS's behaviour; more makes a local burst buffer).
         code_paths: folders put on ``PYTHONPATH`` of the environments (where ``handler`` lives).
         faults: injected throttles, errors, crashes, hangs and latency.
         event_retries: retries of a failed ``Event`` invocation (0-2, as on AWS).
@@ -73,6 +75,7 @@ class FunctionConfig:
     memory: int = 128
     environment: dict[str, str] = field(default_factory=dict)
     reserved_concurrency: int = 10
+    throttle_after: float = 0.0
     code_paths: Sequence[str] = ()
     faults: Faults = Faults()
     event_retries: int = 2

@@ -112,7 +112,7 @@ class Function:
     idle: deque[Environment] = field(default_factory=deque)
     environments: dict[str, Environment] = field(default_factory=dict)
     events: asyncio.Queue[tuple[str, bytes, int]] = field(default_factory=asyncio.Queue)
-    capacity_freed: asyncio.Event = field(default_factory=asyncio.Event)
+    waiters: deque[asyncio.Future[Environment | None]] = field(default_factory=deque)
     cold_starts: list[float] = field(default_factory=list)
     dice: random.Random = field(default_factory=random.Random)
     invocations: int = 0
@@ -323,7 +323,8 @@ class LocalLambda:
             return Result.error(
                 "InjectedFault", "an error injected by Faults(error=...)", request_id
             )
-        env = await self._acquire(function, wait=wait)
+        patience = None if wait else function.config.throttle_after
+        env = await self._acquire(function, patience=patience)
         function.invocations += 1
         timeout = function.config.timeout
         invocation = Invocation(
@@ -361,7 +362,9 @@ class LocalLambda:
         self._release(env)
         return result
 
-    async def _acquire(self, function: Function, *, wait: bool) -> Environment:
+    async def _acquire(self, function: Function, *, patience: float | None) -> Environment:
+        """A warm environment, a new one, or (after ``patience`` seconds) a throttle."""
+        give_up = None if patience is None else time.monotonic() + patience
         while True:
             while function.idle:
                 env = function.idle.popleft()
@@ -369,17 +372,41 @@ class LocalLambda:
                     return env
             if len(function.environments) < function.config.reserved_concurrency:
                 return await self._start_environment(function)
-            if not wait:
+            left = None if give_up is None else give_up - time.monotonic()
+            if left is not None and left <= 0:
                 function.throttles += 1
                 raise Throttle("ReservedFunctionConcurrentInvocationLimitExceeded")
-            function.capacity_freed.clear()
-            await function.capacity_freed.wait()
+            handed = await self._wait_for_environment(function, left)
+            if handed is not None and not handed.dead:
+                return handed
+
+    async def _wait_for_environment(
+        self, function: Function, timeout: float | None
+    ) -> Environment | None:
+        """Queue for the next released environment (FIFO; ``None``: capacity freed, look again)."""
+        waiter: asyncio.Future[Environment | None] = asyncio.get_running_loop().create_future()
+        function.waiters.append(waiter)
+        try:
+            async with asyncio.timeout(timeout):
+                return await waiter
+        except TimeoutError:
+            # Handed an environment just as the timeout fired: keep it rather than lose it.
+            return waiter.result() if waiter.done() and not waiter.cancelled() else None
 
     def _release(self, env: Environment) -> None:
         env.current = None
-        if not env.dead:
+        if env.dead:
+            self._wake_one(env.function, None)
+        elif not self._wake_one(env.function, env):
             env.function.idle.append(env)
-        env.function.capacity_freed.set()
+
+    def _wake_one(self, function: Function, env: Environment | None) -> bool:
+        while function.waiters:
+            waiter = function.waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(env)
+                return True
+        return False
 
     # -- environments ---------------------------------------------------------------------
 
@@ -468,7 +495,6 @@ class LocalLambda:
                     )
                 )
         self._forget(env)
-        env.function.capacity_freed.set()
 
     def _forget(self, env: Environment) -> None:
         env.dead = True
@@ -480,6 +506,7 @@ class LocalLambda:
             self._spawn(site.stop())
         with contextlib.suppress(ValueError):
             env.function.idle.remove(env)
+        self._wake_one(env.function, None)  # a slot is free: a waiting invoke may start one
 
     async def _kill(self, env: Environment) -> None:
         env.dead = True
@@ -495,7 +522,6 @@ class LocalLambda:
                 task.cancel()
         await asyncio.gather(*env.tasks, return_exceptions=True)
         self._forget(env)
-        env.function.capacity_freed.set()
 
     # -- the Runtime API ------------------------------------------------------------------
 
