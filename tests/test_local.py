@@ -381,3 +381,12 @@ async def test_the_example_service_fans_out_per_request(
         assert response.status == 200
         body = await response.json()
     assert [t["key"] for t in body["thumbnails"]] == ["a.jpg", "b.jpg"]
+
+
+async def test_throttle_after_queues_invokes_instead_of_answering_429(aws: LocalAws) -> None:
+    name = add(aws, "plain.sleep", reserved_concurrency=1, throttle_after=30)
+    result = await dispatch_many(target(aws, name), [{"seconds": 0.05}] * 5, concurrency=5, retry=1)
+    assert result.ok
+    stats = aws.runtime.stats(name)
+    assert stats["throttles"] == 0
+    assert stats["environments"] == 1
