@@ -37,7 +37,7 @@ from aiofanout.testing import FAKE_CREDENTIALS, MotoServer, free_port, wait_for_
 
 REGION = "us-east-1"
 MOTO_ITEMS = 300
-STUB_ITEMS = 3000
+STUB_ITEMS = 6000
 INVOKES = 2000
 CAP = 50
 

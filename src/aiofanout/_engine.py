@@ -251,6 +251,7 @@ class _Run:
         self.iterator: Iterator[Any] | None = None
         self.aiterator: AsyncIterator[Any] | None = None
         self.input_lock = asyncio.Lock()
+        self.backpressure = isinstance(sink, _StreamSink)
         if isinstance(items, AsyncIterable):
             self.aiterator = aiter(items)
         elif isinstance(items, Iterable):
@@ -259,6 +260,7 @@ class _Run:
             raise UsageError(
                 f"items must be an iterable or async iterable, got {type(items).__name__}"
             )
+        self.sync_take = self.iterator is not None and not self.backpressure
         self.stopped: StopReason | None = None
         self.halted = False  # nothing new starts: stopped, or the input raised
         self.input_error: BaseException | None = None
@@ -378,27 +380,44 @@ class _Run:
 
     async def take(self) -> tuple[int, Any] | None:
         """The next item and its index, or ``None`` when the input is done or work stopped."""
-        await self.sink.wait_for_room()
-        if self.halted:
-            return None
-        if self.deadline is not None and clock() >= self.deadline:
-            self.stop(StopReason.DEADLINE)
+        if self.backpressure:
+            await self.sink.wait_for_room()
+        if self.aiterator is None:
+            return self.take_now()
+        if not self._may_start():
             return None
         try:
-            if self.aiterator is not None:
-                item = await self._take_async(self.aiterator)
-            else:
-                assert self.iterator is not None
-                item = next(self.iterator)
-        except (StopIteration, StopAsyncIteration):
-            return None
-        except _Stopped:
+            item = await self._take_async(self.aiterator)
+        except (StopAsyncIteration, _Stopped):
             return None
         except Exception as exc:
             self.fail_input(exc)
             return None
         self.taken += 1
         return self.sink.add(item), item
+
+    def take_now(self) -> tuple[int, Any] | None:
+        """:meth:`take` for a sync input, without a coroutine per item."""
+        if not self._may_start():
+            return None
+        assert self.iterator is not None
+        try:
+            item = next(self.iterator)
+        except StopIteration:
+            return None
+        except Exception as exc:
+            self.fail_input(exc)
+            return None
+        self.taken += 1
+        return self.sink.add(item), item
+
+    def _may_start(self) -> bool:
+        if self.halted:
+            return False
+        if self.deadline is not None and clock() >= self.deadline:
+            self.stop(StopReason.DEADLINE)
+            return False
+        return True
 
     async def _take_async(self, source: AsyncIterator[Any]) -> Any:
         # Async generators refuse concurrent __anext__ calls, hence the lock.
@@ -421,7 +440,10 @@ class _Run:
 
     async def worker(self) -> None:
         """Take items one at a time and see each through to its terminal state."""
-        while (taken := await self.take()) is not None:
+        while True:
+            taken = self.take_now() if self.sync_take else await self.take()
+            if taken is None:
+                return
             index, item = taken
             started = clock()
             try:
@@ -564,7 +586,7 @@ class _Run:
                 index, item, payload, started = carry
                 carry = None
             else:
-                taken = await self.take()
+                taken = self.take_now() if self.sync_take else await self.take()
                 if taken is None:
                     break
                 index, item = taken
