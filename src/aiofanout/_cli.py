@@ -69,6 +69,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--timeout", type=float, default=30.0, help="function timeout, seconds")
     serve.add_argument(
+        "--memory", type=int, default=128, help="function memory, MB (informational)"
+    )
+    serve.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an environment variable of every function (repeatable)",
+    )
+    serve.add_argument(
         "--reserved-concurrency",
         type=int,
         default=10,
@@ -99,6 +109,12 @@ async def serve(args: argparse.Namespace) -> int:
     """Run the embedded stack until interrupted."""
     from .local import FunctionConfig, stack
 
+    environment = {}
+    for pair in args.env:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--env takes KEY=VALUE, got {pair!r}")
+        environment[key] = value
     configs = []
     for spec in args.function:
         name, sep, handler = spec.partition("=")
@@ -111,6 +127,8 @@ async def serve(args: argparse.Namespace) -> int:
                 code_paths=args.code_path or ["."],
                 timeout=args.timeout,
                 reserved_concurrency=args.reserved_concurrency,
+                memory=args.memory,
+                environment=environment,
             )
         )
     async with stack(functions=configs) as aws:

@@ -279,7 +279,8 @@ def error_info(exc: BaseException) -> ErrorInfo:
     if isinstance(exc, TaskFailed):
         return ErrorInfo(type=exc.remote_type, message=exc.message, retryable=exc.retryable)
     message = exc.message if isinstance(exc, FanoutError) else str(exc)
-    retryable = bool(getattr(exc, "retryable", False)) or isinstance(exc, TimeoutError)
+    # Only what says so is retryable: a task that timed out may have done part of its work.
+    retryable = bool(getattr(exc, "retryable", False))
     return ErrorInfo(type=type(exc).__name__, message=message, retryable=retryable)
 
 

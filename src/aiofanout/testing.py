@@ -1,5 +1,8 @@
 """Helpers for testing code that uses aiofanout: fake Lambda contexts, SQS events, servers.
 
+With pytest, ``-p aiofanout.testing`` (or ``pytest_plugins`` in the root conftest) adds the
+fixtures ``moto_server`` (session-wide) and ``local_aws`` (the embedded stack, per test).
+
 Example::
 
     from aiofanout.testing import LambdaContext, sqs_event
@@ -227,3 +230,32 @@ def fake_aws_credentials() -> Iterator[None]:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+
+
+def _define_fixtures() -> None:
+    """Define the pytest fixtures, when pytest and pytest-asyncio are installed."""
+    try:
+        import pytest
+        import pytest_asyncio
+    except ImportError:  # pragma: no cover - only without the test tools
+        return
+
+    @pytest.fixture(scope="session")
+    def moto_server() -> Iterator[MotoServer]:
+        """A real moto server for the whole session, with credentials only it accepts."""
+        with fake_aws_credentials(), MotoServer() as server:
+            yield server
+
+    @pytest_asyncio.fixture
+    async def local_aws() -> Any:
+        """The embedded stack (moto server + local Lambda runtime) for one test."""
+        from .local import stack
+
+        async with stack() as aws:
+            yield aws
+
+    globals()["moto_server"] = moto_server
+    globals()["local_aws"] = local_aws
+
+
+_define_fixtures()

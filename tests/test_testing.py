@@ -1,0 +1,57 @@
+"""The helpers users import from aiofanout.testing, used as a user would."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from aiofanout import LambdaTarget, SqsTarget, dispatch_many
+from aiofanout.local import FunctionConfig, LocalAws
+from aiofanout.testing import LambdaContext, MotoServer, sqs_event
+
+FUNCTIONS = str(Path(__file__).with_name("lambda_functions"))
+
+
+async def test_the_local_aws_fixture_runs_a_function(local_aws: LocalAws) -> None:
+    local_aws.add_function(FunctionConfig("echo", "plain.echo", code_paths=[FUNCTIONS]))
+    target = LambdaTarget(
+        "echo", task=None, endpoint_url=local_aws.lambda_endpoint_url, region_name="us-east-1"
+    )
+    result = await dispatch_many(target, [{"a": 1}], concurrency=1)
+    assert result.values() == [{"a": 1}]
+
+
+async def test_the_moto_server_fixture_serves_sqs(moto_server: MotoServer) -> None:
+    import aioboto3
+
+    session = aioboto3.Session(region_name="us-east-1")
+    async with session.client("sqs", endpoint_url=moto_server.endpoint_url) as sqs:
+        url = (await sqs.create_queue(QueueName="fixture-q"))["QueueUrl"]
+        target = SqsTarget(url, task=None, client=sqs)
+        assert (await dispatch_many(target, [1, 2, 3], concurrency=1)).ok
+        got = await sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)
+        assert sorted(json.loads(m["Body"]) for m in got["Messages"]) == [1, 2, 3]
+
+
+def test_the_lambda_context_runs_down_or_follows_a_script() -> None:
+    scripted = LambdaContext(clock=lambda: 1234)
+    assert scripted.get_remaining_time_in_millis() == 1234
+    real = LambdaContext(remaining_ms=60_000)
+    assert 59_000 < real.get_remaining_time_in_millis() <= 60_000
+    assert isinstance(real.memory_limit_in_mb, str)
+
+
+def test_sqs_events_have_the_shape_lambda_sends() -> None:
+    event: dict[str, Any] = sqs_event(["a", "b"], fifo=True)
+    records = event["Records"]
+    assert [r["body"] for r in records] == ["a", "b"]
+    for record in records:
+        assert record["eventSource"] == "aws:sqs"
+        assert record["eventSourceARN"].endswith(".fifo")
+        assert record["attributes"]["ApproximateReceiveCount"] == "1"
+        assert "MessageGroupId" in record["attributes"]
+    with pytest.raises(ValueError, match="loopback"):
+        MotoServer(host="10.0.0.1")
