@@ -368,9 +368,11 @@ class _Run:
         error: BaseException | None,
         attempts: int,
         started: float,
+        now: float | None = None,
     ) -> None:
         """Record the one terminal state of an item, and apply the failure budget."""
-        self.sink.finish(index, item, code, value, error, attempts, clock() - started)
+        ended = clock() if now is None else now
+        self.sink.finish(index, item, code, value, error, attempts, ended - started)
         if code in (FAILED, TIMED_OUT):
             self.failures += 1
             if self.failures > self.allowance(self.taken):
@@ -615,11 +617,14 @@ class _Run:
                 return
             results = await self._attempt_batch([e.payload for e in pending])
             retry: list[tuple[_Entry, BaseException]] = []
+            now = clock()  # one clock read for the batch: its items ended together
             for entry, (code, value, error) in zip(pending, results, strict=True):
                 if code != SUCCEEDED and error is not None and self.may_retry(attempt, error):
                     retry.append((entry, error))
                 else:
-                    self.finish(entry.index, entry.item, code, value, error, attempt, entry.started)
+                    self.finish(
+                        entry.index, entry.item, code, value, error, attempt, entry.started, now
+                    )
             pending = await self._hold_for_retry(retry, attempt)
 
     async def _hold_for_retry(
