@@ -28,6 +28,9 @@ class Status(enum.StrEnum):
     CANCELLED = "cancelled"
     SKIPPED = "skipped"
 
+    def __repr__(self) -> str:
+        return f"Status.{self.name}"
+
 
 class StopReason(enum.StrEnum):
     """Why a fan-out stopped before taking every item."""

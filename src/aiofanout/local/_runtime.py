@@ -135,7 +135,7 @@ class LocalLambda:
         async with LocalLambda() as runtime:
             runtime.add_function(FunctionConfig("worker", "worker.lambda_handler",
                                                 code_paths=["examples"]))
-            target = LambdaTarget("worker", task="resize", endpoint_url=runtime.endpoint_url)
+            target = LambdaTarget("worker", task="thumbnail", endpoint_url=runtime.endpoint_url)
     """
 
     def __init__(

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import anyio.to_thread
 
-from ..testing import FAKE_CREDENTIALS, MotoServer
+from ..testing import MotoServer, fake_aws_credentials
 from ._config import EventSourceMapping, FunctionConfig
 from ._runtime import REGION, LocalLambda
 
@@ -61,36 +60,29 @@ async def stack(
         async with aiofanout.local.stack() as aws:
             aws.add_function(FunctionConfig("worker", "worker.lambda_handler",
                                             code_paths=["examples"]))
-            target = LambdaTarget("worker", task="resize", endpoint_url=aws.lambda_endpoint_url)
+            target = LambdaTarget("worker", task="thumbnail", endpoint_url=aws.lambda_endpoint_url)
             result = await dispatch_many(target, keys, concurrency=20)
     """
     import aioboto3
 
-    saved = {k: os.environ.get(k) for k in FAKE_CREDENTIALS}
-    if credentials:
-        os.environ.update(FAKE_CREDENTIALS)
+    credentials_set = fake_aws_credentials() if credentials else contextlib.nullcontext()
     moto = MotoServer()
-    try:
-        await anyio.to_thread.run_sync(moto.start)
-        runtime = LocalLambda(sqs_endpoint_url=moto.endpoint_url)
-        await runtime.start()
+    with credentials_set:
         try:
-            for config in functions:
-                runtime.add_function(config)
-            yield LocalAws(
-                endpoint_url=moto.endpoint_url,
-                lambda_endpoint_url=runtime.endpoint_url,
-                session=aioboto3.Session(region_name=REGION),
-                runtime=runtime,
-                moto=moto,
-            )
+            await anyio.to_thread.run_sync(moto.start)
+            runtime = LocalLambda(sqs_endpoint_url=moto.endpoint_url)
+            await runtime.start()
+            try:
+                for config in functions:
+                    runtime.add_function(config)
+                yield LocalAws(
+                    endpoint_url=moto.endpoint_url,
+                    lambda_endpoint_url=runtime.endpoint_url,
+                    session=aioboto3.Session(region_name=REGION),
+                    runtime=runtime,
+                    moto=moto,
+                )
+            finally:
+                await runtime.stop()
         finally:
-            await runtime.stop()
-    finally:
-        moto.stop()
-        if credentials:
-            for key, value in saved.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
+            moto.stop()
