@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import platform
 import re
 import resource
@@ -93,3 +94,22 @@ def write_section(name: str, body: str) -> None:
         pattern.sub(lambda _: block, text) if pattern.search(text) else text + "\n" + block + "\n"
     )
     README.write_text(text)
+
+
+def arguments(doc: str | None, **extra: int) -> argparse.Namespace:
+    """The command line every benchmark takes: ``--write``, ``--repeats`` (and ``extra``)."""
+    parser = argparse.ArgumentParser(
+        description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--write", action="store_true", help="rewrite benchmarks/README.md")
+    parser.add_argument("--repeats", type=int, default=5)
+    for name, default in extra.items():
+        parser.add_argument(f"--{name}", type=int, default=default)
+    return parser.parse_args()
+
+
+def publish(section: str, body: str, write: bool) -> None:
+    """Print a section, and write it into README.md with ``--write``."""
+    print(body)
+    if write:
+        write_section(section, body)

@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import subprocess
@@ -27,7 +26,7 @@ from typing import Any
 
 import aioboto3
 import boto3
-from _bench import Measure, machine, own_peak_rss_mb, table, write_section
+from _bench import Measure, arguments, machine, own_peak_rss_mb, publish, table
 from aiobotocore.config import AioConfig
 from botocore.config import Config
 
@@ -183,12 +182,7 @@ def rows(measures: dict[str, Measure], baseline: str) -> list[list[str]]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--write", action="store_true")
-    parser.add_argument("--repeats", type=int, default=5)
-    args = parser.parse_args()
+    args = arguments(__doc__)
     import os
 
     os.environ.update(FAKE_CREDENTIALS)
@@ -301,9 +295,7 @@ def main() -> None:
         + bars
         + "\n"
     )
-    print(text)
-    if args.write:
-        write_section("aws", text)
+    publish("aws", text, args.write)
 
 
 if __name__ == "__main__":

@@ -19,9 +19,9 @@ from _bench import (
     child_peak_rss_mb,
     machine,
     own_peak_rss_mb,
+    publish,
     table,
     timed,
-    write_section,
 )
 
 import aiofanout
@@ -190,9 +190,7 @@ def main() -> None:
         f"{machine()}.\n\n"
         f"{speed}\n\n{memory}\n\n{bars}\n"
     )
-    print(body)
-    if args.write:
-        write_section("engine", body)
+    publish("engine", body, args.write)
 
 
 if __name__ == "__main__":

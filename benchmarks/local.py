@@ -12,7 +12,6 @@ concurrency (4 environments), plotted to benchmarks/local-latency.svg.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import os
@@ -23,7 +22,7 @@ import time
 from pathlib import Path
 
 import aiohttp
-from _bench import Measure, machine, table, write_section
+from _bench import Measure, arguments, machine, publish, table
 
 import aiofanout
 from aiofanout import LambdaTarget, Retry
@@ -125,12 +124,7 @@ def svg_plot(series: dict[str, list[tuple[int, float]]], path: Path) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--write", action="store_true")
-    parser.add_argument("--repeats", type=int, default=5)
-    args = parser.parse_args()
+    args = arguments(__doc__)
     os.environ.update(FAKE_CREDENTIALS)
     runtime_port, ceiling_port = free_port(), free_port()
     runtime = subprocess.Popen([sys.executable, str(HERE / "_runtime.py"), str(runtime_port)])
@@ -225,9 +219,7 @@ def main() -> None:
         + table(["bar", "measured", "met"], bars)
         + "\n"
     )
-    print(text)
-    if args.write:
-        write_section("local", text)
+    publish("local", text, args.write)
 
 
 if __name__ == "__main__":

@@ -10,13 +10,12 @@ that does the minimum by hand (``json.loads`` each body, call the function, coll
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import sys
 import time
 
-from _bench import Measure, machine, table, write_section
+from _bench import Measure, arguments, machine, publish, table
 
 from aiofanout import App
 from aiofanout._envelope import decode_task, encode_task
@@ -90,12 +89,7 @@ def per_item_us(fn: object) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--write", action="store_true")
-    parser.add_argument("--repeats", type=int, default=5)
-    args = parser.parse_args()
+    args = arguments(__doc__)
 
     arg = {"key": "images/2026/11/23/photo.png", "width": 640, "tags": ["a", "b", "c"]}
     signed = encode_task("resize", [arg], {}, secret="k")
@@ -133,9 +127,7 @@ def main() -> None:
         + table(["step", "us/item, median (min-max)"], c_rows)
         + "\n"
     )
-    print(body)
-    if args.write:
-        write_section("worker", body)
+    publish("worker", body, args.write)
 
 
 if __name__ == "__main__":

@@ -395,8 +395,7 @@ class _Run:
         except Exception as exc:
             self.fail_input(exc)
             return None
-        self.taken += 1
-        return self.sink.add(item), item
+        return self._accept(item)
 
     def take_now(self) -> tuple[int, Any] | None:
         """:meth:`take` for a sync input, without a coroutine per item."""
@@ -410,6 +409,9 @@ class _Run:
         except Exception as exc:
             self.fail_input(exc)
             return None
+        return self._accept(item)
+
+    def _accept(self, item: Any) -> tuple[int, Any]:
         self.taken += 1
         return self.sink.add(item), item
 
