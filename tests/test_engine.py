@@ -487,3 +487,18 @@ async def test_an_empty_input_is_an_empty_ok_result() -> None:
     assert len(result) == 0
     assert result.ok
     assert result.latency.count == 0
+
+
+async def test_an_iterator_the_caller_passed_is_left_open_where_work_stopped() -> None:
+    target = Recorder({i: ["fail"] for i in range(3)})
+    items = iter(range(100))
+
+    def numbers() -> Any:
+        yield from items
+
+    source = numbers()
+    first = await dispatch_many(target, source, concurrency=1, retry=1, tolerate=2)
+    assert first.budget_exceeded
+    assert len(first) == 3
+    rest = await dispatch_many(Recorder(), source, concurrency=4)
+    assert [o.item for o in rest] == list(range(3, 100))

@@ -261,6 +261,7 @@ class _Run:
                 f"items must be an iterable or async iterable, got {type(items).__name__}"
             )
         self.sync_take = self.iterator is not None and not self.backpressure
+        self.owns_input = (self.iterator or self.aiterator) is not items
         self.stopped: StopReason | None = None
         self.halted = False  # nothing new starts: stopped, or the input raised
         self.input_error: BaseException | None = None
@@ -332,6 +333,10 @@ class _Run:
             self.fail_input(exc)
 
     async def _close_input(self) -> None:
+        # Close only an iterator made here: one the caller passed stays open where work
+        # stopped, so the rest can be taken up later (say, by a fresh Lambda invocation).
+        if not self.owns_input:
+            return
         aclose = getattr(self.aiterator, "aclose", None)
         if aclose is not None:
             await aclose()
