@@ -155,6 +155,10 @@ async def test_injected_faults(aws: LocalAws) -> None:
     result = await dispatch_many(target(aws, hangs), [{}], concurrency=1)
     assert isinstance(result[0].error, TaskFailed)
     assert result[0].error.remote_type == "Sandbox.Timedout"
+    slow = add(aws, "plain.echo", faults=Faults(latency=0.3))
+    result = await dispatch_many(target(aws, slow), [{"x": 1}, {"x": 2}], concurrency=2)
+    assert result.values() == [{"x": 1}, {"x": 2}]
+    assert result.latency.p50 >= 0.3
     crashes = add(aws, "plain.echo", faults=Faults(crash=1.0))
     result = await dispatch_many(target(aws, crashes), [{}], concurrency=1)
     assert isinstance(result[0].error, TaskFailed)

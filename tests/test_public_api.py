@@ -47,3 +47,13 @@ def test_every_error_is_in_the_tree_drawn_in_the_errors_module() -> None:
 
 def test_no_private_module_leaks_into_all() -> None:
     assert not [n for n in aiofanout.__all__ if n.startswith("_")]
+
+
+def test_public_classes_and_functions_show_an_example() -> None:
+    for module_name in PUBLIC_MODULES:
+        module = importlib.import_module(module_name)
+        for name in module.__all__:
+            obj = getattr(module, name)
+            is_error = inspect.isclass(obj) and issubclass(obj, BaseException)
+            if (inspect.isclass(obj) or inspect.isfunction(obj)) and not is_error:
+                assert "Example" in (inspect.getdoc(obj) or ""), f"{module_name}.{name}"

@@ -73,7 +73,9 @@ class Deadline:
     """A point in time (``time.monotonic()``, the asyncio loop clock) when a fan-out must stop.
 
     ``deadline=30`` means 30 seconds from the start of the fan-out; a ``Deadline`` pins an
-    absolute time, for example one taken from a Lambda context::
+    absolute time, such as the one of a Lambda invocation.
+
+    Example::
 
         deadline = Deadline.from_lambda_context(context, margin=2.0)
         result = await dispatch_many(target, items, concurrency=50, deadline=deadline)
@@ -819,7 +821,15 @@ def stream(
 
 @final
 class OutcomeStream:
-    """The async context manager and iterator of :func:`stream`."""
+    """The async context manager and iterator of :func:`stream`.
+
+    Example::
+
+        async with stream(handle, messages, concurrency=20) as outcomes:
+            async for outcome in outcomes:
+                ...
+        print(outcomes.counts, outcomes.stopped)
+    """
 
     def __init__(self, run: _Run, sink: _StreamSink) -> None:
         self._run = run

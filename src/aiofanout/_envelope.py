@@ -49,6 +49,10 @@ class TaskEnvelope(_Wire):
     path to import), ``args``/``kwargs`` (JSON), ``attempt``, ``depth`` (hops of task-to-task
     dispatch), ``deadline_ms`` (epoch ms), ``reply_to`` (an SQS queue URL), ``idempotency_key``,
     ``sig`` (HMAC-SHA256, hex).
+
+    Example (what a non-Python producer sends)::
+
+        {"v": 1, "id": "4f1c...", "task": "thumbnail", "args": ["a.jpg"], "kwargs": {"width": 64}}
     """
 
     v: Literal[1] = ENVELOPE_VERSION
@@ -66,7 +70,12 @@ class TaskEnvelope(_Wire):
 
 
 class ErrorInfo(_Wire):
-    """A task's error as it crosses the wire: the exception type's name, its message, retryable."""
+    """A task's error as it crosses the wire: the exception type's name, its message, retryable.
+
+    Example::
+
+        {"type": "ValueError", "message": "width must be positive", "retryable": false}
+    """
 
     type: str
     message: str
@@ -74,7 +83,12 @@ class ErrorInfo(_Wire):
 
 
 class ReplyEnvelope(_Wire):
-    """The answer to one task envelope: ``ok`` with a ``value``, or an ``error``."""
+    """The answer to one task envelope: ``ok`` with a ``value``, or an ``error``.
+
+    Example::
+
+        {"v": 1, "id": "4f1c...", "ok": true, "value": {"key": "a.jpg", "width": 64}}
+    """
 
     v: Literal[1] = ENVELOPE_VERSION
     id: str

@@ -16,7 +16,9 @@ class Limits:
     """Payload limits checked before anything is sent. An item over a limit fails alone.
 
     The defaults are AWS's as of 2025 (Lambda async payloads and SQS messages went from 256 KB to
-    1 MB that year). Pass your own when AWS changes them::
+    1 MB that year). Pass your own when AWS changes them.
+
+    Example::
 
         LambdaTarget("worker", task="resize", limits=Limits(lambda_async_payload=2 * 1024 * 1024))
 

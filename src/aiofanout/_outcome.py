@@ -20,7 +20,12 @@ __all__ = ["FanoutResult", "Latency", "Outcome", "Progress", "Status", "StopReas
 
 
 class Status(enum.StrEnum):
-    """The terminal state of one item. Every item ends in exactly one."""
+    """The terminal state of one item. Every item ends in exactly one.
+
+    Example::
+
+        failed = result.counts[Status.FAILED] + result.counts[Status.TIMED_OUT]
+    """
 
     SUCCEEDED = "succeeded"
     FAILED = "failed"
@@ -33,7 +38,13 @@ class Status(enum.StrEnum):
 
 
 class StopReason(enum.StrEnum):
-    """Why a fan-out stopped before taking every item."""
+    """Why a fan-out stopped before taking every item.
+
+    Example::
+
+        if result.stopped is StopReason.DEADLINE:
+            resume_later([o.item for o in result if o.status is Status.SKIPPED])
+    """
 
     DEADLINE = "deadline"
     BUDGET = "budget"
@@ -85,7 +96,12 @@ class Outcome:
 @final
 @dataclass(frozen=True, slots=True)
 class Latency:
-    """Percentiles of the time items took, first attempt to terminal state, in seconds."""
+    """Percentiles of the time items took, first attempt to terminal state, in seconds.
+
+    Example::
+
+        print(f"p99 {result.latency.p99 * 1000:.0f} ms over {result.latency.count} items")
+    """
 
     count: int
     p50: float
@@ -110,7 +126,15 @@ class Latency:
 @final
 @dataclass(frozen=True, slots=True)
 class Progress:
-    """A snapshot of a fan-out in progress, handed to ``on_progress`` at most every 100 ms."""
+    """A snapshot of a fan-out in progress, handed to ``on_progress`` at most every 100 ms.
+
+    Example::
+
+        def show(p: Progress) -> None:
+            print(f"{p.done}/{p.taken} done, {p.in_flight} in flight, {p.rate:.0f}/s")
+
+        await dispatch_many(fetch, urls, concurrency=50, on_progress=show)
+    """
 
     taken: int
     done: int

@@ -22,6 +22,17 @@ class Batching:
 
     With ``max_bytes`` set, :meth:`Target.prepare` must return something whose ``len()`` is its
     size in bytes (the encoded body), so the engine can pack batches without encoding twice.
+
+    Example::
+
+        class Bulk(Target):
+            batching = Batching(max_items=100, max_bytes=5_000_000)
+
+            def prepare(self, item):
+                return json.dumps(item).encode()
+
+            async def call_batch(self, payloads, *, timeout):
+                return await bulk_insert(payloads)   # one value or exception per payload
     """
 
     max_items: int

@@ -29,7 +29,15 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-__all__ = ["LambdaContext", "MotoServer", "free_port", "sqs_event", "sqs_record", "wait_for_http"]
+__all__ = [
+    "LambdaContext",
+    "MotoServer",
+    "fake_aws_credentials",
+    "free_port",
+    "sqs_event",
+    "sqs_record",
+    "wait_for_http",
+]
 
 #: Credentials that only a local moto server accepts: tests never reach real AWS with them.
 FAKE_CREDENTIALS = {
@@ -48,6 +56,10 @@ class LambdaContext:
 
     Pass ``remaining_ms`` for a deadline that counts down from now in real time, or ``clock``,
     a function returning the remaining milliseconds, to script it.
+
+    Example::
+
+        app.lambda_handler(sqs_event(bodies), LambdaContext(remaining_ms=5_000))
     """
 
     def __init__(
@@ -84,7 +96,12 @@ def sqs_record(
     group_id: str = "g1",
     message_id: str | None = None,
 ) -> dict[str, Any]:
-    """One record as Lambda's SQS event source delivers it."""
+    """One record as Lambda's SQS event source delivers it.
+
+    Example::
+
+        event = {"Records": [sqs_record(body, fifo=True, group_id="orders")]}
+    """
     text = body.decode() if isinstance(body, bytes) else body
     name = f"{queue}.fifo" if fifo and not queue.endswith(".fifo") else queue
     attributes: dict[str, str] = {
@@ -115,12 +132,22 @@ def sqs_record(
 def sqs_event(
     bodies: Sequence[str | bytes], *, queue: str = "work", fifo: bool = False
 ) -> dict[str, Any]:
-    """An SQS event source batch of ``bodies``, as Lambda hands it to a handler."""
+    """An SQS event source batch of ``bodies``, as Lambda hands it to a handler.
+
+    Example::
+
+        failures = app.lambda_handler(sqs_event([task.envelope(1), b"not json"]), None)
+    """
     return {"Records": [sqs_record(b, queue=queue, fifo=fifo) for b in bodies]}
 
 
 def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port free on ``host`` right now (the OS picks it)."""
+    """A TCP port free on ``host`` right now (the OS picks it).
+
+    Example::
+
+        dead_endpoint = f"http://127.0.0.1:{free_port()}"   # nothing listens there
+    """
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
@@ -129,7 +156,13 @@ def free_port(host: str = "127.0.0.1") -> int:
 def wait_for_http(
     url: str, *, timeout: float = 30.0, process: subprocess.Popen[Any] | None = None
 ) -> None:
-    """Poll ``url`` until it answers any HTTP status; fail early if ``process`` exits."""
+    """Poll ``url`` until it answers any HTTP status; fail early if ``process`` exits.
+
+    Example::
+
+        server = subprocess.Popen([sys.executable, "-m", "my_server", str(port)])
+        wait_for_http(f"http://127.0.0.1:{port}/health", process=server)
+    """
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -219,7 +252,13 @@ class MotoServer:
 
 @contextlib.contextmanager
 def fake_aws_credentials() -> Iterator[None]:
-    """Set credentials only moto accepts for the duration (restored afterwards)."""
+    """Set credentials only moto accepts for the duration (restored afterwards).
+
+    Example::
+
+        with fake_aws_credentials(), MotoServer() as moto:
+            boto3.client("sqs", endpoint_url=moto.endpoint_url).list_queues()
+    """
     saved = {name: os.environ.get(name) for name in FAKE_CREDENTIALS}
     os.environ.update(FAKE_CREDENTIALS)
     try:

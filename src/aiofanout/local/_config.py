@@ -21,6 +21,10 @@ class Faults:
         latency: seconds added before each invocation is handed to an environment.
         seed: makes the draws repeatable.
 
+    Example::
+
+        FunctionConfig("worker", "worker.lambda_handler", faults=Faults(throttle=0.1, crash=0.01))
+
     """
 
     throttle: float = 0.0
@@ -125,6 +129,10 @@ class EventSourceMapping:
         report_batch_item_failures: honour ``batchItemFailures`` (delete only what succeeded);
             without it a function error leaves the whole batch to come back.
         pollers: concurrent pollers (each holds at most one batch in flight).
+
+    Example::
+
+        await aws.add_event_source(EventSourceMapping(queue_url, "worker", batch_size=10))
 
     """
 

@@ -16,7 +16,14 @@ from ._runtime import REGION, LocalLambda
 
 @dataclass
 class LocalAws:
-    """What :func:`stack` yields: endpoints, a ready aioboto3 session, the runtime itself."""
+    """What :func:`stack` yields: endpoints, a ready aioboto3 session, the runtime itself.
+
+    Example::
+
+        async with stack() as aws, aws.client("sqs") as sqs:
+            url = await aws.create_queue("work")
+            await sqs.send_message(QueueUrl=url, MessageBody="{}")
+    """
 
     endpoint_url: str
     lambda_endpoint_url: str
