@@ -302,8 +302,6 @@ async def test_lambda_throttling_is_retried_after_the_retry_after_hint() -> None
     assert result.ok
     assert result[0].attempts == 2
     assert calls[1] - calls[0] >= 0.95
-    throttled = Throttled("x", retry_after=1.0)
-    assert throttled.retryable
 
 
 async def test_lambda_throttle_error_carries_reason_and_hint() -> None:

@@ -64,8 +64,8 @@ def find_examples() -> Path:
 
 async def run_aws_phases(reporter: Reporter, items: int) -> None:
     """Phases 2-4, on the embedded stack."""
-    from .local import EventSourceMapping, Faults, FunctionConfig, stack
-    from .targets import LambdaTarget, SqsTarget
+    from .local import Faults, FunctionConfig, stack
+    from .targets import LambdaTarget
 
     examples = str(find_examples())
     reporter.say("starting the embedded stack (moto server + local Lambda runtime) on 127.0.0.1")
@@ -104,7 +104,7 @@ async def run_aws_phases(reporter: Reporter, items: int) -> None:
             )
         )
         await run_event_phase(reporter, aws, examples, items)
-        await run_sqs_phase(reporter, aws, examples, items, SqsTarget, EventSourceMapping)
+        await run_sqs_phase(reporter, aws, examples, items)
 
 
 async def run_event_phase(reporter: Reporter, aws: Any, examples: str, items: int) -> None:
@@ -142,11 +142,10 @@ async def run_event_phase(reporter: Reporter, aws: Any, examples: str, items: in
     )
 
 
-async def run_sqs_phase(
-    reporter: Reporter, aws: Any, examples: str, items: int, sqs_target: Any, mapping: Any
-) -> None:
+async def run_sqs_phase(reporter: Reporter, aws: Any, examples: str, items: int) -> None:
     """Phase 4: SQS send, consumed by an event source mapping, until the queue is empty."""
-    from .local import FunctionConfig
+    from .local import EventSourceMapping, FunctionConfig
+    from .targets import SqsTarget
 
     name = "demo-consumer"
     aws.add_function(
@@ -155,8 +154,8 @@ async def run_sqs_phase(
         )
     )
     queue = await aws.create_queue("demo-work", VisibilityTimeout="60")
-    await aws.add_event_source(mapping(queue, name, batch_size=10, pollers=2))
-    target = sqs_target(
+    await aws.add_event_source(EventSourceMapping(queue, name, batch_size=10, pollers=2))
+    target = SqsTarget(
         queue, task="thumbnail", endpoint_url=aws.endpoint_url, region_name=aws.region
     )
     started = time.monotonic()
