@@ -8,8 +8,13 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
+from hypothesis import settings
 
 from aiofanout.testing import FAKE_CREDENTIALS, MotoServer
+
+# A busy CI machine must not turn a slow example into a failure: no per-example deadline.
+settings.register_profile("aiofanout", deadline=None, print_blob=True)
+settings.load_profile("aiofanout")
 
 # Tests must never reach real AWS: credentials only moto accepts, and no profile.
 os.environ.update(FAKE_CREDENTIALS)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import itertools
 import threading
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -322,8 +321,10 @@ async def test_rate_spaces_starts_evenly() -> None:
     result = await dispatch_many(target, range(12), concurrency=12, rate=50)
     assert result.ok
     starts = sorted(target.start_times)
-    gaps = [b - a for a, b in itertools.pairwise(starts)]
-    assert min(gaps) >= 0.018  # 20 ms apart, give or take the clock
+    # Start i comes no earlier than its slot, i x 20 ms after the first: never a burst. (A late
+    # start may sit closer to the next one; being late is allowed, being early is not.)
+    for i, started in enumerate(starts):
+        assert started - starts[0] >= i * 0.020 - 0.002
     assert starts[-1] - starts[0] >= 0.2
 
 
