@@ -192,6 +192,8 @@ class LocalLambda:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await asyncio.gather(*(self._kill(env) for env in list(self.environments.values())))
+        # Killing environments spawned their sites' stop(): let those finish too.
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         await self._sqs_stack.aclose()
         if self._runner is not None:
             await self._runner.cleanup()
