@@ -213,3 +213,36 @@ async def test_logs_carry_ids_but_never_arguments(caplog: pytest.LogCaptureFixtu
     assert "task-2" in caplog.text
     assert "hunter2" not in caplog.text
     assert "hunter3" not in caplog.text
+
+
+async def test_binding_checks_every_shape_of_signature() -> None:
+    shapes = App("shapes")
+
+    @shapes.task
+    async def plain(a: int, b: int = 2, *, c: int = 3) -> list[int]:
+        return [a, b, c]
+
+    @shapes.task
+    async def varargs(*numbers: int, **named: int) -> list[int]:
+        return [*numbers, *named.values()]
+
+    async def run(name: str, args: list[Any], kwargs: dict[str, Any]) -> Any:
+        result = await shapes.run_envelope(encode_task(name, args, kwargs))
+        if result.error is not None:
+            raise result.error
+        return result.reply.value
+
+    assert await run("plain", ["1"], {"c": "5"}) == [1, 2, 5]
+    assert await run("plain", [], {"a": 1, "b": 4}) == [1, 4, 3]
+    assert await run("varargs", [1, "2"], {"x": "3"}) == [1, 2, 3]
+    for args, kwargs, message in (
+        ([1, 2, 3], {}, "too many positional arguments"),
+        ([1], {"a": 1}, "multiple values for argument 'a'"),
+        ([1], {"d": 1}, "unexpected keyword argument 'd'"),
+        ([], {"b": 1}, "missing a required argument: 'a'"),
+        ([1], {"c": "x"}, "argument 'c'"),
+    ):
+        with pytest.raises(InvalidArguments, match=message):
+            await run("plain", args, kwargs)
+    with pytest.raises(InvalidArguments, match="argument 'numbers'"):
+        await run("varargs", ["x"], {})

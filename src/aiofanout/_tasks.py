@@ -17,7 +17,7 @@ import time
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Generic, ParamSpec, TypeVar, overload
+from typing import Any, Generic, ParamSpec, TypeAlias, TypeVar, overload
 
 import anyio.to_thread
 from pydantic import TypeAdapter, ValidationError
@@ -94,41 +94,75 @@ def split_item(item: Any) -> tuple[list[Any], dict[str, Any]]:
     return [item], {}
 
 
+Bound: TypeAlias = tuple[tuple[Any, ...], dict[str, Any]]
+_PLAIN_KINDS = frozenset({inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY})
+
+
 class _Signature:
     """Binds and validates arguments against a function's signature, with pydantic."""
 
     def __init__(self, fn: Callable[..., Any]) -> None:
         self.signature = inspect.signature(fn)
+        params = self.signature.parameters
         hints = typing.get_type_hints(fn, include_extras=True)
         self.adapters: dict[str, TypeAdapter[Any]] = {
-            name: TypeAdapter(hints[name]) for name in self.signature.parameters if name in hints
+            name: TypeAdapter(hints[name]) for name in params if name in hints
         }
+        # Most tasks take plain parameters: bind those without inspect.Signature.bind.
+        self.plain = all(p.kind in _PLAIN_KINDS for p in params.values())
+        self.positional = [
+            n for n, p in params.items() if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD
+        ]
+        self.required = [n for n, p in params.items() if p.default is inspect.Parameter.empty]
 
-    def bind(self, task: str, args: list[Any], kwargs: dict[str, Any]) -> inspect.BoundArguments:
+    def bind(self, task: str, args: list[Any], kwargs: dict[str, Any]) -> Bound:
+        """Validated ``(args, kwargs)`` to call the function with, or :class:`InvalidArguments`."""
+        values = self._bind_plainly(args, kwargs) if self.plain else None
+        if values is None:
+            return self._bind_with_inspect(task, args, kwargs)
+        for name, value in values.items():
+            values[name] = self._validate(task, name, value)
+        return (), values
+
+    def _bind_plainly(self, args: list[Any], kwargs: dict[str, Any]) -> dict[str, Any] | None:
+        """The arguments by name, or ``None`` when anything is off (inspect then says what)."""
+        if len(args) > len(self.positional):
+            return None
+        values = dict(zip(self.positional, args, strict=False))
+        for name, value in kwargs.items():
+            if name in values or name not in self.signature.parameters:
+                return None
+            values[name] = value
+        if any(name not in values for name in self.required):
+            return None
+        return values
+
+    def _bind_with_inspect(self, task: str, args: list[Any], kwargs: dict[str, Any]) -> Bound:
         try:
             bound = self.signature.bind(*args, **kwargs)
         except TypeError as exc:
             raise InvalidArguments(f"task {task!r}: {exc}") from exc
         for name, value in bound.arguments.items():
-            adapter = self.adapters.get(name)
-            if adapter is None:
-                continue
             kind = self.signature.parameters[name].kind
-            try:
-                if kind is inspect.Parameter.VAR_POSITIONAL:
-                    bound.arguments[name] = tuple(adapter.validate_python(v) for v in value)
-                elif kind is inspect.Parameter.VAR_KEYWORD:
-                    bound.arguments[name] = {
-                        k: adapter.validate_python(v) for k, v in value.items()
-                    }
-                else:
-                    bound.arguments[name] = adapter.validate_python(value)
-            except ValidationError as exc:
-                first = exc.errors()[0]
-                raise InvalidArguments(
-                    f"task {task!r}, argument {name!r}: {first['msg']} (got {type(value).__name__})"
-                ) from exc
-        return bound
+            if kind is inspect.Parameter.VAR_POSITIONAL:
+                bound.arguments[name] = tuple(self._validate(task, name, v) for v in value)
+            elif kind is inspect.Parameter.VAR_KEYWORD:
+                bound.arguments[name] = {k: self._validate(task, name, v) for k, v in value.items()}
+            else:
+                bound.arguments[name] = self._validate(task, name, value)
+        return bound.args, bound.kwargs
+
+    def _validate(self, task: str, name: str, value: Any) -> Any:
+        adapter = self.adapters.get(name)
+        if adapter is None:
+            return value
+        try:
+            return adapter.validate_python(value)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            raise InvalidArguments(
+                f"task {task!r}, argument {name!r}: {first['msg']} (got {type(value).__name__})"
+            ) from exc
 
 
 @dataclass(frozen=True, slots=True)
@@ -403,9 +437,7 @@ class App:
             ReplyEnvelope(id=reply_id, ok=False, error=error_info(error)), error, envelope
         )
 
-    async def _run(
-        self, task: Task[Any, Any], envelope: TaskEnvelope, bound: inspect.BoundArguments
-    ) -> Any:
+    async def _run(self, task: Task[Any, Any], envelope: TaskEnvelope, bound: Bound) -> Any:
         started = time.monotonic()
         extra = {"task": task.name, "task_id": envelope.id, "batch_id": envelope.batch_id}
         depth_token = current_depth.set(envelope.depth)
@@ -441,10 +473,11 @@ class App:
         return value
 
     @staticmethod
-    async def _call(task: Task[Any, Any], bound: inspect.BoundArguments) -> Any:
+    async def _call(task: Task[Any, Any], bound: Bound) -> Any:
+        args, kwargs = bound
         if task.is_async:
-            return await task.fn(*bound.args, **bound.kwargs)
-        call = functools.partial(task.fn, *bound.args, **bound.kwargs)
+            return await task.fn(*args, **kwargs)
+        call = functools.partial(task.fn, *args, **kwargs)
         return await anyio.to_thread.run_sync(call)
 
     @staticmethod
