@@ -498,3 +498,24 @@ async def test_targets_close_what_they_opened() -> None:
         await dispatch_many(http, ["a"], concurrency=1)
         assert http._session is None
     await asyncio.sleep(0)
+
+
+async def test_targets_use_a_session_or_client_the_user_brings() -> None:
+    import aioboto3
+    import aiohttp
+
+    async with StubServer(lambda_ok()) as stub:
+        session = aioboto3.Session(region_name=REGION)
+        target = LambdaTarget("fn", task=resize, session=session, endpoint_url=stub.url)
+        result = await dispatch_many(target, ["a", "b"], concurrency=2)
+        assert result.values() == ["a", "b"]
+        assert target._client is None  # made from the session for the fan-out, then closed
+
+        async with aiohttp.ClientSession() as http_session:
+            http = HttpTarget(
+                f"{stub.url}/2015-03-31/functions/fn/invocations", session=http_session
+            )
+            payload = json.loads(resize.envelope("c"))
+            result = await dispatch_many(http, [payload], concurrency=1)
+            assert result[0].value["value"] == "c"
+            assert not http_session.closed  # the user's session stays theirs
