@@ -31,15 +31,6 @@ class Measure:
         return f"{fmt.format(self.median * scale)} ({fmt.format(lo)}-{fmt.format(hi)})"
 
 
-def repeat(name: str, fn: Callable[[], float], times: int) -> Measure:
-    """Run ``fn`` (which returns one sample) ``times`` times."""
-    samples = []
-    for _ in range(times):
-        samples.append(fn())
-        print(f"  {name}: {samples[-1]:.4g}", file=sys.stderr)
-    return Measure(name, samples)
-
-
 def timed(fn: Callable[[], object]) -> float:
     start = time.perf_counter()
     fn()

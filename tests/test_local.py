@@ -394,3 +394,43 @@ async def test_throttle_after_queues_invokes_instead_of_answering_429(aws: Local
     stats = aws.runtime.stats(name)
     assert stats["throttles"] == 0
     assert stats["environments"] == 1
+
+
+async def test_environments_die_with_a_runtime_that_is_killed_outright(tmp_path: Path) -> None:
+    import signal
+    import sys
+
+    script = tmp_path / "runtime.py"
+    script.write_text(
+        "import asyncio\n"
+        "from aiofanout.local import FunctionConfig, LocalLambda\n"
+        "async def main():\n"
+        "    runtime = await LocalLambda().start()\n"
+        "    runtime.add_function(FunctionConfig(\n"
+        f"        's', 'plain.sleep', timeout=300, code_paths=[{FUNCTIONS!r}]))\n"
+        "    busy = asyncio.create_task(runtime.invoke('s', b'{\"seconds\": 120}'))\n"
+        "    while not runtime.pids() or not runtime.functions['s'].cold_starts:\n"
+        "        await asyncio.sleep(0.05)\n"
+        "    await asyncio.sleep(0.3)  # the handler is sleeping now, not polling\n"
+        "    print(*runtime.pids(), flush=True)\n"
+        "    await busy\n"
+        "    await asyncio.sleep(3600)\n"
+        "asyncio.run(main())\n"
+    )
+    parent = await asyncio.create_subprocess_exec(
+        sys.executable, str(script), stdout=asyncio.subprocess.PIPE
+    )
+    try:
+        assert parent.stdout is not None
+        pids = [int(p) for p in (await parent.stdout.readline()).split()]
+        assert pids
+        assert all(alive(pid) for pid in pids)
+        # No cleanup runs, and the busy handler polls nothing that could notice: only the
+        # death signal the runtime asked Linux for (PR_SET_PDEATHSIG) ends it.
+        parent.send_signal(signal.SIGKILL)
+        await parent.wait()
+        await wait_for(lambda: not any(alive(pid) for pid in pids), timeout=10)
+    finally:
+        if parent.returncode is None:
+            parent.kill()
+            await parent.wait()

@@ -116,7 +116,6 @@ class _Sink(Protocol):
         elapsed: float,
     ) -> None: ...
     def snapshot(self, retries: int, elapsed: float) -> Progress: ...
-    async def wait_for_room(self) -> None: ...
 
 
 class _TableSink:
@@ -149,9 +148,6 @@ class _TableSink:
         counts = {s: status.count(code) for code, s in enumerate(STATUSES)}
         in_flight = status.count(PENDING)
         return Progress(len(status), len(status) - in_flight, in_flight, counts, retries, elapsed)
-
-    async def wait_for_room(self) -> None:
-        return None
 
 
 class _StreamSink:
@@ -253,7 +249,8 @@ class _Run:
         self.iterator: Iterator[Any] | None = None
         self.aiterator: AsyncIterator[Any] | None = None
         self.input_lock = asyncio.Lock()
-        self.backpressure = isinstance(sink, _StreamSink)
+        # A stream's consumer sets the pace: workers wait for room in its buffer.
+        self.stream_sink = sink if isinstance(sink, _StreamSink) else None
         if isinstance(items, AsyncIterable):
             self.aiterator = aiter(items)
         elif isinstance(items, Iterable):
@@ -262,7 +259,7 @@ class _Run:
             raise UsageError(
                 f"items must be an iterable or async iterable, got {type(items).__name__}"
             )
-        self.sync_take = self.iterator is not None and not self.backpressure
+        self.sync_take = self.iterator is not None and self.stream_sink is None
         self.owns_input = (self.iterator or self.aiterator) is not items
         self.stopped: StopReason | None = None
         self.halted = False  # nothing new starts: stopped, or the input raised
@@ -389,8 +386,8 @@ class _Run:
 
     async def take(self) -> tuple[int, Any] | None:
         """The next item and its index, or ``None`` when the input is done or work stopped."""
-        if self.backpressure:
-            await self.sink.wait_for_room()
+        if self.stream_sink is not None:
+            await self.stream_sink.wait_for_room()
         if self.aiterator is None:
             return self.take_now()
         if not self._may_start():

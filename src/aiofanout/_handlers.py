@@ -19,7 +19,7 @@ from ._engine import Deadline, dispatch_many
 from ._envelope import ReplyEnvelope, encode_reply
 from ._errors import InvalidEnvelope, UsageError
 from ._outcome import Status
-from ._tasks import App, TaskResult
+from ._tasks import App, TaskResult, error_info
 
 log = logging.getLogger("aiofanout.worker")
 T = TypeVar("T")
@@ -163,8 +163,6 @@ def _as_envelope(event: Any) -> dict[str, Any] | str | bytes:
 
 
 def _failed_reply(error: BaseException | None) -> ReplyEnvelope:
-    from ._tasks import error_info
-
     cause = error or TimeoutError("not run before the deadline")
     return ReplyEnvelope(id="?", ok=False, error=error_info(cause))
 

@@ -161,7 +161,6 @@ class LocalLambda:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._sqs: Any = None
         self._sqs_stack = contextlib.AsyncExitStack()
-        self._mappings: list[EventSourceMapping] = []
 
     @property
     def endpoint_url(self) -> str:
@@ -237,7 +236,6 @@ class LocalLambda:
 
         self._function(mapping.function)
         sqs = await self._sqs_client()
-        self._mappings.append(mapping)
         for _ in range(mapping.pollers):
             self._spawn(poll(self, sqs, mapping))
 
@@ -596,12 +594,8 @@ class LocalLambda:
     async def _run_event(
         self, function: Function, request_id: str, payload: bytes, attempt: int
     ) -> None:
-        try:
-            result = await self.invoke(
-                function.config.name, payload, request_id=request_id, wait=True
-            )
-        except Throttle:  # injected throttles do not apply to queued events
-            result = Result.error("TooManyRequestsException", "throttled", request_id)
+        # wait=True: a queued event waits for capacity, it is never throttled.
+        result = await self.invoke(function.config.name, payload, request_id=request_id, wait=True)
         if result.error_type is None:
             return
         config = function.config

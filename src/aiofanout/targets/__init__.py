@@ -7,9 +7,9 @@ needs only the core.
 
 from __future__ import annotations
 
-from .._target import Batching, Target
+from .._target import Batching, SharedTarget, Target
 from .http import HttpTarget
 from .lambda_ import LambdaTarget
 from .sqs import SqsTarget
 
-__all__ = ["Batching", "HttpTarget", "LambdaTarget", "SqsTarget", "Target"]
+__all__ = ["Batching", "HttpTarget", "LambdaTarget", "SharedTarget", "SqsTarget", "Target"]

@@ -32,7 +32,7 @@ from .._errors import (
     TransportError,
     UsageError,
 )
-from .._target import Target
+from .._target import SharedTarget
 
 LAMBDA_MAX_SECONDS = 900  # the longest a function may run
 READ_TIMEOUT_SLACK = 5.0
@@ -111,7 +111,7 @@ def client_config(*, concurrency: int, timeout: float | None, long_calls: bool) 
     )
 
 
-class AwsClientTarget(Target):
+class AwsClientTarget(SharedTarget):
     """A target that calls one AWS service through an aiobotocore client made per fan-out.
 
     With ``client=``, that client is used as it is (and not closed); with ``session=``, a client
@@ -135,7 +135,6 @@ class AwsClientTarget(Target):
         self.region_name = region_name
         self._client: Any = client
         self._stack: contextlib.AsyncExitStack | None = None
-        self._users = 0
 
     @property
     def client(self) -> Any:
@@ -147,10 +146,7 @@ class AwsClientTarget(Target):
             )
         return self._client
 
-    async def open(self, *, concurrency: int, timeout: float | None) -> None:
-        self._users += 1
-        if self._users > 1:
-            return  # already open for a fan-out running alongside: share its client
+    async def acquire(self, *, concurrency: int, timeout: float | None) -> None:
         if self._given_client is not None:
             _warn_if_pool_too_small(self._given_client, concurrency)
             return
@@ -166,22 +162,12 @@ class AwsClientTarget(Target):
             )
         )
 
-    async def close(self) -> None:
-        self._users = max(0, self._users - 1)
-        if self._users or self._stack is None:
-            return
+    async def release(self) -> None:
+        if self._stack is None:
+            return  # the user's own client: theirs to close
         stack, self._stack = self._stack, None
         self._client = self._given_client
         await stack.aclose()
-
-    @contextlib.asynccontextmanager
-    async def opened(self, *, concurrency: int = 10, timeout: float | None = None) -> Any:
-        """Keep the target open across several fan-outs (one client for all of them)."""
-        await self.open(concurrency=concurrency, timeout=timeout)
-        try:
-            yield self
-        finally:
-            await self.close()
 
 
 def _warn_if_pool_too_small(client: Any, concurrency: int) -> None:

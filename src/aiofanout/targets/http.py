@@ -21,7 +21,7 @@ from .._errors import (
     TransportError,
     UsageError,
 )
-from .._target import Target
+from .._target import SharedTarget
 from .._tasks import encode_raw_json
 
 __all__ = ["HttpTarget"]
@@ -29,7 +29,7 @@ __all__ = ["HttpTarget"]
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 
 
-class HttpTarget(Target):
+class HttpTarget(SharedTarget):
     """Send each item as a JSON request body to ``url``; the reply's JSON (or text) is the value.
 
     429 and 503 are retryable and honour ``Retry-After``; other 5xx are retryable; other 4xx are
@@ -57,7 +57,6 @@ class HttpTarget(Target):
         self.headers = {"Content-Type": "application/json", **(headers or {})}
         self._given_session = session
         self._session: Any = session
-        self._users = 0
         idempotent = self.method in IDEMPOTENT_METHODS
         self.retry_ambiguous = idempotent if retry_ambiguous is None else retry_ambiguous
         self.ambiguous_timeouts = not self.retry_ambiguous
@@ -65,9 +64,8 @@ class HttpTarget(Target):
     def __repr__(self) -> str:
         return f"<HttpTarget {self.method} {self.url}>"
 
-    async def open(self, *, concurrency: int, timeout: float | None) -> None:
-        self._users += 1
-        if self._users > 1 or self._given_session is not None:
+    async def acquire(self, *, concurrency: int, timeout: float | None) -> None:
+        if self._given_session is not None:
             return
         try:
             import aiohttp
@@ -76,10 +74,9 @@ class HttpTarget(Target):
         connector = aiohttp.TCPConnector(limit=concurrency)
         self._session = aiohttp.ClientSession(connector=connector)
 
-    async def close(self) -> None:
-        self._users = max(0, self._users - 1)
-        if self._users or self._given_session is not None or self._session is None:
-            return
+    async def release(self) -> None:
+        if self._given_session is not None or self._session is None:
+            return  # the user's own session: theirs to close
         session, self._session = self._session, None
         await session.close()
 
