@@ -18,8 +18,8 @@ import time
 from _bench import Measure, arguments, machine, publish, table
 
 from aiofanout import App
-from aiofanout._envelope import decode_task, encode_task
 from aiofanout.testing import LambdaContext, sqs_event
+from aiofanout.wire import decode_task, encode_task
 
 BATCHES = 300
 ITEMS = 20_000

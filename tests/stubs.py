@@ -11,7 +11,7 @@ from typing import Any
 
 from aiohttp import web
 
-from aiofanout._envelope import ReplyEnvelope, decode_task, encode_reply
+from aiofanout.wire import ReplyEnvelope, decode_task, encode_reply
 
 Handler = Callable[[web.Request, bytes], Awaitable[web.StreamResponse]]
 

@@ -249,7 +249,7 @@ def test_a_loop_runner_closes_cleanly() -> None:
 async def test_a_reply_envelope_goes_to_the_reply_to_queue(
     moto: Any, sqs: Any, queue_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from aiofanout._envelope import decode_reply
+    from aiofanout.wire import decode_reply
 
     monkeypatch.setenv("AWS_ENDPOINT_URL", moto.endpoint_url)  # botocore reads it natively
     replying = App("replying")

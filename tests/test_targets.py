@@ -34,8 +34,8 @@ from aiofanout import (
     UnknownTask,
     dispatch_many,
 )
-from aiofanout._envelope import decode_task
 from aiofanout.testing import MotoServer, free_port
+from aiofanout.wire import decode_task
 
 from .stubs import (
     StubServer,

@@ -11,10 +11,7 @@ per-attempt timeouts, an overall deadline, retries and a rate, with one ordered 
 
 from __future__ import annotations
 
-import contextlib
-
 from ._engine import Deadline, OutcomeStream, dispatch_many, stream
-from ._envelope import ErrorInfo, ReplyEnvelope, TaskEnvelope
 from ._errors import (
     AccessDenied,
     AmbiguousError,
@@ -40,9 +37,11 @@ from ._errors import (
 from ._handlers import lambda_entrypoint
 from ._limits import Limits
 from ._outcome import FanoutResult, Latency, Outcome, Progress, Status, StopReason
+from ._public import show_public_path
 from ._retry import Retry
 from ._target import Batching, Target
-from ._tasks import App, Call, Task
+from ._tasks import App, Task
+from ._wire import Call
 from .targets import HttpTarget, LambdaTarget, SqsTarget
 
 __version__ = "0.1.0"
@@ -58,7 +57,6 @@ __all__ = [
     "Deadline",
     "DepthExceeded",
     "EnvelopeError",
-    "ErrorInfo",
     "FanoutError",
     "FanoutFailed",
     "FanoutResult",
@@ -73,7 +71,6 @@ __all__ = [
     "OutcomeStream",
     "PayloadTooLarge",
     "Progress",
-    "ReplyEnvelope",
     "RequestRejected",
     "Retry",
     "ServerError",
@@ -83,7 +80,6 @@ __all__ = [
     "StopReason",
     "Target",
     "Task",
-    "TaskEnvelope",
     "TaskFailed",
     "Throttled",
     "TransportError",
@@ -94,10 +90,4 @@ __all__ = [
     "stream",
 ]
 
-# Show the public path in reprs, docs and tracebacks (classes and functions only).
-for _name in __all__:
-    _obj = globals()[_name]
-    if isinstance(_obj, type) or callable(_obj):
-        with contextlib.suppress(AttributeError, TypeError):  # builtins refuse
-            _obj.__module__ = "aiofanout"
-del _name, _obj, contextlib
+show_public_path(__name__, __all__, globals())

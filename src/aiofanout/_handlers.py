@@ -16,10 +16,10 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
 from ._engine import Deadline, dispatch_many
-from ._envelope import ReplyEnvelope, encode_reply
 from ._errors import InvalidEnvelope, UsageError
 from ._outcome import Status
-from ._tasks import App, TaskResult, error_info
+from ._tasks import App, TaskResult
+from ._wire import ReplyEnvelope, encode_reply, error_info
 
 log = logging.getLogger("aiofanout.worker")
 T = TypeVar("T")

@@ -8,10 +8,8 @@ naming ``os.system`` gets :class:`UnknownTask` like any other unknown name.
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import functools
 import inspect
-import json
 import logging
 import time
 import typing
@@ -22,76 +20,28 @@ from typing import Any, Generic, ParamSpec, TypeAlias, TypeVar, overload
 import anyio.to_thread
 from pydantic import TypeAdapter, ValidationError
 
-from ._envelope import (
-    ErrorInfo,
+from ._errors import DepthExceeded, InvalidArguments, UnknownTask, UsageError
+from ._target import Target
+from ._wire import (
+    DEFAULT_MAX_DEPTH,
     ReplyEnvelope,
     TaskEnvelope,
+    build_envelope,
+    current_deadline_ms,
+    current_depth,
     decode_reply,
     decode_task,
     encode_reply,
-    encode_task,
+    error_info,
     now_ms,
+    unwrap_reply,
 )
-from ._errors import (
-    DepthExceeded,
-    EnvelopeError,
-    FanoutError,
-    InvalidArguments,
-    TaskFailed,
-    UnknownTask,
-    UsageError,
-)
-from ._target import Target
 
-__all__ = ["App", "Call", "Task"]
+__all__ = ["App", "Task"]
 
 log = logging.getLogger("aiofanout.worker")
 P = ParamSpec("P")
 R = TypeVar("R")
-
-#: The depth of the task running now (``None`` outside any task).
-current_depth: contextvars.ContextVar[int | None] = contextvars.ContextVar(
-    "aiofanout_depth", default=None
-)
-#: The deadline (epoch ms) of the task running now, handed on to what it dispatches.
-current_deadline_ms: contextvars.ContextVar[int | None] = contextvars.ContextVar(
-    "aiofanout_deadline_ms", default=None
-)
-DEFAULT_MAX_DEPTH = 8
-
-
-class Call:
-    """Several arguments for one task call: ``Call(a, b, key=c)`` runs ``task(a, b, key=c)``.
-
-    Any other item of a fan-out is the task's single argument.
-
-    Example::
-
-        await dispatch_many(resize, [Call("a.png", width=100), Call("b.png", width=200)],
-                            concurrency=10)
-    """
-
-    __slots__ = ("args", "kwargs")
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self.args = list(args)
-        self.kwargs = kwargs
-
-    def __repr__(self) -> str:
-        parts = [repr(a) for a in self.args] + [f"{k}={v!r}" for k, v in self.kwargs.items()]
-        return f"Call({', '.join(parts)})"
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Call) and (self.args, self.kwargs) == (other.args, other.kwargs)
-
-    __hash__ = None  # type: ignore[assignment]
-
-
-def split_item(item: Any) -> tuple[list[Any], dict[str, Any]]:
-    """The args and kwargs a fan-out item stands for."""
-    if isinstance(item, Call):
-        return item.args, item.kwargs
-    return [item], {}
 
 
 Bound: TypeAlias = tuple[tuple[Any, ...], dict[str, Any]]
@@ -221,101 +171,6 @@ class Task(Target, Generic[P, R]):
     async def call(self, payload: Any, *, timeout: float | None) -> Any:
         result = await self.app.run_envelope(payload)
         return unwrap_reply(decode_reply(encode_reply(result.reply)))
-
-
-def envelope_encoder(
-    task: str | Task[Any, Any] | None,
-    *,
-    secret: str | bytes | None = None,
-    max_depth: int = DEFAULT_MAX_DEPTH,
-    **fields: Any,
-) -> Callable[[Any], bytes]:
-    """How a remote target turns an item into the bytes it sends.
-
-    ``task`` is a registered task (its app's secret and depth budget apply), a task name (the
-    worker's registry resolves it), or ``None`` for raw JSON: the item itself is the payload.
-    """
-    fields = {name: value for name, value in fields.items() if value is not None}
-    if task is None:
-        return functools.partial(encode_raw_json, what="the item")
-    if isinstance(task, Task):
-        return functools.partial(task.envelope, **fields)
-    if not isinstance(task, str) or not task:
-        raise UsageError(f"task must be a task name, an @app.task object or None, got {task!r}")
-    return functools.partial(build_envelope, task, secret=secret, max_depth=max_depth, **fields)
-
-
-def build_envelope(
-    name: str, item: Any, *, secret: str | bytes | None, max_depth: int, **fields: Any
-) -> bytes:
-    """The envelope of one item for task ``name``: depth and deadline handed on, budget checked."""
-    args, kwargs = split_item(item)
-    depth = dispatch_depth()
-    if depth > max_depth:
-        raise DepthExceeded(
-            f"dispatching {name!r} would be hop {depth}, past the depth budget of {max_depth}: "
-            "a task is fanning out to itself in a loop? Raise App(max_depth=...) if intended"
-        )
-    if "deadline_ms" not in fields:
-        fields["deadline_ms"] = current_deadline_ms.get()
-    return encode_task(name, args, kwargs, depth=depth, secret=secret, **fields)
-
-
-def encode_raw_json(value: Any, *, what: str = "the value") -> bytes:
-    """Compact JSON bytes of ``value``, or a :class:`UsageError` saying it is not JSON."""
-    try:
-        return _compact_json(value).encode()
-    except (TypeError, ValueError) as exc:
-        raise UsageError(f"{what} must be JSON: {exc}") from exc
-
-
-# One encoder, built once: json.dumps with any option builds a new JSONEncoder on every call.
-_compact_json = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
-
-
-def dispatch_depth() -> int:
-    """The depth an envelope sent from here carries: one more than the running task's, or 0."""
-    depth = current_depth.get()
-    return 0 if depth is None else depth + 1
-
-
-def unwrap_reply(reply: ReplyEnvelope) -> Any:
-    """The reply's value, or the reply's error raised as a library error."""
-    if reply.ok:
-        return reply.value
-    error = reply.error or ErrorInfo(type="Unknown", message="reply carries no error")
-    raise error_from_info(error)
-
-
-def error_from_info(info: ErrorInfo) -> FanoutError:
-    """Rebuild a library error from the wire (envelope errors keep their class)."""
-    cls = _ENVELOPE_ERRORS.get(info.type)
-    if cls is not None:
-        return cls(info.message)
-    return TaskFailed(info.message, remote_type=info.type, retryable=info.retryable)
-
-
-def _envelope_error_classes() -> dict[str, type[EnvelopeError]]:
-    from . import _errors
-
-    return {
-        name: obj
-        for name in _errors.__all__
-        if isinstance(obj := getattr(_errors, name), type) and issubclass(obj, EnvelopeError)
-    }
-
-
-_ENVELOPE_ERRORS = _envelope_error_classes()
-
-
-def error_info(exc: BaseException) -> ErrorInfo:
-    """Describe an exception for the wire, without its arguments or traceback."""
-    if isinstance(exc, TaskFailed):
-        return ErrorInfo(type=exc.remote_type, message=exc.message, retryable=exc.retryable)
-    message = exc.message if isinstance(exc, FanoutError) else str(exc)
-    # Only what says so is retryable: a task that timed out may have done part of its work.
-    retryable = bool(getattr(exc, "retryable", False))
-    return ErrorInfo(type=type(exc).__name__, message=message, retryable=retryable)
 
 
 class App:

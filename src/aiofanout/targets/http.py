@@ -22,7 +22,7 @@ from .._errors import (
     UsageError,
 )
 from .._target import SharedTarget
-from .._tasks import encode_raw_json
+from .._wire import encode_raw_json
 
 __all__ = ["HttpTarget"]
 

@@ -7,11 +7,10 @@ import json
 from collections.abc import Sequence
 from typing import Any, Literal
 
-from .._envelope import ErrorInfo, LambdaErrorPayload, decode_reply
 from .._errors import InvalidEnvelope, PayloadTooLarge, ServiceError, UsageError
 from .._limits import Limits
 from .._target import Batching
-from .._tasks import Task, envelope_encoder, error_from_info, unwrap_reply
+from .._wire import EnvelopeSource, envelope_encoder, function_error, reply_value
 from ._aws import AwsClientTarget, translate_botocore_errors
 
 __all__ = ["LambdaTarget"]
@@ -50,7 +49,7 @@ class LambdaTarget(AwsClientTarget):
         self,
         function_name: str,
         *,
-        task: str | Task[Any, Any] | None,
+        task: str | EnvelopeSource | None,
         invocation_type: InvocationType = "RequestResponse",
         qualifier: str | None = None,
         chunk_size: int = 1,
@@ -126,7 +125,7 @@ class LambdaTarget(AwsClientTarget):
                 f"a chunk of {len(payloads)} envelopes got back {type(replies).__name__} "
                 "instead of one reply per envelope: is the function an aiofanout App?"
             )
-        return [_value_or_error(reply, self.raw) for reply in replies]
+        return [self._value_or_error(reply) for reply in replies]
 
     async def _invoke(self, payload: bytes) -> tuple[int, dict[str, Any], bytes]:
         params: dict[str, Any] = {
@@ -145,7 +144,7 @@ class LambdaTarget(AwsClientTarget):
         # Only a RequestResponse invoke ran the function before answering; a function error
         # header on Event or DryRun says nothing about the function (moto without Docker sends one).
         if response.get("FunctionError") and self.invocation_type == "RequestResponse":
-            raise _function_error(body, response["FunctionError"])
+            raise function_error(body, response["FunctionError"])
         if status != STATUS_OF[self.invocation_type]:
             raise ServiceError(
                 f"{self.invocation_type} invoke of {self.function_name!r} answered {status}, "
@@ -160,7 +159,16 @@ class LambdaTarget(AwsClientTarget):
         return {"request_id": request_id, "status": status}
 
     def _value(self, body: bytes) -> Any:
-        return _value_or_error(_json(body), self.raw, raise_error=True)
+        reply = _json(body)
+        return reply if self.raw else reply_value(reply)
+
+    def _value_or_error(self, reply: Any) -> Any:
+        if self.raw:
+            return reply
+        try:
+            return reply_value(reply)
+        except Exception as exc:  # one item's error, returned in its place in the chunk
+            return exc
 
 
 def _json(body: bytes) -> Any:
@@ -168,30 +176,3 @@ def _json(body: bytes) -> Any:
         return json.loads(body) if body else None
     except ValueError as exc:
         raise InvalidEnvelope(f"the function answered something that is not JSON: {exc}") from exc
-
-
-def _value_or_error(reply: Any, raw: bool, *, raise_error: bool = False) -> Any:
-    if raw:
-        return reply
-    try:
-        return unwrap_reply(decode_reply(reply))
-    except InvalidEnvelope as exc:
-        hint = "is the function an aiofanout App? For any other function pass task=None"
-        error: Exception = InvalidEnvelope(f"{exc.message}; {hint}")
-        error.__cause__ = exc
-    except Exception as exc:
-        error = exc
-    if raise_error:
-        raise error
-    return error
-
-
-def _function_error(body: bytes, kind: str) -> Exception:
-    """The item's error for a Lambda function error (``Unhandled``/``Handled``)."""
-    try:
-        payload = LambdaErrorPayload.model_validate_json(body or b"{}")
-    except ValueError:
-        text = body.decode(errors="replace")[:500]
-        payload = LambdaErrorPayload(errorMessage=text, errorType=kind)
-    info = ErrorInfo(type=payload.errorType, message=payload.errorMessage)
-    return error_from_info(info)

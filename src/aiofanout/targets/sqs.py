@@ -15,7 +15,7 @@ from .._errors import (
 )
 from .._limits import Limits
 from .._target import Batching
-from .._tasks import Task, envelope_encoder
+from .._wire import EnvelopeSource, envelope_encoder
 from ._aws import THROTTLING_CODES, AwsClientTarget, translate_botocore_errors
 
 __all__ = ["SqsTarget"]
@@ -66,7 +66,7 @@ class SqsTarget(AwsClientTarget):
         self,
         queue_url: str,
         *,
-        task: str | Task[Any, Any] | None,
+        task: str | EnvelopeSource | None,
         group_id: str | Callable[[Any], str] | None = None,
         dedup_id: Callable[[Any], str] | None = None,
         delay: int = 0,

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aiofanout import BadSignature, InvalidEnvelope, UsageError
-from aiofanout._envelope import ReplyEnvelope, decode_reply, decode_task, encode_reply, encode_task
+from aiofanout.wire import ReplyEnvelope, decode_reply, decode_task, encode_reply, encode_task
 
 json_values = st.recursive(
     st.none()

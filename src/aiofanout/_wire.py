@@ -1,0 +1,477 @@
+"""What crosses the wire, in one place: envelopes, replies, errors, the hop context. JSON only.
+
+Senders (targets, eager tasks) encode items into task envelopes here; workers decode and verify
+them here; replies and Lambda's function-error payloads turn back into values or library errors
+here. Nothing in this module knows about the worker's registry or about a target's transport.
+
+A task envelope is encoded once, to bytes, so its size is known before anything is sent and the
+same bytes go out on every attempt. With a secret, the envelope carries an HMAC-SHA256 ``sig``
+over its canonical form: the JSON of every other field, keys sorted, no whitespace, UTF-8.
+A worker that has a secret refuses unsigned and wrongly signed envelopes before looking at them
+further (the comparison is constant-time).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import functools
+import hashlib
+import hmac
+import json
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any, Literal, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError
+
+from . import _errors
+from ._errors import (
+    BadSignature,
+    DepthExceeded,
+    EnvelopeError,
+    FanoutError,
+    InvalidEnvelope,
+    TaskFailed,
+    UsageError,
+)
+
+__all__ = [
+    "ENVELOPE_VERSION",
+    "Call",
+    "ErrorInfo",
+    "ReplyEnvelope",
+    "TaskEnvelope",
+    "decode_reply",
+    "decode_task",
+    "encode_reply",
+    "encode_task",
+]
+
+DEFAULT_MAX_DEPTH = 8
+
+ENVELOPE_VERSION: Literal[1] = 1
+_dumps = json.JSONEncoder(
+    ensure_ascii=False, separators=(",", ":"), sort_keys=True, allow_nan=False
+).encode
+
+
+class _Wire(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+
+
+class TaskEnvelope(_Wire):
+    """A request to run one registered task.
+
+    Fields: ``v`` (version), ``id``, ``batch_id``, ``task`` (a registered name, never a dotted
+    path to import), ``args``/``kwargs`` (JSON), ``attempt``, ``depth`` (hops of task-to-task
+    dispatch), ``deadline_ms`` (epoch ms), ``reply_to`` (an SQS queue URL), ``idempotency_key``,
+    ``sig`` (HMAC-SHA256, hex).
+
+    Example (what a non-Python producer sends)::
+
+        {"v": 1, "id": "4f1c...", "task": "thumbnail", "args": ["a.jpg"], "kwargs": {"width": 64}}
+    """
+
+    v: Literal[1] = ENVELOPE_VERSION
+    id: str = Field(min_length=1, max_length=128)
+    batch_id: str | None = Field(default=None, max_length=128)
+    task: str = Field(min_length=1, max_length=256)
+    args: list[JsonValue] = Field(default_factory=list)
+    kwargs: dict[str, JsonValue] = Field(default_factory=dict)
+    attempt: int = Field(default=1, ge=1)
+    depth: int = Field(default=0, ge=0)
+    deadline_ms: int | None = None
+    reply_to: str | None = None
+    idempotency_key: str | None = Field(default=None, max_length=256)
+    sig: str | None = None
+
+
+class ErrorInfo(_Wire):
+    """A task's error as it crosses the wire: the exception type's name, its message, retryable.
+
+    Example::
+
+        {"type": "ValueError", "message": "width must be positive", "retryable": false}
+    """
+
+    type: str
+    message: str
+    retryable: bool = False
+
+
+class ReplyEnvelope(_Wire):
+    """The answer to one task envelope: ``ok`` with a ``value``, or an ``error``.
+
+    Example::
+
+        {"v": 1, "id": "4f1c...", "ok": true, "value": {"key": "a.jpg", "width": 64}}
+    """
+
+    v: Literal[1] = ENVELOPE_VERSION
+    id: str
+    ok: bool
+    value: JsonValue = None
+    error: ErrorInfo | None = None
+
+
+class LambdaErrorPayload(BaseModel):
+    """The body Lambda returns with ``X-Amz-Function-Error`` (fields as AWS names them)."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    errorMessage: str = ""  # noqa: N815 - AWS's field names
+    errorType: str = "Unhandled"  # noqa: N815
+    requestId: str | None = None  # noqa: N815
+    stackTrace: list[str] | list[list[Any]] | None = None  # noqa: N815
+
+
+def new_id() -> str:
+    """A fresh envelope id."""
+    return uuid.uuid4().hex
+
+
+def _key(secret: str | bytes) -> bytes:
+    return secret.encode() if isinstance(secret, str) else secret
+
+
+def sign(canonical: bytes, secret: str | bytes) -> str:
+    """The HMAC-SHA256 (hex) of an envelope's canonical bytes."""
+    return hmac.new(_key(secret), canonical, hashlib.sha256).hexdigest()
+
+
+def encode_task(
+    task: str,
+    args: list[Any],
+    kwargs: dict[str, Any],
+    *,
+    id: str | None = None,
+    batch_id: str | None = None,
+    depth: int = 0,
+    deadline_ms: int | None = None,
+    reply_to: str | None = None,
+    idempotency_key: str | None = None,
+    secret: str | bytes | None = None,
+) -> bytes:
+    """Encode a task envelope to its wire bytes, signed when a secret is given.
+
+    Raises :class:`UsageError` when an argument is not JSON (sets, bytes, NaN, objects).
+
+    Example::
+
+        body = encode_task("resize", ["a.png"], {"width": 64}, secret=secret)
+    """
+    body: dict[str, Any] = {"v": ENVELOPE_VERSION, "id": id or new_id(), "task": task}
+    if args:
+        body["args"] = args
+    if kwargs:
+        body["kwargs"] = kwargs
+    for name, value in (
+        ("batch_id", batch_id),
+        ("deadline_ms", deadline_ms),
+        ("reply_to", reply_to),
+        ("idempotency_key", idempotency_key),
+    ):
+        if value is not None:
+            body[name] = value
+    if depth:
+        body["depth"] = depth
+    try:
+        canonical = _dumps(body).encode()
+    except (TypeError, ValueError) as exc:
+        raise UsageError(
+            f"arguments of task {task!r} must be JSON (dict, list, str, int, float, bool, None): "
+            f"{exc}"
+        ) from exc
+    if secret is None:
+        return canonical
+    # Append the signature without serializing again: canonical ends with "}".
+    return canonical[:-1] + b',"sig":"' + sign(canonical, secret).encode() + b'"}'
+
+
+def _loads(raw: bytes | str | dict[str, Any]) -> dict[str, Any]:
+    if isinstance(raw, dict):
+        return raw
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidEnvelope(f"message is not JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise InvalidEnvelope(f"an envelope is a JSON object, got {type(data).__name__}")
+    return data
+
+
+def _check_version(data: dict[str, Any]) -> None:
+    version = data.get("v")
+    if version != ENVELOPE_VERSION:
+        raise InvalidEnvelope(
+            f"unsupported envelope version {version!r}: this worker speaks version "
+            f"{ENVELOPE_VERSION}; upgrade aiofanout on the worker"
+        )
+
+
+def verify(data: dict[str, Any], secret: str | bytes) -> None:
+    """Raise :class:`BadSignature` unless ``data`` carries a valid signature for ``secret``."""
+    signature = data.get("sig")
+    if not isinstance(signature, str):
+        raise BadSignature("envelope is unsigned, and this worker requires signed envelopes")
+    unsigned = {k: v for k, v in data.items() if k != "sig"}
+    try:
+        canonical = _dumps(unsigned).encode()
+    except (TypeError, ValueError) as exc:
+        raise BadSignature(f"envelope cannot be put in canonical form: {exc}") from exc
+    if not hmac.compare_digest(sign(canonical, secret), signature):
+        raise BadSignature("envelope signature does not match: wrong secret or tampered message")
+
+
+def decode_task(
+    raw: bytes | str | dict[str, Any], *, secret: str | bytes | None = None
+) -> TaskEnvelope:
+    """Parse and validate a task envelope; check its signature first when a secret is set.
+
+    Raises :class:`InvalidEnvelope` or :class:`BadSignature` for a message a worker must refuse.
+
+    Example::
+
+        envelope = decode_task(record["body"], secret=secret)
+        print(envelope.task, envelope.args)
+    """
+    if secret is None and isinstance(raw, bytes | str):
+        # Valid unsigned envelopes take pydantic's JSON parser in one pass; anything it refuses
+        # goes the long way below, which explains what is wrong.
+        with contextlib.suppress(ValidationError):
+            return TaskEnvelope.model_validate_json(raw)
+    data = _loads(raw)
+    _check_version(data)
+    if secret is not None:
+        verify(data, secret)
+    try:
+        return TaskEnvelope.model_validate(data)
+    except ValidationError as exc:
+        raise InvalidEnvelope(f"invalid task envelope: {_brief(exc)}") from exc
+
+
+def encode_reply(reply: ReplyEnvelope) -> bytes:
+    """Encode a reply envelope to its wire bytes.
+
+    Example::
+
+        body = encode_reply(ReplyEnvelope(id=envelope.id, ok=True, value=42))
+    """
+    return reply.model_dump_json(exclude_none=True).encode()
+
+
+def decode_reply(raw: bytes | str | dict[str, Any]) -> ReplyEnvelope:
+    """Parse and validate a reply envelope.
+
+    Example::
+
+        reply = decode_reply(message["Body"])
+        value = reply.value if reply.ok else None
+    """
+    data = _loads(raw)
+    _check_version(data)
+    try:
+        return ReplyEnvelope.model_validate(data)
+    except ValidationError as exc:
+        raise InvalidEnvelope(f"invalid reply envelope: {_brief(exc)}") from exc
+
+
+def now_ms() -> int:
+    """Epoch milliseconds now (the unit of ``deadline_ms``)."""
+    return int(time.time() * 1000)
+
+
+def _brief(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors()[:3]:
+        where = ".".join(str(p) for p in err["loc"]) or "envelope"
+        parts.append(f"{where}: {err['msg']}")
+    more = exc.error_count() - len(parts)
+    return "; ".join(parts) + (f" (+{more} more)" if more > 0 else "")
+
+
+def lambda_error_body(error_type: str, message: str, request_id: str = "") -> bytes:
+    """The JSON body Lambda sends with ``X-Amz-Function-Error`` (what the runtime answers)."""
+    payload = LambdaErrorPayload(
+        errorMessage=message, errorType=error_type, requestId=request_id, stackTrace=[]
+    )
+    return payload.model_dump_json().encode()
+
+
+# -- items into envelopes ----------------------------------------------------------------------
+
+
+class Call:
+    """Several arguments for one task call: ``Call(a, b, key=c)`` runs ``task(a, b, key=c)``.
+
+    Any other item of a fan-out is the task's single argument.
+
+    Example::
+
+        await dispatch_many(resize, [Call("a.png", width=100), Call("b.png", width=200)],
+                            concurrency=10)
+    """
+
+    __slots__ = ("args", "kwargs")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.args = list(args)
+        self.kwargs = kwargs
+
+    def __repr__(self) -> str:
+        parts = [repr(a) for a in self.args] + [f"{k}={v!r}" for k, v in self.kwargs.items()]
+        return f"Call({', '.join(parts)})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Call) and (self.args, self.kwargs) == (other.args, other.kwargs)
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+def split_item(item: Any) -> tuple[list[Any], dict[str, Any]]:
+    """The args and kwargs a fan-out item stands for."""
+    if isinstance(item, Call):
+        return item.args, item.kwargs
+    return [item], {}
+
+
+#: The depth of the task running now (``None`` outside any task): set by the worker, read when a
+#: task dispatches further, so A -> B -> A loops meet the depth budget.
+current_depth: contextvars.ContextVar[int | None] = contextvars.ContextVar(
+    "aiofanout_depth", default=None
+)
+#: The deadline (epoch ms) of the task running now, handed on to what it dispatches.
+current_deadline_ms: contextvars.ContextVar[int | None] = contextvars.ContextVar(
+    "aiofanout_deadline_ms", default=None
+)
+
+
+def dispatch_depth() -> int:
+    """The depth an envelope sent from here carries: one more than the running task's, or 0."""
+    depth = current_depth.get()
+    return 0 if depth is None else depth + 1
+
+
+def build_envelope(
+    name: str, item: Any, *, secret: str | bytes | None, max_depth: int, **fields: Any
+) -> bytes:
+    """The envelope of one item for task ``name``: depth and deadline handed on, budget checked."""
+    args, kwargs = split_item(item)
+    depth = dispatch_depth()
+    if depth > max_depth:
+        raise DepthExceeded(
+            f"dispatching {name!r} would be hop {depth}, past the depth budget of {max_depth}: "
+            "a task is fanning out to itself in a loop? Raise App(max_depth=...) if intended"
+        )
+    if "deadline_ms" not in fields:
+        fields["deadline_ms"] = current_deadline_ms.get()
+    return encode_task(name, args, kwargs, depth=depth, secret=secret, **fields)
+
+
+# One encoder, built once: json.dumps with any option builds a new JSONEncoder on every call.
+_compact_json = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
+
+
+def encode_raw_json(value: Any, *, what: str = "the value") -> bytes:
+    """Compact JSON bytes of ``value``, or a :class:`UsageError` saying it is not JSON."""
+    try:
+        return _compact_json(value).encode()
+    except (TypeError, ValueError) as exc:
+        raise UsageError(f"{what} must be JSON: {exc}") from exc
+
+
+class EnvelopeSource(Protocol):
+    """Something that encodes its own envelopes: a registered task (``@app.task``)."""
+
+    @property
+    def name(self) -> str: ...
+
+    def envelope(self, item: Any, **fields: Any) -> bytes: ...
+
+
+def envelope_encoder(
+    task: str | EnvelopeSource | None,
+    *,
+    secret: str | bytes | None = None,
+    max_depth: int = DEFAULT_MAX_DEPTH,
+    **fields: Any,
+) -> Callable[[Any], bytes]:
+    """How a remote target turns an item into the bytes it sends.
+
+    ``task`` is a registered task (its app's secret and depth budget apply), a task name (the
+    worker's registry resolves it), or ``None`` for raw JSON: the item itself is the payload.
+    """
+    fields = {name: value for name, value in fields.items() if value is not None}
+    if task is None:
+        return functools.partial(encode_raw_json, what="the item")
+    if isinstance(task, str) and task:
+        return functools.partial(build_envelope, task, secret=secret, max_depth=max_depth, **fields)
+    if callable(getattr(task, "envelope", None)):
+        return functools.partial(task.envelope, **fields)  # type: ignore[union-attr]
+    raise UsageError(f"task must be a task name, an @app.task object or None, got {task!r}")
+
+
+# -- replies and errors back into values -------------------------------------------------------
+
+
+def _envelope_error_classes() -> dict[str, type[EnvelopeError]]:
+    return {
+        name: obj
+        for name in _errors.__all__
+        if isinstance(obj := getattr(_errors, name), type) and issubclass(obj, EnvelopeError)
+    }
+
+
+_ENVELOPE_ERRORS = _envelope_error_classes()
+
+
+def error_info(exc: BaseException) -> ErrorInfo:
+    """Describe an exception for the wire, without its arguments or traceback."""
+    if isinstance(exc, TaskFailed):
+        return ErrorInfo(type=exc.remote_type, message=exc.message, retryable=exc.retryable)
+    message = exc.message if isinstance(exc, FanoutError) else str(exc)
+    # Only what says so is retryable: a task that timed out may have done part of its work.
+    retryable = bool(getattr(exc, "retryable", False))
+    return ErrorInfo(type=type(exc).__name__, message=message, retryable=retryable)
+
+
+def error_from_info(info: ErrorInfo) -> FanoutError:
+    """Rebuild a library error from the wire (envelope errors keep their class)."""
+    cls = _ENVELOPE_ERRORS.get(info.type)
+    if cls is not None:
+        return cls(info.message)
+    return TaskFailed(info.message, remote_type=info.type, retryable=info.retryable)
+
+
+def unwrap_reply(reply: ReplyEnvelope) -> Any:
+    """The reply's value, or the reply's error raised as a library error."""
+    if reply.ok:
+        return reply.value
+    error = reply.error or ErrorInfo(type="Unknown", message="reply carries no error")
+    raise error_from_info(error)
+
+
+def reply_value(reply: Any) -> Any:
+    """The value of a reply that came back as JSON (a decoded reply envelope), or raise.
+
+    A reply that is no envelope at all most likely came from a function that is not an
+    aiofanout ``App``: the error says so, and how to call such a function.
+    """
+    try:
+        envelope = decode_reply(reply)
+    except InvalidEnvelope as exc:
+        hint = "is the function an aiofanout App? For any other function pass task=None"
+        raise InvalidEnvelope(f"{exc.message}; {hint}") from exc
+    return unwrap_reply(envelope)
+
+
+def function_error(body: bytes, kind: str) -> FanoutError:
+    """The item's error for a Lambda function error (``Unhandled``/``Handled``) and its body."""
+    try:
+        payload = LambdaErrorPayload.model_validate_json(body or b"{}")
+    except ValueError:
+        text = body.decode(errors="replace")[:500]
+        payload = LambdaErrorPayload(errorMessage=text, errorType=kind)
+    return error_from_info(ErrorInfo(type=payload.errorType, message=payload.errorMessage))
