@@ -60,9 +60,9 @@ def typecheck(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def core(session: nox.Session) -> None:
     """The package imports and runs with its core dependencies only (no extras)."""
-    session.install("-e", ".", "pytest", "pytest-asyncio", "hypothesis")
+    session.install("-e", ".", "pytest", "pytest-asyncio", "pytest-timeout", "hypothesis")
     session.run("python", "-c", "import aiofanout, aiofanout.targets; print(aiofanout.__version__)")
-    session.run("pytest", "tests/test_engine.py", "tests/test_envelope.py", "tests/test_tasks.py")
+    session.run("pytest", "tests/test_engine.py", "tests/test_wire.py", "tests/test_tasks.py")
 
 
 @nox.session(python=PYTHON)

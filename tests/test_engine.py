@@ -24,6 +24,7 @@ from aiofanout import (
     Target,
     Throttled,
     UsageError,
+    _run,
     dispatch_many,
     stream,
 )
@@ -94,7 +95,7 @@ def test_every_item_ends_once_in_order_under_the_cap(
     target = Recorder(dict(enumerate(plan)), duration=0.001)
     retry = Retry(attempts=attempts, base=0.001, cap=0.005)
 
-    async def main() -> aiofanout.FanoutResult:
+    async def main() -> aiofanout.FanoutResult[Any]:
         return await dispatch_many(
             target,
             range(len(plan)),
@@ -153,22 +154,41 @@ def test_cancelling_the_caller_leaves_nothing_running(
     target = Recorder(duration=0.005)
 
     async def main() -> None:
-        task = asyncio.create_task(dispatch_many(target, range(200), concurrency=concurrency))
+        task = asyncio.create_task(dispatch_many(target, range(1000), concurrency=concurrency))
         await asyncio.sleep(cancel_after)
+        started = len(target.start_times)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
         assert _other_tasks() == set()
         assert target.in_flight == 0
+        # Work stops at the cancel: at most one more start per worker already on its way there.
+        # An engine that swallowed its own cancellation would go on through the whole input.
+        assert len(target.start_times) <= started + concurrency
 
     asyncio.run(main())
 
 
-async def test_fast_path_and_general_path_agree() -> None:
+def _only_path(monkeypatch: pytest.MonkeyPatch, path: str) -> None:
+    """Make every worker loop but ``path`` fail, so a test knows which one ran."""
+
+    async def refuse(self: Any) -> None:
+        raise AssertionError("an engine path ran that this test did not expect")
+
+    for name in ("lean_worker", "item_worker", "batch_worker"):
+        if name != path:
+            monkeypatch.setattr(_run.Run, name, refuse)
+
+
+async def test_fast_path_and_general_path_agree(monkeypatch: pytest.MonkeyPatch) -> None:
     plan = {i: ["fail", "ok"] if i % 3 == 0 else ["ok"] for i in range(50)}
     retry = Retry(attempts=2, retry_on=(ValueError,), base=0)
-    fast = await dispatch_many(Recorder(plan), range(50), concurrency=7, retry=retry)
-    slow = await dispatch_many(Recorder(plan), range(50), concurrency=7, retry=retry, timeout=5)
+    with monkeypatch.context() as patch:
+        _only_path(patch, "lean_worker")
+        fast = await dispatch_many(Recorder(plan), range(50), concurrency=7, retry=retry)
+    with monkeypatch.context() as patch:
+        _only_path(patch, "item_worker")
+        slow = await dispatch_many(Recorder(plan), range(50), concurrency=7, retry=retry, timeout=5)
     assert [(o.status, o.value, o.attempts) for o in fast] == [
         (o.status, o.value, o.attempts) for o in slow
     ]
@@ -405,6 +425,21 @@ async def test_stream_yields_in_completion_order_and_leaving_early_cancels() -> 
     assert len(target.attempts) < 20 + 3 * 4
 
 
+async def test_a_slow_consumer_holds_the_workers_back() -> None:
+    target = Recorder()  # answers at once: only the consumer sets the pace
+    concurrency, consumed = 4, 0
+    async with stream(target, range(100_000), concurrency=concurrency) as outcomes:
+        async for _ in outcomes:
+            consumed += 1
+            # Taken = consumed + buffered (at most 2x the cap, plus one per worker that passed
+            # the room check just before it filled) + in flight (at most the cap).
+            assert len(target.attempts) <= consumed + 2 * concurrency + 2 * concurrency
+            await asyncio.sleep(0.001)  # a slow consumer
+            if consumed == 40:
+                break
+    assert len(target.attempts) < 100
+
+
 async def test_stream_reports_every_item_once() -> None:
     plan = {i: ["fail"] for i in range(0, 30, 5)}
     async with stream(Recorder(plan), range(30), concurrency=4, retry=1) as outcomes:
@@ -472,13 +507,13 @@ async def test_misuse_says_what_to_change() -> None:
     with pytest.raises(UsageError, match="concurrency"):
         await dispatch_many(Recorder(), [1], concurrency=0)
     with pytest.raises(UsageError, match="target"):
-        await dispatch_many(42, [1], concurrency=1)
+        await dispatch_many(42, [1], concurrency=1)  # type: ignore[call-overload]
     with pytest.raises(UsageError, match="retry"):
-        await dispatch_many(Recorder(), [1], concurrency=1, retry="3")  # type: ignore[arg-type]
+        await dispatch_many(Recorder(), [1], concurrency=1, retry="3")  # type: ignore[call-overload]
     with pytest.raises(UsageError, match="tolerate"):
         await dispatch_many(Recorder(), [1], concurrency=1, tolerate=1.5)
     with pytest.raises(UsageError, match="items"):
-        await dispatch_many(Recorder(), 5, concurrency=1)  # type: ignore[arg-type]
+        await dispatch_many(Recorder(), 5, concurrency=1)  # type: ignore[call-overload]
     with pytest.raises(UsageError, match="attempts"):
         Retry(attempts=0)
 
@@ -503,3 +538,96 @@ async def test_an_iterator_the_caller_passed_is_left_open_where_work_stopped() -
     assert len(first) == 3
     rest = await dispatch_many(Recorder(), source, concurrency=4)
     assert [o.item for o in rest] == list(range(3, 100))
+
+
+async def test_the_final_progress_counts_skipped_items() -> None:
+    seen: list[Progress] = []
+    target = Recorder({0: ["fail"]})
+    result = await dispatch_many(
+        target, range(100), concurrency=1, retry=1, tolerate=0, on_progress=seen.append
+    )
+    assert result.counts[Status.SKIPPED] == 99
+    assert seen[-1].taken == 100
+    assert seen[-1].counts == result.counts
+    assert seen[-1].done == 100
+
+
+async def test_an_on_progress_error_is_logged_once_and_the_work_goes_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    calls: list[Progress] = []
+
+    def flaky(progress: Progress) -> None:
+        calls.append(progress)
+        raise RuntimeError("display broke")
+
+    with caplog.at_level("ERROR", logger="aiofanout"):
+        result = await dispatch_many(
+            Recorder(duration=0.002), range(200), concurrency=2, on_progress=flaky
+        )
+    assert result.ok
+    assert len(result) == 200
+    assert len(calls) == 1  # not called again after it raised
+    [record] = [r for r in caplog.records if "on_progress" in r.getMessage()]
+    assert record.exc_info is not None
+    assert "display broke" in str(record.exc_info[1])
+
+
+async def test_an_on_progress_error_on_the_final_call_keeps_the_result(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def final_breaks(progress: Progress) -> None:
+        if progress.in_flight == 0 and progress.done == 30:
+            raise RuntimeError("final")
+
+    with caplog.at_level("ERROR", logger="aiofanout"):
+        result = await dispatch_many(Recorder(), range(30), concurrency=3, on_progress=final_breaks)
+    assert result.ok
+    assert result.values() == [i * 10 for i in range(30)]
+    assert any("on_progress" in r.getMessage() for r in caplog.records)
+
+
+async def test_options_are_checked_before_any_work_starts() -> None:
+    target = Recorder()
+
+    async def an_async_generator(item: int) -> AsyncIterator[int]:
+        yield item
+
+    def a_generator(item: int) -> Any:
+        yield item
+
+    async def async_progress(progress: Progress) -> None:
+        pass
+
+    bad: list[tuple[str, dict[str, Any]]] = [
+        ("timeout", {"timeout": float("nan")}),
+        ("timeout", {"timeout": float("inf")}),
+        ("timeout", {"timeout": 0}),
+        ("deadline", {"deadline": -5}),
+        ("deadline", {"deadline": float("nan")}),
+        ("threads", {"threads": 0}),
+        ("rate", {"rate": float("nan")}),
+        ("tolerate", {"tolerate": float("nan")}),
+        ("on_progress", {"on_progress": async_progress}),
+        ("unknown options", {"timout": 5}),
+    ]
+    for word, options in bad:
+        with pytest.raises(UsageError, match=word):
+            await dispatch_many(target, range(3), concurrency=2, **options)
+    with pytest.raises(UsageError, match="concurrency"):
+        await dispatch_many(target, range(3))  # type: ignore[call-overload]
+    with pytest.raises(UsageError, match="async generator function"):
+        await dispatch_many(an_async_generator, range(3), concurrency=2)
+    with pytest.raises(UsageError, match="generator function"):
+        await dispatch_many(a_generator, range(3), concurrency=2)
+    with pytest.raises(UsageError, match="finite"):
+        Deadline(at=float("nan"))
+    assert target.attempts == {}  # nothing ran
+
+
+async def test_a_deadline_already_passed_skips_a_sized_input() -> None:
+    target = Recorder()
+    result = await dispatch_many(target, range(5), concurrency=2, deadline=Deadline.after(-1))
+    assert result.counts[Status.SKIPPED] == 5
+    assert result.stopped is StopReason.DEADLINE
+    assert target.attempts == {}

@@ -11,7 +11,7 @@ per-attempt timeouts, an overall deadline, retries and a rate, with one ordered 
 
 from __future__ import annotations
 
-from ._engine import Deadline, OutcomeStream, dispatch_many, stream
+from ._engine import FanoutOptions, OutcomeStream, dispatch_many, stream
 from ._errors import (
     AccessDenied,
     AmbiguousError,
@@ -36,6 +36,7 @@ from ._errors import (
 )
 from ._handlers import lambda_entrypoint
 from ._limits import Limits
+from ._options import Deadline
 from ._outcome import FanoutResult, Latency, Outcome, Progress, Status, StopReason
 from ._public import show_public_path
 from ._retry import Retry
@@ -59,6 +60,7 @@ __all__ = [
     "EnvelopeError",
     "FanoutError",
     "FanoutFailed",
+    "FanoutOptions",
     "FanoutResult",
     "HttpTarget",
     "InvalidArguments",

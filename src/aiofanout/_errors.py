@@ -36,7 +36,7 @@ Errors from botocore and aiohttp never leak: targets translate them into this tr
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ._outcome import Outcome
@@ -195,9 +195,9 @@ class FanoutFailed(ExceptionGroup[Exception]):
     ``except* TimeoutError`` works as usual.
     """
 
-    outcomes: Sequence[Outcome]
+    outcomes: Sequence[Outcome[Any]]
 
-    def __new__(cls, message: str, outcomes: Sequence[Outcome]) -> FanoutFailed:
+    def __new__(cls, message: str, outcomes: Sequence[Outcome[Any]]) -> FanoutFailed:
         errors = [
             o.error if isinstance(o.error, Exception) else _never_finished(o) for o in outcomes
         ]
@@ -205,12 +205,12 @@ class FanoutFailed(ExceptionGroup[Exception]):
         self.outcomes = outcomes
         return self
 
-    def __init__(self, message: str, outcomes: Sequence[Outcome]) -> None:
+    def __init__(self, message: str, outcomes: Sequence[Outcome[Any]]) -> None:
         errors = list(self.exceptions)
         super().__init__(message, errors)
 
 
-def _never_finished(outcome: Outcome) -> Exception:
+def _never_finished(outcome: Outcome[Any]) -> Exception:
     return FanoutError(f"item {outcome.index} ended {outcome.status.value} without an error")
 
 

@@ -15,8 +15,9 @@ import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
-from ._engine import Deadline, dispatch_many
+from ._engine import dispatch_many
 from ._errors import InvalidEnvelope, UsageError
+from ._options import Deadline
 from ._outcome import Status
 from ._tasks import App, TaskResult
 from ._wire import ReplyEnvelope, encode_reply, error_info

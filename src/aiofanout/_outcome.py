@@ -12,11 +12,13 @@ import enum
 from array import array
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, final, overload
+from typing import Any, Generic, TypeVar, final, overload
 
 from ._errors import FanoutFailed
 
 __all__ = ["FanoutResult", "Latency", "Outcome", "Progress", "Status", "StopReason"]
+
+T = TypeVar("T")
 
 
 class Status(enum.StrEnum):
@@ -58,7 +60,7 @@ PENDING = 255
 
 @final
 @dataclass(frozen=True, slots=True)
-class Outcome:
+class Outcome(Generic[T]):
     """The terminal state of one item: what went in, how it ended, after how many attempts.
 
     Example::
@@ -74,7 +76,8 @@ class Outcome:
     index: int
     item: Any
     status: Status
-    value: Any = None
+    #: What the item returned; ``None`` unless it succeeded (check :attr:`ok`, or :meth:`unwrap`).
+    value: T = None  # type: ignore[assignment]
     error: BaseException | None = None
     attempts: int = 0
     elapsed: float = 0.0
@@ -84,7 +87,7 @@ class Outcome:
         """Whether the item succeeded."""
         return self.status is Status.SUCCEEDED
 
-    def unwrap(self) -> Any:
+    def unwrap(self) -> T:
         """Return the value, or raise the item's error (a ``TimeoutError`` for a timed-out item)."""
         if self.status is Status.SUCCEEDED:
             return self.value
@@ -171,7 +174,7 @@ class Table:
         self.elapsed.append(0.0)
         return len(self.items) - 1
 
-    def outcome(self, index: int) -> Outcome:
+    def outcome(self, index: int) -> Outcome[Any]:
         """Build the outcome of row ``index``."""
         return Outcome(
             index,
@@ -185,7 +188,7 @@ class Table:
 
 
 @final
-class FanoutResult(Sequence[Outcome]):
+class FanoutResult(Sequence[Outcome[T]]):
     """The outcomes of a fan-out, in input order, with counts and a latency summary.
 
     Every item taken from the input has exactly one outcome, so ``sum(result.counts.values())``
@@ -217,10 +220,10 @@ class FanoutResult(Sequence[Outcome]):
         return len(self._table.items)
 
     @overload
-    def __getitem__(self, index: int) -> Outcome: ...
+    def __getitem__(self, index: int) -> Outcome[T]: ...
     @overload
-    def __getitem__(self, index: slice) -> list[Outcome]: ...
-    def __getitem__(self, index: int | slice) -> Outcome | list[Outcome]:
+    def __getitem__(self, index: slice) -> list[Outcome[T]]: ...
+    def __getitem__(self, index: int | slice) -> Outcome[T] | list[Outcome[T]]:
         if isinstance(index, slice):
             return [self._table.outcome(i) for i in range(len(self))[index]]
         n = len(self)
@@ -230,7 +233,7 @@ class FanoutResult(Sequence[Outcome]):
             raise IndexError(f"outcome index {index} out of range for {n} items")
         return self._table.outcome(index)
 
-    def __iter__(self) -> Iterator[Outcome]:
+    def __iter__(self) -> Iterator[Outcome[T]]:
         outcome = self._table.outcome
         return (outcome(i) for i in range(len(self)))
 
@@ -266,7 +269,7 @@ class FanoutResult(Sequence[Outcome]):
             self._latency = Latency.of(durations)
         return self._latency
 
-    def values(self) -> list[Any]:
+    def values(self) -> list[T]:
         """The values of the items that succeeded, in input order."""
         t = self._table
         return [v for v, s in zip(t.values, t.status, strict=True) if s == SUCCEEDED]
@@ -275,7 +278,7 @@ class FanoutResult(Sequence[Outcome]):
         """The errors of the items that failed or timed out, in input order."""
         return [self._table.errors[i] for i in sorted(self._table.errors)]
 
-    def failures(self) -> list[Outcome]:
+    def failures(self) -> list[Outcome[T]]:
         """The outcomes of every item that did not succeed, in input order."""
         status = self._table.status
         return [self._table.outcome(i) for i, s in enumerate(status) if s != SUCCEEDED]

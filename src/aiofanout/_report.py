@@ -36,7 +36,7 @@ class PhaseSummary:
     note: str = ""
 
     @classmethod
-    def of(cls, name: str, result: FanoutResult, note: str = "") -> PhaseSummary:
+    def of(cls, name: str, result: FanoutResult[Any], note: str = "") -> PhaseSummary:
         """Summarise a fan-out's result."""
         lat = result.latency
         return cls(

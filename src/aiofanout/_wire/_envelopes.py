@@ -1,8 +1,4 @@
-"""What crosses the wire, in one place: envelopes, replies, errors, the hop context. JSON only.
-
-Senders (targets, eager tasks) encode items into task envelopes here; workers decode and verify
-them here; replies and Lambda's function-error payloads turn back into values or library errors
-here. Nothing in this module knows about the worker's registry or about a target's transport.
+"""Envelopes: the task and reply models, their codec and signatures, Lambda's error payload.
 
 A task envelope is encoded once, to bytes, so its size is known before anything is sent and the
 same bytes go out on every attempt. With a secret, the envelope carries an HMAC-SHA256 ``sig``
@@ -14,42 +10,16 @@ further (the comparison is constant-time).
 from __future__ import annotations
 
 import contextlib
-import contextvars
-import functools
 import hashlib
 import hmac
 import json
 import time
 import uuid
-from collections.abc import Callable
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError
 
-from . import _errors
-from ._errors import (
-    BadSignature,
-    DepthExceeded,
-    EnvelopeError,
-    FanoutError,
-    InvalidEnvelope,
-    TaskFailed,
-    UsageError,
-)
-
-__all__ = [
-    "ENVELOPE_VERSION",
-    "Call",
-    "ErrorInfo",
-    "ReplyEnvelope",
-    "TaskEnvelope",
-    "decode_reply",
-    "decode_task",
-    "encode_reply",
-    "encode_task",
-]
-
-DEFAULT_MAX_DEPTH = 8
+from .._errors import BadSignature, InvalidEnvelope, UsageError
 
 ENVELOPE_VERSION: Literal[1] = 1
 _dumps = json.JSONEncoder(
@@ -298,180 +268,3 @@ def lambda_error_body(error_type: str, message: str, request_id: str = "") -> by
         errorMessage=message, errorType=error_type, requestId=request_id, stackTrace=[]
     )
     return payload.model_dump_json().encode()
-
-
-# -- items into envelopes ----------------------------------------------------------------------
-
-
-class Call:
-    """Several arguments for one task call: ``Call(a, b, key=c)`` runs ``task(a, b, key=c)``.
-
-    Any other item of a fan-out is the task's single argument.
-
-    Example::
-
-        await dispatch_many(resize, [Call("a.png", width=100), Call("b.png", width=200)],
-                            concurrency=10)
-    """
-
-    __slots__ = ("args", "kwargs")
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self.args = list(args)
-        self.kwargs = kwargs
-
-    def __repr__(self) -> str:
-        parts = [repr(a) for a in self.args] + [f"{k}={v!r}" for k, v in self.kwargs.items()]
-        return f"Call({', '.join(parts)})"
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Call) and (self.args, self.kwargs) == (other.args, other.kwargs)
-
-    __hash__ = None  # type: ignore[assignment]
-
-
-def split_item(item: Any) -> tuple[list[Any], dict[str, Any]]:
-    """The args and kwargs a fan-out item stands for."""
-    if isinstance(item, Call):
-        return item.args, item.kwargs
-    return [item], {}
-
-
-#: The depth of the task running now (``None`` outside any task): set by the worker, read when a
-#: task dispatches further, so A -> B -> A loops meet the depth budget.
-current_depth: contextvars.ContextVar[int | None] = contextvars.ContextVar(
-    "aiofanout_depth", default=None
-)
-#: The deadline (epoch ms) of the task running now, handed on to what it dispatches.
-current_deadline_ms: contextvars.ContextVar[int | None] = contextvars.ContextVar(
-    "aiofanout_deadline_ms", default=None
-)
-
-
-def dispatch_depth() -> int:
-    """The depth an envelope sent from here carries: one more than the running task's, or 0."""
-    depth = current_depth.get()
-    return 0 if depth is None else depth + 1
-
-
-def build_envelope(
-    name: str, item: Any, *, secret: str | bytes | None, max_depth: int, **fields: Any
-) -> bytes:
-    """The envelope of one item for task ``name``: depth and deadline handed on, budget checked."""
-    args, kwargs = split_item(item)
-    depth = dispatch_depth()
-    if depth > max_depth:
-        raise DepthExceeded(
-            f"dispatching {name!r} would be hop {depth}, past the depth budget of {max_depth}: "
-            "a task is fanning out to itself in a loop? Raise App(max_depth=...) if intended"
-        )
-    if "deadline_ms" not in fields:
-        fields["deadline_ms"] = current_deadline_ms.get()
-    return encode_task(name, args, kwargs, depth=depth, secret=secret, **fields)
-
-
-# One encoder, built once: json.dumps with any option builds a new JSONEncoder on every call.
-_compact_json = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
-
-
-def encode_raw_json(value: Any, *, what: str = "the value") -> bytes:
-    """Compact JSON bytes of ``value``, or a :class:`UsageError` saying it is not JSON."""
-    try:
-        return _compact_json(value).encode()
-    except (TypeError, ValueError) as exc:
-        raise UsageError(f"{what} must be JSON: {exc}") from exc
-
-
-class EnvelopeSource(Protocol):
-    """Something that encodes its own envelopes: a registered task (``@app.task``)."""
-
-    @property
-    def name(self) -> str: ...
-
-    def envelope(self, item: Any, **fields: Any) -> bytes: ...
-
-
-def envelope_encoder(
-    task: str | EnvelopeSource | None,
-    *,
-    secret: str | bytes | None = None,
-    max_depth: int = DEFAULT_MAX_DEPTH,
-    **fields: Any,
-) -> Callable[[Any], bytes]:
-    """How a remote target turns an item into the bytes it sends.
-
-    ``task`` is a registered task (its app's secret and depth budget apply), a task name (the
-    worker's registry resolves it), or ``None`` for raw JSON: the item itself is the payload.
-    """
-    fields = {name: value for name, value in fields.items() if value is not None}
-    if task is None:
-        return functools.partial(encode_raw_json, what="the item")
-    if isinstance(task, str) and task:
-        return functools.partial(build_envelope, task, secret=secret, max_depth=max_depth, **fields)
-    if callable(getattr(task, "envelope", None)):
-        return functools.partial(task.envelope, **fields)  # type: ignore[union-attr]
-    raise UsageError(f"task must be a task name, an @app.task object or None, got {task!r}")
-
-
-# -- replies and errors back into values -------------------------------------------------------
-
-
-def _envelope_error_classes() -> dict[str, type[EnvelopeError]]:
-    return {
-        name: obj
-        for name in _errors.__all__
-        if isinstance(obj := getattr(_errors, name), type) and issubclass(obj, EnvelopeError)
-    }
-
-
-_ENVELOPE_ERRORS = _envelope_error_classes()
-
-
-def error_info(exc: BaseException) -> ErrorInfo:
-    """Describe an exception for the wire, without its arguments or traceback."""
-    if isinstance(exc, TaskFailed):
-        return ErrorInfo(type=exc.remote_type, message=exc.message, retryable=exc.retryable)
-    message = exc.message if isinstance(exc, FanoutError) else str(exc)
-    # Only what says so is retryable: a task that timed out may have done part of its work.
-    retryable = bool(getattr(exc, "retryable", False))
-    return ErrorInfo(type=type(exc).__name__, message=message, retryable=retryable)
-
-
-def error_from_info(info: ErrorInfo) -> FanoutError:
-    """Rebuild a library error from the wire (envelope errors keep their class)."""
-    cls = _ENVELOPE_ERRORS.get(info.type)
-    if cls is not None:
-        return cls(info.message)
-    return TaskFailed(info.message, remote_type=info.type, retryable=info.retryable)
-
-
-def unwrap_reply(reply: ReplyEnvelope) -> Any:
-    """The reply's value, or the reply's error raised as a library error."""
-    if reply.ok:
-        return reply.value
-    error = reply.error or ErrorInfo(type="Unknown", message="reply carries no error")
-    raise error_from_info(error)
-
-
-def reply_value(reply: Any) -> Any:
-    """The value of a reply that came back as JSON (a decoded reply envelope), or raise.
-
-    A reply that is no envelope at all most likely came from a function that is not an
-    aiofanout ``App``: the error says so, and how to call such a function.
-    """
-    try:
-        envelope = decode_reply(reply)
-    except InvalidEnvelope as exc:
-        hint = "is the function an aiofanout App? For any other function pass task=None"
-        raise InvalidEnvelope(f"{exc.message}; {hint}") from exc
-    return unwrap_reply(envelope)
-
-
-def function_error(body: bytes, kind: str) -> FanoutError:
-    """The item's error for a Lambda function error (``Unhandled``/``Handled``) and its body."""
-    try:
-        payload = LambdaErrorPayload.model_validate_json(body or b"{}")
-    except ValueError:
-        text = body.decode(errors="replace")[:500]
-        payload = LambdaErrorPayload(errorMessage=text, errorType=kind)
-    return error_from_info(ErrorInfo(type=payload.errorType, message=payload.errorMessage))

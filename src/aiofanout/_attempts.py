@@ -1,0 +1,129 @@
+"""One attempt at a target, and the waits between attempts: timeouts, retry policy, backoff, rate.
+
+An attempt runs under the earlier of the attempt timeout and the deadline, so at the deadline
+every attempt in flight ends ``TIMED_OUT`` at once. Waits the engine makes itself (backoff, rate)
+are never started when they would end past the deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any, TypeAlias
+
+from ._errors import FanoutError
+from ._input import Gate
+from ._options import Options, clock
+from ._outcome import CANCELLED, FAILED, SUCCEEDED, TIMED_OUT
+from ._target import Target
+
+#: How one attempt of one item ended: (status code, value, error).
+Attempt: TypeAlias = tuple[int, Any, BaseException | None]
+
+
+class Attempts:
+    """Makes attempts at a target and decides whether, and when, to make another."""
+
+    __slots__ = ("gate", "interval", "next_start", "retries", "retry", "target", "timeout")
+
+    def __init__(self, target: Target, options: Options, gate: Gate) -> None:
+        self.target = target
+        self.gate = gate
+        self.timeout = options.timeout
+        self.retry = options.retry
+        self.interval = options.interval
+        self.next_start = 0.0
+        self.retries = 0  # attempts beyond the first, over all items
+
+    def _bound(self) -> float | None:
+        """When the attempt starting now must end: the attempt timeout or the deadline."""
+        deadline = self.gate.deadline
+        if self.timeout is None:
+            return deadline
+        when = clock() + self.timeout
+        return when if deadline is None else min(when, deadline)
+
+    async def once(self, payload: Any) -> Attempt:
+        """One call with one payload."""
+        when = self._bound()
+        try:
+            if when is None:
+                value = await self.target.call(payload, timeout=None)
+            else:
+                async with asyncio.timeout_at(when):
+                    value = await self.target.call(payload, timeout=max(0.0, when - clock()))
+        except BaseException as exc:
+            return classify(exc), None, exc
+        return SUCCEEDED, value, None
+
+    async def batch(self, payloads: list[Any]) -> list[Attempt]:
+        """One call with a batch of payloads: one result per payload."""
+        when = self._bound()
+        try:
+            if when is None:
+                replies = await self.target.call_batch(payloads, timeout=None)
+            else:
+                async with asyncio.timeout_at(when):
+                    replies = await self.target.call_batch(payloads, timeout=when - clock())
+        except BaseException as exc:
+            return [(classify(exc), None, exc)] * len(payloads)
+        return self._per_payload(replies, len(payloads))
+
+    def _per_payload(self, replies: Sequence[Any], expected: int) -> list[Attempt]:
+        if len(replies) != expected:
+            error = FanoutError(
+                f"{type(self.target).__name__}.call_batch returned {len(replies)} replies "
+                f"for {expected} payloads"
+            )
+            return [(FAILED, None, error)] * expected
+        return [
+            (classify(r), None, r) if isinstance(r, BaseException) else (SUCCEEDED, r, None)
+            for r in replies
+        ]
+
+    def may_retry(self, attempt: int, error: BaseException) -> bool:
+        """Whether the policy allows another attempt after ``error`` on attempt ``attempt``."""
+        if attempt >= self.retry.attempts or self.gate.halted:
+            return False
+        if isinstance(error, TimeoutError) and self.target.ambiguous_timeouts:
+            return False
+        return self.retry.is_retryable(error)
+
+    async def wait_to_retry(self, attempt: int, errors: Sequence[BaseException]) -> bool:
+        """Back off before retrying after ``errors``; ``False``: do not retry after all."""
+        if self.gate.past_deadline():
+            return False
+        delay = max(self.retry.backoff(attempt, error) for error in errors)
+        if not await self._wait(delay):
+            return False
+        self.retries += len(errors)
+        return True
+
+    async def wait_for_rate(self) -> bool:
+        """Hold a start back to keep to the rate; ``False``: it would pass the deadline."""
+        return not self.interval or await self._wait(0.0)
+
+    async def _wait(self, delay: float) -> bool:
+        start = max(clock() + delay, self.next_start)
+        if self.interval:
+            self.next_start = start + self.interval
+        deadline = self.gate.deadline
+        if deadline is not None and start >= deadline:
+            return False
+        if start > clock():
+            await asyncio.sleep(start - clock())
+        return not self.gate.halted
+
+
+def classify(exc: BaseException) -> int:
+    """The status code an attempt's exception means; re-raise our own cancellation."""
+    if isinstance(exc, asyncio.CancelledError):
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise exc
+        return CANCELLED
+    if isinstance(exc, TimeoutError):
+        return TIMED_OUT
+    if isinstance(exc, Exception):
+        return FAILED
+    raise exc  # KeyboardInterrupt, SystemExit: not ours to record

@@ -1,0 +1,269 @@
+"""One fan-out: a pool of workers taking items and seeing each through one path to its end.
+
+The path of an item is the same for every target: take it, prepare its payload (a failure there
+fails the item alone), wait for the rate, attempt, then settle: retry what the policy allows,
+record the one terminal state. A batching target makes the attempt for several items at once;
+everything else is shared. The lean worker is a shortcut of the same path for the common case
+(a sync input, an async function, no timers) and leaves it for the full path at the first failure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterable, Callable, Coroutine, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from ._attempts import Attempt, Attempts, classify
+from ._input import Gate, Input
+from ._options import Options, check_target, clock
+from ._outcome import FAILED, SKIPPED, TIMED_OUT, StopReason
+from ._sinks import Sink, StreamSink, TableSink
+from ._target import AsyncCallableTarget, as_target
+
+log = logging.getLogger("aiofanout")
+PROGRESS_INTERVAL = 0.1
+
+
+@dataclass(slots=True)
+class _Entry:
+    """An item on its way: its index, the item, its prepared payload, when it started."""
+
+    index: int
+    item: Any
+    payload: Any
+    started: float
+
+
+class Run:
+    """The state the workers of one fan-out share, and the path each item takes."""
+
+    def __init__(
+        self,
+        target: object,
+        items: Iterable[Any] | AsyncIterable[Any],
+        sink: Sink,
+        options: Options,
+    ) -> None:
+        check_target(target)
+        self.options = options
+        self.target = as_target(target, threads=options.threads)
+        self.sink = sink
+        self.started = clock()
+        self.gate = Gate(options.deadline_at(self.started))
+        self.input = Input(items, self.gate, sink)
+        self.attempts = Attempts(self.target, options, self.gate)
+        self.allowance = options.failure_allowance(items)
+        self.failures = 0
+        self.on_progress = options.on_progress
+        # A stream's consumer sets the pace: workers wait for room in its buffer.
+        self.stream_sink = sink if isinstance(sink, StreamSink) else None
+        self.sync_take = self.input.iterator is not None and self.stream_sink is None
+        #: Which worker loop ran (``"lean"``, ``"items"`` or ``"batches"``), for tests and repr.
+        self.path = ""
+
+    # -- the run -------------------------------------------------------------------------------
+
+    async def execute(self) -> None:
+        """Run every worker to completion, then mark never-started items of a sized input."""
+        await self.target.open(concurrency=self.options.concurrency, timeout=self.options.timeout)
+        try:
+            await self._run_workers()
+            if self.gate.halted:
+                self.input.skip_rest()
+        finally:
+            try:
+                await self.target.close()
+            finally:
+                await self.input.close()
+        self._report_progress()  # the final one: every item of a sized input is counted
+        if self.gate.input_error is not None:
+            raise self.gate.input_error
+
+    async def _run_workers(self) -> None:
+        worker = self._pick_worker()
+        workers = self.options.concurrency
+        if self.input.size is not None:
+            workers = max(1, min(workers, self.input.size))
+        ticker = asyncio.create_task(self._tick()) if self.on_progress else None
+        try:
+            async with asyncio.TaskGroup() as group:
+                for _ in range(workers):
+                    group.create_task(worker())
+        finally:
+            if ticker is not None:
+                ticker.cancel()
+                await asyncio.gather(ticker, return_exceptions=True)
+
+    def _pick_worker(self) -> Callable[[], Coroutine[Any, Any, None]]:
+        if self.target.batching is not None:
+            self.path = "batches"
+            return self.batch_worker
+        lean = (
+            isinstance(self.sink, TableSink)
+            and isinstance(self.target, AsyncCallableTarget)
+            and self.input.iterator is not None
+            and self.options.timeout is None
+            and self.gate.deadline is None
+            and not self.options.interval
+        )
+        self.path = "lean" if lean else "items"
+        return self.lean_worker if lean else self.item_worker
+
+    async def _tick(self) -> None:
+        while True:
+            await asyncio.sleep(PROGRESS_INTERVAL)
+            self._report_progress()
+
+    def _report_progress(self) -> None:
+        callback = self.on_progress
+        if callback is None:
+            return
+        try:
+            callback(self.sink.snapshot(self.attempts.retries, clock() - self.started))
+        except Exception:
+            # The work matters more than its progress report: log it once, stop calling it.
+            self.on_progress = None
+            log.exception("on_progress raised; it is not called again in this fan-out")
+
+    def finish(
+        self,
+        index: int,
+        item: Any,
+        code: int,
+        value: Any,
+        error: BaseException | None,
+        attempts: int,
+        started: float,
+        now: float | None = None,
+    ) -> None:
+        """Record the one terminal state of an item, and apply the failure budget."""
+        ended = clock() if now is None else now
+        self.sink.finish(index, item, code, value, error, attempts, ended - started)
+        if code in (FAILED, TIMED_OUT):
+            self.failures += 1
+            if self.failures > self.allowance(self.sink.taken):
+                self.gate.stop(StopReason.BUDGET)
+
+    # -- the path of an item -------------------------------------------------------------------
+
+    async def _take(self) -> tuple[int, Any] | None:
+        if self.stream_sink is not None:
+            await self.stream_sink.wait_for_room()
+        return await self.input.take()
+
+    async def _next_entry(self) -> _Entry | None:
+        """Take the next item and prepare its payload; a failing prepare fails the item alone."""
+        while True:
+            taken = self.input.take_now() if self.sync_take else await self._take()
+            if taken is None:
+                return None
+            index, item = taken
+            started = clock()
+            try:
+                return _Entry(index, item, self.target.prepare(item), started)
+            except Exception as exc:
+                self.finish(index, item, FAILED, None, exc, 0, started)
+
+    async def item_worker(self) -> None:
+        """Take items one at a time and see each through to its terminal state."""
+        while (entry := await self._next_entry()) is not None:
+            if not await self.attempts.wait_for_rate():
+                self.finish(entry.index, entry.item, SKIPPED, None, None, 0, entry.started)
+                continue
+            await self.settle(entry, await self.attempts.once(entry.payload))
+
+    async def lean_worker(self) -> None:
+        """:meth:`item_worker` for a sync input, an async function and no timers."""
+        assert isinstance(self.target, AsyncCallableTarget)
+        assert self.input.iterator is not None
+        fn, gate, now = self.target.fn, self.gate, clock
+        add, succeed = self.sink.add, self.sink.succeed
+        try:
+            for item in self.input.iterator:
+                index = add(item)
+                started = now()
+                try:
+                    value = await fn(item)
+                except BaseException as exc:
+                    first = (classify(exc), None, exc)
+                    await self.settle(_Entry(index, item, item, started), first)
+                else:
+                    succeed(index, item, value, now() - started)
+                if gate.halted:
+                    return
+        except Exception as exc:
+            gate.fail_input(exc)
+
+    async def settle(self, entry: _Entry, result: Attempt) -> None:
+        """Retry a failed first attempt as the policy allows, then record the final state."""
+        code, value, error = result
+        attempt = 1
+        while (
+            error is not None
+            and self.attempts.may_retry(attempt, error)
+            and await self.attempts.wait_to_retry(attempt, [error])
+        ):
+            attempt += 1
+            code, value, error = await self.attempts.once(entry.payload)
+        self.finish(entry.index, entry.item, code, value, error, attempt, entry.started)
+
+    # -- the same path, a batch at a time --------------------------------------------------------
+
+    async def batch_worker(self) -> None:
+        """Group items as the target's :class:`Batching` says, send, settle each item."""
+        carry: _Entry | None = None
+        while True:
+            batch, carry = await self._take_batch(carry)
+            if not batch:
+                return
+            if not await self.attempts.wait_for_rate():
+                for entry in batch:
+                    self.finish(entry.index, entry.item, SKIPPED, None, None, 0, entry.started)
+                continue
+            await self._settle_batch(batch)
+
+    async def _take_batch(self, carry: _Entry | None) -> tuple[list[_Entry], _Entry | None]:
+        """Up to ``max_items`` entries within ``max_bytes``; the one that did not fit is carried."""
+        batching = self.target.batching
+        assert batching is not None
+        batch: list[_Entry] = []
+        size = 0
+        while len(batch) < batching.max_items:
+            entry, carry = (carry, None) if carry is not None else (await self._next_entry(), None)
+            if entry is None:
+                break
+            if batching.max_bytes is not None:
+                if batch and size + len(entry.payload) > batching.max_bytes:
+                    return batch, entry
+                size += len(entry.payload)
+            batch.append(entry)
+        return batch, carry
+
+    async def _settle_batch(self, pending: list[_Entry]) -> None:
+        """Attempt the batch; retry together the items the policy allows; record the rest."""
+        attempt = 0
+        while pending:
+            attempt += 1
+            results = await self.attempts.batch([e.payload for e in pending])
+            retry: list[tuple[_Entry, Attempt]] = []
+            now = clock()  # one clock read for the batch: its items ended together
+            for entry, result in zip(pending, results, strict=True):
+                error = result[2]
+                if error is not None and self.attempts.may_retry(attempt, error):
+                    retry.append((entry, result))
+                else:
+                    self._finish_entry(entry, result, attempt, now)
+            errors = [result[2] for _, result in retry if result[2] is not None]
+            if retry and not await self.attempts.wait_to_retry(attempt, errors):
+                for entry, result in retry:
+                    self._finish_entry(entry, result, attempt, None)
+                retry = []
+            pending = [entry for entry, _ in retry]
+
+    def _finish_entry(
+        self, entry: _Entry, result: Attempt, attempt: int, now: float | None
+    ) -> None:
+        code, value, error = result
+        self.finish(entry.index, entry.item, code, value, error, attempt, entry.started, now)

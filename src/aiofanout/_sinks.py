@@ -1,0 +1,147 @@
+"""Where a run records outcomes: a column table (``dispatch_many``) or a buffer (``stream``).
+
+Both record an item in two steps, :meth:`add` when it is taken and :meth:`finish` once, when it
+reaches its terminal state; both know how many items were taken, so nobody else counts them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from typing import Any, Protocol
+
+from ._outcome import PENDING, STATUSES, SUCCEEDED, Outcome, Progress, Table
+
+
+class Sink(Protocol):
+    """What the engine records outcomes into."""
+
+    @property
+    def taken(self) -> int:
+        """Items taken so far."""
+        ...
+
+    def add(self, item: Any) -> int:
+        """Record a newly taken item; return its index."""
+        ...
+
+    def finish(
+        self,
+        index: int,
+        item: Any,
+        code: int,
+        value: Any,
+        error: BaseException | None,
+        attempts: int,
+        elapsed: float,
+    ) -> None:
+        """Record the terminal state of item ``index`` (exactly once per item)."""
+        ...
+
+    def succeed(self, index: int, item: Any, value: Any, elapsed: float) -> None:
+        """:meth:`finish` for an item that succeeded on its first attempt (the common case)."""
+        ...
+
+    def snapshot(self, retries: int, elapsed: float) -> Progress:
+        """The progress so far."""
+        ...
+
+
+class TableSink:
+    """Records outcomes in a :class:`Table`, read later as a ``FanoutResult``."""
+
+    __slots__ = ("add", "table")
+
+    def __init__(self) -> None:
+        self.table = Table()
+        self.add = self.table.add
+
+    @property
+    def taken(self) -> int:
+        return len(self.table.items)
+
+    def finish(
+        self,
+        index: int,
+        item: Any,
+        code: int,
+        value: Any,
+        error: BaseException | None,
+        attempts: int,
+        elapsed: float,
+    ) -> None:
+        t = self.table
+        t.status[index] = code
+        t.values[index] = value
+        if error is not None:
+            t.errors[index] = error
+        t.attempts[index] = attempts
+        t.elapsed[index] = elapsed
+
+    def succeed(self, index: int, item: Any, value: Any, elapsed: float) -> None:
+        t = self.table
+        t.status[index] = SUCCEEDED
+        t.values[index] = value
+        t.attempts[index] = 1
+        t.elapsed[index] = elapsed
+
+    def snapshot(self, retries: int, elapsed: float) -> Progress:
+        status = self.table.status
+        counts = {s: status.count(code) for code, s in enumerate(STATUSES)}
+        in_flight = status.count(PENDING)
+        return Progress(len(status), len(status) - in_flight, in_flight, counts, retries, elapsed)
+
+
+class StreamSink:
+    """Hands outcomes to a consumer through a buffer of at most ``limit`` outcomes.
+
+    The workers wait for room before taking an item, so a slow consumer slows them down.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.buffer: deque[Outcome[Any]] = deque()
+        self.counts = [0] * len(STATUSES)
+        self.taken = 0
+        self.ready = asyncio.Event()
+        self.room = asyncio.Event()
+        self.room.set()
+
+    def add(self, item: Any) -> int:
+        self.taken += 1
+        return self.taken - 1
+
+    def finish(
+        self,
+        index: int,
+        item: Any,
+        code: int,
+        value: Any,
+        error: BaseException | None,
+        attempts: int,
+        elapsed: float,
+    ) -> None:
+        self.counts[code] += 1
+        self.buffer.append(Outcome(index, item, STATUSES[code], value, error, attempts, elapsed))
+        self.ready.set()
+        if len(self.buffer) >= self.limit:
+            self.room.clear()
+
+    def succeed(self, index: int, item: Any, value: Any, elapsed: float) -> None:
+        self.finish(index, item, SUCCEEDED, value, None, 1, elapsed)
+
+    def snapshot(self, retries: int, elapsed: float) -> Progress:
+        counts = dict(zip(STATUSES, self.counts, strict=True))
+        done = sum(self.counts)
+        return Progress(self.taken, done, self.taken - done, counts, retries, elapsed)
+
+    async def wait_for_room(self) -> None:
+        """Return once the consumer has room for another outcome."""
+        await self.room.wait()
+
+    def pop(self) -> Outcome[Any]:
+        """The oldest outcome in the buffer (there must be one)."""
+        outcome = self.buffer.popleft()
+        if len(self.buffer) < self.limit:
+            self.room.set()
+        return outcome
