@@ -154,7 +154,11 @@ def test_cancelling_the_caller_leaves_nothing_running(
     target = Recorder(duration=0.005)
 
     async def main() -> None:
-        task = asyncio.create_task(dispatch_many(target, range(1000), concurrency=concurrency))
+        # Attempts time out (5 ms work, 3 ms timeout) while the caller is cancelled: the run's
+        # timer must not turn the caller's cancellation into a timeout.
+        task = asyncio.create_task(
+            dispatch_many(target, range(1000), concurrency=concurrency, timeout=0.003)
+        )
         await asyncio.sleep(cancel_after)
         started = len(target.start_times)
         task.cancel()
@@ -188,7 +192,10 @@ async def test_fast_path_and_general_path_agree(monkeypatch: pytest.MonkeyPatch)
         fast = await dispatch_many(Recorder(plan), range(50), concurrency=7, retry=retry)
     with monkeypatch.context() as patch:
         _only_path(patch, "item_worker")
-        slow = await dispatch_many(Recorder(plan), range(50), concurrency=7, retry=retry, timeout=5)
+        # A rate is what the lean path does not take; this one is too high to slow anything.
+        slow = await dispatch_many(
+            Recorder(plan), range(50), concurrency=7, retry=retry, timeout=5, rate=1e6
+        )
     assert [(o.status, o.value, o.attempts) for o in fast] == [
         (o.status, o.value, o.attempts) for o in slow
     ]
@@ -631,3 +638,92 @@ async def test_a_deadline_already_passed_skips_a_sized_input() -> None:
     assert result.counts[Status.SKIPPED] == 5
     assert result.stopped is StopReason.DEADLINE
     assert target.attempts == {}
+
+
+async def test_an_attempt_timeout_fires_within_its_precision() -> None:
+    # The run's one timer fires an attempt timeout at most 10 ms late (plus loop latency): the
+    # bound here is loose so a busy machine does not fail it, but a timer that never fired, or
+    # fired at the next timeout instead of this one, would.
+    result = await dispatch_many(Recorder({0: ["hang"]}), [0], concurrency=1, timeout=0.05, retry=1)
+    [outcome] = result
+    assert outcome.status is Status.TIMED_OUT
+    assert isinstance(outcome.error, TimeoutError)
+    assert 0.05 <= outcome.elapsed < 0.05 + 0.01 + 0.25
+
+
+async def test_the_deadline_ends_attempts_at_once() -> None:
+    target = Recorder({i: ["hang"] for i in range(4)})
+    started = time.monotonic()
+    # No attempt timeout: only the run's one deadline timer can end these attempts.
+    result = await dispatch_many(target, range(10), concurrency=4, deadline=0.1)
+    took = time.monotonic() - started
+    assert 0.1 <= took < 0.1 + 0.25
+    assert result.counts[Status.TIMED_OUT] == 4
+    assert result.counts[Status.SKIPPED] == 6
+    assert result.stopped is StopReason.DEADLINE
+
+
+async def test_a_target_that_swallows_the_timeout_keeps_its_value_and_the_worker_works() -> None:
+    calls = 0
+
+    async def stubborn(item: int) -> int:
+        nonlocal calls
+        calls += 1
+        if item == 0:
+            try:
+                await asyncio.sleep(3600)
+            except asyncio.CancelledError:
+                return -1  # ignores the timeout and answers anyway
+        if item == 1:
+            await asyncio.sleep(3600)  # a real timeout, on the same worker
+        await asyncio.sleep(0.001)
+        return item
+
+    # One worker: if the swallowed expiry left its cancellation counted, the real timeout of
+    # item 1 would look like a cancellation of the whole run and raise.
+    result = await dispatch_many(stubborn, range(5), concurrency=1, timeout=0.05, retry=1)
+    assert [o.status for o in result] == [Status.SUCCEEDED, Status.TIMED_OUT] + [
+        Status.SUCCEEDED
+    ] * 3
+    assert result.values() == [-1, 2, 3, 4]
+
+
+async def test_timeouts_and_retries_on_every_path_agree() -> None:
+    # The lean path (an async function), the item path (a rate) and a Target all time out and
+    # retry the same way.
+    plan = {i: ["hang", "ok"] if i % 4 == 0 else ["ok"] for i in range(20)}
+    retry = Retry(attempts=2, base=0)
+    runs = [
+        await dispatch_many(Recorder(plan), range(20), concurrency=5, timeout=0.03, retry=retry),
+        await dispatch_many(
+            Recorder(plan), range(20), concurrency=5, timeout=0.03, retry=retry, rate=1e6
+        ),
+    ]
+    for result in runs:
+        assert result.ok
+        assert [o.attempts for o in result] == [2 if i % 4 == 0 else 1 for i in range(20)]
+
+
+async def test_an_expiry_never_hides_a_real_cancellation() -> None:
+    # The timer and the caller cancel the same attempt at once: the caller's cancellation wins.
+    from aiofanout._timer import AttemptTimer, attempt_failed
+
+    task = asyncio.current_task()
+    assert task is not None
+    for caller_cancels in (False, True):
+        slot = AttemptTimer(timeout=1.0, deadline=None).slot()
+        if caller_cancels:
+            task.cancel()
+        slot.expires = 0.0
+        slot.expired = True
+        task.cancel()  # what the timer does to an expired slot
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError as exc:
+            error = attempt_failed(slot, exc)
+        if caller_cancels:
+            assert isinstance(error, asyncio.CancelledError)
+            assert task.uncancel() == 0  # the test's own task goes on
+        else:
+            assert isinstance(error, TimeoutError)
+            assert task.cancelling() == 0

@@ -1,8 +1,9 @@
 """One attempt at a target, and the waits between attempts: timeouts, retry policy, backoff, rate.
 
-An attempt runs under the earlier of the attempt timeout and the deadline, so at the deadline
-every attempt in flight ends ``TIMED_OUT`` at once. Waits the engine makes itself (backoff, rate)
-are never started when they would end past the deadline.
+An attempt runs under the earlier of the attempt timeout and the deadline (enforced by the run's
+one :class:`AttemptTimer`), so at the deadline every attempt in flight ends ``TIMED_OUT`` at
+once. Waits the engine makes itself (backoff, rate) are never started when they would end past
+the deadline.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from ._input import Gate
 from ._options import Options, clock
 from ._outcome import CANCELLED, FAILED, SUCCEEDED, TIMED_OUT
 from ._target import Target
+from ._timer import INF, AttemptTimer, Slot, attempt_failed, attempt_succeeded
 
 #: How one attempt of one item ended: (status code, value, error).
 Attempt: TypeAlias = tuple[int, Any, BaseException | None]
@@ -24,49 +26,43 @@ Attempt: TypeAlias = tuple[int, Any, BaseException | None]
 class Attempts:
     """Makes attempts at a target and decides whether, and when, to make another."""
 
-    __slots__ = ("gate", "interval", "next_start", "retries", "retry", "target", "timeout")
+    __slots__ = ("gate", "interval", "next_start", "retries", "retry", "target", "timer")
 
-    def __init__(self, target: Target, options: Options, gate: Gate) -> None:
+    def __init__(self, target: Target, options: Options, gate: Gate, timer: AttemptTimer) -> None:
         self.target = target
         self.gate = gate
-        self.timeout = options.timeout
+        self.timer = timer
         self.retry = options.retry
         self.interval = options.interval
         self.next_start = 0.0
         self.retries = 0  # attempts beyond the first, over all items
 
-    def _bound(self) -> float | None:
-        """When the attempt starting now must end: the attempt timeout or the deadline."""
-        deadline = self.gate.deadline
-        if self.timeout is None:
-            return deadline
-        when = clock() + self.timeout
-        return when if deadline is None else min(when, deadline)
+    def _arm(self, slot: Slot) -> float | None:
+        """Arm ``slot`` for an attempt starting now; return the time it has (``None``: no limit)."""
+        now = clock()
+        slot.expires = self.timer.bound(now)
+        return None if slot.expires == INF else max(0.0, slot.expires - now)
 
-    async def once(self, payload: Any) -> Attempt:
-        """One call with one payload."""
-        when = self._bound()
+    async def once(self, payload: Any, slot: Slot) -> Attempt:
+        """One call with one payload, expired by the run's timer."""
+        remaining = self._arm(slot)
         try:
-            if when is None:
-                value = await self.target.call(payload, timeout=None)
-            else:
-                async with asyncio.timeout_at(when):
-                    value = await self.target.call(payload, timeout=max(0.0, when - clock()))
+            value = await self.target.call(payload, timeout=remaining)
         except BaseException as exc:
-            return classify(exc), None, exc
+            error = attempt_failed(slot, exc)
+            return classify(error), None, error
+        attempt_succeeded(slot)
         return SUCCEEDED, value, None
 
-    async def batch(self, payloads: list[Any]) -> list[Attempt]:
+    async def batch(self, payloads: list[Any], slot: Slot) -> list[Attempt]:
         """One call with a batch of payloads: one result per payload."""
-        when = self._bound()
+        remaining = self._arm(slot)
         try:
-            if when is None:
-                replies = await self.target.call_batch(payloads, timeout=None)
-            else:
-                async with asyncio.timeout_at(when):
-                    replies = await self.target.call_batch(payloads, timeout=when - clock())
+            replies = await self.target.call_batch(payloads, timeout=remaining)
         except BaseException as exc:
-            return [(classify(exc), None, exc)] * len(payloads)
+            error = attempt_failed(slot, exc)
+            return [(classify(error), None, error)] * len(payloads)
+        attempt_succeeded(slot)
         return self._per_payload(replies, len(payloads))
 
     def _per_payload(self, replies: Sequence[Any], expected: int) -> list[Attempt]:

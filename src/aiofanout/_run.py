@@ -21,6 +21,7 @@ from ._options import Options, check_target, clock
 from ._outcome import FAILED, SKIPPED, TIMED_OUT, StopReason
 from ._sinks import Sink, StreamSink, TableSink
 from ._target import AsyncCallableTarget, as_target
+from ._timer import INF, AttemptTimer, Slot, attempt_failed, attempt_succeeded
 
 log = logging.getLogger("aiofanout")
 PROGRESS_INTERVAL = 0.1
@@ -53,7 +54,9 @@ class Run:
         self.started = clock()
         self.gate = Gate(options.deadline_at(self.started))
         self.input = Input(items, self.gate, sink)
-        self.attempts = Attempts(self.target, options, self.gate)
+        self.timer = AttemptTimer(options.timeout, self.gate.deadline)
+        self.timer.on_deadline = lambda: self.gate.stop(StopReason.DEADLINE)
+        self.attempts = Attempts(self.target, options, self.gate, self.timer)
         self.allowance = options.failure_allowance(items)
         self.failures = 0
         self.on_progress = options.on_progress
@@ -87,11 +90,13 @@ class Run:
         if self.input.size is not None:
             workers = max(1, min(workers, self.input.size))
         ticker = asyncio.create_task(self._tick()) if self.on_progress else None
+        self.timer.start()
         try:
             async with asyncio.TaskGroup() as group:
                 for _ in range(workers):
                     group.create_task(worker())
         finally:
+            self.timer.stop()
             if ticker is not None:
                 ticker.cancel()
                 await asyncio.gather(ticker, return_exceptions=True)
@@ -104,8 +109,6 @@ class Run:
             isinstance(self.sink, TableSink)
             and isinstance(self.target, AsyncCallableTarget)
             and self.input.iterator is not None
-            and self.options.timeout is None
-            and self.gate.deadline is None
             and not self.options.interval
         )
         self.path = "lean" if lean else "items"
@@ -168,35 +171,51 @@ class Run:
 
     async def item_worker(self) -> None:
         """Take items one at a time and see each through to its terminal state."""
+        slot = self.timer.slot()
         while (entry := await self._next_entry()) is not None:
             if not await self.attempts.wait_for_rate():
                 self.finish(entry.index, entry.item, SKIPPED, None, None, 0, entry.started)
                 continue
-            await self.settle(entry, await self.attempts.once(entry.payload))
+            await self.settle(entry, await self.attempts.once(entry.payload, slot), slot)
 
     async def lean_worker(self) -> None:
-        """:meth:`item_worker` for a sync input, an async function and no timers."""
+        """:meth:`item_worker` for a sync input, an async function and no rate.
+
+        The attempt is made inline (the same arming and expiry as :meth:`Attempts.once`): a
+        coroutine frame per item is a measurable share of a trivial job.
+        """
         assert isinstance(self.target, AsyncCallableTarget)
         assert self.input.iterator is not None
         fn, gate, now = self.target.fn, self.gate, clock
         add, succeed = self.sink.add, self.sink.succeed
+        slot, bound, timed = self.timer.slot(), self.timer.bound, self.timer.active
         try:
             for item in self.input.iterator:
                 index = add(item)
                 started = now()
+                if timed:
+                    slot.expires = bound(started)
+                    if slot.expires <= started:  # the deadline passed: start nothing more
+                        slot.expires = INF
+                        self.finish(index, item, SKIPPED, None, None, 0, started)
+                        gate.stop(StopReason.DEADLINE)
+                        return
                 try:
                     value = await fn(item)
                 except BaseException as exc:
-                    first = (classify(exc), None, exc)
-                    await self.settle(_Entry(index, item, item, started), first)
+                    error = attempt_failed(slot, exc)
+                    first = (classify(error), None, error)
+                    await self.settle(_Entry(index, item, item, started), first, slot)
                 else:
+                    if timed:
+                        attempt_succeeded(slot)
                     succeed(index, item, value, now() - started)
                 if gate.halted:
                     return
         except Exception as exc:
             gate.fail_input(exc)
 
-    async def settle(self, entry: _Entry, result: Attempt) -> None:
+    async def settle(self, entry: _Entry, result: Attempt, slot: Slot) -> None:
         """Retry a failed first attempt as the policy allows, then record the final state."""
         code, value, error = result
         attempt = 1
@@ -206,13 +225,14 @@ class Run:
             and await self.attempts.wait_to_retry(attempt, [error])
         ):
             attempt += 1
-            code, value, error = await self.attempts.once(entry.payload)
+            code, value, error = await self.attempts.once(entry.payload, slot)
         self.finish(entry.index, entry.item, code, value, error, attempt, entry.started)
 
     # -- the same path, a batch at a time --------------------------------------------------------
 
     async def batch_worker(self) -> None:
         """Group items as the target's :class:`Batching` says, send, settle each item."""
+        slot = self.timer.slot()
         carry: _Entry | None = None
         while True:
             batch, carry = await self._take_batch(carry)
@@ -222,7 +242,7 @@ class Run:
                 for entry in batch:
                     self.finish(entry.index, entry.item, SKIPPED, None, None, 0, entry.started)
                 continue
-            await self._settle_batch(batch)
+            await self._settle_batch(batch, slot)
 
     async def _take_batch(self, carry: _Entry | None) -> tuple[list[_Entry], _Entry | None]:
         """Up to ``max_items`` entries within ``max_bytes``; the one that did not fit is carried."""
@@ -241,12 +261,12 @@ class Run:
             batch.append(entry)
         return batch, carry
 
-    async def _settle_batch(self, pending: list[_Entry]) -> None:
+    async def _settle_batch(self, pending: list[_Entry], slot: Slot) -> None:
         """Attempt the batch; retry together the items the policy allows; record the rest."""
         attempt = 0
         while pending:
             attempt += 1
-            results = await self.attempts.batch([e.payload for e in pending])
+            results = await self.attempts.batch([e.payload for e in pending], slot)
             retry: list[tuple[_Entry, Attempt]] = []
             now = clock()  # one clock read for the batch: its items ended together
             for entry, result in zip(pending, results, strict=True):
