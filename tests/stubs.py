@@ -53,6 +53,40 @@ class StubServer:
         await self.runner.cleanup()
 
 
+class Gate:
+    """Holds each call until ``expected`` calls are held at once, then lets them all go.
+
+    ``peak`` is the most calls held together. If that many never arrive (a pool smaller than the
+    cap), the first call to give up after ``patience`` seconds opens the gate for all, so a
+    failing test ends in seconds instead of one patience per call.
+    """
+
+    def __init__(self, expected: int, patience: float = 5.0) -> None:
+        self.expected = expected
+        self.patience = patience
+        self.held = 0
+        self.peak = 0
+        self.opened = asyncio.Event()
+
+    async def hold(self) -> None:
+        self.held += 1
+        self.peak = max(self.peak, self.held)
+        if self.held >= self.expected:
+            self.opened.set()
+        try:
+            await self.wait_open()
+        finally:
+            self.held -= 1
+
+    async def wait_open(self) -> None:
+        """Wait until the gate opens, at most ``patience`` seconds (then open it for all)."""
+        try:
+            async with asyncio.timeout(self.patience):
+                await self.opened.wait()
+        except TimeoutError:
+            self.opened.set()
+
+
 def reply_to(body: bytes, value: Any = None) -> bytes:
     """The reply envelope an aiofanout worker would send for a task envelope ``body``."""
     envelope = decode_task(body)

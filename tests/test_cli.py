@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
+from typing import IO
 
 import pytest
 
@@ -71,14 +74,9 @@ def test_serve_answers_boto3_and_stops_on_ctrl_c() -> None:
     )
     try:
         assert process.stdout is not None
-        endpoint = ""
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            line = process.stdout.readline()
-            if line.startswith("local Lambda"):
-                endpoint = line.split()[-1]
-            if "serving until Ctrl-C" in line:
-                break
+        lines = read_lines(process.stdout)
+        seen = wait_for_line(lines, "serving until Ctrl-C", timeout=60)
+        endpoint = next(line.split()[-1] for line in seen if line.startswith("local Lambda"))
         assert endpoint.startswith("http://127.0.0.1:")
         client = boto3.client("lambda", endpoint_url=endpoint, region_name="us-east-1")
         response = client.invoke(FunctionName="echo", Payload=json.dumps({"via": "cli"}))
@@ -93,13 +91,51 @@ def test_serve_answers_boto3_and_stops_on_ctrl_c() -> None:
             process.stdout.close()
 
 
+def read_lines(stream: IO[str]) -> queue.Queue[str | None]:
+    """The stream's lines as they come, from a thread (``None`` at the end): waits can end."""
+    lines: queue.Queue[str | None] = queue.Queue()
+
+    def pump() -> None:
+        try:
+            for line in stream:
+                lines.put(line)
+        except ValueError:  # closed under us at the end of the test
+            pass
+        lines.put(None)
+
+    threading.Thread(target=pump, daemon=True).start()
+    return lines
+
+
+def wait_for_line(lines: queue.Queue[str | None], text: str, *, timeout: float) -> list[str]:
+    """Every line up to the first containing ``text``; fails after ``timeout`` s or at the end."""
+    seen: list[str] = []
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
+            pytest.fail(f"no {text!r} within {timeout} s; the output was:\n{''.join(seen)}")
+        if line is None:
+            pytest.fail(f"the output ended without {text!r}:\n{''.join(seen)}")
+        seen.append(line)
+        if text in line:
+            return seen
+
+
 @pytest.mark.skipif(not Path("/proc").exists(), reason="needs /proc to list processes")
 def test_serve_leaves_no_child_behind() -> None:
-    before = _processes_running("awslambdaric") | _processes_running("moto.server")
+    before = _children_of_serve()
     test_serve_answers_boto3_and_stops_on_ctrl_c()
-    time.sleep(0.5)
-    after = _processes_running("awslambdaric") | _processes_running("moto.server")
-    assert after <= before
+    # The children may take a moment to exit after serve does: wait for it, up to a bound.
+    deadline = time.monotonic() + 20
+    while (left := _children_of_serve() - before) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not left
+
+
+def _children_of_serve() -> set[int]:
+    return _processes_running("awslambdaric") | _processes_running("moto.server")
 
 
 def _processes_running(word: str) -> set[int]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import sys
 import time
 import uuid
 import zipfile
@@ -32,12 +33,14 @@ from aiofanout import (
     TaskFailed,
     Throttled,
     UnknownTask,
+    UsageError,
     dispatch_many,
 )
 from aiofanout.testing import MotoServer, free_port
 from aiofanout.wire import decode_task
 
 from .stubs import (
+    Gate,
     StubServer,
     function_error,
     lambda_error,
@@ -492,11 +495,15 @@ async def test_targets_close_what_they_opened() -> None:
     async with StubServer(lambda_ok()) as stub:
         target = stub_target(stub)
         await dispatch_many(target, ["a"], concurrency=1)
-        assert target._client is None
-        assert target._stack is None
+        with pytest.raises(UsageError, match="not open"):
+            target.client  # noqa: B018 - the property is what is tested
         http = HttpTarget(f"{stub.url}/x")
-        await dispatch_many(http, ["a"], concurrency=1)
-        assert http._session is None
+        async with http.opened(concurrency=1):
+            with http.lease() as session:
+                assert not session.closed
+        assert session.closed
+        with pytest.raises(UsageError, match="not open"):
+            http.lease()
 
 
 async def test_targets_use_a_session_or_client_the_user_brings() -> None:
@@ -508,7 +515,8 @@ async def test_targets_use_a_session_or_client_the_user_brings() -> None:
         target = LambdaTarget("fn", task=resize, session=session, endpoint_url=stub.url)
         result = await dispatch_many(target, ["a", "b"], concurrency=2)
         assert result.values() == ["a", "b"]
-        assert target._client is None  # made from the session for the fan-out, then closed
+        with pytest.raises(UsageError, match="not open"):
+            target.client  # noqa: B018 - made from the session for the fan-out, then closed
 
         async with aiohttp.ClientSession() as http_session:
             http = HttpTarget(
@@ -520,43 +528,181 @@ async def test_targets_use_a_session_or_client_the_user_brings() -> None:
             assert not http_session.closed  # the user's session stays theirs
 
 
-async def test_fan_outs_side_by_side_share_one_client_and_close_it_once() -> None:
+async def test_fan_outs_side_by_side_get_a_client_that_fits_both_and_close_every_one() -> None:
     events: list[str] = []
 
     class Counting(LambdaTarget):
-        async def acquire(self, *, concurrency: int, timeout: float | None) -> None:
-            events.append("acquire")
+        async def acquire(self, *, concurrency: int, timeout: float | None) -> Any:
+            events.append(f"acquire {concurrency}")
             await asyncio.sleep(0.05)  # a slow client build: the second fan-out must wait for it
-            await super().acquire(concurrency=concurrency, timeout=timeout)
+            return await super().acquire(concurrency=concurrency, timeout=timeout)
 
-        async def release(self) -> None:
+        async def release(self, resource: Any) -> None:
             events.append("release")
-            await super().release()
+            await super().release(resource)
 
     async with StubServer(lambda_ok()) as stub:
         target = Counting("fn", task=resize, endpoint_url=stub.url, region_name=REGION)
+        # The second waits for the first one's client, finds it too small for both, makes one
+        # for 3 + 1 calls in flight; the first client is released once its calls are done.
         first, second = await asyncio.gather(
-            dispatch_many(target, ["a", "b"], concurrency=2),
-            dispatch_many(target, ["c"], concurrency=1),
+            dispatch_many(target, ["a", "b", "c"], concurrency=3),
+            dispatch_many(target, ["d"], concurrency=1),
         )
-        assert first.values() == ["a", "b"]
-        assert second.values() == ["c"]
-        assert events == ["acquire", "release"]
-        assert target._client is None
+        assert first.values() == ["a", "b", "c"]
+        assert second.values() == ["d"]
+        assert events == ["acquire 3", "acquire 4", "release", "release"]
+        with pytest.raises(UsageError, match="not open"):
+            target.client  # noqa: B018 - the property is what is tested
 
         async with target.opened(concurrency=4):
-            again = await dispatch_many(target, ["d"], concurrency=1)
+            again = await dispatch_many(target, ["e"], concurrency=4)  # fits: no second client
             assert target.client is not None  # open between fan-outs, else UsageError
-        assert again.values() == ["d"]
-        assert events == ["acquire", "release", "acquire", "release"]
+        assert again.values() == ["e"]
+        assert events[4:] == ["acquire 4", "release"]
 
 
 async def test_a_failed_acquire_leaves_the_target_closed() -> None:
     class Broken(HttpTarget):
-        async def acquire(self, *, concurrency: int, timeout: float | None) -> None:
+        async def acquire(self, *, concurrency: int, timeout: float | None) -> Any:
             raise OSError("no sockets left")
 
     target = Broken("http://127.0.0.1:1/x")
     with pytest.raises(OSError, match="no sockets"):
         await dispatch_many(target, [1], concurrency=1)
-    assert target._users == 0
+    with pytest.raises(UsageError, match="not open"):
+        target.lease()
+
+
+# -- one target shared by several fan-outs --------------------------------------------------
+
+
+def gated(gate: Gate, *, beside: Gate | None = None) -> Any:
+    """A raw-JSON endpoint: item "beside" waits for ``gate`` to open; the others are held by it."""
+
+    async def handle(request: web.Request, body: bytes) -> web.StreamResponse:
+        item = json.loads(body)
+        if item == "beside":
+            assert beside is not None
+            await beside.hold()  # in flight on the first client while the second is made
+            await gate.wait_open()
+        else:
+            await gate.hold()
+        return web.json_response(item)
+
+    return handle
+
+
+async def test_a_shared_target_grows_for_a_larger_fan_out_beside_a_smaller_one() -> None:
+    gate, beside = Gate(expected=30), Gate(expected=1)
+    async with StubServer(gated(gate, beside=beside)) as stub:
+        target = stub_target(stub, task=None)
+        small = asyncio.create_task(dispatch_many(target, ["beside"], concurrency=1))
+        async with asyncio.timeout(10):
+            await beside.opened.wait()
+        big = await dispatch_many(target, [f"item-{i}" for i in range(30)], concurrency=30)
+        assert (await small).values() == ["beside"]  # its call on the old client ended normally
+    assert big.ok
+    assert gate.peak == 30  # on the cap-1 client it was 1
+
+
+async def test_fan_outs_side_by_side_each_keep_their_whole_cap() -> None:
+    gate = Gate(expected=30)
+    async with StubServer(gated(gate)) as stub:
+        target = stub_target(stub, task=None)
+        first, second = await asyncio.gather(
+            dispatch_many(target, [f"a-{i}" for i in range(15)], concurrency=15),
+            dispatch_many(target, [f"b-{i}" for i in range(15)], concurrency=15),
+        )
+    assert first.ok
+    assert second.ok
+    assert gate.peak == 30  # a client sized for one of them held both at 15 together
+
+
+async def test_a_target_kept_open_with_the_default_grows_for_a_larger_fan_out() -> None:
+    gate = Gate(expected=30)
+    async with StubServer(gated(gate)) as stub:
+        target = stub_target(stub, task=None)
+        async with target.opened():  # sized for 10 calls in flight
+            result = await dispatch_many(target, [f"item-{i}" for i in range(30)], concurrency=30)
+    assert result.ok
+    assert gate.peak == 30
+
+
+async def test_a_retired_session_is_closed_once_no_call_can_use_it() -> None:
+    sessions: list[Any] = []
+
+    class Recording(HttpTarget):
+        async def acquire(self, *, concurrency: int, timeout: float | None) -> Any:
+            session = await super().acquire(concurrency=concurrency, timeout=timeout)
+            sessions.append(session)
+            return session
+
+    gate = Gate(expected=30)
+    async with StubServer(gated(gate)) as stub:
+        target = Recording(f"{stub.url}/x")
+        async with target.opened(concurrency=1):
+            result = await dispatch_many(target, list(range(30)), concurrency=30)
+            first, second = sessions
+            assert first.closed  # retired, and no call left on it once the fan-out ended
+            assert not second.closed  # still kept open by opened()
+            assert second.connector.limit >= 30
+        assert second.closed
+    assert result.ok
+    assert gate.peak == 30
+
+
+async def test_a_longer_attempt_timeout_gets_a_client_with_a_longer_read_timeout() -> None:
+    read_timeouts: list[float] = []
+
+    class Recording(LambdaTarget):
+        async def acquire(self, *, concurrency: int, timeout: float | None) -> Any:
+            client = await super().acquire(concurrency=concurrency, timeout=timeout)
+            read_timeouts.append(client.meta.config.read_timeout)
+            return client
+
+    async with StubServer(lambda_ok()) as stub:
+        target = Recording("fn", task=resize, endpoint_url=stub.url, region_name=REGION)
+        async with target.opened(concurrency=1, timeout=1):
+            short = await dispatch_many(target, ["a"], concurrency=1, timeout=1)
+            unbounded = await dispatch_many(target, ["b"], concurrency=1)
+            shorter = await dispatch_many(target, ["c"], concurrency=1, timeout=0.5)
+    assert [short.ok, unbounded.ok, shorter.ok] == [True, True, True]
+    # Built for 1 s, then for an unbounded invoke (the longest Lambda run); a shorter one
+    # needs nothing new.
+    assert read_timeouts == [6.0, 905.0]
+
+
+async def test_a_users_own_session_with_a_small_connection_limit_is_warned_about() -> None:
+    import aiohttp
+
+    async with StubServer(web_echo) as stub:
+        connector = aiohttp.TCPConnector(limit=2)
+        async with aiohttp.ClientSession(connector=connector) as session:
+            target = HttpTarget(f"{stub.url}/x", session=session)
+            with pytest.warns(UserWarning, match=r"limit is 2.*TCPConnector\(limit=8\)"):
+                result = await dispatch_many(target, [1, 2, 3], concurrency=8)
+            assert result.values() == [1, 2, 3]
+            assert not session.closed
+
+
+async def web_echo(request: web.Request, body: bytes) -> web.StreamResponse:
+    return web.json_response(json.loads(body))
+
+
+def test_the_targets_show_the_shortest_public_path_they_are_imported_from() -> None:
+    import aiofanout
+    from aiofanout import targets
+
+    shown = {name: getattr(targets, name).__module__ for name in targets.__all__}
+    assert shown == {
+        "Batching": "aiofanout",  # also exported by the package itself
+        "HttpTarget": "aiofanout",
+        "LambdaTarget": "aiofanout",
+        "SharedTarget": "aiofanout.targets",
+        "SqsTarget": "aiofanout",
+        "Target": "aiofanout",
+    }
+    for name, module in shown.items():
+        assert getattr(sys.modules[module], name) is getattr(targets, name)
+    assert set(shown) - set(aiofanout.__all__) == {"SharedTarget"}

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import functools
 import inspect
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Self
+from typing import Any
 
 import anyio
 import anyio.to_thread
@@ -101,63 +99,6 @@ class Target:
         Raise instead when the whole batch failed. Only used when :attr:`batching` is set.
         """
         raise NotImplementedError(f"{type(self).__name__} must implement call_batch()")
-
-
-class SharedTarget(Target):
-    """A target holding one resource (a client, a session) for every fan-out that uses it.
-
-    The first :meth:`open` acquires it, the last :meth:`close` releases it, so fan-outs running
-    side by side share one; :meth:`opened` keeps it across fan-outs. Subclasses implement
-    :meth:`acquire` and :meth:`release`.
-
-    Example::
-
-        async with target.opened(concurrency=50, timeout=30):   # one client for both
-            await dispatch_many(target, first_batch, concurrency=50)
-            await dispatch_many(target, second_batch, concurrency=50)
-    """
-
-    _users = 0
-    _lock: asyncio.Lock | None = None
-
-    async def open(self, *, concurrency: int, timeout: float | None) -> None:
-        # A fan-out that starts while another is still acquiring waits for that acquisition
-        # rather than finding nothing to use.
-        if self._lock is None:
-            self._lock = asyncio.Lock()
-        async with self._lock:
-            if self._users == 0:
-                await self.acquire(concurrency=concurrency, timeout=timeout)
-            self._users += 1
-
-    async def close(self) -> None:
-        if self._lock is None or self._users == 0:
-            return
-        async with self._lock:
-            self._users -= 1
-            if self._users:
-                return
-            try:
-                await self.release()
-            finally:
-                self._lock = None  # unbound again: the target may serve another event loop
-
-    async def acquire(self, *, concurrency: int, timeout: float | None) -> None:
-        """Get the resource for fan-outs of at most ``concurrency`` calls in flight."""
-
-    async def release(self) -> None:
-        """Let go of what :meth:`acquire` got."""
-
-    @contextlib.asynccontextmanager
-    async def opened(
-        self, *, concurrency: int = 10, timeout: float | None = None
-    ) -> AsyncIterator[Self]:
-        """Keep the target open across several fan-outs."""
-        await self.open(concurrency=concurrency, timeout=timeout)
-        try:
-            yield self
-        finally:
-            await self.close()
 
 
 class AsyncCallableTarget(Target):

@@ -1,9 +1,10 @@
-"""What the AWS targets share: one client per fan-out, sized to the cap, and error translation.
+"""What the AWS targets share: a client sized for the fan-outs using it, and error translation.
 
 Three botocore defaults silently break a fan-out, so the client is built here and nowhere else:
 
 - ``max_pool_connections`` defaults to 10: aiohttp's connector then holds every call past the
-  tenth in a queue with no timeout, so a cap of 200 becomes 10. It follows the cap here.
+  tenth in a queue with no timeout, so a cap of 200 becomes 10. It follows the caps here (of all
+  the fan-outs open at once: ``SharedTarget`` makes a larger client when one opens).
 - botocore's ``legacy`` retry mode re-sends a call up to 5 times on a read timeout, a connection
   error, a 429 or a 5xx, invisibly; a slow ``RequestResponse`` invoke ran 5 times. Its own retries
   are off here (``total_max_attempts=1``) and the engine decides, knowing what is safe.
@@ -32,7 +33,7 @@ from .._errors import (
     TransportError,
     UsageError,
 )
-from .._target import SharedTarget
+from ._shared import SharedTarget
 
 LAMBDA_MAX_SECONDS = 900  # the longest a function may run
 READ_TIMEOUT_SLACK = 5.0
@@ -111,11 +112,12 @@ def client_config(*, concurrency: int, timeout: float | None, long_calls: bool) 
     )
 
 
-class AwsClientTarget(SharedTarget):
-    """A target that calls one AWS service through an aiobotocore client made per fan-out.
+class AwsClientTarget(SharedTarget[Any]):
+    """A target that calls one AWS service through an aiobotocore client it makes and sizes.
 
-    With ``client=``, that client is used as it is (and not closed); with ``session=``, a client
-    is made from it per fan-out; otherwise from a new ``aioboto3.Session()``.
+    With ``client=``, that client is used as it is (and not closed; a warning says when its pool
+    is under the cap); with ``session=``, clients are made from it; otherwise from a new
+    ``aioboto3.Session()``.
     """
 
     service: str = ""
@@ -133,41 +135,30 @@ class AwsClientTarget(SharedTarget):
         self._given_client = client
         self.endpoint_url = endpoint_url
         self.region_name = region_name
-        self._client: Any = client
-        self._stack: contextlib.AsyncExitStack | None = None
 
     @property
     def client(self) -> Any:
-        """The client of the fan-out in progress."""
-        if self._client is None:
-            raise UsageError(
-                f"{type(self).__name__} is not open: pass it to dispatch_many/stream, or use "
-                "`async with target.opened(concurrency=...)`"
-            )
-        return self._client
+        """The client new calls go to (``UsageError`` when the target is not open)."""
+        with self.lease() as client:
+            return client
 
-    async def acquire(self, *, concurrency: int, timeout: float | None) -> None:
+    async def acquire(self, *, concurrency: int, timeout: float | None) -> Any:
         if self._given_client is not None:
             _warn_if_pool_too_small(self._given_client, concurrency)
-            return
+            return self._given_client
         session = self._session or _aioboto3().Session()
         config = client_config(concurrency=concurrency, timeout=timeout, long_calls=self.long_calls)
-        self._stack = contextlib.AsyncExitStack()
-        self._client = await self._stack.enter_async_context(
-            session.client(
-                self.service,
-                endpoint_url=self.endpoint_url,
-                region_name=self.region_name,
-                config=config,
-            )
-        )
+        # The context manager's enter makes the client; its exit is client.close(), in release().
+        return await session.client(
+            self.service,
+            endpoint_url=self.endpoint_url,
+            region_name=self.region_name,
+            config=config,
+        ).__aenter__()
 
-    async def release(self) -> None:
-        if self._stack is None:
-            return  # the user's own client: theirs to close
-        stack, self._stack = self._stack, None
-        self._client = self._given_client
-        await stack.aclose()
+    async def release(self, resource: Any) -> None:
+        if resource is not self._given_client:  # the user's own client is theirs to close
+            await resource.close()
 
 
 def _warn_if_pool_too_small(client: Any, concurrency: int) -> None:
@@ -179,7 +170,7 @@ def _warn_if_pool_too_small(client: Any, concurrency: int) -> None:
             f"{concurrency}: only {size} calls can be in flight. Build the client with "
             f"AioConfig(max_pool_connections={concurrency}), or let the target make its own",
             UserWarning,
-            stacklevel=3,
+            stacklevel=5,
         )
 
 

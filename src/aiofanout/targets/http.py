@@ -6,6 +6,7 @@ import contextlib
 import email.utils
 import json
 import time
+import warnings
 from typing import Any
 
 from .._errors import (
@@ -21,21 +22,24 @@ from .._errors import (
     TransportError,
     UsageError,
 )
-from .._target import SharedTarget
 from .._wire import encode_raw_json
+from ._shared import SharedTarget
 
 __all__ = ["HttpTarget"]
 
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
+READ_TIMEOUT_SLACK = 5.0  # aiohttp's own timeout sits this far above the attempt timeout
+CONNECT_TIMEOUT = 10.0
 
 
-class HttpTarget(SharedTarget):
+class HttpTarget(SharedTarget[Any]):
     """Send each item as a JSON request body to ``url``; the reply's JSON (or text) is the value.
 
     429 and 503 are retryable and honour ``Retry-After``; other 5xx are retryable; other 4xx are
     not. A request that was sent and got no answer is retried only for idempotent methods (or
-    with ``retry_ambiguous=True``). ``session`` may be your own ``aiohttp.ClientSession``;
-    otherwise one is made per fan-out, with a connection limit equal to the cap.
+    with ``retry_ambiguous=True``). ``session`` may be your own ``aiohttp.ClientSession`` (a
+    warning says when its connection limit is under the cap); otherwise the target makes one
+    with a connection limit that fits every fan-out using it, and closes it.
 
     Example::
 
@@ -56,7 +60,6 @@ class HttpTarget(SharedTarget):
         self.method = method.upper()
         self.headers = {"Content-Type": "application/json", **(headers or {})}
         self._given_session = session
-        self._session: Any = session
         idempotent = self.method in IDEMPOTENT_METHODS
         self.retry_ambiguous = idempotent if retry_ambiguous is None else retry_ambiguous
         self.ambiguous_timeouts = not self.retry_ambiguous
@@ -64,21 +67,25 @@ class HttpTarget(SharedTarget):
     def __repr__(self) -> str:
         return f"<HttpTarget {self.method} {self.url}>"
 
-    async def acquire(self, *, concurrency: int, timeout: float | None) -> None:
+    async def acquire(self, *, concurrency: int, timeout: float | None) -> Any:
         if self._given_session is not None:
-            return
+            _warn_if_session_too_small(self._given_session, concurrency)
+            return self._given_session
         try:
             import aiohttp
         except ImportError as exc:  # pragma: no cover - depends on the extras installed
             raise UsageError("HttpTarget needs aiohttp: pip install 'aiofanout[http]'") from exc
-        connector = aiohttp.TCPConnector(limit=concurrency)
-        self._session = aiohttp.ClientSession(connector=connector)
+        # aiohttp's default ends every request at 300 s; the engine's attempt timeout ends a slow
+        # one here, and this only backs it up.
+        total = None if timeout is None else timeout + READ_TIMEOUT_SLACK
+        return aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=concurrency),
+            timeout=aiohttp.ClientTimeout(total=total, sock_connect=CONNECT_TIMEOUT),
+        )
 
-    async def release(self) -> None:
-        if self._given_session is not None or self._session is None:
-            return  # the user's own session: theirs to close
-        session, self._session = self._session, None
-        await session.close()
+    async def release(self, resource: Any) -> None:
+        if resource is not self._given_session:  # the user's own session is theirs to close
+            await resource.close()
 
     def prepare(self, item: Any) -> bytes:
         return encode_raw_json(item, what="an HttpTarget item")
@@ -86,16 +93,15 @@ class HttpTarget(SharedTarget):
     async def call(self, payload: Any, *, timeout: float | None) -> Any:
         import aiohttp
 
-        if self._session is None:
-            raise UsageError("HttpTarget is not open: pass it to dispatch_many or stream")
         try:
-            async with self._session.request(
-                self.method, self.url, data=payload, headers=self.headers
-            ) as response:
-                body = await response.read()
-                if response.status >= 400:
-                    raise http_error(response.status, response.headers.get("Retry-After"), body)
-                return _decode(body, response.content_type)
+            with self.lease() as session:
+                async with session.request(
+                    self.method, self.url, data=payload, headers=self.headers
+                ) as response:
+                    body = await response.read()
+            if response.status >= 400:
+                raise http_error(response.status, response.headers.get("Retry-After"), body)
+            return _decode(body, response.content_type)
         except (aiohttp.ClientConnectorError, aiohttp.ClientConnectionResetError) as exc:
             raise ConnectError(f"could not connect to {self.url}: {exc}") from exc
         except (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError) as exc:
@@ -105,6 +111,18 @@ class HttpTarget(SharedTarget):
             ) from exc
         except aiohttp.ClientError as exc:
             raise TransportError(f"{self.method} {self.url}: {exc}", retryable=False) from exc
+
+
+def _warn_if_session_too_small(session: Any, concurrency: int) -> None:
+    limit = getattr(getattr(session, "connector", None), "limit", None)
+    if isinstance(limit, int) and 0 < limit < concurrency:  # 0 is no limit
+        warnings.warn(
+            f"the session's connection limit is {limit}, under the fan-out's concurrency of "
+            f"{concurrency}: only {limit} requests can be in flight. Build the session with "
+            f"aiohttp.TCPConnector(limit={concurrency}), or let the target make its own",
+            UserWarning,
+            stacklevel=5,
+        )
 
 
 def _decode(body: bytes, content_type: str) -> Any:

@@ -65,12 +65,7 @@ class LambdaTarget(AwsClientTarget):
         super().__init__(
             session=session, client=client, endpoint_url=endpoint_url, region_name=region_name
         )
-        if invocation_type not in STATUS_OF:
-            raise UsageError(
-                f"invocation_type must be one of {sorted(STATUS_OF)}, got {invocation_type!r}"
-            )
-        if not isinstance(chunk_size, int) or chunk_size < 1:
-            raise UsageError(f"chunk_size must be an int >= 1, got {chunk_size!r}")
+        _check_options(invocation_type, chunk_size)
         self.function_name = function_name
         self.invocation_type = invocation_type
         self.qualifier = qualifier
@@ -136,8 +131,11 @@ class LambdaTarget(AwsClientTarget):
         }
         if self.qualifier:
             params["Qualifier"] = self.qualifier
-        with translate_botocore_errors(ambiguous_retryable=self.retry_ambiguous):
-            response = await self.client.invoke(**params)
+        with (
+            self.lease() as client,
+            translate_botocore_errors(ambiguous_retryable=self.retry_ambiguous),
+        ):
+            response = await client.invoke(**params)
             stream = response.get("Payload")
             body = await stream.read() if stream is not None else b""
         status = int(response.get("StatusCode", 0))
@@ -169,6 +167,15 @@ class LambdaTarget(AwsClientTarget):
             return reply_value(reply)
         except Exception as exc:  # one item's error, returned in its place in the chunk
             return exc
+
+
+def _check_options(invocation_type: str, chunk_size: int) -> None:
+    if invocation_type not in STATUS_OF:
+        raise UsageError(
+            f"invocation_type must be one of {sorted(STATUS_OF)}, got {invocation_type!r}"
+        )
+    if not isinstance(chunk_size, int) or chunk_size < 1:
+        raise UsageError(f"chunk_size must be an int >= 1, got {chunk_size!r}")
 
 
 def _json(body: bytes) -> Any:

@@ -115,10 +115,8 @@ class SqsTarget(AwsClientTarget):
 
     async def call_batch(self, payloads: Sequence[Any], *, timeout: float | None) -> list[Any]:
         entries = [self._entry(str(i), m) for i, m in enumerate(payloads)]
-        with translate_botocore_errors(ambiguous_retryable=True):
-            response = await self.client.send_message_batch(
-                QueueUrl=self.queue_url, Entries=entries
-            )
+        with self.lease() as client, translate_botocore_errors(ambiguous_retryable=True):
+            response = await client.send_message_batch(QueueUrl=self.queue_url, Entries=entries)
         replies: list[Any] = [
             FanoutError("SendMessageBatch answered neither Successful nor Failed for this entry")
         ] * len(payloads)
