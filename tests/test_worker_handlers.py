@@ -172,9 +172,14 @@ def test_an_event_mixing_sqs_and_other_records_is_refused_before_anything_runs()
 
 
 def test_an_event_of_other_sources_is_refused_saying_what_it_is() -> None:
-    event = {"Records": [{"eventSource": "aws:dynamodb"}, {"no": "source"}]}
-    with pytest.raises(InvalidEnvelope, match=r"1 from aws:dynamodb, 1 with no eventSource"):
+    event = {"Records": [{"eventSource": "aws:dynamodb"}, "text", {"no": "source"}]}
+    with pytest.raises(InvalidEnvelope, match="refused an event of 3 records") as info:
         app.lambda_handler(event, LambdaContext())
+    assert "(1 from aws:dynamodb, 1 not an object (str), 1 with no eventSource)" in str(info.value)
+
+
+def test_an_event_with_no_records_is_an_empty_batch_not_an_envelope() -> None:
+    assert app.lambda_handler({"Records": []}, LambdaContext()) == {"batchItemFailures": []}
 
 
 async def test_calling_a_lambda_entrypoint_inside_a_loop_says_to_await_the_function() -> None:

@@ -219,7 +219,9 @@ class App:
     def lambda_handler(self, event: Any, context: Any) -> Any:
         """The sync function Lambda's Python runtime calls (handler ``module.app.lambda_handler``).
 
-        Recognises a direct invoke (one envelope, or a list of them) and an SQS event.
+        Recognises a direct invoke (one envelope, or a list of them) and an SQS event. An event
+        source batch that cannot be answered record by record (records of another source, a
+        record with no ``messageId``) raises :class:`InvalidEnvelope` before any record runs.
         """
         return self.runner.run(self.handle(event, context))
 
