@@ -62,7 +62,9 @@ def core(session: nox.Session) -> None:
     """The package imports and runs with its core dependencies only (no extras)."""
     session.install("-e", ".", "pytest", "pytest-asyncio", "pytest-timeout", "hypothesis")
     session.run("python", "-c", "import aiofanout, aiofanout.targets; print(aiofanout.__version__)")
-    session.run("pytest", "tests/test_engine.py", "tests/test_wire.py", "tests/test_tasks.py")
+    session.run(
+        "pytest", "tests/test_engine.py", "tests/test_wire.py", "tests/test_worker_tasks.py"
+    )
 
 
 @nox.session(python=PYTHON)

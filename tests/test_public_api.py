@@ -9,7 +9,13 @@ import pytest
 
 import aiofanout
 
-PUBLIC_MODULES = ["aiofanout", "aiofanout.targets", "aiofanout.testing", "aiofanout.local"]
+PUBLIC_MODULES = [
+    "aiofanout",
+    "aiofanout.targets",
+    "aiofanout.testing",
+    "aiofanout.local",
+    "aiofanout.worker",
+]
 
 
 def test_all_is_sorted_and_unique() -> None:

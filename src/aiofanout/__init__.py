@@ -34,16 +34,15 @@ from ._errors import (
     UnknownTask,
     UsageError,
 )
-from ._handlers import lambda_entrypoint
 from ._limits import Limits
 from ._options import Deadline
 from ._outcome import FanoutResult, Latency, Outcome, Progress, Status, StopReason
 from ._public import show_public_path
 from ._retry import Retry
 from ._target import Batching, Target
-from ._tasks import App, Task
 from ._wire import Call
 from .targets import HttpTarget, LambdaTarget, SqsTarget
+from .worker import App, Task, lambda_entrypoint
 
 __version__ = "0.1.0"
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-import time
 from collections.abc import Iterator
 from typing import Annotated, Any
 
@@ -14,9 +13,9 @@ import pytest
 from aiohttp import web
 from pydantic import Field
 
-from aiofanout import App, Call, UsageError
-from aiofanout._handlers import LoopRunner
+from aiofanout import App, Call, InvalidEnvelope, UsageError, lambda_entrypoint
 from aiofanout.testing import LambdaContext, sqs_event, sqs_record
+from aiofanout.worker import LoopRunner
 
 app = App("worker", secret="s3cret")
 ran: list[str] = []
@@ -79,25 +78,24 @@ def test_malformed_unknown_unsigned_and_oversized_records_are_reported_not_run()
 
 def test_records_not_reached_before_the_deadline_are_reported() -> None:
     limited = App("limited", concurrency=1, deadline_margin=1.0)
-    napped: list[float] = []
+    started: list[str] = []
 
     @limited.task
-    async def nap(seconds: float) -> float:
-        await asyncio.sleep(seconds)
-        napped.append(seconds)
-        return seconds
+    async def step(name: str) -> str:
+        started.append(name)
+        if name == "blocked":
+            # Far past the deadline: only the deadline ends it in time (and if the deadline
+            # is not enforced, it succeeds after a minute and the test fails, not hangs).
+            await asyncio.sleep(60)
+        return name
 
-    start = time.monotonic()
-
-    def remaining() -> int:  # 2 s left at the start, running down in real time
-        return int((2.0 - (time.monotonic() - start)) * 1000)
-
-    # One at a time with 1 s of budget (2 s less the 1 s margin): the first nap fits, the
-    # second is cut off by the deadline, the last two are never started.
-    event = sqs_event([nap.envelope(s) for s in (0.6, 0.6, 0.01, 0.01)])
-    failures = limited.lambda_handler(event, LambdaContext(clock=remaining))
+    # The scripted context leaves 0.5 s past the 1 s margin. One record at a time: "quick" ends
+    # at once, "blocked" runs until the deadline cuts it off, the last two never start.
+    # Nothing depends on how long a step takes, only on which steps can end by themselves.
+    event = sqs_event([step.envelope(n) for n in ("quick", "blocked", "never-1", "never-2")])
+    failures = limited.lambda_handler(event, LambdaContext(clock=lambda: 1_500))
     assert failures == {"batchItemFailures": ids(event, 1, 2, 3)}
-    assert napped == [0.6]
+    assert started == ["quick", "blocked"]
     limited.runner.close()
 
 
@@ -147,6 +145,54 @@ async def test_calling_the_sync_handler_inside_a_loop_says_what_to_use() -> None
     with pytest.raises(UsageError, match=r"await app\.handle"):
         app.lambda_handler(sqs_event([work.envelope("a")]), None)
     assert await app.handle(sqs_event([work.envelope("a")]), None) == {"batchItemFailures": []}
+
+
+@pytest.mark.parametrize("fifo", [False, True])
+def test_an_sqs_record_without_a_message_id_refuses_the_batch_before_anything_runs(
+    fifo: bool,
+) -> None:
+    event = sqs_event([work.envelope(n) for n in ("a", "fail-x", "b")], fifo=fifo)
+    del event["Records"][1]["messageId"]
+    with pytest.raises(InvalidEnvelope, match=r"record 1 of 3 has no messageId") as info:
+        app.lambda_handler(event, LambdaContext())
+    assert "nothing ran" in str(info.value)
+    assert ran == []  # the valid records did not run, so the redelivered batch runs them once
+
+
+def test_an_event_mixing_sqs_and_other_records_is_refused_before_anything_runs() -> None:
+    event = sqs_event([work.envelope("a"), work.envelope("b")])
+    event["Records"].insert(1, {"eventSource": "aws:s3", "s3": {"object": {"key": "k"}}})
+    with pytest.raises(InvalidEnvelope) as info:
+        app.lambda_handler(event, LambdaContext())
+    message = str(info.value)
+    assert "2 from aws:sqs" in message
+    assert "1 from aws:s3" in message
+    assert "upgrade" not in message
+    assert ran == []
+
+
+def test_an_event_of_other_sources_is_refused_saying_what_it_is() -> None:
+    event = {"Records": [{"eventSource": "aws:dynamodb"}, "text", {"no": "source"}]}
+    with pytest.raises(InvalidEnvelope, match="refused an event of 3 records") as info:
+        app.lambda_handler(event, LambdaContext())
+    assert "(1 from aws:dynamodb, 1 not an object (str), 1 with no eventSource)" in str(info.value)
+
+
+def test_an_event_with_no_records_is_an_empty_batch_not_an_envelope() -> None:
+    assert app.lambda_handler({"Records": []}, LambdaContext()) == {"batchItemFailures": []}
+
+
+async def test_calling_a_lambda_entrypoint_inside_a_loop_says_to_await_the_function() -> None:
+    @lambda_entrypoint
+    async def handler(event: Any, context: Any) -> str:
+        return f"ran {event}"
+
+    with pytest.raises(UsageError) as info:
+        handler("x", None)
+    message = str(info.value)
+    assert "app.handle" not in message  # there is no app here
+    assert "await handler.__wrapped__(event, context)" in message
+    assert await handler.__wrapped__("x", None) == "ran x"  # the advice works
 
 
 class _Server:

@@ -1,0 +1,70 @@
+"""Routing a Lambda event: an SQS batch, a chunk of envelopes, or one envelope.
+
+``App.handle`` hands every event here. The app is a parameter, never imported at run time: the
+app module imports this one, so the dependency points one way.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import TYPE_CHECKING, Any
+
+from .._engine import dispatch_many
+from .._errors import InvalidEnvelope
+from .._wire import ReplyEnvelope, error_info
+from ._replies import send_reply_if_asked
+from ._sqs import handle_sqs_batch, is_event_source_batch
+
+if TYPE_CHECKING:
+    from ._app import App
+    from ._task import TaskResult
+
+
+async def handle_event(app: App, event: Any, context: Any) -> Any:
+    """Route a Lambda event: SQS batch, chunk of envelopes, or one envelope."""
+    if is_event_source_batch(event):
+        return await handle_sqs_batch(app, event, context)
+    if isinstance(event, list):
+        return await handle_chunk(app, event)
+    return await handle_direct(app, event)
+
+
+async def handle_direct(app: App, event: Any) -> dict[str, Any]:
+    """One envelope: return the reply, or raise so Lambda reports a function error.
+
+    Raising (rather than returning an error reply) is what gives ``Event`` invocations Lambda's
+    own retries and on-failure destination. ``errorType`` is the exception's class name.
+    """
+    result = await _run_one(app, event)
+    if result.error is not None:
+        raise result.error
+    return result.reply.model_dump(mode="json", exclude_none=True)
+
+
+async def handle_chunk(app: App, events: list[Any]) -> list[dict[str, Any]]:
+    """A list of envelopes (a chunked fan-out): one reply each, in order; never raises."""
+    results = await dispatch_many(
+        functools.partial(_run_one, app), events, concurrency=app.concurrency, retry=1
+    )
+    replies = []
+    for outcome in results:
+        reply = outcome.value.reply if outcome.ok else _failed_reply(outcome.error)
+        replies.append(reply.model_dump(mode="json", exclude_none=True))
+    return replies
+
+
+async def _run_one(app: App, event: Any) -> TaskResult:
+    result = await app.run_envelope(_as_envelope(event))
+    await send_reply_if_asked(app.runner, result)
+    return result
+
+
+def _as_envelope(event: Any) -> dict[str, Any] | str | bytes:
+    if isinstance(event, dict | str | bytes):
+        return event
+    raise InvalidEnvelope(f"a direct invoke carries a JSON object, got {type(event).__name__}")
+
+
+def _failed_reply(error: BaseException | None) -> ReplyEnvelope:
+    cause = error or TimeoutError("not run before the deadline")
+    return ReplyEnvelope(id="?", ok=False, error=error_info(cause))

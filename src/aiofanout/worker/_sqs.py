@@ -1,0 +1,127 @@
+"""An SQS event source batch: run its records, report the ones that did not succeed.
+
+The answer is a partial batch response, ``{"batchItemFailures": [{"itemIdentifier": id}]}``:
+SQS deletes the records not named and delivers the named ones again. So every record must be
+reportable by its ``messageId`` before any record runs. An event this worker cannot answer that
+way (a record with no ``messageId``, or records from another source beside the SQS ones) is
+refused whole with :class:`InvalidEnvelope` before anything runs: Lambda reports a function
+error, the event source delivers the whole batch again (or moves it to the dead-letter queue
+after ``maxReceiveCount``), and no record has run once already.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from collections import Counter
+from typing import TYPE_CHECKING, Any
+
+from .._engine import dispatch_many
+from .._errors import InvalidEnvelope
+from .._options import Deadline
+from .._outcome import Status
+from ._replies import send_reply_if_asked
+
+if TYPE_CHECKING:
+    from ._app import App
+
+log = logging.getLogger("aiofanout.worker")
+
+SQS_SOURCE = "aws:sqs"
+_FROM_SQS = f"from {SQS_SOURCE}"
+
+
+def is_event_source_batch(event: Any) -> bool:
+    """Whether ``event`` is an event source batch (``{"Records": [...]}``), never an envelope."""
+    return isinstance(event, dict) and isinstance(event.get("Records"), list)
+
+
+def checked_sqs_records(event: dict[str, Any]) -> list[dict[str, Any]]:
+    """The records of an SQS batch, or :class:`InvalidEnvelope` if any cannot be answered for."""
+    records: list[Any] = event["Records"]
+    sources = Counter(_source_of(record) for record in records)
+    if set(sources) - {_FROM_SQS}:
+        counts = ", ".join(f"{n} {source}" for source, n in sorted(sources.items()))
+        raise InvalidEnvelope(
+            f"refused an event of {len(records)} records ({counts}) before running any: "
+            f"an App answers SQS batches (every record from {SQS_SOURCE}), direct invokes "
+            "and chunks of envelopes; send other sources' events to another handler"
+        )
+    for position, record in enumerate(records):
+        message_id = record.get("messageId")
+        if not isinstance(message_id, str) or not message_id:
+            raise InvalidEnvelope(
+                f"SQS record {position} of {len(records)} has no messageId, so it could not be "
+                "reported in batchItemFailures; refused the whole batch, nothing ran (SQS "
+                "delivers the batch again, then to its dead-letter queue)"
+            )
+    return records
+
+
+def _source_of(record: Any) -> str:
+    if not isinstance(record, dict):
+        return f"not an object ({type(record).__name__})"
+    source = record.get("eventSource")
+    return f"from {source}" if isinstance(source, str) else "with no eventSource"
+
+
+async def handle_sqs_batch(app: App, event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Run an SQS batch; report every record that did not succeed in ``batchItemFailures``.
+
+    Records run concurrently under ``app.concurrency``; a FIFO batch runs in order and stops at
+    the first failure (it and every later record are reported). Records not reached before the
+    Lambda deadline less ``app.deadline_margin`` are reported too, so they come back later.
+    """
+    records = checked_sqs_records(event)
+    deadline = _deadline_of(context, app.deadline_margin)
+    if records and records[0].get("eventSourceARN", "").endswith(".fifo"):
+        failed = await _run_in_order(app, records, deadline)
+    else:
+        failed = await _run_concurrently(app, records, deadline)
+    if failed:
+        log.warning("sqs batch of %d records: %d failed", len(records), len(failed))
+    return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in failed]}
+
+
+async def _run_concurrently(
+    app: App, records: list[dict[str, Any]], deadline: Deadline | None
+) -> list[str]:
+    result = await dispatch_many(
+        functools.partial(_run_record, app),
+        records,
+        concurrency=app.concurrency,
+        deadline=deadline,
+        retry=1,
+    )
+    return [records[o.index]["messageId"] for o in result if o.status is not Status.SUCCEEDED]
+
+
+async def _run_in_order(
+    app: App, records: list[dict[str, Any]], deadline: Deadline | None
+) -> list[str]:
+    for position, record in enumerate(records):
+        if deadline is not None and deadline.remaining() <= 0:
+            return [r["messageId"] for r in records[position:]]
+        try:
+            async with asyncio.timeout_at(deadline.at if deadline else None):
+                await _run_record(app, record)
+        except Exception:
+            return [r["messageId"] for r in records[position:]]
+    return []
+
+
+async def _run_record(app: App, record: dict[str, Any]) -> None:
+    result = await app.run_envelope(record.get("body", ""))
+    await send_reply_if_asked(app.runner, result)
+    if result.error is not None:
+        raise result.error
+
+
+def _deadline_of(context: Any, margin: float) -> Deadline | None:
+    if context is None or not hasattr(context, "get_remaining_time_in_millis"):
+        return None
+    if context.get_remaining_time_in_millis() <= 0:
+        # awslambdaric reports 0 when the runtime sent no deadline: treat as unknown.
+        return None
+    return Deadline.from_lambda_context(context, margin=margin)
