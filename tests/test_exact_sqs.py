@@ -8,12 +8,13 @@ A plain ``python -m moto.server`` runs the same redrive scenario for comparison:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import subprocess
 import sys
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -78,7 +79,9 @@ async def _queue(sqs: Any, **attributes: str) -> str:
 
 async def _send_all(sqs: Any, url: str, bodies: list[str]) -> None:
     for start in range(0, len(bodies), 10):
-        entries = [{"Id": str(i), "MessageBody": b} for i, b in enumerate(bodies[start : start + 10])]
+        entries = [
+            {"Id": str(i), "MessageBody": b} for i, b in enumerate(bodies[start : start + 10])
+        ]
         response = await sqs.send_message_batch(QueueUrl=url, Entries=entries)
         assert not response.get("Failed")
 
@@ -203,3 +206,98 @@ async def test_comparison_a_plain_moto_server_fails_the_same_redrive(plain: Moto
     for consumers in (2, 4, 4):
         total.update(await redrive(plain, consumers))
     assert total["receive counts skipped"] > 0, total
+
+
+@dataclass
+class Traffic:
+    """Bodies received, and the messages waiting for a deleter (``None`` stops one)."""
+
+    received: Counter[str] = field(default_factory=Counter)
+    to_delete: asyncio.Queue[list[dict[str, Any]] | None] = field(default_factory=asyncio.Queue)
+
+
+async def _send(sqs: Any, url: str, bodies: list[str], *, batched: bool) -> None:
+    if batched:
+        await _send_all(sqs, url, bodies)
+        return
+    for body in bodies:
+        await sqs.send_message(QueueUrl=url, MessageBody=body)
+
+
+async def _receive(sqs: Any, url: str, traffic: Traffic, total: int) -> None:
+    deadline = asyncio.get_running_loop().time() + 25
+    while len(traffic.received) < total and asyncio.get_running_loop().time() < deadline:
+        response = await sqs.receive_message(
+            QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1
+        )
+        messages = response.get("Messages", [])
+        traffic.received.update(message["Body"] for message in messages)
+        if messages:
+            await traffic.to_delete.put(messages)
+
+
+async def _delete(sqs: Any, url: str, traffic: Traffic, *, batched: bool) -> None:
+    while (messages := await traffic.to_delete.get()) is not None:
+        if batched:
+            entries = [
+                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)
+            ]
+            response = await sqs.delete_message_batch(QueueUrl=url, Entries=entries)
+            assert not response.get("Failed"), response["Failed"]
+        else:
+            for message in messages:
+                await sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+
+
+async def test_concurrent_senders_receivers_and_deleters_lose_and_repeat_nothing(
+    exact: MotoServer,
+) -> None:
+    """Deletes rebuild moto's message list: racing sends must not vanish, deletes not undo."""
+    batches = [[f"s{s}-{i:03}" for i in range(75)] for s in range(4)]
+    total = sum(len(batch) for batch in batches)
+    traffic = Traffic()
+    async with await _client(exact) as sqs:
+        # 2 s: a message brought back by a lost delete would be received again during the run.
+        url = await _queue(sqs, VisibilityTimeout="2")
+        async with asyncio.TaskGroup() as group:
+            deleters = [_delete(sqs, url, traffic, batched=i % 2 == 0) for i in range(3)]
+            for deleter in deleters:
+                group.create_task(deleter)
+            await asyncio.gather(
+                *(_send(sqs, url, b, batched=i % 2 == 0) for i, b in enumerate(batches)),
+                *(_receive(sqs, url, traffic, total) for _ in range(3)),
+            )
+            for _ in deleters:
+                await traffic.to_delete.put(None)
+        depth = await _depth(sqs, url)
+        await sqs.delete_queue(QueueUrl=url)
+    expected = [body for batch in batches for body in batch]
+    assert sorted(traffic.received.elements()) == sorted(expected)  # each exactly once
+    assert depth == 0  # nothing deleted came back, even in flight
+
+
+async def test_a_long_poll_does_not_hold_up_other_queues(exact: MotoServer) -> None:
+    """The lock is let go while a receive waits; the waiting receive still gets a new message."""
+    async with await _client(exact) as sqs:
+        idle, busy = await _queue(sqs), await _queue(sqs)
+        poll = asyncio.create_task(
+            sqs.receive_message(QueueUrl=idle, WaitTimeSeconds=5, MaxNumberOfMessages=1)
+        )
+        try:
+            bodies = [f"b{i:02}" for i in range(50)]
+            for body in bodies:
+                await sqs.send_message(QueueUrl=busy, MessageBody=body)
+            traffic = Traffic()
+            await _receive(sqs, busy, traffic, len(bodies))
+            # Had the poll kept the lock, the 100 calls above could not have run before it ended.
+            assert not poll.done()
+            assert sorted(traffic.received) == bodies
+            await sqs.send_message(QueueUrl=idle, MessageBody="wake")
+            response = await poll
+        finally:
+            poll.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await poll
+        assert [m["Body"] for m in response["Messages"]] == ["wake"]
+        await sqs.delete_queue(QueueUrl=idle)
+        await sqs.delete_queue(QueueUrl=busy)

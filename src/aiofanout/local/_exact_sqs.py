@@ -22,6 +22,10 @@ whenever it found nothing, and holding the lock there would stall every other cl
 ``WaitTimeSeconds``. The replacement waits on the condition instead, which releases the lock
 (all re-entrant levels) for the wait and takes it back before the receive loop looks again.
 
+Not covered: moto's own Lambda event source mappings (``Queue.add_message`` invokes a Docker
+Lambda inline) would run that invoke under the lock. aiofanout's local stack polls queues through
+the API instead (``aiofanout/local/_esm.py``), so it never takes that path.
+
 Run the server through it (same arguments as ``python -m moto.server``)::
 
     python -m aiofanout.local._exact_sqs -H 127.0.0.1 -p 5000
@@ -82,7 +86,6 @@ def _serialized(method: Callable[..., Any], *, notify: bool = False) -> Callable
                 if notify:
                     _STATE.notify_all()
 
-    setattr(locked, _MARK, True)
     return locked
 
 
@@ -95,7 +98,6 @@ def _serialized_iterator(method: Callable[..., Iterator[Any]]) -> Callable[..., 
             items = list(method(*args, **kwargs))
         return iter(items)
 
-    setattr(locked, _MARK, True)
     return locked
 
 
@@ -127,6 +129,12 @@ def _within_retention_period(backend: Any, queue_name: str, message: Any) -> boo
     return bool(retain_until > unix_time())
 
 
+def _patch(cls: type, name: str, replacement: Callable[..., Any]) -> None:
+    """Put ``replacement`` in place of ``cls.name``, marked as ours."""
+    setattr(replacement, _MARK, True)
+    setattr(cls, name, replacement)
+
+
 def install() -> None:
     """Patch moto's SQS model in this process so each backend call is atomic. Idempotent.
 
@@ -139,16 +147,15 @@ def install() -> None:
     for name in _BACKEND_METHODS:
         # A visibility change can make a message receivable at once (VisibilityTimeout=0).
         notify = name.startswith("change_message_visibility")
-        setattr(SQSBackend, name, _serialized(getattr(SQSBackend, name), notify=notify))
+        _patch(SQSBackend, name, _serialized(getattr(SQSBackend, name), notify=notify))
     # Used by the Resource Groups Tagging API; iterates ``self.queues``.
-    SQSBackend.iter_tagged_resources = _serialized_iterator(SQSBackend.iter_tagged_resources)
-    retention = _within_retention_period
-    setattr(retention, _MARK, True)
-    SQSBackend.is_message_valid_based_on_retention_period = retention
-    # Every new message goes through here (sends, and the DLQ move inside receive_message).
-    Queue.add_message = _serialized(Queue.add_message, notify=True)
-    setattr(_wait_for_messages, _MARK, True)
-    Queue.wait_for_messages = _wait_for_messages
+    _patch(
+        SQSBackend, "iter_tagged_resources", _serialized_iterator(SQSBackend.iter_tagged_resources)
+    )
+    _patch(SQSBackend, "is_message_valid_based_on_retention_period", _within_retention_period)
+    # Every new message goes through here: sends, and the DLQ move inside receive_message.
+    _patch(Queue, "add_message", _serialized(Queue.add_message, notify=True))
+    _patch(Queue, "wait_for_messages", _wait_for_messages)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
