@@ -197,15 +197,14 @@ async def test_every_message_is_received_twice_then_dead_lettered_once(
 
 
 async def test_comparison_a_plain_moto_server_fails_the_same_redrive(plain: MotoServer) -> None:
-    """Not a test of ours: it shows the redrive test above has teeth (moto 5.2.x).
+    """Not a test of ours: it shows the redrive test above has teeth (moto 5.2.5).
 
-    The plain server's races are probabilistic, so this sums three runs with 2 and 4 consumers:
-    in every measured run each of them lost or skipped receives (see the final report).
+    The plain server's races are probabilistic, but with 2 consumers and 300 messages every
+    measured run (8 of 8) had 16-24 HTTP 500s and 126-200 messages dead-lettered early.
     """
-    total: Counter[str] = Counter()
-    for consumers in (2, 4, 4):
-        total.update(await redrive(plain, consumers))
-    assert total["receive counts skipped"] > 0, total
+    anomalies = await redrive(plain, consumers=2)
+    assert anomalies["server errors"] > 0, anomalies
+    assert anomalies["receive counts skipped"] > 0, anomalies
 
 
 @dataclass
