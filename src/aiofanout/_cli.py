@@ -23,6 +23,13 @@ examples:
 """
 
 
+SERVE_DESCRIPTION = (
+    "Start a moto server (SQS, S3, IAM) and the local Lambda runtime on 127.0.0.1, register "
+    "functions, print the endpoints, and serve until Ctrl-C. Point boto3, aioboto3 or the AWS "
+    "CLI at them with --endpoint-url."
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``python -m aiofanout``."""
     parser = argparse.ArgumentParser(
@@ -31,6 +38,12 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_demo(commands)
+    _add_serve(commands)
+    return parser
+
+
+def _add_demo(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     demo = commands.add_parser(
         "demo",
         help="run the demo fan-out with live progress and a summary",
@@ -44,28 +57,27 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="run only the in-process phase (no moto server, no Lambda runtime)",
     )
+
+
+def _add_serve(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     serve = commands.add_parser(
         "serve",
         help="run the local AWS stack in the foreground and print its endpoints",
-        description=(
-            "Start a moto server (SQS, S3, IAM) and the local Lambda runtime on 127.0.0.1, "
-            "register functions, print the endpoints, and serve until Ctrl-C. Point boto3, "
-            "aioboto3 or the AWS CLI at them with --endpoint-url."
-        ),
+        description=SERVE_DESCRIPTION,
     )
     serve.add_argument(
         "--function",
-        action="append",
-        default=[],
         metavar="NAME=HANDLER",
         help="register a function, e.g. worker=worker.lambda_handler (repeatable)",
+        action="append",
+        default=[],
     )
     serve.add_argument(
         "--code-path",
-        action="append",
-        default=[],
         metavar="DIR",
         help="a folder put on the functions' PYTHONPATH (repeatable; default: .)",
+        action="append",
+        default=[],
     )
     serve.add_argument("--timeout", type=float, default=30.0, help="function timeout, seconds")
     serve.add_argument(
@@ -73,10 +85,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--env",
-        action="append",
-        default=[],
         metavar="KEY=VALUE",
         help="an environment variable of every function (repeatable)",
+        action="append",
+        default=[],
     )
     serve.add_argument(
         "--reserved-concurrency",
@@ -84,7 +96,6 @@ def build_parser() -> argparse.ArgumentParser:
         default=10,
         help="environments per function; more concurrent invokes get 429 (default: 10)",
     )
-    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:

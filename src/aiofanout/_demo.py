@@ -64,47 +64,56 @@ def find_examples() -> Path:
 
 async def run_aws_phases(reporter: Reporter, items: int) -> None:
     """Phases 2-4, on the embedded stack."""
-    from .local import Faults, FunctionConfig, stack
-    from .targets import LambdaTarget
+    from .local import stack
 
     examples = str(find_examples())
     reporter.say("starting the embedded stack (moto server + local Lambda runtime) on 127.0.0.1")
     async with stack() as aws:
         reporter.say(f"  moto: {aws.endpoint_url}   lambda: {aws.lambda_endpoint_url}")
-        worker = "demo-worker"
-        aws.add_function(
-            FunctionConfig(
-                worker,
-                WORKER_HANDLER,
-                code_paths=[examples],
-                timeout=10,
-                reserved_concurrency=8,
-                faults=Faults(throttle=0.1, seed=7),
-            )
-        )
-        target = LambdaTarget(
-            worker, task="thumbnail", endpoint_url=aws.lambda_endpoint_url, region_name=aws.region
-        )
-        with reporter.phase("Lambda RequestResponse", items) as progress:
-            result = await dispatch_many(
-                target,
-                (f"photos/{i:05d}.jpg" for i in range(items)),
-                concurrency=16,
-                timeout=15,
-                retry=Retry(attempts=8, base=0.05, cap=1.0),
-                on_progress=progress,
-            )
-        stats = aws.runtime.stats(worker)
-        reporter.add(
-            PhaseSummary.of(
-                "Lambda RequestResponse",
-                result,
-                f"{stats['throttles']} throttles; {len(stats['cold_starts_ms'])} cold starts, "
-                f"median {_median(stats['cold_starts_ms']):.0f} ms",
-            )
-        )
+        await run_request_response_phase(reporter, aws, examples, items)
         await run_event_phase(reporter, aws, examples, items)
         await run_sqs_phase(reporter, aws, examples, items)
+
+
+async def run_request_response_phase(
+    reporter: Reporter, aws: Any, examples: str, items: int
+) -> None:
+    """Phase 2: ``RequestResponse`` invokes against a function that throttles 10% of calls."""
+    from .local import Faults, FunctionConfig
+    from .targets import LambdaTarget
+
+    worker = "demo-worker"
+    aws.add_function(
+        FunctionConfig(
+            worker,
+            WORKER_HANDLER,
+            code_paths=[examples],
+            timeout=10,
+            reserved_concurrency=8,
+            faults=Faults(throttle=0.1, seed=7),
+        )
+    )
+    target = LambdaTarget(
+        worker, task="thumbnail", endpoint_url=aws.lambda_endpoint_url, region_name=aws.region
+    )
+    with reporter.phase("Lambda RequestResponse", items) as progress:
+        result = await dispatch_many(
+            target,
+            (f"photos/{i:05d}.jpg" for i in range(items)),
+            concurrency=16,
+            timeout=15,
+            retry=Retry(attempts=8, base=0.05, cap=1.0),
+            on_progress=progress,
+        )
+    stats = aws.runtime.stats(worker)
+    reporter.add(
+        PhaseSummary.of(
+            "Lambda RequestResponse",
+            result,
+            f"{stats['throttles']} throttles; {len(stats['cold_starts_ms'])} cold starts, "
+            f"median {_median(stats['cold_starts_ms']):.0f} ms",
+        )
+    )
 
 
 async def run_event_phase(reporter: Reporter, aws: Any, examples: str, items: int) -> None:
