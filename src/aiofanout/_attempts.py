@@ -10,17 +10,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from typing import Any, TypeAlias
+from typing import Any
 
 from ._errors import FanoutError
 from ._input import Gate
 from ._options import Options, clock
-from ._outcome import CANCELLED, FAILED, SUCCEEDED, TIMED_OUT
+from ._outcome import CANCELLED, FAILED, SUCCEEDED, TIMED_OUT, Attempt
 from ._target import Target
 from ._timer import INF, AttemptTimer, Slot, attempt_failed, attempt_succeeded
-
-#: How one attempt of one item ended: (status code, value, error).
-Attempt: TypeAlias = tuple[int, Any, BaseException | None]
 
 
 class Attempts:

@@ -30,6 +30,13 @@ SERVE_DESCRIPTION = (
 )
 
 
+REPEATABLE_SERVE_OPTIONS = (
+    ("--function", "NAME=HANDLER", "register a function, e.g. worker=worker.lambda_handler"),
+    ("--code-path", "DIR", "a folder put on the functions' PYTHONPATH (default: .)"),
+    ("--env", "KEY=VALUE", "an environment variable of every function"),
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``python -m aiofanout``."""
     parser = argparse.ArgumentParser(
@@ -65,30 +72,13 @@ def _add_serve(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="run the local AWS stack in the foreground and print its endpoints",
         description=SERVE_DESCRIPTION,
     )
-    serve.add_argument(
-        "--function",
-        metavar="NAME=HANDLER",
-        help="register a function, e.g. worker=worker.lambda_handler (repeatable)",
-        action="append",
-        default=[],
-    )
-    serve.add_argument(
-        "--code-path",
-        metavar="DIR",
-        help="a folder put on the functions' PYTHONPATH (repeatable; default: .)",
-        action="append",
-        default=[],
-    )
+    for flag, metavar, text in REPEATABLE_SERVE_OPTIONS:
+        serve.add_argument(
+            flag, metavar=metavar, help=f"{text} (repeatable)", action="append", default=[]
+        )
     serve.add_argument("--timeout", type=float, default=30.0, help="function timeout, seconds")
     serve.add_argument(
         "--memory", type=int, default=128, help="function memory, MB (informational)"
-    )
-    serve.add_argument(
-        "--env",
-        metavar="KEY=VALUE",
-        help="an environment variable of every function (repeatable)",
-        action="append",
-        default=[],
     )
     serve.add_argument(
         "--reserved-concurrency",

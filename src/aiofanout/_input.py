@@ -13,7 +13,7 @@ from typing import Any
 
 from ._errors import UsageError
 from ._options import clock
-from ._outcome import SKIPPED, StopReason
+from ._outcome import NOT_STARTED, StopReason
 from ._sinks import Sink
 
 
@@ -128,7 +128,7 @@ class Input:
             return
         try:
             for item in self.iterator:
-                self.sink.finish(self.sink.add(item), item, SKIPPED, None, None, 0, 0.0)
+                self.sink.finish(self.sink.add(item), item, NOT_STARTED, 0, 0.0)
         except Exception as exc:
             self.gate.fail_input(exc)
 

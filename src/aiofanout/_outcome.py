@@ -12,7 +12,7 @@ import enum
 from array import array
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar, final, overload
+from typing import Any, Generic, TypeAlias, TypeVar, final, overload
 
 from ._errors import FanoutFailed
 
@@ -56,6 +56,11 @@ class StopReason(enum.StrEnum):
 STATUSES: tuple[Status, ...] = tuple(Status)
 SUCCEEDED, FAILED, TIMED_OUT, CANCELLED, SKIPPED = range(5)
 PENDING = 255
+
+#: How one attempt of one item ended, as the engine passes it around: (status code, value, error).
+Attempt: TypeAlias = tuple[int, Any, BaseException | None]
+#: The result of an item that never started.
+NOT_STARTED: Attempt = (SKIPPED, None, None)
 
 
 @final

@@ -15,10 +15,10 @@ from collections.abc import AsyncIterable, Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from ._attempts import Attempt, Attempts, classify
+from ._attempts import Attempts, classify
 from ._input import Gate, Input
 from ._options import Options, check_target, clock
-from ._outcome import FAILED, SKIPPED, TIMED_OUT, StopReason
+from ._outcome import FAILED, NOT_STARTED, TIMED_OUT, Attempt, StopReason
 from ._sinks import Sink, StreamSink, TableSink
 from ._target import AsyncCallableTarget, as_target
 from ._timer import INF, AttemptTimer, Slot, attempt_failed, attempt_succeeded
@@ -134,17 +134,15 @@ class Run:
         self,
         index: int,
         item: Any,
-        code: int,
-        value: Any,
-        error: BaseException | None,
+        result: Attempt,
         attempts: int,
         started: float,
         now: float | None = None,
     ) -> None:
         """Record the one terminal state of an item, and apply the failure budget."""
         ended = clock() if now is None else now
-        self.sink.finish(index, item, code, value, error, attempts, ended - started)
-        if code in (FAILED, TIMED_OUT):
+        self.sink.finish(index, item, result, attempts, ended - started)
+        if result[0] in (FAILED, TIMED_OUT):
             self.failures += 1
             if self.failures > self.allowance(self.sink.taken):
                 self.gate.stop(StopReason.BUDGET)
@@ -167,14 +165,14 @@ class Run:
             try:
                 return _Entry(index, item, self.target.prepare(item), started)
             except Exception as exc:
-                self.finish(index, item, FAILED, None, exc, 0, started)
+                self.finish(index, item, (FAILED, None, exc), 0, started)
 
     async def item_worker(self) -> None:
         """Take items one at a time and see each through to its terminal state."""
         slot = self.timer.slot()
         while (entry := await self._next_entry()) is not None:
             if not await self.attempts.wait_for_rate():
-                self.finish(entry.index, entry.item, SKIPPED, None, None, 0, entry.started)
+                self.finish(entry.index, entry.item, NOT_STARTED, 0, entry.started)
                 continue
             await self.settle(entry, await self.attempts.once(entry.payload, slot), slot)
 
@@ -197,7 +195,7 @@ class Run:
                     slot.expires = bound(started)
                     if slot.expires <= started:  # the deadline passed: start nothing more
                         slot.expires = INF
-                        self.finish(index, item, SKIPPED, None, None, 0, started)
+                        self.finish(index, item, NOT_STARTED, 0, started)
                         gate.stop(StopReason.DEADLINE)
                         return
                 try:
@@ -226,7 +224,7 @@ class Run:
         ):
             attempt += 1
             code, value, error = await self.attempts.once(entry.payload, slot)
-        self.finish(entry.index, entry.item, code, value, error, attempt, entry.started)
+        self.finish(entry.index, entry.item, (code, value, error), attempt, entry.started)
 
     # -- the same path, a batch at a time --------------------------------------------------------
 
@@ -240,7 +238,7 @@ class Run:
                 return
             if not await self.attempts.wait_for_rate():
                 for entry in batch:
-                    self.finish(entry.index, entry.item, SKIPPED, None, None, 0, entry.started)
+                    self.finish(entry.index, entry.item, NOT_STARTED, 0, entry.started)
                 continue
             await self._settle_batch(batch, slot)
 
@@ -274,16 +272,10 @@ class Run:
                 if error is not None and self.attempts.may_retry(attempt, error):
                     retry.append((entry, result))
                 else:
-                    self._finish_entry(entry, result, attempt, now)
+                    self.finish(entry.index, entry.item, result, attempt, entry.started, now)
             errors = [result[2] for _, result in retry if result[2] is not None]
             if retry and not await self.attempts.wait_to_retry(attempt, errors):
                 for entry, result in retry:
-                    self._finish_entry(entry, result, attempt, None)
+                    self.finish(entry.index, entry.item, result, attempt, entry.started)
                 retry = []
             pending = [entry for entry, _ in retry]
-
-    def _finish_entry(
-        self, entry: _Entry, result: Attempt, attempt: int, now: float | None
-    ) -> None:
-        code, value, error = result
-        self.finish(entry.index, entry.item, code, value, error, attempt, entry.started, now)

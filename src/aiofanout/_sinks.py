@@ -10,7 +10,7 @@ import asyncio
 from collections import deque
 from typing import Any, Protocol
 
-from ._outcome import PENDING, STATUSES, SUCCEEDED, Outcome, Progress, Table
+from ._outcome import PENDING, STATUSES, SUCCEEDED, Attempt, Outcome, Progress, Table
 
 
 class Sink(Protocol):
@@ -25,16 +25,7 @@ class Sink(Protocol):
         """Record a newly taken item; return its index."""
         ...
 
-    def finish(
-        self,
-        index: int,
-        item: Any,
-        code: int,
-        value: Any,
-        error: BaseException | None,
-        attempts: int,
-        elapsed: float,
-    ) -> None:
+    def finish(self, index: int, item: Any, result: Attempt, attempts: int, elapsed: float) -> None:
         """Record the terminal state of item ``index`` (exactly once per item)."""
         ...
 
@@ -60,16 +51,8 @@ class TableSink:
     def taken(self) -> int:
         return len(self.table.items)
 
-    def finish(
-        self,
-        index: int,
-        item: Any,
-        code: int,
-        value: Any,
-        error: BaseException | None,
-        attempts: int,
-        elapsed: float,
-    ) -> None:
+    def finish(self, index: int, item: Any, result: Attempt, attempts: int, elapsed: float) -> None:
+        code, value, error = result
         t = self.table
         t.status[index] = code
         t.values[index] = value
@@ -111,16 +94,8 @@ class StreamSink:
         self.taken += 1
         return self.taken - 1
 
-    def finish(
-        self,
-        index: int,
-        item: Any,
-        code: int,
-        value: Any,
-        error: BaseException | None,
-        attempts: int,
-        elapsed: float,
-    ) -> None:
+    def finish(self, index: int, item: Any, result: Attempt, attempts: int, elapsed: float) -> None:
+        code, value, error = result
         self.counts[code] += 1
         self.buffer.append(Outcome(index, item, STATUSES[code], value, error, attempts, elapsed))
         self.ready.set()
@@ -128,7 +103,7 @@ class StreamSink:
             self.room.clear()
 
     def succeed(self, index: int, item: Any, value: Any, elapsed: float) -> None:
-        self.finish(index, item, SUCCEEDED, value, None, 1, elapsed)
+        self.finish(index, item, (SUCCEEDED, value, None), 1, elapsed)
 
     def snapshot(self, retries: int, elapsed: float) -> Progress:
         counts = dict(zip(STATUSES, self.counts, strict=True))
