@@ -85,3 +85,16 @@ def test_the_sqs_record_helper_and_the_event_source_build_the_same_shape() -> No
         "MD5OfBody": helper["md5OfBody"],
     }
     assert record_of(received, helper["eventSourceARN"]) == helper
+
+
+def test_public_objects_of_local_and_testing_show_their_public_module() -> None:
+    import inspect
+
+    import aiofanout.local
+    import aiofanout.testing
+
+    for module in (aiofanout.local, aiofanout.testing):
+        for name in module.__all__:
+            obj = getattr(module, name)
+            if inspect.isclass(obj) or inspect.isfunction(obj):
+                assert obj.__module__ == module.__name__, (module.__name__, name)

@@ -176,5 +176,8 @@ def _make_fixtures() -> None:
     globals()["local_aws"] = pytest_asyncio.fixture(local_aws)
 
 
+# Which public path an object shows: the public module whose ``__all__`` lists it, and
+# ``aiofanout.local`` where both do. The server helpers come from ``aiofanout.local``'s private
+# ``_moto`` but only this module exports them, so they show ``aiofanout.testing``.
 show_public_path(__name__, __all__, globals())
 _make_fixtures()

@@ -8,7 +8,6 @@ Python API (:meth:`LocalLambda.add_function`) writes through it today, and a con
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -90,6 +89,3 @@ class FunctionRegistry:
         if function is None:
             raise UsageError(f"no local function named {name!r}; add it with add_function()")
         return function
-
-    def __iter__(self) -> Iterator[Function]:
-        return iter(list(self._by_name.values()))
