@@ -61,7 +61,12 @@ def typecheck(session: nox.Session) -> None:
 def core(session: nox.Session) -> None:
     """The package imports and runs with its core dependencies only (no extras)."""
     session.install("-e", ".", "pytest", "pytest-asyncio", "pytest-timeout", "hypothesis")
-    session.run("python", "-c", "import aiofanout, aiofanout.targets; print(aiofanout.__version__)")
+    session.run(
+        "python",
+        "-c",
+        "import aiofanout, aiofanout.targets, aiofanout.testing, aiofanout.local;"
+        " print(aiofanout.__version__)",
+    )
     session.run(
         "pytest", "tests/test_engine.py", "tests/test_wire.py", "tests/test_worker_tasks.py"
     )

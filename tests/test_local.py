@@ -400,18 +400,25 @@ async def test_environments_die_with_a_runtime_that_is_killed_outright(tmp_path:
     import signal
     import sys
 
+    marker = tmp_path / "asleep"
+    (tmp_path / "sleeper.py").write_text(
+        "import pathlib, time\n"
+        "def handler(event, context):\n"
+        "    pathlib.Path(event['marker']).touch()  # now in the handler, not polling\n"
+        "    time.sleep(event['seconds'])\n"
+    )
+    payload = json.dumps({"seconds": 120, "marker": str(marker)}).encode()
     script = tmp_path / "runtime.py"
     script.write_text(
-        "import asyncio\n"
+        "import asyncio, os\n"
         "from aiofanout.local import FunctionConfig, LocalLambda\n"
         "async def main():\n"
         "    runtime = await LocalLambda().start()\n"
         "    runtime.add_function(FunctionConfig(\n"
-        f"        's', 'plain.sleep', timeout=300, code_paths=[{FUNCTIONS!r}]))\n"
-        "    busy = asyncio.create_task(runtime.invoke('s', b'{\"seconds\": 120}'))\n"
-        "    while not runtime.pids() or not runtime.functions['s'].cold_starts:\n"
+        f"        's', 'sleeper.handler', timeout=300, code_paths=[{str(tmp_path)!r}]))\n"
+        f"    busy = asyncio.create_task(runtime.invoke('s', {payload!r}))\n"
+        f"    while not os.path.exists({str(marker)!r}):  # the handler is asleep from here on\n"
         "        await asyncio.sleep(0.05)\n"
-        "    await asyncio.sleep(0.3)  # the handler is sleeping now, not polling\n"
         "    print(*runtime.pids(), flush=True)\n"
         "    await busy\n"
         "    await asyncio.sleep(3600)\n"
@@ -434,3 +441,30 @@ async def test_environments_die_with_a_runtime_that_is_killed_outright(tmp_path:
         if parent.returncode is None:
             parent.kill()
             await parent.wait()
+
+
+# -- fault dice (async only because this module's pytestmark runs every test on its loop) -----
+
+
+async def test_seeded_fault_draws_repeat_and_each_fault_fires_at_its_fraction() -> None:
+    faults = Faults(throttle=0.1, error=0.2, crash=0.05, hang=0.3, latency=0.25, seed=42)
+    first = [faults.draw(dice) for dice in [faults.dice()] for _ in range(20_000)]
+    again = [faults.draw(dice) for dice in [faults.dice()] for _ in range(20_000)]
+    assert first == again  # the same seed, the same faults in the same order
+    for name, fraction in [("throttle", 0.1), ("error", 0.2), ("crash", 0.05), ("hang", 0.3)]:
+        rate = sum(getattr(d, name) for d in first) / len(first)
+        assert abs(rate - fraction) < 0.015, (name, rate)
+    assert {d.latency for d in first} == {0.25}
+    assert first != [faults.draw(Faults(seed=43).dice()) for _ in range(100)]
+
+
+async def test_a_fault_at_zero_never_fires_and_rolls_no_dice() -> None:
+    only_crash = Faults(crash=0.5, seed=7)
+    dice = only_crash.dice()
+    draws = [only_crash.draw(dice) for _ in range(1_000)]
+    assert not any(d.throttle or d.error or d.hang for d in draws)
+    assert 400 < sum(d.crash for d in draws) < 600
+    # One roll per draw: the crash sequence is the seeded dice's own, roll for roll.
+    reference = only_crash.dice()
+    assert [d.crash for d in draws] == [reference.random() < 0.5 for _ in range(1_000)]
+    assert Faults().draw(Faults().dice()) == Faults(seed=1).draw(Faults(seed=1).dice())

@@ -10,7 +10,7 @@ import pytest
 
 from aiofanout import LambdaTarget, SqsTarget, dispatch_many
 from aiofanout.local import FunctionConfig, LocalAws
-from aiofanout.testing import LambdaContext, MotoServer, sqs_event
+from aiofanout.testing import LambdaContext, MotoServer, sqs_event, sqs_record
 
 FUNCTIONS = str(Path(__file__).with_name("lambda_functions"))
 
@@ -55,3 +55,46 @@ def test_sqs_events_have_the_shape_lambda_sends() -> None:
         assert "MessageGroupId" in record["attributes"]
     with pytest.raises(ValueError, match="loopback"):
         MotoServer(host="10.0.0.1")
+
+
+def test_importing_aiofanout_testing_loads_nothing_that_needs_the_local_extra() -> None:
+    import subprocess
+    import sys
+
+    check = (
+        "import sys, aiofanout.testing, aiofanout.local\n"
+        "heavy = ['aiohttp', 'aioboto3', 'aiobotocore', 'aiofanout.local._runtime',"
+        " 'aiofanout.local._stack']\n"
+        "print(','.join(m for m in heavy if m in sys.modules))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", check], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert out.stdout.strip() == ""
+
+
+def test_the_sqs_record_helper_and_the_event_source_build_the_same_shape() -> None:
+    from aiofanout.local._esm import record_of
+
+    helper = sqs_record("hello", queue="work", message_id="m-1")
+    received = {
+        "MessageId": "m-1",
+        "ReceiptHandle": helper["receiptHandle"],
+        "Body": "hello",
+        "Attributes": helper["attributes"],
+        "MD5OfBody": helper["md5OfBody"],
+    }
+    assert record_of(received, helper["eventSourceARN"]) == helper
+
+
+def test_public_objects_of_local_and_testing_show_their_public_module() -> None:
+    import inspect
+
+    import aiofanout.local
+    import aiofanout.testing
+
+    for module in (aiofanout.local, aiofanout.testing):
+        for name in module.__all__:
+            obj = getattr(module, name)
+            if inspect.isclass(obj) or inspect.isfunction(obj):
+                assert obj.__module__ == module.__name__, (module.__name__, name)

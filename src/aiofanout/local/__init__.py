@@ -2,7 +2,10 @@
 
 Together they are the embedded stack, so a fan-out runs on one machine with no AWS account.
 
-Needs the ``local`` extra: ``pip install 'aiofanout[local]'``.
+Needs the ``local`` extra: ``pip install 'aiofanout[local]'``. The configuration objects
+(:class:`FunctionConfig`, :class:`EventSourceMapping`, :class:`Faults`) need only the core; the
+runtime and the stack load aiohttp when first used, so :mod:`aiofanout.testing` and anything else
+that only configures can import this package without the extra.
 
 Example::
 
@@ -16,8 +19,42 @@ Example::
 
 from __future__ import annotations
 
-from ._config import EventSourceMapping, Faults, FunctionConfig
-from ._runtime import LocalLambda
-from ._stack import LocalAws, stack
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from .._errors import UsageError
+from .._public import show_public_path
+from ._config import EventSourceMapping, FunctionConfig
+from ._faults import Faults
+
+if TYPE_CHECKING:
+    from ._runtime import LocalLambda
+    from ._stack import LocalAws, stack
 
 __all__ = ["EventSourceMapping", "Faults", "FunctionConfig", "LocalAws", "LocalLambda", "stack"]
+
+# The names that need aiohttp, and their modules: loaded on first access (PEP 562).
+_NEEDS_AIOHTTP = {"LocalAws": "._stack", "LocalLambda": "._runtime", "stack": "._stack"}
+
+show_public_path(__name__, ["EventSourceMapping", "Faults", "FunctionConfig"], globals())
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _NEEDS_AIOHTTP:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    try:
+        loaded = {
+            lazy: getattr(importlib.import_module(module, __name__), lazy)
+            for lazy, module in _NEEDS_AIOHTTP.items()
+        }
+    except ModuleNotFoundError as exc:
+        raise UsageError(
+            f"aiofanout.local.{name} needs {exc.name}: pip install 'aiofanout[local]'"
+        ) from exc
+    show_public_path(__name__, loaded, loaded)
+    globals().update(loaded)  # later lookups skip this function
+    return loaded[name]
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

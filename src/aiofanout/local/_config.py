@@ -1,50 +1,15 @@
-"""Configuration of local functions, fault injection and SQS event source mappings."""
+"""What a local function is and what feeds it: its config and its SQS event source mappings.
+
+Plain frozen values (standard library and the core only): they load without the ``local`` extra.
+"""
 
 from __future__ import annotations
 
-import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from .._errors import UsageError
-
-
-@dataclass(frozen=True, slots=True)
-class Faults:
-    """Faults injected into a local function's invocations (each a fraction from 0 to 1).
-
-    Attributes:
-        throttle: answered 429 ``TooManyRequestsException`` before anything runs.
-        error: fail with an injected function error (``InjectedFault``) instead of running.
-        crash: the execution environment is killed while it runs the invocation.
-        hang: the invocation never answers: it times out and its environment is replaced.
-        latency: seconds added before each invocation is handed to an environment.
-        seed: makes the draws repeatable.
-
-    Example::
-
-        FunctionConfig("worker", "worker.lambda_handler", faults=Faults(throttle=0.1, crash=0.01))
-
-    """
-
-    throttle: float = 0.0
-    error: float = 0.0
-    crash: float = 0.0
-    hang: float = 0.0
-    latency: float = 0.0
-    seed: int | None = None
-
-    def __post_init__(self) -> None:
-        for name in ("throttle", "error", "crash", "hang"):
-            value = getattr(self, name)
-            if not 0.0 <= value <= 1.0:
-                raise UsageError(f"Faults({name}=...) is a fraction from 0 to 1, got {value!r}")
-        if self.latency < 0:
-            raise UsageError(f"Faults(latency=...) must be >= 0 seconds, got {self.latency!r}")
-
-    def dice(self) -> random.Random:
-        """A random source for this function's draws."""
-        return random.Random(self.seed)
+from ._faults import Faults
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +46,7 @@ class FunctionConfig:
     reserved_concurrency: int = 10
     throttle_after: float = 0.0
     code_paths: Sequence[str] = ()
-    faults: Faults = Faults()
+    faults: Faults = field(default_factory=Faults)
     event_retries: int = 2
     event_retry_delays: Sequence[float] = (60.0, 120.0)
     on_failure: str | None = None

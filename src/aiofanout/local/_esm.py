@@ -15,24 +15,24 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
+from ._aws import sqs_event_record
 from ._config import EventSourceMapping
 
 if TYPE_CHECKING:
-    from ._runtime import LocalLambda
+    from ._invocation import Invoke
 
 log = logging.getLogger("aiofanout.local.esm")
-REGION = "us-east-1"
 IDLE_WAIT = 1  # seconds of SQS long polling while the queue is empty
 
 
-async def poll(runtime: LocalLambda, sqs: Any, mapping: EventSourceMapping) -> None:
+async def poll(invoke: Invoke, sqs: Any, mapping: EventSourceMapping) -> None:
     """Run one poller until cancelled."""
     arn = await _queue_arn(sqs, mapping.queue_url)
     while True:
         try:
             messages = await _receive(sqs, mapping)
             if messages:
-                await _deliver(runtime, sqs, mapping, arn, messages)
+                await _deliver(invoke, sqs, mapping, arn, messages)
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -66,38 +66,26 @@ async def _receive(sqs: Any, mapping: EventSourceMapping) -> list[dict[str, Any]
 
 def record_of(message: dict[str, Any], arn: str) -> dict[str, Any]:
     """A received SQS message as the record Lambda's event source hands a function."""
-    attributes = {k: str(v) for k, v in message.get("Attributes", {}).items()}
-    return {
-        "messageId": message["MessageId"],
-        "receiptHandle": message["ReceiptHandle"],
-        "body": message["Body"],
-        "attributes": attributes,
-        "messageAttributes": {
-            name: {
-                "stringValue": value.get("StringValue"),
-                "binaryValue": value.get("BinaryValue"),
-                "stringListValues": [],
-                "binaryListValues": [],
-                "dataType": value.get("DataType", "String"),
-            }
-            for name, value in message.get("MessageAttributes", {}).items()
-        },
-        "md5OfBody": message.get("MD5OfBody", ""),
-        "eventSource": "aws:sqs",
-        "eventSourceARN": arn,
-        "awsRegion": REGION,
-    }
+    return sqs_event_record(
+        message_id=message["MessageId"],
+        receipt_handle=message["ReceiptHandle"],
+        body=message["Body"],
+        source_arn=arn,
+        attributes=message.get("Attributes", {}),
+        message_attributes=message.get("MessageAttributes", {}),
+        md5_of_body=message.get("MD5OfBody", ""),
+    )
 
 
 async def _deliver(
-    runtime: LocalLambda,
+    invoke: Invoke,
     sqs: Any,
     mapping: EventSourceMapping,
     arn: str,
     messages: list[dict[str, Any]],
 ) -> None:
     event = {"Records": [record_of(m, arn) for m in messages]}
-    result = await runtime.invoke(mapping.function, json.dumps(event).encode(), wait=True)
+    result = await invoke(mapping.function, json.dumps(event).encode(), wait=True)
     if result.error_type is not None:
         return  # the whole batch comes back after the visibility timeout
     done = _succeeded(messages, result.body, mapping.report_batch_item_failures)

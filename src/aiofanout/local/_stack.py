@@ -9,9 +9,10 @@ from typing import Any
 
 import anyio.to_thread
 
-from ..testing import MotoServer, fake_aws_credentials
+from ._aws import REGION
 from ._config import EventSourceMapping, FunctionConfig
-from ._runtime import REGION, LocalLambda
+from ._moto import MotoServer, fake_aws_credentials
+from ._runtime import LocalLambda
 
 
 @dataclass

@@ -1,0 +1,215 @@
+"""Execution environments: one ``python -m awslambdaric`` process each, started, watched, killed.
+
+An environment polls the Runtime API on a port of its own (awslambdaric's init-error path uses
+``http.client``, which takes ``host:port`` and nothing more, so no path prefix tells them
+apart), so the runtime knows an environment by the port a request arrived on. Its process runs
+in its own process group (a kill reaches any fork) and asks Linux to kill it if the runtime
+dies without stopping it. Its output is relayed to the ``aiofanout.local.<function>`` logger.
+A process that ends fails the invocation it was running (``Runtime.ExitError``, or the init
+error it reported) and frees its slot in the function's pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from ._aws import REGION
+from ._invocation import Invocation, Result
+
+if TYPE_CHECKING:
+    from ._background import Background
+    from ._config import FunctionConfig
+    from ._functions import Function
+
+
+@dataclass(eq=False)
+class Environment:
+    """One execution environment: an awslambdaric process and its Runtime API state."""
+
+    id: str
+    function: Function
+    process: asyncio.subprocess.Process | None = None
+    site: web.TCPSite | None = None
+    port: int = 0
+    inbox: asyncio.Queue[Invocation | None] = field(default_factory=asyncio.Queue)
+    current: Invocation | None = None
+    spawned_at: float = field(default_factory=time.monotonic)
+    ready_at: float | None = None
+    init_error: Result | None = None
+    dead: bool = False
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    def deliver(self, invocation: Invocation) -> None:
+        """Hand ``invocation`` to the environment's next (or waiting) ``/next`` poll."""
+        self.current = invocation
+        self.inbox.put_nowait(invocation)
+
+
+class Environments:
+    """Every execution environment of one runtime: start, watch, kill; found by port."""
+
+    def __init__(
+        self, *, host: str, python: str, sqs_endpoint_url: str | None, background: Background
+    ) -> None:
+        self.host = host
+        self.python = python
+        self.sqs_endpoint_url = sqs_endpoint_url
+        self.runner: web.AppRunner | None = None  # serves the Runtime API; set by the runtime
+        self.by_id: dict[str, Environment] = {}
+        self._by_port: dict[int, Environment] = {}
+        self._background = background
+
+    def at_port(self, port: int) -> Environment | None:
+        """The environment whose Runtime API listens on ``port``."""
+        return self._by_port.get(port)
+
+    def pids(self) -> list[int]:
+        """Process ids of the running environments."""
+        return [e.process.pid for e in self.by_id.values() if e.process is not None]
+
+    async def start(self, function: Function) -> Environment:
+        """Start a new environment of ``function`` (a cold start) and return it."""
+        env = Environment(uuid.uuid4().hex[:12], function)
+        function.pool.enlist(env)
+        self.by_id[env.id] = env
+        try:
+            await self._listen(env)
+            env.process = await self._spawn_process(env)
+        except BaseException:
+            self._forget(env)
+            raise
+        env.tasks.append(self._background.spawn(self._relay_logs(env)))
+        env.tasks.append(self._background.spawn(self._watch(env)))
+        return env
+
+    async def _listen(self, env: Environment) -> None:
+        assert self.runner is not None, "start the runtime first"
+        env.site = web.TCPSite(self.runner, self.host, 0)
+        await env.site.start()
+        env.port = env.site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self._by_port[env.port] = env
+
+    async def _spawn_process(self, env: Environment) -> asyncio.subprocess.Process:
+        config = env.function.config
+        variables = environment_variables(
+            config, env.id, f"{self.host}:{env.port}", self.sqs_endpoint_url
+        )
+        return await asyncio.create_subprocess_exec(
+            self.python,
+            "-m",
+            "awslambdaric",
+            config.runtime_handler,
+            env=variables,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            preexec_fn=_die_with_parent,
+            start_new_session=True,  # its own process group: a kill reaches any fork
+        )
+
+    async def _relay_logs(self, env: Environment) -> None:
+        assert env.process is not None
+        assert env.process.stdout is not None
+        logger = logging.getLogger(f"aiofanout.local.{env.function.name}")
+        async for line in env.process.stdout:
+            logger.info("[%s] %s", env.id, line.decode(errors="replace").rstrip())
+
+    async def _watch(self, env: Environment) -> None:
+        """Wait for the process to end; fail what it was running; forget it."""
+        assert env.process is not None
+        code = await env.process.wait()
+        env.dead = True
+        invocation = env.current
+        if invocation is not None and not invocation.result.done():
+            invocation.result.set_result(env.init_error or _exit_error(invocation, code))
+        self._forget(env)
+
+    async def kill(self, env: Environment) -> None:
+        """Kill the environment's process group and wait until it is gone."""
+        env.dead = True
+        env.inbox.put_nowait(None)  # ends a /next that is waiting
+        process = env.process
+        if process is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(process.pid, signal.SIGKILL)
+            if process.returncode is None:
+                await process.wait()
+        for task in env.tasks:
+            if task is not asyncio.current_task():
+                task.cancel()
+        await asyncio.gather(*env.tasks, return_exceptions=True)
+        self._forget(env)
+
+    async def kill_all(self) -> None:
+        """Kill every environment (their sites stop in background tasks)."""
+        await asyncio.gather(*(self.kill(env) for env in list(self.by_id.values())))
+
+    def _forget(self, env: Environment) -> None:
+        env.dead = True
+        self.by_id.pop(env.id, None)
+        self._by_port.pop(env.port, None)
+        if env.site is not None:
+            site, env.site = env.site, None
+            self._background.spawn(site.stop())
+        env.function.pool.remove(env)
+
+
+def environment_variables(
+    config: FunctionConfig, log_stream: str, runtime_api: str, sqs_endpoint_url: str | None
+) -> dict[str, str]:
+    """The variables of an environment: this process's, minus Lambda's own, plus the function's."""
+    variables = {
+        k: v for k, v in os.environ.items() if not k.startswith(("AWS_LAMBDA_", "_HANDLER"))
+    }
+    code_paths = [os.path.abspath(p) for p in config.code_paths]
+    python_path = os.pathsep.join([*code_paths, variables.get("PYTHONPATH", "")]).strip(os.pathsep)
+    variables |= {
+        "AWS_LAMBDA_RUNTIME_API": runtime_api,
+        "AWS_LAMBDA_FUNCTION_NAME": config.name,
+        "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(config.memory),
+        "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{config.name}",
+        "AWS_LAMBDA_LOG_STREAM_NAME": log_stream,
+        "AWS_REGION": REGION,
+        "AWS_DEFAULT_REGION": REGION,
+        "_HANDLER": config.runtime_handler,
+        "LAMBDA_TASK_ROOT": code_paths[0] if code_paths else os.getcwd(),
+        "PYTHONPATH": python_path,
+        "PYTHONUNBUFFERED": "1",
+    }
+    if sqs_endpoint_url is not None:
+        variables.setdefault("AWS_ENDPOINT_URL_SQS", sqs_endpoint_url)
+    return variables | dict(config.environment)
+
+
+def _exit_error(invocation: Invocation, code: int | None) -> Result:
+    message = (
+        f"RequestId: {invocation.request_id} Error: Runtime exited with error: {_exit_reason(code)}"
+    )
+    return Result.error("Runtime.ExitError", message, invocation.request_id)
+
+
+def _exit_reason(code: int | None) -> str:
+    if code is not None and code < 0:
+        return f"signal: {signal.Signals(-code).name.lower().removeprefix('sig')}"
+    return f"exit status {code}"
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
+    """Ask Linux to kill the environment if the runtime dies without stopping it."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG

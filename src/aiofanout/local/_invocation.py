@@ -1,0 +1,60 @@
+"""One invocation on its way through the runtime, how it ended, and the signature of ``invoke``."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from .._wire import lambda_error_body
+
+#: The ``Reason`` of a 429 when every environment a function may have is busy.
+CONCURRENCY_LIMIT = "ReservedFunctionConcurrentInvocationLimitExceeded"
+
+
+@dataclass(slots=True)
+class Invocation:
+    """One invoke on its way through an environment.
+
+    ``hang`` and ``crash`` are injected faults: the environment's answer is dropped, or the
+    environment is killed when it answers.
+    """
+
+    request_id: str
+    payload: bytes
+    timeout: float
+    result: asyncio.Future[Result]
+    delivered: asyncio.Event = field(default_factory=asyncio.Event)
+    hang: bool = False
+    crash: bool = False
+
+    @property
+    def deadline_ms(self) -> int:
+        """Epoch ms when the function must be done, counted from the delivery (now)."""
+        return int((time.time() + self.timeout) * 1000)
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """How an invocation ended: the response body, or a function error."""
+
+    body: bytes
+    error_type: str | None = None
+
+    @classmethod
+    def error(cls, error_type: str, message: str, request_id: str = "") -> Result:
+        """A function error the runtime itself reports (timeout, crash, init, injected)."""
+        return cls(lambda_error_body(error_type, message, request_id), error_type)
+
+
+class Throttle(Exception):
+    """Internal: no capacity for this invoke (answered 429; never leaves the runtime)."""
+
+
+class Invoke(Protocol):
+    """What runs an invocation to its end: :meth:`LocalLambda.invoke`."""
+
+    async def __call__(
+        self, name: str, payload: bytes, *, request_id: str | None = None, wait: bool = False
+    ) -> Result: ...
