@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import subprocess
-import sys
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -23,7 +20,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from aiofanout.testing import FAKE_CREDENTIALS, MotoServer, wait_for_http
+from aiofanout.testing import MotoServer
 
 #: No retries: a retried 500 would hide the server's error, and a retried receive a lost one.
 NO_RETRIES = Config(retries={"total_max_attempts": 1, "mode": "standard"}, max_pool_connections=20)
@@ -31,37 +28,15 @@ MESSAGES = 300
 MAX_RECEIVES = 2
 
 
-class _Server(MotoServer):
-    """A moto server started through ``module`` (``moto.server`` or our entry point)."""
-
-    def __init__(self, module: str) -> None:
-        super().__init__()
-        self.module = module
-
-    def start(self) -> _Server:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", self.module, "-H", self.host, "-p", str(self.port)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            env={**os.environ, **FAKE_CREDENTIALS},
-        )
-        try:
-            wait_for_http(f"{self.endpoint_url}/moto-api/", process=self.process)
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-
 @pytest.fixture(scope="module")
 def exact() -> Iterator[MotoServer]:
-    with _Server("aiofanout.local._exact_sqs") as server:
+    with MotoServer() as server:  # what aiofanout.testing and the local stack start
         yield server
 
 
 @pytest.fixture(scope="module")
 def plain() -> Iterator[MotoServer]:
-    with _Server("moto.server") as server:
+    with MotoServer(exact_sqs=False) as server:
         yield server
 
 

@@ -14,6 +14,7 @@ PUBLIC_MODULES = [
     "aiofanout.targets",
     "aiofanout.testing",
     "aiofanout.local",
+    "aiofanout.wire",
     "aiofanout.worker",
 ]
 
@@ -39,6 +40,39 @@ def test_public_objects_show_the_public_path() -> None:
         obj = getattr(aiofanout, name)
         if inspect.isclass(obj) or inspect.isfunction(obj):
             assert obj.__module__ == "aiofanout", name
+
+
+@pytest.mark.parametrize("module_name", PUBLIC_MODULES)
+def test_every_public_module_shows_a_public_path(module_name: str) -> None:
+    # The rule: an object shows the shortest public module it can be imported from (the top
+    # level for what it re-exports), never a private one.
+    module = importlib.import_module(module_name)
+    for name in module.__all__:
+        obj = getattr(module, name)
+        if not (inspect.isclass(obj) or inspect.isfunction(obj)):
+            continue
+        shown = obj.__module__
+        assert shown in PUBLIC_MODULES, f"{module_name}.{name} shows {shown}"
+        assert getattr(importlib.import_module(shown), name) is obj
+        assert len(shown) <= len(module_name)
+
+
+def test_no_private_module_is_imported_by_tests_or_benchmarks() -> None:
+    # Tests, benchmarks and examples use what users use. The one exception: a white-box test of
+    # one internal function imports it inside that test, never at the top of a test module.
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    anywhere = re.compile(r"^\s*(from|import) aiofanout(\.\w+)*\._\w+", re.MULTILINE)
+    top_level = re.compile(r"^(from|import) aiofanout(\.\w+)*\._\w+", re.MULTILINE)
+    offenders = [
+        str(path.relative_to(root))
+        for folder, rule in (("tests", top_level), ("benchmarks", anywhere), ("examples", anywhere))
+        for path in (root / folder).rglob("*.py")
+        if rule.search(path.read_text())
+    ]
+    assert offenders == []
 
 
 def test_every_error_is_in_the_tree_drawn_in_the_errors_module() -> None:

@@ -41,11 +41,12 @@ class Sink(Protocol):
 class TableSink:
     """Records outcomes in a :class:`Table`, read later as a ``FanoutResult``."""
 
-    __slots__ = ("add", "table")
+    __slots__ = ("add", "succeed", "table")
 
     def __init__(self) -> None:
         self.table = Table()
         self.add = self.table.add
+        self.succeed = self.table.succeed
 
     @property
     def taken(self) -> int:
@@ -59,13 +60,6 @@ class TableSink:
         if error is not None:
             t.errors[index] = error
         t.attempts[index] = attempts
-        t.elapsed[index] = elapsed
-
-    def succeed(self, index: int, item: Any, value: Any, elapsed: float) -> None:
-        t = self.table
-        t.status[index] = SUCCEEDED
-        t.values[index] = value
-        t.attempts[index] = 1
         t.elapsed[index] = elapsed
 
     def snapshot(self, retries: int, elapsed: float) -> Progress:

@@ -72,6 +72,9 @@ def wait_for_http(
 class MotoServer:
     """A real moto server process on 127.0.0.1 and a free port; stopped on exit, also on error.
 
+    Its SQS is exact under concurrent senders, receivers and deleters (``exact_sqs=False`` runs
+    moto's own, which is not).
+
     Example (a session-wide pytest fixture)::
 
         @pytest.fixture(scope="session")
@@ -85,11 +88,17 @@ class MotoServer:
                 ...
     """
 
-    def __init__(self, *, host: str = "127.0.0.1", port: int | None = None) -> None:
+    def __init__(
+        self, *, host: str = "127.0.0.1", port: int | None = None, exact_sqs: bool = True
+    ) -> None:
         if not host.startswith("127."):
             raise ValueError("MotoServer binds to the loopback range only (127.0.0.0/8)")
         self.host = host
         self.port = port or free_port(host)
+        # moto's own SQS is not thread-safe and its server answers on threads: it loses,
+        # duplicates and wrongly dead-letters messages under concurrent consumers. The entry
+        # point below serializes the SQS backend first (see _exact_sqs.py).
+        self.module = "aiofanout.local._exact_sqs" if exact_sqs else "moto.server"
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -101,7 +110,7 @@ class MotoServer:
         """Start the process and wait until it answers."""
         env = {**os.environ, **FAKE_CREDENTIALS}
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", self.host, "-p", str(self.port)],
+            [sys.executable, "-m", self.module, "-H", self.host, "-p", str(self.port)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             env=env,
