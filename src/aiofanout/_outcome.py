@@ -161,7 +161,9 @@ class Table:
     """Column store of outcomes, filled by the engine (internal).
 
     ``add`` and ``succeed`` are the two calls every item makes; they are closures over the
-    columns because attribute look-ups per item are a measurable share of a trivial job.
+    columns, and the columns other than ``items`` grow a chunk at a time, because attribute
+    look-ups and appends per item are a measurable share of a trivial job. :meth:`trim` cuts the
+    unused tail once the run is over.
     """
 
     __slots__ = ("add", "attempts", "elapsed", "errors", "items", "status", "succeed", "values")
@@ -177,23 +179,25 @@ class Table:
         self.succeed = self._succeeder()
 
     def _adder(self) -> Callable[[Any], int]:
-        items, on_item, on_value = self.items, self.items.append, self.values.append
-        on_status, on_attempts, on_elapsed = (
-            self.status.append,
-            self.attempts.append,
-            self.elapsed.append,
-        )
+        items, keep, capacity = self.items, self.items.append, 0
 
         def add(item: Any) -> int:
             """Append a pending row for ``item`` (about to make its first attempt); its index."""
-            on_item(item)
-            on_value(None)
-            on_status(PENDING)
-            on_attempts(1)
-            on_elapsed(0.0)
-            return len(items) - 1
+            nonlocal capacity
+            keep(item)
+            index = len(items) - 1
+            if index == capacity:
+                capacity += self._grow()
+            return index
 
         return add
+
+    def _grow(self, rows: int = 1024) -> int:
+        self.values.extend([None] * rows)
+        self.status.extend(bytes([PENDING]) * rows)
+        self.attempts.extend(array("I", [1]) * rows)
+        self.elapsed.extend(array("d", [0.0]) * rows)
+        return rows
 
     def _succeeder(self) -> Callable[[int, Any, Any, float], None]:
         status, values, elapsed = self.status, self.values, self.elapsed
@@ -205,6 +209,11 @@ class Table:
             elapsed[index] = took
 
         return succeed
+
+    def trim(self) -> None:
+        """Cut the columns to the rows taken (the run is over)."""
+        n = len(self.items)
+        del self.values[n:], self.status[n:], self.attempts[n:], self.elapsed[n:]
 
     def outcome(self, index: int) -> Outcome[Any]:
         """Build the outcome of row ``index``."""
@@ -239,6 +248,7 @@ class FanoutResult(Sequence[Outcome[T]]):
     def __init__(
         self, table: Table, *, stopped: StopReason | None, elapsed: float, retries: int
     ) -> None:
+        table.trim()
         self._table = table
         self._latency: Latency | None = None
         #: Why work stopped early (``StopReason.DEADLINE`` or ``StopReason.BUDGET``), or ``None``.

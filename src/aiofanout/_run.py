@@ -179,35 +179,41 @@ class Run:
     async def lean_worker(self) -> None:
         """:meth:`item_worker` for a sync input, an async function and no rate.
 
-        The attempt is made inline (the same arming and expiry as :meth:`Attempts.once`): a
-        coroutine frame per item is a measurable share of a trivial job.
+        The same path with the attempt made inline (the arming and expiry of
+        :meth:`Attempts.once`): a coroutine frame, a method call or a clock read per item is a
+        measurable share of a trivial job (``benchmarks/engine.py``).
         """
         assert isinstance(self.target, AsyncCallableTarget)
         assert self.input.iterator is not None
         fn, gate, now = self.target.fn, self.gate, clock
         add, succeed = self.sink.add, self.sink.succeed
-        slot, bound, timed = self.timer.slot(), self.timer.bound, self.timer.active
+        slot, timed, span, deadline = self.timer.slot(), self.timer.active, *self.timer.limits()
+        started = now()  # then each item starts when the one before it ended
         try:
             for item in self.input.iterator:
                 index = add(item)
-                started = now()
                 if timed:
-                    slot.expires = bound(started)
-                    if slot.expires <= started:  # the deadline passed: start nothing more
-                        slot.expires = INF
+                    if started >= deadline:  # start nothing more
                         self.finish(index, item, NOT_STARTED, 0, started)
                         gate.stop(StopReason.DEADLINE)
                         return
+                    expires = started + span
+                    slot.expires = expires if expires < deadline else deadline
                 try:
                     value = await fn(item)
                 except BaseException as exc:
                     error = attempt_failed(slot, exc)
                     first = (classify(error), None, error)
                     await self.settle(_Entry(index, item, item, started), first, slot)
+                    started = now()
                 else:
                     if timed:
-                        attempt_succeeded(slot)
-                    succeed(index, item, value, now() - started)
+                        slot.expires = INF
+                        if slot.expired:
+                            attempt_succeeded(slot)
+                    ended = now()
+                    succeed(index, item, value, ended - started)
+                    started = ended
                 if gate.halted:
                     return
         except Exception as exc:

@@ -63,10 +63,11 @@ class TableSink:
         t.elapsed[index] = elapsed
 
     def snapshot(self, retries: int, elapsed: float) -> Progress:
-        status = self.table.status
+        taken = self.taken
+        status = self.table.status[:taken]  # the columns grow ahead of the rows taken
         counts = {s: status.count(code) for code, s in enumerate(STATUSES)}
         in_flight = status.count(PENDING)
-        return Progress(len(status), len(status) - in_flight, in_flight, counts, retries, elapsed)
+        return Progress(taken, taken - in_flight, in_flight, counts, retries, elapsed)
 
 
 class StreamSink:

@@ -62,6 +62,11 @@ class AttemptTimer:
         self.slots.append(slot)
         return slot
 
+    def limits(self) -> tuple[float, float]:
+        """The attempt timeout and the deadline, ``inf`` for none (for arming inline)."""
+        timeout = INF if self.timeout is None else self.timeout
+        return timeout, INF if self.deadline is None else self.deadline
+
     def bound(self, started: float) -> float:
         """When an attempt starting at ``started`` must end (``inf``: never)."""
         when = INF if self.timeout is None else started + self.timeout
