@@ -22,6 +22,7 @@ The tree::
         ├── BadSignature           unsigned or wrongly signed while a secret is configured
         ├── UnknownTask            names no registered task (nothing is ever imported)
         ├── InvalidArguments       arguments do not fit the task's signature
+        ├── Expired                its deadline passed before it ran: the caller stopped waiting
         └── DepthExceeded          a dispatch from inside tasks went past the depth budget
 
     FanoutFailed (ExceptionGroup)  from ``raise_for_failures()``; carries ``outcomes``
@@ -48,6 +49,7 @@ __all__ = [
     "ConnectError",
     "DepthExceeded",
     "EnvelopeError",
+    "Expired",
     "FanoutError",
     "FanoutFailed",
     "InvalidArguments",
@@ -182,6 +184,14 @@ class UnknownTask(EnvelopeError):
 
 class InvalidArguments(EnvelopeError):
     """The arguments do not fit the task's signature (checked before the task runs)."""
+
+
+class Expired(EnvelopeError):
+    """The envelope's deadline passed before the worker ran it, so it never runs.
+
+    The sender stopped waiting for it (its attempt timed out, or its fan-out's deadline passed),
+    so running it would be work nobody reads. An SQS record that expired is not retried.
+    """
 
 
 class DepthExceeded(EnvelopeError):

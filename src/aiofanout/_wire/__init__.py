@@ -27,6 +27,7 @@ from ._envelopes import (
     now_ms,
     sign,
     verify,
+    with_deadline,
 )
 from ._items import (
     DEFAULT_MAX_DEPTH,
@@ -72,4 +73,5 @@ __all__ = [
     "split_item",
     "unwrap_reply",
     "verify",
+    "with_deadline",
 ]

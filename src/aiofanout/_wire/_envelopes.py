@@ -154,6 +154,31 @@ def encode_task(
             f"arguments of task {task!r} must be JSON (dict, list, str, int, float, bool, None): "
             f"{exc}"
         ) from exc
+    return _signed(canonical, secret)
+
+
+def with_deadline(payload: bytes, deadline_ms: int, *, secret: str | bytes | None) -> bytes:
+    """``payload`` (an encoded task envelope) carrying ``deadline_ms``, or an earlier one it has.
+
+    A sender stamps each attempt just before sending it, since the time it allows is known only
+    then; a signed envelope is signed again. Raw JSON (not an envelope) is returned unchanged.
+    """
+    try:
+        data = json.loads(payload)
+    except ValueError:
+        return payload
+    if not isinstance(data, dict) or data.get("v") != ENVELOPE_VERSION or "task" not in data:
+        return payload
+    carried = data.get("deadline_ms")
+    if isinstance(carried, int) and carried <= deadline_ms:
+        return payload
+    data.pop("sig", None)
+    data["deadline_ms"] = deadline_ms
+    return _signed(_dumps(data).encode(), secret)
+
+
+def _signed(canonical: bytes, secret: str | bytes | None) -> bytes:
+    """The envelope's wire bytes: ``canonical``, with its signature when there is a secret."""
     if secret is None:
         return canonical
     # Append the signature without serializing again: canonical ends with "}".

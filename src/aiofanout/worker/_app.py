@@ -20,7 +20,7 @@ from typing import Any, ParamSpec, TypeVar, overload
 import anyio.to_thread
 from pydantic import ValidationError
 
-from .._errors import DepthExceeded, UnknownTask, UsageError
+from .._errors import DepthExceeded, Expired, UnknownTask, UsageError
 from .._wire import (
     DEFAULT_MAX_DEPTH,
     ReplyEnvelope,
@@ -143,6 +143,7 @@ class App:
         envelope: TaskEnvelope | None = None
         try:
             envelope = decode_task(raw, secret=self.secret)
+            _refuse_if_expired(envelope)
             task = self.lookup(envelope)
             bound = task.signature.bind(task.name, envelope.args, envelope.kwargs)
             value = await self._run(task, envelope, bound)
@@ -166,8 +167,10 @@ class App:
         started = time.monotonic()
         extra = {"task": task.name, "task_id": envelope.id, "batch_id": envelope.batch_id}
         depth_token = current_depth.set(envelope.depth)
-        deadline_token = current_deadline_ms.set(envelope.deadline_ms)
         time_left = self._time_left(task, envelope)
+        # What the task dispatches inherits the tighter of its timeout and its sender's deadline.
+        handed_on = None if time_left is None else now_ms() + int(time_left * 1000)
+        deadline_token = current_deadline_ms.set(handed_on)
         try:
             if time_left is None:
                 value = await self._call(task, bound)
@@ -228,3 +231,13 @@ class App:
     async def handle(self, event: Any, context: Any) -> Any:
         """The async body of :meth:`lambda_handler`, for callers that have a loop already."""
         return await handle_event(self, event, context)
+
+
+def _refuse_if_expired(envelope: TaskEnvelope) -> None:
+    """Raise :class:`Expired` if the sender's deadline for this envelope has passed."""
+    if envelope.deadline_ms is not None and envelope.deadline_ms <= now_ms():
+        late = (now_ms() - envelope.deadline_ms) / 1000
+        raise Expired(
+            f"task {envelope.task!r} id={envelope.id} arrived {late:.3f} s after its deadline: "
+            "the sender stopped waiting, so it does not run"
+        )
