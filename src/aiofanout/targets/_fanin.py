@@ -11,12 +11,12 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from .._errors import UsageError
-from .._wire import EnvelopeSource
+from .._wire import EnvelopeSource, envelope_encoder
 from ._aws import AwsClientTarget, sqs_client_maker
 from ._replies import DEFAULT_GRACE, ReplyStats, raise_or_return
 from ._reply_queue import MAX_RECEIVERS, POLL_WAIT, ClientMaker, ReplyQueue, attach, detach
 
-__all__ = ["Fanin", "replies_of"]
+__all__ = ["Fanin", "ReplyingTarget", "replies_of"]
 
 
 def replies_of(
@@ -76,15 +76,23 @@ class Fanin:
         self._make_client = make_client
         self._queue: ReplyQueue | None = None
         self._stats = ReplyStats()
+        #: The URL of the reply queue attached now, or last (``""`` before the first open).
+        self.last_url = ""
 
     @property
     def stats(self) -> ReplyStats:
         """What the reply queue received (the last one, once the target is closed)."""
         return self._queue.stats if self._queue is not None else self._stats
 
+    @property
+    def waiting(self) -> int:
+        """Items waiting for their reply on the attached queue now (of every fan-out on it)."""
+        return len(self._queue.router.waiting) if self._queue is not None else 0
+
     async def attach(self) -> str:
         """Attach the reply queue; return its URL (what envelopes name in ``reply_to``)."""
         self._queue = await attach(self.url, self._make_client, grace=self.grace)
+        self.last_url = self._queue.url
         return self._queue.url
 
     async def detach(self) -> None:
@@ -110,3 +118,52 @@ class Fanin:
             return raise_or_return(await future)
         finally:
             router.forget(envelope_id)
+
+
+class ReplyingTarget(AwsClientTarget):
+    """An AWS target that may wait for replies: the encoder, the reply queue while open.
+
+    Subclasses call :meth:`setup_replies` from ``__init__`` and, with :attr:`fanin` set, make
+    each call a :meth:`Fanin.round_trip`.
+    """
+
+    fanin: Fanin | None = None
+
+    def setup_replies(
+        self,
+        replies: bool | str | None,
+        *,
+        task: str | EnvelopeSource | None,
+        secret: str | bytes | None,
+        reply_to: str | None,
+        sqs_endpoint_url: str | None = None,
+    ) -> None:
+        """Check ``replies=`` and build the envelope encoder (again at open, for the queue)."""
+        self.fanin = replies_of(
+            self, replies, task=task, reply_to=reply_to, sqs_endpoint_url=sqs_endpoint_url
+        )
+        self._task, self._secret = task, secret
+        # Called with id= too: an item awaiting its reply carries an id known beforehand.
+        self.encode: Callable[..., bytes] = envelope_encoder(task, secret=secret, reply_to=reply_to)
+
+    @property
+    def reply_stats(self) -> ReplyStats:
+        """What the reply queue received: replies, duplicates, late replies, strays.
+
+        Example::
+
+            await dispatch_many(target, keys, concurrency=50)
+            print(target.reply_stats)   # ReplyStats(received=..., duplicates=..., ...)
+        """
+        if self.fanin is None:
+            raise UsageError("this target was made without replies=")
+        return self.fanin.stats
+
+    async def on_first_open(self) -> None:
+        if self.fanin is not None:
+            reply_to = await self.fanin.attach()
+            self.encode = envelope_encoder(self._task, secret=self._secret, reply_to=reply_to)
+
+    async def on_last_close(self) -> None:
+        if self.fanin is not None:
+            await self.fanin.detach()

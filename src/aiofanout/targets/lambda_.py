@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any, Literal
 
 from .._errors import InvalidEnvelope, PayloadTooLarge, ServiceError, UsageError
 from .._limits import Limits
 from .._target import Batching
-from .._wire import EnvelopeSource, envelope_encoder, function_error, new_id, reply_value
-from ._aws import AwsClientTarget, translate_botocore_errors
-from ._fanin import replies_of
-from ._replies import ReplyStats
+from .._wire import EnvelopeSource, function_error, new_id, reply_value
+from ._aws import translate_botocore_errors
+from ._fanin import ReplyingTarget
 
 __all__ = ["LambdaTarget"]
 
@@ -22,7 +21,7 @@ STREAM_ABOVE = 1024 * 1024
 STATUS_OF = {"RequestResponse": 200, "Event": 202, "DryRun": 204}
 
 
-class LambdaTarget(AwsClientTarget):
+class LambdaTarget(ReplyingTarget):
     """Invoke a Lambda function once per item (or once per ``chunk_size`` items).
 
     Each item becomes the argument of ``task`` on the worker (an ``aiofanout.App``), sent as a
@@ -87,17 +86,10 @@ class LambdaTarget(AwsClientTarget):
         self.retry_ambiguous = retry_ambiguous
         self.long_calls = invocation_type == "RequestResponse"
         self.ambiguous_timeouts = invocation_type != "DryRun" and not retry_ambiguous
-        self.payload_limit = (
-            self.limits.lambda_async_payload
-            if invocation_type == "Event"
-            else self.limits.lambda_sync_payload
+        self.payload_limit = _payload_limit(self.limits, invocation_type)
+        self.setup_replies(
+            replies, task=task, secret=secret, reply_to=reply_to, sqs_endpoint_url=sqs_endpoint_url
         )
-        self.fanin = replies_of(
-            self, replies, task=task, reply_to=reply_to, sqs_endpoint_url=sqs_endpoint_url
-        )
-        self._task, self._secret = task, secret
-        # Called with id= too: an item awaiting its reply carries an id known beforehand.
-        self.encode: Callable[..., bytes] = envelope_encoder(task, secret=secret, reply_to=reply_to)
         if chunk_size > 1:
             # A chunk is "[" + payloads joined by "," + "]": keep room for the brackets and commas.
             self.batching = Batching(chunk_size, self.payload_limit - chunk_size - 1)
@@ -108,22 +100,6 @@ class LambdaTarget(AwsClientTarget):
             + (f" chunk_size={self.chunk_size}" if self.chunk_size > 1 else "")
             + ">"
         )
-
-    @property
-    def reply_stats(self) -> ReplyStats:
-        """What the reply queue received: replies, duplicates, late replies, strays."""
-        if self.fanin is None:
-            raise UsageError("this target was made without replies=")
-        return self.fanin.stats
-
-    async def on_first_open(self) -> None:
-        if self.fanin is not None:
-            reply_to = await self.fanin.attach()
-            self.encode = envelope_encoder(self._task, secret=self._secret, reply_to=reply_to)
-
-    async def on_last_close(self) -> None:
-        if self.fanin is not None:
-            await self.fanin.detach()
 
     def prepare(self, item: Any) -> Any:
         if self.fanin is not None:
@@ -207,6 +183,12 @@ class LambdaTarget(AwsClientTarget):
             return reply_value(reply)
         except Exception as exc:  # one item's error, returned in its place in the chunk
             return exc
+
+
+def _payload_limit(limits: Limits, invocation_type: str) -> int:
+    if invocation_type == "Event":
+        return limits.lambda_async_payload
+    return limits.lambda_sync_payload
 
 
 def _check_options(invocation_type: str, chunk_size: int, replies: object) -> None:

@@ -15,10 +15,9 @@ from .._errors import (
 )
 from .._limits import Limits
 from .._target import Batching
-from .._wire import EnvelopeSource, envelope_encoder, new_id
-from ._aws import THROTTLING_CODES, AwsClientTarget, translate_botocore_errors
-from ._fanin import replies_of
-from ._replies import ReplyStats
+from .._wire import EnvelopeSource, new_id
+from ._aws import THROTTLING_CODES, translate_botocore_errors
+from ._fanin import ReplyingTarget
 from ._sqs_sends import BatchSender
 
 __all__ = ["SqsTarget"]
@@ -53,7 +52,7 @@ class SqsMessage:
         return self.size
 
 
-class SqsTarget(AwsClientTarget):
+class SqsTarget(ReplyingTarget):
     """Send each item to an SQS queue as a task envelope (or raw JSON with ``task=None``).
 
     The engine packs items into ``SendMessageBatch`` calls of at most 10 entries and at most the
@@ -110,10 +109,7 @@ class SqsTarget(AwsClientTarget):
         self.limits = limits or Limits()
         send_batching = Batching(self.limits.sqs_batch_entries, self.limits.sqs_batch)
         self.batching: Batching | None = send_batching
-        self.fanin = replies_of(self, replies, task=task, reply_to=reply_to)
-        self._task, self._secret = task, secret
-        # Called with id= too: an item awaiting its reply carries an id known beforehand.
-        self.encode: Callable[..., bytes] = envelope_encoder(task, secret=secret, reply_to=reply_to)
+        self.setup_replies(replies, task=task, secret=secret, reply_to=reply_to)
         if self.fanin is not None:
             # One call per item, waiting for its reply; the sender batches the sends.
             self.batching = None
@@ -123,24 +119,12 @@ class SqsTarget(AwsClientTarget):
     def __repr__(self) -> str:
         return f"<SqsTarget {self.queue_url!r}" + (" with replies>" if self.fanin else ">")
 
-    @property
-    def reply_stats(self) -> ReplyStats:
-        """What the reply queue received: replies, duplicates, late replies, strays."""
-        if self.fanin is None:
-            raise UsageError("this target was made without replies=")
-        return self.fanin.stats
-
-    async def on_first_open(self) -> None:
-        if self.fanin is not None:
-            reply_to = await self.fanin.attach()
-            self.encode = envelope_encoder(self._task, secret=self._secret, reply_to=reply_to)
-
     async def on_last_close(self) -> None:
-        if self.fanin is not None:
-            try:
+        try:
+            if self.fanin is not None:
                 await self.sender.aclose()
-            finally:
-                await self.fanin.detach()
+        finally:
+            await super().on_last_close()
 
     def prepare(self, item: Any) -> SqsMessage:
         reply_id = new_id() if self.fanin is not None else ""
