@@ -6,9 +6,11 @@ reaches its item, and nothing of a live fan-out of this process is ever deleted 
 The queue is attached by each target that opens with ``replies=`` and detached when it closes;
 the last detach stops the receivers and, for a queue made for ``replies=True``, deletes it.
 
-Receiving follows the work: one receiver long-polls while replies trickle in; a receive that
-comes back full while more than ten items per receiver wait starts another (up to
-:data:`MAX_RECEIVERS`), and a receiver whose poll comes back empty stops while another runs.
+Receiving follows the work: one receiver long-polls while replies trickle in; receives that
+come back full several times in a row (replies pile up) while more than ten items per receiver
+wait start another (up to :data:`MAX_RECEIVERS`), and a receiver whose poll comes back not full
+stops while another runs: receivers side by side split the batches a worker sends, so each one
+beyond the first costs calls and runs only while replies wait.
 Each receive's messages are routed first (the items go on at once), then deleted in one
 ``DeleteMessageBatch``.
 """
@@ -35,6 +37,7 @@ log = logging.getLogger("aiofanout.replies")
 POLL_WAIT = 2  # seconds of long polling; also the longest a shared queue's detach waits
 MAX_RECEIVERS = 8
 BATCH = 10  # SQS's most messages per receive and entries per delete
+FULL_STREAK = 4  # full receives in a row before another receiver starts
 PAUSE_AFTER_ERROR = 1.0
 #: Attributes of a queue made for ``replies=True``: a reply left on it (nobody here knew its id)
 #: comes back soon, and nothing is kept past an hour.
@@ -61,6 +64,7 @@ class ReplyQueue:
         self._close_client = close_client
         self._receivers: set[asyncio.Task[None]] = set()
         self._stopping = False
+        self._full_streak = 0  # receives in a row that came back full
 
     @property
     def stats(self) -> ReplyStats:
@@ -93,16 +97,26 @@ class ReplyQueue:
                 log.warning("receiving replies from %s failed, trying again: %s", self.url, exc)
                 await asyncio.sleep(PAUSE_AFTER_ERROR)
                 continue
-            if not messages and len(self._receivers) > 1:
-                self._receivers.discard(asyncio.current_task())
+            if len(messages) < BATCH and len(self._receivers) > 1:
+                self._receivers.discard(asyncio.current_task())  # type: ignore[arg-type]
+                await self._route(messages)
                 return
-            if len(messages) >= BATCH and self._needs_another_receiver():
+            self._full_streak = self._full_streak + 1 if len(messages) >= BATCH else 0
+            if self._needs_another_receiver():
+                self._full_streak = 0
                 self._spawn_receiver()
             await self._route(messages)
 
     def _needs_another_receiver(self) -> bool:
+        # Full receives in a row mean replies wait on the queue: one receiver is behind. (One
+        # full receive is normal: a worker sends a batch's replies together. Receivers beside
+        # each other would split such a batch, so more receivers cost calls unless needed.)
         running = len(self._receivers)
-        return running < MAX_RECEIVERS and len(self.router.waiting) > BATCH * running
+        return (
+            self._full_streak >= FULL_STREAK
+            and running < MAX_RECEIVERS
+            and len(self.router.waiting) > BATCH * running
+        )
 
     async def _receive(self) -> list[dict[str, Any]]:
         with translate_botocore_errors(ambiguous_retryable=True):
