@@ -98,7 +98,7 @@ class ReplyQueue:
                 await asyncio.sleep(PAUSE_AFTER_ERROR)
                 continue
             if len(messages) < BATCH and len(self._receivers) > 1:
-                self._receivers.discard(asyncio.current_task())  # type: ignore[arg-type]
+                self._receivers.discard(asyncio.current_task())
                 await self._route(messages)
                 return
             self._full_streak = self._full_streak + 1 if len(messages) >= BATCH else 0
