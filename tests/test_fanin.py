@@ -18,9 +18,18 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from aiofanout import LambdaTarget, SqsTarget, Status, TaskFailed, UsageError, dispatch_many
+from aiofanout import (
+    App,
+    LambdaTarget,
+    SqsTarget,
+    Status,
+    TaskFailed,
+    UsageError,
+    dispatch_many,
+)
 from aiofanout.local import EventSourceMapping, Faults, FunctionConfig, LocalAws, stack
-from aiofanout.targets._replies import ReplyRouter, parse
+from aiofanout.targets._replies import ReplyRouter, parse, raise_or_return
+from aiofanout.testing import LambdaContext, sqs_event
 from aiofanout.wire import ErrorInfo, ReplyEnvelope, encode_reply
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -111,6 +120,68 @@ async def test_replies_need_an_envelope_and_an_event_invoke() -> None:
         LambdaTarget("f", task="work", replies=True)
     with pytest.raises(UsageError, match="True or an SQS queue URL"):
         SqsTarget("https://q", task="work", replies="")
+
+
+# -- the worker's side -------------------------------------------------------------------------
+
+
+class RecordingSqs:
+    """A stand-in SQS client that records SendMessageBatch calls and refuses one entry."""
+
+    def __init__(self, refuse: str = "") -> None:
+        self.batches: list[tuple[str, list[str]]] = []
+        self.refuse = refuse
+
+    async def send_message_batch(self, QueueUrl: str, Entries: list[dict[str, str]]) -> Any:  # noqa: N803
+        self.batches.append((QueueUrl, [e["MessageBody"] for e in Entries]))
+        failed = [
+            {"Id": e["Id"], "Code": "X", "SenderFault": True}
+            for e in Entries
+            if self.refuse and self.refuse in e["MessageBody"]
+        ]
+        return {"Failed": failed}
+
+
+async def test_the_worker_sends_a_batchs_replies_in_batches_per_queue() -> None:
+    worker = App("batched-replies")
+
+    @worker.task
+    async def echo(x: Any) -> Any:
+        return x
+
+    sqs = RecordingSqs(refuse='"value":"refused"')
+    worker.runner.reply_client = sqs
+    bodies = [echo.envelope(n, reply_to="https://q/a") for n in range(23)]
+    bodies += [
+        echo.envelope("b", reply_to="https://q/b"),
+        echo.envelope("refused", reply_to="https://q/b"),
+    ]
+    event = sqs_event(bodies)
+    answer = await worker.handle(event, LambdaContext())
+    assert [(url, len(replies)) for url, replies in sqs.batches] == [
+        ("https://q/a", 10),
+        ("https://q/a", 10),
+        ("https://q/a", 3),
+        ("https://q/b", 2),
+    ]
+    # The refused reply's record comes back, so its reply is sent again.
+    assert answer == {"batchItemFailures": [{"itemIdentifier": event["Records"][-1]["messageId"]}]}
+
+
+async def test_a_reply_over_the_sqs_limit_becomes_an_error_naming_the_limit() -> None:
+    worker = App("big-replies")
+
+    @worker.task
+    async def big(n: int) -> str:
+        return "x" * n
+
+    sqs = RecordingSqs()
+    worker.runner.reply_client = sqs
+    await worker.handle(sqs_event([big.envelope(2 * 1024 * 1024, reply_to="https://q/a")]), None)
+    [(_, [body])] = sqs.batches
+    with pytest.raises(TaskFailed, match="1,048,576-byte SQS message limit") as caught:
+        raise_or_return(parse(body)[1])
+    assert caught.value.remote_type == "PayloadTooLarge"
 
 
 # -- end to end ------------------------------------------------------------------------------------
