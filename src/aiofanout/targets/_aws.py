@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import warnings
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 from .._errors import (
@@ -110,6 +110,32 @@ def client_config(*, concurrency: int, timeout: float | None, long_calls: bool) 
         connect_timeout=min(CONNECT_TIMEOUT, read_timeout),
         tcp_keepalive=True,
     )
+
+
+def sqs_client_maker(
+    *, session: Any, endpoint_url: str | None, region_name: str | None, pool: int, wait: float
+) -> Callable[[], Awaitable[tuple[Any, Callable[[], Awaitable[object]]]]]:
+    """How a reply queue makes its own SQS client: ``pool`` connections, polls of ``wait`` s.
+
+    botocore may retry these calls itself: a receive or a delete is safe to send again.
+    """
+
+    async def make() -> tuple[Any, Callable[[], Awaitable[object]]]:
+        from aiobotocore.config import AioConfig
+
+        config = AioConfig(
+            max_pool_connections=pool,
+            read_timeout=wait + READ_TIMEOUT_SLACK,
+            connect_timeout=CONNECT_TIMEOUT,
+            tcp_keepalive=True,
+        )
+        factory = (session or _aioboto3().Session()).client(
+            "sqs", endpoint_url=endpoint_url, region_name=region_name, config=config
+        )
+        client = await factory.__aenter__()
+        return client, client.close
+
+    return make
 
 
 class AwsClientTarget(SharedTarget[Any]):

@@ -121,6 +121,16 @@ class SharedTarget(Target, Generic[R]):
     async def release(self, resource: R) -> None:
         """Let go of a resource :meth:`acquire` made (not one the user brought)."""
 
+    async def on_first_open(self) -> None:
+        """Called when the first fan-out (or :meth:`opened`) opens, after :meth:`acquire`.
+
+        For what lives as long as the target is open besides the resource (a reply queue). If
+        it raises, the open fails and the resource is released. The default does nothing.
+        """
+
+    async def on_last_close(self) -> None:
+        """Called when the last fan-out closes, before the resource is released."""
+
     def lease(self) -> contextlib.AbstractContextManager[R]:
         """The live resource, for one call: ``with self.lease() as client: ...``.
 
@@ -140,9 +150,21 @@ class SharedTarget(Target, Generic[R]):
         # A fan-out that starts while another is still acquiring waits for that acquisition
         # rather than finding nothing to use (or acquiring a second resource beside it).
         async with self._lock_of_this_loop():
+            first = not self._needs
             await self._fit((*self._needs, need))
             self._needs = (*self._needs, need)
             await self._release_drained()
+            if first:
+                await self._first_opened()
+
+    async def _first_opened(self) -> None:
+        try:
+            await self.on_first_open()
+        except BaseException:
+            # Nothing will close a fan-out whose open failed: release what it acquired.
+            self._needs = ()
+            await self._release_everything()
+            raise
 
     async def close(self) -> None:
         if not self._needs:
@@ -152,9 +174,15 @@ class SharedTarget(Target, Generic[R]):
             if self._needs:
                 await self._release_drained()
                 return
-            resources = [*self._retired, *([self._live] if self._live else [])]
-            self._live, self._retired = None, ()
-            await self._release_all(resources)
+            try:
+                await self.on_last_close()
+            finally:
+                await self._release_everything()
+
+    async def _release_everything(self) -> None:
+        resources = [*self._retired, *([self._live] if self._live else [])]
+        self._live, self._retired = None, ()
+        await self._release_all(resources)
 
     def _lock_of_this_loop(self) -> asyncio.Lock:
         # One lock per event loop: a target may serve one loop after another (asyncio.run twice),

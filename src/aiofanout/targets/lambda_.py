@@ -10,8 +10,9 @@ from typing import Any, Literal
 from .._errors import InvalidEnvelope, PayloadTooLarge, ServiceError, UsageError
 from .._limits import Limits
 from .._target import Batching
-from .._wire import EnvelopeSource, envelope_encoder, function_error, reply_value
-from ._aws import AwsClientTarget, translate_botocore_errors
+from .._wire import EnvelopeSource, function_error, new_id, reply_value
+from ._aws import translate_botocore_errors
+from ._fanin import ReplyingTarget
 
 __all__ = ["LambdaTarget"]
 
@@ -20,7 +21,7 @@ STREAM_ABOVE = 1024 * 1024
 STATUS_OF = {"RequestResponse": 200, "Event": 202, "DryRun": 204}
 
 
-class LambdaTarget(AwsClientTarget):
+class LambdaTarget(ReplyingTarget):
     """Invoke a Lambda function once per item (or once per ``chunk_size`` items).
 
     Each item becomes the argument of ``task`` on the worker (an ``aiofanout.App``), sent as a
@@ -30,6 +31,14 @@ class LambdaTarget(AwsClientTarget):
     ``X-Amz-Function-Error``) fails the item with :class:`TaskFailed` carrying the remote
     ``errorType`` and ``errorMessage``. ``Event`` succeeds on 202 with ``{"request_id": ...}``;
     ``DryRun`` on 204 with ``None``.
+
+    With ``replies=`` (``Event`` only), an item is done when its reply comes back through an
+    SQS reply queue (``True``: one made while the target is open and deleted after; or your
+    queue's URL), and its outcome is the task's value or :class:`TaskFailed`. Point the
+    function's on-failure destination at the reply queue and what the task cannot report (a
+    crash, a function timeout, retries exhausted) ends the item ``FAILED`` with the runtime's
+    error type; otherwise such an item ends ``TIMED_OUT`` at its ``timeout`` or the deadline.
+    ``sqs_endpoint_url`` is where the reply queue lives, when not AWS's (a local stack).
 
     botocore's own retries are off and its read timeout sits above the attempt timeout, so a slow
     invoke is never re-sent behind your back: a ``RequestResponse`` or ``Event`` invoke that was
@@ -61,11 +70,13 @@ class LambdaTarget(AwsClientTarget):
         secret: str | bytes | None = None,
         retry_ambiguous: bool = False,
         reply_to: str | None = None,
+        replies: bool | str | None = None,
+        sqs_endpoint_url: str | None = None,
     ) -> None:
         super().__init__(
             session=session, client=client, endpoint_url=endpoint_url, region_name=region_name
         )
-        _check_options(invocation_type, chunk_size)
+        _check_options(invocation_type, chunk_size, replies)
         self.function_name = function_name
         self.invocation_type = invocation_type
         self.qualifier = qualifier
@@ -75,12 +86,10 @@ class LambdaTarget(AwsClientTarget):
         self.retry_ambiguous = retry_ambiguous
         self.long_calls = invocation_type == "RequestResponse"
         self.ambiguous_timeouts = invocation_type != "DryRun" and not retry_ambiguous
-        self.payload_limit = (
-            self.limits.lambda_async_payload
-            if invocation_type == "Event"
-            else self.limits.lambda_sync_payload
+        self.payload_limit = _payload_limit(self.limits, invocation_type)
+        self.setup_replies(
+            replies, task=task, secret=secret, reply_to=reply_to, sqs_endpoint_url=sqs_endpoint_url
         )
-        self.encode = envelope_encoder(task, secret=secret, reply_to=reply_to)
         if chunk_size > 1:
             # A chunk is "[" + payloads joined by "," + "]": keep room for the brackets and commas.
             self.batching = Batching(chunk_size, self.payload_limit - chunk_size - 1)
@@ -92,8 +101,13 @@ class LambdaTarget(AwsClientTarget):
             + ">"
         )
 
-    def prepare(self, item: Any) -> bytes:
-        payload = self.encode(item)
+    def prepare(self, item: Any) -> Any:
+        if self.fanin is not None:
+            reply_id = new_id()
+            return Expecting(self._checked(self.encode(item, id=reply_id)), reply_id)
+        return self._checked(self.encode(item))
+
+    def _checked(self, payload: bytes) -> bytes:
         if len(payload) > self.payload_limit:
             raise PayloadTooLarge(
                 f"the payload is {len(payload):,} bytes, over the {self.payload_limit:,}-byte "
@@ -104,6 +118,8 @@ class LambdaTarget(AwsClientTarget):
         return payload
 
     async def call(self, payload: Any, *, timeout: float | None) -> Any:
+        if self.fanin is not None:
+            return await self.fanin.round_trip(payload.reply_id, lambda: self._invoke(payload.body))
         status, response, body = await self._invoke(payload)
         if self.invocation_type != "RequestResponse":
             return self._acknowledgement(status, response)
@@ -169,13 +185,38 @@ class LambdaTarget(AwsClientTarget):
             return exc
 
 
-def _check_options(invocation_type: str, chunk_size: int) -> None:
+def _payload_limit(limits: Limits, invocation_type: str) -> int:
+    if invocation_type == "Event":
+        return limits.lambda_async_payload
+    return limits.lambda_sync_payload
+
+
+def _check_options(invocation_type: str, chunk_size: int, replies: object) -> None:
     if invocation_type not in STATUS_OF:
         raise UsageError(
             f"invocation_type must be one of {sorted(STATUS_OF)}, got {invocation_type!r}"
         )
     if not isinstance(chunk_size, int) or chunk_size < 1:
         raise UsageError(f"chunk_size must be an int >= 1, got {chunk_size!r}")
+    if replies not in (None, False) and invocation_type != "Event":
+        raise UsageError(
+            "replies= is for invocation_type='Event' (a RequestResponse invoke returns the value)"
+        )
+    if replies not in (None, False) and chunk_size > 1:
+        raise UsageError("replies= takes one item per invoke: leave chunk_size at 1")
+
+
+class Expecting:
+    """A prepared payload whose reply is awaited: the envelope's bytes and its id."""
+
+    __slots__ = ("body", "reply_id")
+
+    def __init__(self, body: bytes, reply_id: str) -> None:
+        self.body = body
+        self.reply_id = reply_id
+
+    def __len__(self) -> int:
+        return len(self.body)
 
 
 def _json(body: bytes) -> Any:

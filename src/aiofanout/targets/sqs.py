@@ -15,8 +15,10 @@ from .._errors import (
 )
 from .._limits import Limits
 from .._target import Batching
-from .._wire import EnvelopeSource, envelope_encoder
-from ._aws import THROTTLING_CODES, AwsClientTarget, translate_botocore_errors
+from .._wire import EnvelopeSource, new_id
+from ._aws import THROTTLING_CODES, translate_botocore_errors
+from ._fanin import ReplyingTarget
+from ._sqs_sends import BatchSender
 
 __all__ = ["SqsTarget"]
 
@@ -24,40 +26,56 @@ MAX_DELAY_SECONDS = 900
 
 
 class SqsMessage:
-    """One prepared message: its body, and its FIFO group and deduplication ids.
+    """One prepared message: its body, FIFO group and deduplication ids, the id its reply names.
 
     ``len()`` is the body's size in bytes, which the engine packs batches by. A plain slotted
     class: it is built once per item, and a frozen dataclass costs several times more.
     """
 
-    __slots__ = ("body", "dedup_id", "group_id", "size")
+    __slots__ = ("body", "dedup_id", "group_id", "reply_id", "size")
 
     def __init__(
-        self, body: str, size: int, group_id: str | None = None, dedup_id: str | None = None
+        self,
+        body: str,
+        size: int,
+        group_id: str | None = None,
+        dedup_id: str | None = None,
+        reply_id: str = "",
     ) -> None:
         self.body = body
         self.size = size
         self.group_id = group_id
         self.dedup_id = dedup_id
+        self.reply_id = reply_id
 
     def __len__(self) -> int:
         return self.size
 
 
-class SqsTarget(AwsClientTarget):
+class SqsTarget(ReplyingTarget):
     """Send each item to an SQS queue as a task envelope (or raw JSON with ``task=None``).
 
     The engine packs items into ``SendMessageBatch`` calls of at most 10 entries and at most the
     batch byte limit; ``concurrency`` counts batches in flight. A per-entry ``Failed`` answer
     (HTTP 200!) fails that item alone: retried when AWS says it was not the sender's fault.
 
+    With ``replies=``, an item is done when the worker's reply comes back, and its outcome is
+    the task's: its value, or :class:`TaskFailed` with the remote error. ``replies=True`` makes
+    a reply queue while the target is open (one fan-out, or ``target.opened()``) and deletes it
+    after, also on error and cancellation; ``replies="<queue url>"`` uses your queue, which
+    fan-outs of this process may share. ``concurrency`` then counts items waiting for their
+    reply (the sends of concurrent items still go out in batches), ``timeout`` covers the round
+    trip, and an item whose reply does not come ends ``TIMED_OUT`` (not retried: it may have
+    run). What the reply queue received is in :attr:`reply_stats`.
+
     FIFO queues (``.fifo``) need ``group_id`` (a string, or a function of the item) and, unless
     the queue deduplicates by content, ``dedup_id`` (a function of the item).
 
     Example::
 
-        target = SqsTarget(queue_url, task=resize, endpoint_url=aws.endpoint_url)
-        result = await dispatch_many(target, keys, concurrency=8)
+        target = SqsTarget(queue_url, task=resize, replies=True, endpoint_url=aws.endpoint_url)
+        result = await dispatch_many(target, keys, concurrency=200, timeout=120)
+        result.values()   # what resize returned, in input order
     """
 
     service = "sqs"
@@ -77,33 +95,40 @@ class SqsTarget(AwsClientTarget):
         limits: Limits | None = None,
         secret: str | bytes | None = None,
         reply_to: str | None = None,
+        replies: bool | str | None = None,
     ) -> None:
         super().__init__(
             session=session, client=client, endpoint_url=endpoint_url, region_name=region_name
         )
         self.queue_url = queue_url
         self.fifo = queue_url.endswith(".fifo")
-        if self.fifo and group_id is None:
-            raise UsageError(
-                "a FIFO queue needs group_id=: a string, or a function of the item "
-                "(messages of one group are delivered in order)"
-            )
-        if self.fifo and delay:
-            raise UsageError("FIFO queues take no per-message delay: set the queue's DelaySeconds")
-        if not 0 <= delay <= MAX_DELAY_SECONDS:
-            raise UsageError(f"delay must be 0..{MAX_DELAY_SECONDS} seconds, got {delay}")
+        _check_options(self.fifo, group_id, delay)
         self.group_id = group_id
         self.dedup_id = dedup_id
         self.delay = delay
         self.limits = limits or Limits()
-        self.batching = Batching(self.limits.sqs_batch_entries, self.limits.sqs_batch)
-        self.encode = envelope_encoder(task, secret=secret, reply_to=reply_to)
+        send_batching = Batching(self.limits.sqs_batch_entries, self.limits.sqs_batch)
+        self.batching: Batching | None = send_batching
+        self.setup_replies(replies, task=task, secret=secret, reply_to=reply_to)
+        if self.fanin is not None:
+            # One call per item, waiting for its reply; the sender batches the sends.
+            self.batching = None
+            self.ambiguous_timeouts = True
+            self.sender = BatchSender(self._send_batch, send_batching)
 
     def __repr__(self) -> str:
-        return f"<SqsTarget {self.queue_url!r}>"
+        return f"<SqsTarget {self.queue_url!r}" + (" with replies>" if self.fanin else ">")
+
+    async def on_last_close(self) -> None:
+        try:
+            if self.fanin is not None:
+                await self.sender.aclose()
+        finally:
+            await super().on_last_close()
 
     def prepare(self, item: Any) -> SqsMessage:
-        payload = self.encode(item)
+        reply_id = new_id() if self.fanin is not None else ""
+        payload = self.encode(item, id=reply_id) if reply_id else self.encode(item)
         if len(payload) > self.limits.sqs_message:
             raise PayloadTooLarge(
                 f"the message is {len(payload):,} bytes, over the {self.limits.sqs_message:,}-"
@@ -111,7 +136,16 @@ class SqsTarget(AwsClientTarget):
             )
         group = self.group_id(item) if callable(self.group_id) else self.group_id
         dedup = self.dedup_id(item) if self.dedup_id is not None else None
-        return SqsMessage(payload.decode(), len(payload), group, dedup)
+        return SqsMessage(payload.decode(), len(payload), group, dedup, reply_id)
+
+    async def call(self, payload: Any, *, timeout: float | None) -> Any:
+        """With replies: send the item's message (batched with others) and wait for its reply."""
+        if self.fanin is None:
+            raise UsageError("SqsTarget sends batches; call() is for replies=")
+        return await self.fanin.round_trip(payload.reply_id, lambda: self.sender.send(payload))
+
+    async def _send_batch(self, messages: Sequence[Any]) -> list[Any]:
+        return await self.call_batch(messages, timeout=None)
 
     async def call_batch(self, payloads: Sequence[Any], *, timeout: float | None) -> list[Any]:
         entries = [self._entry(str(i), m) for i, m in enumerate(payloads)]
@@ -135,6 +169,18 @@ class SqsTarget(AwsClientTarget):
         if message.dedup_id is not None:
             entry["MessageDeduplicationId"] = message.dedup_id
         return entry
+
+
+def _check_options(fifo: bool, group_id: object, delay: int) -> None:
+    if fifo and group_id is None:
+        raise UsageError(
+            "a FIFO queue needs group_id=: a string, or a function of the item "
+            "(messages of one group are delivered in order)"
+        )
+    if fifo and delay:
+        raise UsageError("FIFO queues take no per-message delay: set the queue's DelaySeconds")
+    if not 0 <= delay <= MAX_DELAY_SECONDS:
+        raise UsageError(f"delay must be 0..{MAX_DELAY_SECONDS} seconds, got {delay}")
 
 
 def entry_error(failed: dict[str, Any]) -> FanoutError:

@@ -1,5 +1,9 @@
 """Replies to ``reply_to``: an envelope that names a queue gets its reply sent there.
 
+The replies of one SQS batch go out together: grouped by queue, in ``SendMessageBatch`` calls of
+at most 10 entries and the batch byte limit, not one call per record. A reply over the SQS
+message limit is never dropped silently: the item gets an error reply naming the limit instead.
+
 The SQS client is made once per loop and kept on the :class:`LoopRunner`, so warm invocations
 reuse its connections; the runner closes it with the loop.
 """
@@ -7,14 +11,32 @@ reuse its connections; the runner closes it with the loop.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator, Sequence
 from typing import Any
 
-from .._errors import UsageError
-from .._wire import encode_reply
+from .._errors import PayloadTooLarge, UsageError
+from .._limits import Limits
+from .._wire import ReplyEnvelope, encode_reply, error_info
 from ._runner import LoopRunner
 from ._task import TaskResult
 
 log = logging.getLogger("aiofanout.worker")
+
+LIMITS = Limits()
+
+
+def reply_body(result: TaskResult, limits: Limits = LIMITS) -> str:
+    """The reply's wire text, or an error reply when it is over the SQS message limit."""
+    body = encode_reply(result.reply)
+    if len(body) <= limits.sqs_message:
+        return body.decode()
+    error = PayloadTooLarge(
+        f"the reply is {len(body):,} bytes, over the {limits.sqs_message:,}-byte SQS message "
+        "limit (Limits.sqs_message): return a reference (an S3 key) instead"
+    )
+    log.error("reply of task id=%s not sent: %s", result.reply.id, error.message)
+    refusal = ReplyEnvelope(id=result.reply.id, ok=False, error=error_info(error))
+    return encode_reply(refusal).decode()
 
 
 async def send_reply_if_asked(runner: LoopRunner, result: TaskResult) -> None:
@@ -23,12 +45,62 @@ async def send_reply_if_asked(runner: LoopRunner, result: TaskResult) -> None:
     if envelope is None or not envelope.reply_to:
         return
     client = await _reply_client(runner)
-    body = encode_reply(result.reply).decode()
     try:
-        await client.send_message(QueueUrl=envelope.reply_to, MessageBody=body)
+        await client.send_message(QueueUrl=envelope.reply_to, MessageBody=reply_body(result))
     except Exception:
         log.exception("could not send the reply of task id=%s", envelope.id)
         raise
+
+
+async def send_replies(
+    runner: LoopRunner, results: Sequence[tuple[str, TaskResult]], limits: Limits = LIMITS
+) -> set[str]:
+    """Send the replies of several results (keyed, e.g. by ``messageId``) in batches.
+
+    Returns the keys whose reply could not be sent (the caller reports them as failed, so the
+    task's message comes back and its reply is sent again).
+    """
+    by_queue: dict[str, list[tuple[str, str]]] = {}
+    for key, result in results:
+        envelope = result.envelope
+        if envelope is not None and envelope.reply_to:
+            by_queue.setdefault(envelope.reply_to, []).append((key, reply_body(result, limits)))
+    if not by_queue:
+        return set()
+    client = await _reply_client(runner)
+    unsent: set[str] = set()
+    for queue_url, replies in by_queue.items():
+        for chunk in _chunks(replies, limits):
+            unsent |= await _send_chunk(client, queue_url, chunk)
+    return unsent
+
+
+def _chunks(replies: list[tuple[str, str]], limits: Limits) -> Iterator[list[tuple[str, str]]]:
+    """At most ``sqs_batch_entries`` replies and ``sqs_batch`` bytes per chunk."""
+    chunk: list[tuple[str, str]] = []
+    size = 0
+    for key, body in replies:
+        length = len(body.encode())
+        if chunk and (len(chunk) >= limits.sqs_batch_entries or size + length > limits.sqs_batch):
+            yield chunk
+            chunk, size = [], 0
+        chunk.append((key, body))
+        size += length
+    if chunk:
+        yield chunk
+
+
+async def _send_chunk(client: Any, queue_url: str, chunk: list[tuple[str, str]]) -> set[str]:
+    entries = [{"Id": str(i), "MessageBody": body} for i, (_, body) in enumerate(chunk)]
+    try:
+        response = await client.send_message_batch(QueueUrl=queue_url, Entries=entries)
+    except Exception:
+        log.exception("could not send %d replies to %s", len(chunk), queue_url)
+        return {key for key, _ in chunk}
+    failed = {chunk[int(entry["Id"])][0] for entry in response.get("Failed", [])}
+    if failed:
+        log.error("%d of %d replies to %s were refused", len(failed), len(chunk), queue_url)
+    return failed
 
 
 async def _reply_client(runner: LoopRunner) -> Any:

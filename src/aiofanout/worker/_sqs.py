@@ -15,16 +15,18 @@ import asyncio
 import functools
 import logging
 from collections import Counter
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from .._engine import dispatch_many
 from .._errors import InvalidEnvelope
 from .._options import Deadline
 from .._outcome import Status
-from ._replies import send_reply_if_asked
+from ._replies import send_replies
 
 if TYPE_CHECKING:
     from ._app import App
+    from ._task import TaskResult
 
 log = logging.getLogger("aiofanout.worker")
 
@@ -72,48 +74,54 @@ async def handle_sqs_batch(app: App, event: dict[str, Any], context: Any) -> dic
     Records run concurrently under ``app.concurrency``; a FIFO batch runs in order and stops at
     the first failure (it and every later record are reported). Records not reached before the
     Lambda deadline less ``app.deadline_margin`` are reported too, so they come back later.
+    The replies of records whose envelope names ``reply_to`` go out together once the batch has
+    run (``SendMessageBatch``, grouped by queue); a record whose reply could not be sent is
+    reported too, so it runs again and its reply is sent again.
     """
     records = checked_sqs_records(event)
     deadline = _deadline_of(context, app.deadline_margin)
+    results: dict[str, TaskResult] = {}
+    run = functools.partial(_run_record, app, results)
     if records and records[0].get("eventSourceARN", "").endswith(".fifo"):
-        failed = await _run_in_order(app, records, deadline)
+        failed = await _run_in_order(run, records, deadline)
     else:
-        failed = await _run_concurrently(app, records, deadline)
+        failed = await _run_concurrently(app, run, records, deadline)
+    unsent = await send_replies(app.runner, list(results.items()))
+    failed += [message_id for message_id in unsent if message_id not in failed]
     if failed:
         log.warning("sqs batch of %d records: %d failed", len(records), len(failed))
     return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in failed]}
 
 
+RunRecord: TypeAlias = Callable[[dict[str, Any]], Awaitable[None]]
+
+
 async def _run_concurrently(
-    app: App, records: list[dict[str, Any]], deadline: Deadline | None
+    app: App, run: RunRecord, records: list[dict[str, Any]], deadline: Deadline | None
 ) -> list[str]:
     result = await dispatch_many(
-        functools.partial(_run_record, app),
-        records,
-        concurrency=app.concurrency,
-        deadline=deadline,
-        retry=1,
+        run, records, concurrency=app.concurrency, deadline=deadline, retry=1
     )
     return [records[o.index]["messageId"] for o in result if o.status is not Status.SUCCEEDED]
 
 
 async def _run_in_order(
-    app: App, records: list[dict[str, Any]], deadline: Deadline | None
+    run: RunRecord, records: list[dict[str, Any]], deadline: Deadline | None
 ) -> list[str]:
     for position, record in enumerate(records):
         if deadline is not None and deadline.remaining() <= 0:
             return [r["messageId"] for r in records[position:]]
         try:
             async with asyncio.timeout_at(deadline.at if deadline else None):
-                await _run_record(app, record)
+                await run(record)
         except Exception:
             return [r["messageId"] for r in records[position:]]
     return []
 
 
-async def _run_record(app: App, record: dict[str, Any]) -> None:
+async def _run_record(app: App, results: dict[str, TaskResult], record: dict[str, Any]) -> None:
     result = await app.run_envelope(record.get("body", ""))
-    await send_reply_if_asked(app.runner, result)
+    results[record["messageId"]] = result  # its reply is sent with the batch's
     if result.error is not None:
         raise result.error
 

@@ -1,0 +1,169 @@
+"""A target's side of fan-in: the ``replies=`` option, the reply queue while open, a round trip.
+
+Both AWS targets take ``replies=`` and use a :class:`Fanin` the same way: attach the reply queue
+when the target opens (``on_first_open``), name it in every envelope's ``reply_to``, make each
+item's call a round trip (register, send, wait for the reply), detach when the target closes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from .._errors import UsageError
+from .._wire import EnvelopeSource, envelope_encoder
+from ._aws import AwsClientTarget, sqs_client_maker
+from ._replies import DEFAULT_GRACE, ReplyStats, raise_or_return
+from ._reply_queue import MAX_RECEIVERS, POLL_WAIT, ClientMaker, ReplyQueue, attach, detach
+
+__all__ = ["Fanin", "ReplyingTarget", "replies_of"]
+
+
+def replies_of(
+    target: AwsClientTarget,
+    replies: bool | str | None,
+    *,
+    task: str | EnvelopeSource | None,
+    reply_to: str | None,
+    sqs_endpoint_url: str | None = None,
+) -> Fanin | None:
+    """The target's :class:`Fanin` for ``replies=`` (``None``/``False``: no replies)."""
+    if replies is None or replies is False:
+        return None
+    if task is None:
+        raise UsageError("replies= needs task envelopes (task=...): a raw item names no reply id")
+    if reply_to is not None:
+        raise UsageError("pass either replies= (the target waits for them) or reply_to=, not both")
+    if target.service != "sqs":
+        sqs_endpoint_url = sqs_endpoint_url or None
+    else:
+        sqs_endpoint_url = sqs_endpoint_url or target.endpoint_url or _endpoint_of(target)
+    make_client = sqs_client_maker(
+        session=target._session,
+        endpoint_url=sqs_endpoint_url,
+        region_name=target.region_name,
+        pool=MAX_RECEIVERS + 2,
+        wait=POLL_WAIT,
+    )
+    return Fanin(replies, make_client)
+
+
+def _endpoint_of(target: AwsClientTarget) -> str | None:
+    """The endpoint of the client the user gave the target, if any."""
+    client = target._given_client
+    endpoint = getattr(getattr(client, "meta", None), "endpoint_url", None)
+    return endpoint if isinstance(endpoint, str) else None
+
+
+class Fanin:
+    """A target's replies: which queue, attached while the target is open, one item's round trip.
+
+    ``replies`` is ``True`` (a queue made for the target, deleted when it closes) or a queue URL
+    (the user's, shared with every fan-out of this process that names it).
+    """
+
+    def __init__(
+        self,
+        replies: bool | str,
+        make_client: ClientMaker,
+        *,
+        grace: float = DEFAULT_GRACE,
+    ) -> None:
+        if replies is not True and not (isinstance(replies, str) and replies):
+            raise UsageError(f"replies must be True or an SQS queue URL, got {replies!r}")
+        self.url = replies if isinstance(replies, str) else None
+        self.grace = grace
+        self._make_client = make_client
+        self._queue: ReplyQueue | None = None
+        self._stats = ReplyStats()
+        #: The URL of the reply queue attached now, or last (``""`` before the first open).
+        self.last_url = ""
+
+    @property
+    def stats(self) -> ReplyStats:
+        """What the reply queue received (the last one, once the target is closed)."""
+        return self._queue.stats if self._queue is not None else self._stats
+
+    @property
+    def waiting(self) -> int:
+        """Items waiting for their reply on the attached queue now (of every fan-out on it)."""
+        return len(self._queue.router.waiting) if self._queue is not None else 0
+
+    async def attach(self) -> str:
+        """Attach the reply queue; return its URL (what envelopes name in ``reply_to``)."""
+        self._queue = await attach(self.url, self._make_client, grace=self.grace)
+        self.last_url = self._queue.url
+        return self._queue.url
+
+    async def detach(self) -> None:
+        """Let go of the reply queue (the last user stops it)."""
+        queue, self._queue = self._queue, None
+        if queue is not None:
+            self._stats = queue.stats
+            await detach(queue)
+
+    async def round_trip(self, envelope_id: str, send: Callable[[], Awaitable[object]]) -> Any:
+        """Send one envelope and return its reply's value, or raise its error.
+
+        The item is registered before the send, so no reply can come before it is expected; a
+        late reply of an earlier attempt of the item (same envelope id) answers at once.
+        """
+        if self._queue is None:
+            raise UsageError("the target is not open: its reply queue is not attached")
+        router = self._queue.router
+        future = router.expect(envelope_id)
+        try:
+            if not future.done():
+                await send()
+            return raise_or_return(await future)
+        finally:
+            router.forget(envelope_id)
+
+
+class ReplyingTarget(AwsClientTarget):
+    """An AWS target that may wait for replies: the encoder, the reply queue while open.
+
+    Subclasses call :meth:`setup_replies` from ``__init__`` and, with :attr:`fanin` set, make
+    each call a :meth:`Fanin.round_trip`.
+    """
+
+    fanin: Fanin | None = None
+
+    def setup_replies(
+        self,
+        replies: bool | str | None,
+        *,
+        task: str | EnvelopeSource | None,
+        secret: str | bytes | None,
+        reply_to: str | None,
+        sqs_endpoint_url: str | None = None,
+    ) -> None:
+        """Check ``replies=`` and build the envelope encoder (again at open, for the queue)."""
+        self.fanin = replies_of(
+            self, replies, task=task, reply_to=reply_to, sqs_endpoint_url=sqs_endpoint_url
+        )
+        self._task, self._secret = task, secret
+        # Called with id= too: an item awaiting its reply carries an id known beforehand.
+        self.encode: Callable[..., bytes] = envelope_encoder(task, secret=secret, reply_to=reply_to)
+
+    @property
+    def reply_stats(self) -> ReplyStats:
+        """What the reply queue received: replies, duplicates, late replies, strays.
+
+        Example::
+
+            await dispatch_many(target, keys, concurrency=50)
+            print(target.reply_stats)   # ReplyStats(received=..., duplicates=..., ...)
+        """
+        if self.fanin is None:
+            raise UsageError("this target was made without replies=")
+        return self.fanin.stats
+
+    async def on_first_open(self) -> None:
+        if self.fanin is not None:
+            reply_to = await self.fanin.attach()
+            self.encode = envelope_encoder(self._task, secret=self._secret, reply_to=reply_to)
+
+    async def on_last_close(self) -> None:
+        if self.fanin is not None:
+            await self.fanin.detach()
