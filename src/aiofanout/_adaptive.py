@@ -103,6 +103,9 @@ class Limiter:
         self.cap -= share.cap
         if self.cap:
             self._set(min(self.limit, self.cap))
+        elif self._resume_handle is not None:  # its loop may end now: wake no one later
+            self._resume_handle.cancel()
+            self._resume_handle = None
 
     # -- permits ---------------------------------------------------------------------------------
 
