@@ -37,7 +37,7 @@ from ._errors import (
 )
 from ._limits import Limits
 from ._options import Deadline
-from ._outcome import FanoutResult, Latency, Outcome, Progress, Status, StopReason
+from ._outcome import FanoutResult, Latency, Limit, Outcome, Progress, Status, StopReason
 from ._public import show_public_path
 from ._retry import Retry
 from ._target import Batching, Target
@@ -68,6 +68,7 @@ __all__ = [
     "InvalidEnvelope",
     "LambdaTarget",
     "Latency",
+    "Limit",
     "Limits",
     "NotFound",
     "Outcome",

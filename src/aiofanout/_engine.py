@@ -16,6 +16,8 @@ The layers, one concern each (as httpx's client sends through auth, redirects, o
 - ``_input.py``: the shared iterator, and the ``Gate`` that says whether new work may start;
 - ``_run.py``: the workers and the one path of an item (take, prepare, rate, attempt, settle);
 - ``_attempts.py``: one attempt under its timeout, the retry policy and the waits between;
+- ``_adaptive.py``: with ``adaptive=True``, a permit per attempt under a limit that follows
+  throttling, one limit per target;
 - ``_sinks.py``: where outcomes go, a column table or a stream's bounded buffer.
 
 Every item ends in exactly one terminal state, recorded once by ``Run.finish``. Results of
@@ -42,7 +44,7 @@ from typing import Any, Required, Self, TypedDict, TypeVar, Unpack, final, overl
 
 from ._errors import UsageError
 from ._options import Deadline, Options, ProgressCallback, Tolerance, clock
-from ._outcome import STATUSES, FanoutResult, Outcome, Status, StopReason
+from ._outcome import STATUSES, FanoutResult, Limit, Outcome, Status, StopReason
 from ._retry import Retry
 from ._run import Run
 from ._sinks import StreamSink, TableSink
@@ -71,6 +73,7 @@ class FanoutOptions(TypedDict, total=False):
     tolerate: Tolerance
     on_progress: ProgressCallback | None
     threads: int | None
+    adaptive: bool
 
 
 def _options(caller: str, options: dict[str, Any]) -> Options:
@@ -119,6 +122,11 @@ async def dispatch_many(
             work runs, and once at the end with the final counts. If it raises, the error is
             logged (logger ``aiofanout``) and it is not called again; the work goes on.
         threads: the thread limit for a sync ``target`` (default: the cap, at most 64).
+        adaptive: keep the calls in flight under a limit that follows throttling: lowered to
+            what a throttled call met (:class:`Throttled`, HTTP 503), raised by one per round
+            trip of successes, honouring ``retry_after``, between 1 and ``concurrency``, which
+            stays the hard cap. The limit is shared by the fan-outs through one target; it is
+            reported as ``Progress.limit`` and ``result.limit`` (a :class:`Limit`).
 
     Returns:
         A :class:`FanoutResult`, typed by what ``target`` returns. Failures are recorded, not
@@ -144,7 +152,11 @@ async def dispatch_many(
     await run.execute()
     elapsed = clock() - run.started
     return FanoutResult(
-        sink.table, stopped=run.gate.stopped, elapsed=elapsed, retries=run.attempts.retries
+        sink.table,
+        stopped=run.gate.stopped,
+        elapsed=elapsed,
+        retries=run.attempts.retries,
+        limit=run.limit(),
     )
 
 
@@ -201,6 +213,11 @@ class OutcomeStream(AsyncIterable[Outcome[T]]):
     def stopped(self) -> StopReason | None:
         """Why work stopped early, if it did (see :class:`StopReason`)."""
         return self._run.gate.stopped
+
+    @property
+    def limit(self) -> Limit | None:
+        """The in-flight limit of an adaptive fan-out so far (``None`` without ``adaptive``)."""
+        return self._run.limit()
 
     @property
     def counts(self) -> dict[Status, int]:

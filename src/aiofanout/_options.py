@@ -79,6 +79,7 @@ class Options:
     tolerate: Tolerance
     on_progress: ProgressCallback | None
     threads: int | None
+    adaptive: bool = False  # an in-flight limit below the cap that follows throttling
 
     @classmethod
     def of(
@@ -92,6 +93,7 @@ class Options:
         tolerate: Tolerance = None,
         on_progress: ProgressCallback | None = None,
         threads: int | None = None,
+        adaptive: bool = False,
     ) -> Options:
         """Check every option; raise :class:`UsageError` naming the first one that is wrong."""
         _check_tolerance(tolerate)
@@ -104,6 +106,7 @@ class Options:
             tolerate=tolerate,
             on_progress=_progress_callback(on_progress),
             threads=None if threads is None else _positive_int("threads", threads),
+            adaptive=_flag("adaptive", adaptive),
         )
 
     def deadline_at(self, started: float) -> float | None:
@@ -129,6 +132,12 @@ class Options:
 def _positive_int(name: str, value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise UsageError(f"{name} must be an int >= 1, got {value!r}")
+    return value
+
+
+def _flag(name: str, value: object) -> bool:
+    if not isinstance(value, bool):
+        raise UsageError(f"{name} must be True or False, got {value!r}")
     return value
 
 

@@ -16,7 +16,7 @@ from typing import Any, Generic, TypeAlias, TypeVar, final, overload
 
 from ._errors import FanoutFailed
 
-__all__ = ["FanoutResult", "Latency", "Outcome", "Progress", "Status", "StopReason"]
+__all__ = ["FanoutResult", "Latency", "Limit", "Outcome", "Progress", "Status", "StopReason"]
 
 T = TypeVar("T")
 
@@ -133,6 +133,34 @@ class Latency:
 
 @final
 @dataclass(frozen=True, slots=True)
+class Limit:
+    """The in-flight limit of an adaptive fan-out (``adaptive=True``) as it went.
+
+    ``current`` is the limit now (on a result: its final value, also ``final``); ``min`` and
+    ``max`` are the lowest and highest values it took while the fan-out ran; ``throttles`` counts
+    the throttled attempts of this fan-out. The limit is shared by the fan-outs running through
+    one target, so it may move for throttles another one met.
+
+    Example::
+
+        result = await dispatch_many(target, items, concurrency=64, adaptive=True)
+        limit = result.limit
+        print(f"limit {limit.final} (lowest {limit.min}), {limit.throttles} throttles")
+    """
+
+    current: int
+    min: int
+    max: int
+    throttles: int
+
+    @property
+    def final(self) -> int:
+        """The limit when the fan-out ended (the same as ``current`` on a result)."""
+        return self.current
+
+
+@final
+@dataclass(frozen=True, slots=True)
 class Progress:
     """A snapshot of a fan-out in progress, handed to ``on_progress`` at most every 100 ms.
 
@@ -150,6 +178,8 @@ class Progress:
     counts: dict[Status, int]
     retries: int
     elapsed: float
+    #: The in-flight limit of an adaptive fan-out; ``None`` without ``adaptive=True``.
+    limit: Limit | None = None
 
     @property
     def rate(self) -> float:
@@ -243,10 +273,16 @@ class FanoutResult(Sequence[Outcome[T]]):
         pages = result.values()
     """
 
-    __slots__ = ("_latency", "_table", "elapsed", "retries", "stopped")
+    __slots__ = ("_latency", "_table", "elapsed", "limit", "retries", "stopped")
 
     def __init__(
-        self, table: Table, *, stopped: StopReason | None, elapsed: float, retries: int
+        self,
+        table: Table,
+        *,
+        stopped: StopReason | None,
+        elapsed: float,
+        retries: int,
+        limit: Limit | None = None,
     ) -> None:
         table.trim()
         self._table = table
@@ -257,6 +293,8 @@ class FanoutResult(Sequence[Outcome[T]]):
         self.elapsed = elapsed
         #: Attempts beyond the first, over all items.
         self.retries = retries
+        #: The in-flight limit of an adaptive fan-out (``None`` without ``adaptive=True``).
+        self.limit = limit
 
     def __len__(self) -> int:
         return len(self._table.items)

@@ -10,17 +10,19 @@ everything else is shared. The lean worker is a shortcut of the same path for th
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import AsyncIterable, Callable, Coroutine, Iterable
-from dataclasses import dataclass
+from collections.abc import AsyncIterable, Awaitable, Callable, Coroutine, Iterable
+from dataclasses import dataclass, replace
 from typing import Any
 
-from ._attempts import Attempts, classify
+from ._adaptive import attempts_for
+from ._attempts import classify
 from ._input import Gate, Input
 from ._options import Options, check_target, clock
-from ._outcome import FAILED, NOT_STARTED, TIMED_OUT, Attempt, StopReason
+from ._outcome import FAILED, NOT_STARTED, TIMED_OUT, Attempt, Limit, StopReason
 from ._sinks import Sink, StreamSink, TableSink
-from ._target import AsyncCallableTarget, as_target
+from ._target import AsyncCallableTarget, Batching, as_target
 from ._timer import INF, AttemptTimer, Slot, attempt_failed, attempt_succeeded
 
 log = logging.getLogger("aiofanout")
@@ -56,7 +58,7 @@ class Run:
         self.input = Input(items, self.gate, sink)
         self.timer = AttemptTimer(options.timeout, self.gate.deadline)
         self.timer.on_deadline = lambda: self.gate.stop(StopReason.DEADLINE)
-        self.attempts = Attempts(self.target, options, self.gate, self.timer)
+        self.attempts, self.share = attempts_for(self.target, options, self.gate, self.timer)
         self.allowance = options.failure_allowance(items)
         self.failures = 0
         self.on_progress = options.on_progress
@@ -72,7 +74,8 @@ class Run:
         """Run every worker to completion, then mark never-started items of a sized input."""
         await self.target.open(concurrency=self.options.concurrency, timeout=self.options.timeout)
         try:
-            await self._run_workers()
+            with self.share or contextlib.nullcontext():  # the adaptive limit counts this run
+                await self._run_workers()
             if self.gate.halted:
                 self.input.skip_rest()
         finally:
@@ -110,6 +113,7 @@ class Run:
             and isinstance(self.target, AsyncCallableTarget)
             and self.input.iterator is not None
             and not self.options.interval
+            and self.share is None
         )
         self.path = "lean" if lean else "items"
         return self.lean_worker if lean else self.item_worker
@@ -124,11 +128,16 @@ class Run:
         if callback is None:
             return
         try:
-            callback(self.sink.snapshot(self.attempts.retries, clock() - self.started))
+            progress = self.sink.snapshot(self.attempts.retries, clock() - self.started)
+            callback(progress if self.share is None else replace(progress, limit=self.limit()))
         except Exception:
             # The work matters more than its progress report: log it once, stop calling it.
             self.on_progress = None
             log.exception("on_progress raised; it is not called again in this fan-out")
+
+    def limit(self) -> Limit | None:
+        """The adaptive limit as this fan-out saw it (``None`` without ``adaptive``)."""
+        return None if self.share is None else self.share.report()
 
     def finish(
         self,
@@ -171,10 +180,12 @@ class Run:
         """Take items one at a time and see each through to its terminal state."""
         slot = self.timer.slot()
         while (entry := await self._next_entry()) is not None:
-            if not await self.attempts.wait_for_rate():
+            ready = await self.attempts.wait_for_rate()
+            first = await self.attempts.once(entry.payload, slot) if ready else NOT_STARTED
+            if first is NOT_STARTED:  # the rate or the adaptive limit would pass the deadline
                 self.finish(entry.index, entry.item, NOT_STARTED, 0, entry.started)
                 continue
-            await self.settle(entry, await self.attempts.once(entry.payload, slot), slot)
+            await self.settle(entry, first, slot)
 
     async def lean_worker(self) -> None:
         """:meth:`item_worker` for a sync input, an async function and no rate.
@@ -228,8 +239,11 @@ class Run:
             and self.attempts.may_retry(attempt, error)
             and await self.attempts.wait_to_retry(attempt, [error])
         ):
+            retried = await self.attempts.once(entry.payload, slot)
+            if retried is NOT_STARTED:  # the last error stands
+                break
             attempt += 1
-            code, value, error = await self.attempts.once(entry.payload, slot)
+            code, value, error = retried
         self.finish(entry.index, entry.item, (code, value, error), attempt, entry.started)
 
     # -- the same path, a batch at a time --------------------------------------------------------
@@ -239,7 +253,7 @@ class Run:
         slot = self.timer.slot()
         carry: _Entry | None = None
         while True:
-            batch, carry = await self._take_batch(carry)
+            batch, carry = await _take_batch(self.target.batching, self._next_entry, carry)
             if not batch:
                 return
             if not await self.attempts.wait_for_rate():
@@ -248,32 +262,21 @@ class Run:
                 continue
             await self._settle_batch(batch, slot)
 
-    async def _take_batch(self, carry: _Entry | None) -> tuple[list[_Entry], _Entry | None]:
-        """Up to ``max_items`` entries within ``max_bytes``; the one that did not fit is carried."""
-        batching = self.target.batching
-        assert batching is not None
-        batch: list[_Entry] = []
-        size = 0
-        while len(batch) < batching.max_items:
-            entry, carry = (carry, None) if carry is not None else (await self._next_entry(), None)
-            if entry is None:
-                break
-            if batching.max_bytes is not None:
-                if batch and size + len(entry.payload) > batching.max_bytes:
-                    return batch, entry
-                size += len(entry.payload)
-            batch.append(entry)
-        return batch, carry
-
-    async def _settle_batch(self, pending: list[_Entry], slot: Slot) -> None:
+    async def _settle_batch(self, batch: list[_Entry], slot: Slot) -> None:
         """Attempt the batch; retry together the items the policy allows; record the rest."""
         attempt = 0
+        # Each entry with its last result; NOT_STARTED (SKIPPED) until a first attempt.
+        pending: list[tuple[_Entry, Attempt]] = [(entry, NOT_STARTED) for entry in batch]
         while pending:
             attempt += 1
-            results = await self.attempts.batch([e.payload for e in pending], slot)
+            results = await self.attempts.batch([entry.payload for entry, _ in pending], slot)
+            if results and results[0] is NOT_STARTED:  # no room under the adaptive limit
+                for entry, last in pending:
+                    self.finish(entry.index, entry.item, last, attempt - 1, entry.started)
+                return
             retry: list[tuple[_Entry, Attempt]] = []
             now = clock()  # one clock read for the batch: its items ended together
-            for entry, result in zip(pending, results, strict=True):
+            for (entry, _), result in zip(pending, results, strict=True):
                 error = result[2]
                 if error is not None and self.attempts.may_retry(attempt, error):
                     retry.append((entry, result))
@@ -284,4 +287,25 @@ class Run:
                 for entry, result in retry:
                     self.finish(entry.index, entry.item, result, attempt, entry.started)
                 retry = []
-            pending = [entry for entry, _ in retry]
+            pending = retry
+
+
+async def _take_batch(
+    batching: Batching | None,
+    next_entry: Callable[[], Awaitable[_Entry | None]],
+    carry: _Entry | None,
+) -> tuple[list[_Entry], _Entry | None]:
+    """Up to ``max_items`` entries within ``max_bytes``; the one that did not fit is carried."""
+    assert batching is not None
+    batch: list[_Entry] = []
+    size = 0
+    while len(batch) < batching.max_items:
+        entry, carry = (carry, None) if carry is not None else (await next_entry(), None)
+        if entry is None:
+            break
+        if batching.max_bytes is not None:
+            if batch and size + len(entry.payload) > batching.max_bytes:
+                return batch, entry
+            size += len(entry.payload)
+        batch.append(entry)
+    return batch, carry
