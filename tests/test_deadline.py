@@ -11,11 +11,27 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+import pytest_asyncio
 
-from aiofanout import App, BadSignature, Expired
+from aiofanout import (
+    App,
+    BadSignature,
+    Call,
+    Expired,
+    LambdaTarget,
+    Retry,
+    SqsTarget,
+    Status,
+    TaskFailed,
+    dispatch_many,
+)
+from aiofanout.local import EventSourceMapping, FunctionConfig, LocalAws, stack
 from aiofanout.wire import decode_task, encode_task
 
 
@@ -85,3 +101,105 @@ async def test_the_task_runs_under_the_time_left_and_hands_the_tighter_deadline_
     assert envelope["depth"] == 1
     # The tighter of the task's own timeout and the sender's deadline is handed on.
     assert sent + 150 <= envelope["deadline_ms"] <= now_ms()
+
+
+# -- end to end, through the local stack ---------------------------------------------------------
+
+FUNCTIONS = str(Path(__file__).with_name("lambda_functions"))
+WORKER = "deadline_worker.lambda_handler"
+
+
+@pytest_asyncio.fixture(loop_scope="function")
+async def aws() -> AsyncIterator[LocalAws]:
+    async with stack() as local:
+        # One environment: a second invoke runs only once the first has really ended.
+        config = FunctionConfig(
+            "deadline", WORKER, timeout=30, code_paths=[FUNCTIONS], reserved_concurrency=1
+        )
+        local.add_function(config)
+        yield local
+
+
+async def test_a_request_response_task_is_stopped_at_its_attempt_timeout(
+    aws: LocalAws, tmp_path: Path
+) -> None:
+    target = LambdaTarget("deadline", task="slow_touch", endpoint_url=aws.lambda_endpoint_url)
+    slow = await dispatch_many(
+        target, [Call(str(tmp_path), "slow", 5.0)], concurrency=1, timeout=1.0, retry=1
+    )
+    # Whichever ends the attempt first at its 1 s bound, the engine or the worker (which got the
+    # same bound in the envelope and stopped the task there), the item ends on its deadline.
+    outcome = slow[0]
+    assert outcome.status in (Status.TIMED_OUT, Status.FAILED)
+    if outcome.status is Status.FAILED:
+        assert isinstance(outcome.error, TaskFailed)
+        assert outcome.error.remote_type == "TimeoutError"
+        assert "deadline" in outcome.error.message
+    assert outcome.elapsed < 3
+    # The next invoke gets the one environment only once the slow task has ended there: at its
+    # 1 s deadline if the worker got it, after its 5 s of work if not (then it would have
+    # finished and left its mark).
+    quick = await dispatch_many(
+        target,
+        [Call(str(tmp_path), "quick", 0.0)],
+        concurrency=1,
+        timeout=20,
+        retry=Retry(attempts=60, base=0.05, cap=0.2),  # throttled while the environment is busy
+    )
+    assert quick.ok, quick.failures()
+    assert (tmp_path / "slow.started").exists()
+    assert not (tmp_path / "slow.finished").exists()
+
+
+async def _queue_drained(aws: LocalAws, url: str) -> None:
+    async with aws.client("sqs") as sqs:
+        for _ in range(300):
+            attributes = (
+                await sqs.get_queue_attributes(
+                    QueueUrl=url,
+                    AttributeNames=[
+                        "ApproximateNumberOfMessages",
+                        "ApproximateNumberOfMessagesNotVisible",
+                    ],
+                )
+            )["Attributes"]
+            if not any(int(value) for value in attributes.values()):
+                return
+            await asyncio.sleep(0.1)
+    raise AssertionError(f"queue {url} was not drained")
+
+
+async def test_sqs_messages_received_after_the_senders_deadline(
+    aws: LocalAws, tmp_path: Path
+) -> None:
+    queue = await aws.create_queue(f"late-{uuid.uuid4().hex[:8]}")
+
+    def target(**options: Any) -> SqsTarget:
+        return SqsTarget(
+            queue,
+            task="slow_touch",
+            endpoint_url=aws.endpoint_url,
+            region_name=aws.region,
+            **options,
+        )
+
+    folder = str(tmp_path)
+    # Nobody consumes the queue yet: the round trip times out at the fan-out's deadline.
+    waited = await dispatch_many(
+        target(replies=True), [Call(folder, "awaited", 0.0)], concurrency=1, deadline=1.0
+    )
+    assert waited[0].status is Status.TIMED_OUT
+    sent = await dispatch_many(
+        target(), [Call(folder, "forgotten", 0.0)], concurrency=1, deadline=1.0
+    )
+    assert sent.ok  # fire-and-forget: the deadline bounds only the sending
+    expiring = await dispatch_many(
+        target(expires=0.5), [Call(folder, "expiring", 0.0)], concurrency=1
+    )
+    assert expiring.ok
+    await asyncio.sleep(1.0)  # let the sender's deadline and the expiry pass before delivery
+    await aws.add_event_source(EventSourceMapping(queue, "deadline", batch_size=10))
+    await _queue_drained(aws, queue)
+    assert (tmp_path / "forgotten.finished").exists()  # fire-and-forget work still runs
+    assert not (tmp_path / "awaited.started").exists()  # its sender gave up: never ran
+    assert not (tmp_path / "expiring.started").exists()  # expired: never ran, not retried

@@ -306,7 +306,9 @@ async def test_a_reply_envelope_goes_to_the_reply_to_queue(
 
     bodies = [double.envelope(3, reply_to=queue_url), double.envelope("x", reply_to=queue_url)]
     event = sqs_event(bodies)
-    assert await replying.handle(event, LambdaContext()) == {"batchItemFailures": ids(event, 1)}
+    # The failed record's error reply is its answer: the sender decides whether to try again,
+    # so SQS does not deliver it again (which would run it twice and reply twice).
+    assert await replying.handle(event, LambdaContext()) == {"batchItemFailures": []}
     got = await sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10)
     replies = sorted((decode_reply(m["Body"]) for m in got["Messages"]), key=lambda r: r.ok)
     assert [r.ok for r in replies] == [False, True]
@@ -314,3 +316,30 @@ async def test_a_reply_envelope_goes_to_the_reply_to_queue(
     assert replies[0].error is not None
     assert replies[0].error.type == "InvalidArguments"
     await replying.runner.aclose()
+
+
+async def test_an_expired_record_is_done_without_running_or_replying(
+    moto: Any, sqs: Any, queue_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import time
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto.endpoint_url)
+    late = App("late")
+    ran: list[int] = []
+
+    @late.task
+    async def record(x: int) -> int:
+        ran.append(x)
+        return x
+
+    past = int(time.time() * 1000) - 1_000
+    fresh = record.envelope(1, reply_to=queue_url)
+    stale = record.envelope(2, reply_to=queue_url, deadline_ms=past)
+    stale_no_reply = record.envelope(3, deadline_ms=past)
+    event = sqs_event([fresh, stale, stale_no_reply])
+    # Expired records are not reported: SQS must not bring back work nobody waits for.
+    assert await late.handle(event, LambdaContext()) == {"batchItemFailures": []}
+    assert ran == [1]
+    got = await sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10)
+    assert len(got["Messages"]) == 1  # only the fresh record's reply: nobody waits for the rest
+    await late.runner.aclose()

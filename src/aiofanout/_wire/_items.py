@@ -99,6 +99,9 @@ class EnvelopeSource(Protocol):
     @property
     def name(self) -> str: ...
 
+    @property
+    def secret(self) -> str | bytes | None: ...
+
     def envelope(self, item: Any, **fields: Any) -> bytes: ...
 
 

@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from .._errors import UsageError
-from .._wire import EnvelopeSource, envelope_encoder
+from .._wire import EnvelopeSource, envelope_encoder, now_ms, with_deadline
 from ._aws import AwsClientTarget, sqs_client_maker
 from ._replies import DEFAULT_GRACE, ReplyStats, raise_or_return
 from ._reply_queue import MAX_RECEIVERS, POLL_WAIT, ClientMaker, ReplyQueue, attach, detach
@@ -146,6 +146,18 @@ class ReplyingTarget(AwsClientTarget):
         # Called with id= too: an item awaiting its reply carries an id known beforehand.
         self.encode: Callable[..., bytes] = envelope_encoder(task, secret=secret, reply_to=reply_to)
 
+    def stamped(self, body: bytes, seconds: float | None) -> bytes:
+        """``body`` carrying a deadline ``seconds`` from now (``None``: as it is).
+
+        Stamped per attempt, just before sending: the worker refuses an envelope whose deadline
+        passed (``Expired``: it never runs) and runs the task under the time left. Raw JSON
+        (``task=None``) is sent as it is.
+        """
+        if seconds is None or self._task is None:
+            return body
+        secret = self._secret if self._secret is not None else getattr(self._task, "secret", None)
+        return with_deadline(body, now_ms() + int(seconds * 1000), secret=secret)
+
     @property
     def reply_stats(self) -> ReplyStats:
         """What the reply queue received: replies, duplicates, late replies, strays.
@@ -167,3 +179,17 @@ class ReplyingTarget(AwsClientTarget):
     async def on_last_close(self) -> None:
         if self.fanin is not None:
             await self.fanin.detach()
+
+
+def checked_expires(expires: object, *, waits: bool) -> float | None:
+    """``expires=`` checked: seconds a fire-and-forget message stays worth running."""
+    if expires is None:
+        return None
+    if waits:
+        raise UsageError(
+            "expires= is for fire-and-forget sends: where the answer is awaited (RequestResponse,"
+            " replies=), each attempt already carries its timeout or the fan-out's deadline"
+        )
+    if isinstance(expires, bool) or not isinstance(expires, int | float) or not expires > 0:
+        raise UsageError(f"expires must be seconds > 0 (or None), got {expires!r}")
+    return float(expires)

@@ -12,7 +12,7 @@ from .._limits import Limits
 from .._target import Batching
 from .._wire import EnvelopeSource, function_error, new_id, reply_value
 from ._aws import translate_botocore_errors
-from ._fanin import ReplyingTarget
+from ._fanin import ReplyingTarget, checked_expires
 
 __all__ = ["LambdaTarget"]
 
@@ -72,18 +72,19 @@ class LambdaTarget(ReplyingTarget):
         reply_to: str | None = None,
         replies: bool | str | None = None,
         sqs_endpoint_url: str | None = None,
+        expires: float | None = None,
     ) -> None:
         super().__init__(
             session=session, client=client, endpoint_url=endpoint_url, region_name=region_name
         )
         _check_options(invocation_type, chunk_size, replies)
+        self.expires = checked_expires(expires, waits=invocation_type == "RequestResponse")
         self.function_name = function_name
         self.invocation_type = invocation_type
         self.qualifier = qualifier
         self.chunk_size = chunk_size
         self.limits = limits or Limits()
-        self.raw = task is None
-        self.retry_ambiguous = retry_ambiguous
+        self.raw, self.retry_ambiguous = task is None, retry_ambiguous
         self.long_calls = invocation_type == "RequestResponse"
         self.ambiguous_timeouts = invocation_type != "DryRun" and not retry_ambiguous
         self.payload_limit = _payload_limit(self.limits, invocation_type)
@@ -119,14 +120,24 @@ class LambdaTarget(ReplyingTarget):
 
     async def call(self, payload: Any, *, timeout: float | None) -> Any:
         if self.fanin is not None:
-            return await self.fanin.round_trip(payload.reply_id, lambda: self._invoke(payload.body))
-        status, response, body = await self._invoke(payload)
+            body = self.stamped(payload.body, timeout)
+            return await self.fanin.round_trip(payload.reply_id, lambda: self._invoke(body))
+        status, response, body = await self._invoke(self._for_attempt(payload, timeout))
         if self.invocation_type != "RequestResponse":
             return self._acknowledgement(status, response)
         return self._value(body)
 
+    def _for_attempt(self, payload: bytes, timeout: float | None) -> bytes:
+        """The envelope with its deadline: the attempt's, or ``expires`` for fire-and-forget.
+
+        Fire-and-forget work may rightly run after the sender is gone: no deadline unless asked.
+        """
+        waits = self.invocation_type == "RequestResponse"
+        return self.stamped(payload, timeout if waits else self.expires)
+
     async def call_batch(self, payloads: Sequence[Any], *, timeout: float | None) -> list[Any]:
-        status, response, body = await self._invoke(b"[" + b",".join(payloads) + b"]")
+        stamped = [self._for_attempt(payload, timeout) for payload in payloads]
+        status, response, body = await self._invoke(b"[" + b",".join(stamped) + b"]")
         if self.invocation_type != "RequestResponse":
             ack = self._acknowledgement(status, response)
             return [ack] * len(payloads)

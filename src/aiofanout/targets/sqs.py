@@ -17,7 +17,7 @@ from .._limits import Limits
 from .._target import Batching
 from .._wire import EnvelopeSource, new_id
 from ._aws import THROTTLING_CODES, translate_botocore_errors
-from ._fanin import ReplyingTarget
+from ._fanin import ReplyingTarget, checked_expires
 from ._sqs_sends import BatchSender
 
 __all__ = ["SqsTarget"]
@@ -50,6 +50,12 @@ class SqsMessage:
 
     def __len__(self) -> int:
         return self.size
+
+    def with_body(self, body: bytes) -> SqsMessage:
+        """The same message with another body (an envelope stamped for this attempt)."""
+        if body.decode() == self.body:
+            return self
+        return SqsMessage(body.decode(), len(body), self.group_id, self.dedup_id, self.reply_id)
 
 
 class SqsTarget(ReplyingTarget):
@@ -96,10 +102,12 @@ class SqsTarget(ReplyingTarget):
         secret: str | bytes | None = None,
         reply_to: str | None = None,
         replies: bool | str | None = None,
+        expires: float | None = None,
     ) -> None:
         super().__init__(
             session=session, client=client, endpoint_url=endpoint_url, region_name=region_name
         )
+        self.expires = checked_expires(expires, waits=replies not in (None, False))
         self.queue_url = queue_url
         self.fifo = queue_url.endswith(".fifo")
         _check_options(self.fifo, group_id, delay)
@@ -142,12 +150,15 @@ class SqsTarget(ReplyingTarget):
         """With replies: send the item's message (batched with others) and wait for its reply."""
         if self.fanin is None:
             raise UsageError("SqsTarget sends batches; call() is for replies=")
-        return await self.fanin.round_trip(payload.reply_id, lambda: self.sender.send(payload))
+        message = payload.with_body(self.stamped(payload.body.encode(), timeout))
+        return await self.fanin.round_trip(message.reply_id, lambda: self.sender.send(message))
 
     async def _send_batch(self, messages: Sequence[Any]) -> list[Any]:
         return await self.call_batch(messages, timeout=None)
 
     async def call_batch(self, payloads: Sequence[Any], *, timeout: float | None) -> list[Any]:
+        if self.expires is not None:  # fire-and-forget with an expiry: stamped at sending
+            payloads = [m.with_body(self.stamped(m.body.encode(), self.expires)) for m in payloads]
         entries = [self._entry(str(i), m) for i, m in enumerate(payloads)]
         with self.lease() as client, translate_botocore_errors(ambiguous_retryable=True):
             response = await client.send_message_batch(QueueUrl=self.queue_url, Entries=entries)

@@ -172,11 +172,7 @@ class App:
         handed_on = None if time_left is None else now_ms() + int(time_left * 1000)
         deadline_token = current_deadline_ms.set(handed_on)
         try:
-            if time_left is None:
-                value = await self._call(task, bound)
-            else:
-                async with asyncio.timeout(time_left):
-                    value = await self._call(task, bound)
+            value = await self._call_within(task, bound, time_left)
         except Exception as exc:
             log.warning(
                 "task %s id=%s batch=%s failed: %s",
@@ -199,6 +195,23 @@ class App:
             extra=extra,
         )
         return value
+
+    @classmethod
+    async def _call_within(cls, task: Task[Any, Any], bound: Bound, time_left: float | None) -> Any:
+        """Run the task, stopped when its time is up (its timeout or its sender's deadline)."""
+        if time_left is None:
+            return await cls._call(task, bound)
+        timer = asyncio.timeout(time_left)
+        try:
+            async with timer:
+                return await cls._call(task, bound)
+        except TimeoutError as exc:
+            if not timer.expired():
+                raise  # the task's own TimeoutError
+            raise TimeoutError(
+                f"task {task.name!r} was stopped after {time_left:.3f} s: its timeout or its "
+                "sender's deadline passed"
+            ) from exc
 
     @staticmethod
     async def _call(task: Task[Any, Any], bound: Bound) -> Any:

@@ -14,7 +14,7 @@ import logging
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from .._errors import PayloadTooLarge, UsageError
+from .._errors import Expired, PayloadTooLarge, UsageError
 from .._limits import Limits
 from .._wire import ReplyEnvelope, encode_reply, error_info
 from ._runner import LoopRunner
@@ -41,15 +41,27 @@ def reply_body(result: TaskResult, limits: Limits = LIMITS) -> str:
 
 async def send_reply_if_asked(runner: LoopRunner, result: TaskResult) -> None:
     """Send the reply envelope to the envelope's ``reply_to`` queue, if it named one."""
-    envelope = result.envelope
-    if envelope is None or not envelope.reply_to:
+    queue_url = reply_queue(result)
+    if queue_url is None:
         return
     client = await _reply_client(runner)
     try:
-        await client.send_message(QueueUrl=envelope.reply_to, MessageBody=reply_body(result))
+        await client.send_message(QueueUrl=queue_url, MessageBody=reply_body(result))
     except Exception:
-        log.exception("could not send the reply of task id=%s", envelope.id)
+        log.exception("could not send the reply of task id=%s", result.reply.id)
         raise
+
+
+def reply_queue(result: TaskResult) -> str | None:
+    """Where the reply of ``result`` goes: its ``reply_to``, unless nobody waits for it.
+
+    The sender of an expired envelope stopped waiting (and its reply queue may be gone), so an
+    expired envelope gets no reply.
+    """
+    envelope = result.envelope
+    if envelope is None or not envelope.reply_to or isinstance(result.error, Expired):
+        return None
+    return envelope.reply_to
 
 
 async def send_replies(
@@ -62,9 +74,9 @@ async def send_replies(
     """
     by_queue: dict[str, list[tuple[str, str]]] = {}
     for key, result in results:
-        envelope = result.envelope
-        if envelope is not None and envelope.reply_to:
-            by_queue.setdefault(envelope.reply_to, []).append((key, reply_body(result, limits)))
+        queue_url = reply_queue(result)
+        if queue_url is not None:
+            by_queue.setdefault(queue_url, []).append((key, reply_body(result, limits)))
     if not by_queue:
         return set()
     client = await _reply_client(runner)

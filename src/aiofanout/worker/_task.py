@@ -148,6 +148,11 @@ class Task(Target, Generic[P, R]):
 
     # -- the target side (eager mode) ---------------------------------------------------------
 
+    @property
+    def secret(self) -> str | bytes | None:
+        """The secret its envelopes are signed with (its app's)."""
+        return self.app.secret
+
     def envelope(self, item: Any, **fields: Any) -> bytes:
         """Encode the task envelope for one fan-out item (depth and deadline handed on)."""
         return build_envelope(
