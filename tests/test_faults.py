@@ -154,13 +154,15 @@ async def test_events_crashing_mid_handler_each_finish_once_or_reach_the_on_fail
         event_retry_delays=(0.05, 0.05),
         on_failure=failures,
     )
-    # A handler longer than the latest strike (90% of the timeout) is always struck mid-way:
-    # a finish mark then means that try succeeded, and its event is done.
-    items = [{"id": n, "seconds": 0.95 * timeout} for n in range(sent)]
-    accepted = await dispatch_many(fn.target(invocation_type="Event"), items, concurrency=sent)
-    assert accepted.ok
+    # Each try ends at 95% of its timeout (counted from the delivery, as the strike is), after
+    # the latest strike (90%): a strike always lands mid-way, and a finish mark means that try
+    # succeeded and its event is done.
+    items = [{"id": n, "leave": 0.05 * timeout} for n in range(sent)]
     dead: set[int] = set()
     async with aws.client("sqs") as sqs:
+        await warm_up_on_failure(aws, tmp_path, sqs, failures)
+        events = fn.target(invocation_type="Event")
+        assert (await dispatch_many(events, items, concurrency=sent)).ok
         deadline = time.monotonic() + 60
         while set(fn.count("finish")) | dead != set(range(sent)):
             assert time.monotonic() < deadline, "some events neither finished nor failed"
@@ -174,9 +176,26 @@ async def test_events_crashing_mid_handler_each_finish_once_or_reach_the_on_fail
     assert sum(starts[n] for n in finished) > len(finished)  # ...and some finished on a retry
 
 
+async def warm_up_on_failure(aws: LocalAws, tmp_path: Path, sqs: Any, failures: str) -> None:
+    """Send one failing event to ``failures`` first, so the runtime has its SQS client.
+
+    Creating a client loads botocore's models and blocks the event loop for a moment: during
+    the test proper, that would delay strikes and answers of the tries in flight.
+    """
+    fn = Marked(aws, tmp_path, Faults(error=1.0), on_failure=failures, event_retries=0)
+    events = fn.target(invocation_type="Event")
+    assert (await dispatch_many(events, [{"id": -1}], concurrency=1)).ok
+    deadline = time.monotonic() + 30
+    while await receive_ids(sqs, failures) != {-1}:
+        assert time.monotonic() < deadline, "the warm-up event never reached the queue"
+
+
 async def receive_ids(sqs: Any, url: str) -> set[int]:
     got = await sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1)
-    records = [json.loads(m["Body"]) for m in got.get("Messages", [])]
+    messages = got.get("Messages", [])
+    for message in messages:
+        await sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+    records = [json.loads(m["Body"]) for m in messages]
     assert all(r["requestContext"]["condition"] == "RetriesExhausted" for r in records)
     return {int(r["requestPayload"]["id"]) for r in records}
 

@@ -8,8 +8,14 @@ from typing import Any
 
 
 def work(event: Any, context: Any) -> Any:
-    """Append ``start <id>``, sleep ``seconds``, append ``finish <id>`` to ``$MARKS_FILE``."""
+    """Append ``start <id>``, sleep, append ``finish <id>`` to ``$MARKS_FILE``.
+
+    It sleeps ``seconds``, or, given ``leave``, until that many seconds of its timeout are left
+    (the deadline counts from the delivery, so its own start-up time does not shift the end).
+    """
     mark("start", event["id"])
+    if "leave" in event:
+        time.sleep(max(0.0, context.get_remaining_time_in_millis() / 1000 - event["leave"]))
     time.sleep(float(event.get("seconds", 0)))
     mark("finish", event["id"])
     return event["id"]
