@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from .._wire import lambda_error_body
+from ._faults import Injection
 
 #: The ``Reason`` of a 429 when every environment a function may have is busy.
 CONCURRENCY_LIMIT = "ReservedFunctionConcurrentInvocationLimitExceeded"
@@ -17,8 +18,8 @@ CONCURRENCY_LIMIT = "ReservedFunctionConcurrentInvocationLimitExceeded"
 class Invocation:
     """One invoke on its way through an environment.
 
-    ``hang`` and ``crash`` are injected faults: the environment's answer is dropped, or the
-    environment is killed when it answers.
+    ``faults`` are the injected ones, drawn before it runs; the Runtime API acts on its crash
+    or hang at the point it strikes (before, during or after the handler).
     """
 
     request_id: str
@@ -26,8 +27,7 @@ class Invocation:
     timeout: float
     result: asyncio.Future[Result]
     delivered: asyncio.Event = field(default_factory=asyncio.Event)
-    hang: bool = False
-    crash: bool = False
+    faults: Injection = field(default_factory=Injection)
 
     @property
     def deadline_ms(self) -> int:

@@ -175,9 +175,7 @@ class LocalLambda:
         function.stats.invocations += 1
         result = asyncio.get_running_loop().create_future()
         timeout = function.config.timeout
-        invocation = Invocation(
-            request_id, payload, timeout, result, hang=faults.hang, crash=faults.crash
-        )
+        invocation = Invocation(request_id, payload, timeout, result, faults=faults)
         env.deliver(invocation)
         # The environment is released by this task even if the caller goes away mid-invoke.
         return await asyncio.shield(self._background.spawn(self._finish(env, invocation)))

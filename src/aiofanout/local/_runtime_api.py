@@ -7,19 +7,29 @@ Pitfalls of awslambdaric 4.x this code avoids: ``/next`` must answer with ``Cont
 application/json`` (without it the client crashes), must never answer 5xx (the client exits),
 and must stay open until work arrives; without ``Lambda-Runtime-Deadline-Ms`` the context
 reports 0 ms left.
+
+Injected crashes and hangs take effect here, at their point (see ``Faults``): ``before``, the
+environment's ``/next`` never answers (a crash kills the process first), so the handler provably
+never gets the invocation; ``during``, a timer armed at the delivery kills (crash) or stops
+(hang, ``SIGSTOP``) the process group while the handler runs; ``after``, and for a ``during``
+fault whose handler answered first, the answer is dropped (a crash kills the process first).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
+import os
+import signal
 import time
 import uuid
 
 from aiohttp import web
 
 from ._environments import Environment, Environments
-from ._invocation import Result
+from ._faults import Strike
+from ._invocation import Invocation, Result
 
 RUNTIME_PREFIX = "/2018-06-01/runtime"
 JSON = "application/json"
@@ -52,8 +62,13 @@ class RuntimeApi:
             env.function.stats.cold_starts.append(env.ready_at - env.spawned_at)
         invocation = await env.inbox.get()  # held open until work arrives
         if invocation is None:
-            return web.Response(status=410, text="environment stopped")
+            return _gone()
         invocation.delivered.set()
+        failure = invocation.faults.failure()
+        if failure is not None and failure[1] == "before":
+            return await _strike_before(env, failure[0])
+        if failure is not None and failure[1] == "during":
+            _arm_during(env, invocation, failure[0])
         return web.Response(
             body=invocation.payload,
             content_type=JSON,  # without it awslambdaric crashes
@@ -91,13 +106,54 @@ def _settle(env: Environment, request_id: str, result: Result) -> None:
     invocation = env.current
     if invocation is None or invocation.request_id != request_id:
         return  # late answer of an invocation that timed out
-    if invocation.hang:
+    failure = invocation.faults.failure()
+    if failure is not None and failure[0] == "hang":
         return  # injected: the answer never arrives, the timeout fires
-    if invocation.crash and env.process is not None:
-        env.process.kill()  # injected: the work ran, the environment died before answering
+    if failure is not None:
+        _signal(env, signal.SIGKILL)  # injected: the work ran, the environment died answering
         return
     if not invocation.result.done():
         invocation.result.set_result(result)
+
+
+async def _strike_before(env: Environment, kind: Strike) -> web.Response:
+    """Injected: the environment took the invocation, but its handler never gets it.
+
+    ``/next`` does not answer while the process lives, so no handler can run: a crash kills
+    it now (``Runtime.ExitError``), a hang waits for the function's timeout to kill it.
+    """
+    if kind == "crash":
+        _signal(env, signal.SIGKILL)
+    if env.process is not None:
+        await env.process.wait()
+    return _gone()
+
+
+def _arm_during(env: Environment, invocation: Invocation, kind: Strike) -> None:
+    """Injected: strike while the handler runs, ``strike`` of the way into its timeout."""
+    delay = invocation.faults.strike * invocation.timeout
+    timer = asyncio.get_running_loop().call_later(delay, _strike_during, env, invocation, kind)
+    invocation.result.add_done_callback(lambda _: timer.cancel())
+
+
+def _strike_during(env: Environment, invocation: Invocation, kind: Strike) -> None:
+    if env.dead or env.current is not invocation or invocation.result.done():
+        return  # it ended already (a crash as it answered, a timeout)
+    # A stopped process never answers: the function's timeout then kills it, as a real hang.
+    _signal(env, signal.SIGKILL if kind == "crash" else signal.SIGSTOP)
+
+
+def _signal(env: Environment, sig: signal.Signals) -> None:
+    """Send ``sig`` to the environment's process group (the handler and any fork of it)."""
+    process = env.process
+    if process is None or process.returncode is not None:
+        return
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, sig)
+
+
+def _gone() -> web.Response:
+    return web.Response(status=410, text="environment stopped")
 
 
 def _accepted() -> web.Response:
