@@ -1,0 +1,19 @@
+"""Every control-plane route of the local Lambda API, added to the runtime's application."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ._concurrency_api import ConcurrencyApi
+from ._functions_api import FunctionsApi
+
+if TYPE_CHECKING:
+    from aiohttp import web
+
+    from ._runtime import LocalLambda
+
+
+def add_control_routes(runtime: LocalLambda, app: web.Application) -> None:
+    """Serve functions, concurrency, event invoke configs and event source mappings."""
+    FunctionsApi(runtime).add_routes(app)
+    ConcurrencyApi(runtime).add_routes(app)

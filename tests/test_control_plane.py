@@ -1,0 +1,251 @@
+"""The local Lambda's control plane through boto3, against AWS's API as botocore models it.
+
+Routes, status codes, member names and error codes come from botocore's service model for
+``lambda`` 2015-03-31 (``botocore/data/lambda/2015-03-31/service-2.json``) and the Lambda API
+reference (docs.aws.amazon.com/lambda/latest/api/); each test says what it relies on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import json
+import logging
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+
+from aiofanout.local import FunctionConfig, LocalAws, stack
+
+from .control_plane_helpers import call, client, unique, until, zipped
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+FUNCTIONS = str(Path(__file__).with_name("lambda_functions"))
+ROLE = "arn:aws:iam::123456789012:role/lambda-role"
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def aws() -> AsyncIterator[LocalAws]:
+    async with stack() as local:
+        yield local
+
+
+@pytest.fixture(scope="module")
+def lam(aws: LocalAws) -> Any:
+    return client("lambda", aws.lambda_endpoint_url)
+
+
+async def create(lam: Any, name: str | None = None, **kwargs: Any) -> dict[str, Any]:
+    kwargs.setdefault("Code", {"ZipFile": zipped()})
+    kwargs.setdefault("Runtime", "python3.11")
+    kwargs = {"Role": ROLE, "Handler": "app.handler", **kwargs}
+    return dict(await call(lam.create_function, FunctionName=name or unique(), **kwargs))
+
+
+async def invoke(lam: Any, name: str, event: Any = None, **kwargs: Any) -> Any:
+    response = await call(lam.invoke, FunctionName=name, Payload=json.dumps(event or {}), **kwargs)
+    return json.loads(response["Payload"].read()), response
+
+
+def error_code(exc: Any) -> str:
+    return str(exc.value.response["Error"]["Code"])
+
+
+# -- functions -------------------------------------------------------------------------------
+
+
+async def test_create_function_answers_its_configuration_and_the_function_runs(lam: Any) -> None:
+    code = zipped("1")
+    created = await create(
+        lam,
+        Code={"ZipFile": code},
+        Timeout=7,
+        MemorySize=256,
+        Environment={"Variables": {"GREETING": "hi"}},
+        Description="d",
+    )
+    # CreateFunction: POST /2015-03-31/functions, 201, FunctionConfiguration (service model).
+    assert created["ResponseMetadata"]["HTTPStatusCode"] == 201
+    name = created["FunctionName"]
+    assert created["FunctionArn"] == f"arn:aws:lambda:us-east-1:123456789012:function:{name}"
+    assert (created["Runtime"], created["Handler"], created["Role"]) == (
+        "python3.11",
+        "app.handler",
+        ROLE,
+    )
+    assert (created["Timeout"], created["MemorySize"], created["Version"]) == (7, 256, "$LATEST")
+    assert created["Environment"] == {"Variables": {"GREETING": "hi"}}
+    # CodeSha256 is the base64 SHA-256 of the deployment package; CodeSize its bytes (API ref).
+    assert created["CodeSha256"] == base64.b64encode(hashlib.sha256(code).digest()).decode()
+    assert created["CodeSize"] == len(code)
+    assert created["State"] == "Active"
+    assert (await invoke(lam, name))[0] == {"version": "1", "greeting": "hi"}
+
+
+async def test_get_list_update_and_delete_a_function(lam: Any) -> None:
+    name = (await create(lam))["FunctionName"]
+    got = await call(lam.get_function, FunctionName=name)
+    # GetFunctionResponse: Configuration, Code.RepositoryType/Location (service model).
+    assert got["Configuration"]["FunctionName"] == name
+    assert got["Code"]["RepositoryType"] == "S3"
+    assert "Concurrency" not in got  # nothing reserved yet
+    config = await call(lam.get_function_configuration, FunctionName=name, Qualifier="$LATEST")
+    assert config["CodeSha256"] == got["Configuration"]["CodeSha256"]
+    pages = lam.get_paginator("list_functions").paginate()
+    listed = await call(lambda: [f["FunctionName"] for p in pages for f in p["Functions"]])
+    assert name in listed
+    updated = await call(
+        lam.update_function_configuration,
+        FunctionName=name,
+        Timeout=9,
+        Environment={"Variables": {"GREETING": "hello"}},
+    )
+    assert updated["Timeout"] == 9
+    assert updated["RevisionId"] != config["RevisionId"]
+    assert (await invoke(lam, name))[0]["greeting"] == "hello"  # a new environment, new config
+    recoded = await call(lam.update_function_code, FunctionName=name, ZipFile=zipped("2"))
+    assert recoded["CodeSha256"] != config["CodeSha256"]
+    assert (await invoke(lam, name))[0]["version"] == "2"
+    # DeleteFunction: DELETE /2015-03-31/functions/{FunctionName}, 204 (service model).
+    deleted = await call(lam.delete_function, FunctionName=name)
+    assert deleted["ResponseMetadata"]["HTTPStatusCode"] == 204
+    with pytest.raises(lam.exceptions.ResourceNotFoundException):
+        await call(lam.get_function, FunctionName=name)
+
+
+async def test_a_busy_environment_finishes_on_the_old_code_and_retires(
+    aws: LocalAws, lam: Any
+) -> None:
+    name = (await create(lam, Timeout=30))["FunctionName"]
+    slow = aws.runtime.invoke(name, json.dumps({"sleep": 1.5}).encode())
+
+    running = asyncio.ensure_future(slow)
+    function = aws.runtime.functions.get(name)
+    await until(lambda: any(env.current for env in function.pool.members.values()))
+    await call(lam.update_function_code, FunctionName=name, ZipFile=zipped("2"))
+    old = json.loads((await running).body)
+    assert old["version"] == "1"  # it finished where it started
+    assert (await invoke(lam, name))[0]["version"] == "2"
+    assert len(function.pool.members) == 1  # the old environment retired
+
+
+async def test_code_from_s3_on_the_moto_server(aws: LocalAws, lam: Any) -> None:
+    s3 = client("s3", aws.endpoint_url)
+    bucket = unique("code")
+    await call(s3.create_bucket, Bucket=bucket)
+    await call(s3.put_object, Bucket=bucket, Key="app.zip", Body=zipped("s3"))
+    name = (await create(lam, Code={"S3Bucket": bucket, "S3Key": "app.zip"}))["FunctionName"]
+    assert (await invoke(lam, name))[0]["version"] == "s3"
+    with pytest.raises(lam.exceptions.InvalidParameterValueException):
+        await create(lam, Code={"S3Bucket": bucket, "S3Key": "missing.zip"})
+
+
+async def test_create_errors_as_aws_answers_them(lam: Any) -> None:
+    name = (await create(lam))["FunctionName"]
+    # ResourceConflictException (409): "The resource already exists" (service model).
+    with pytest.raises(lam.exceptions.ResourceConflictException):
+        await create(lam, name)
+    with pytest.raises(lam.exceptions.InvalidParameterValueException, match="python3"):
+        await create(lam, Runtime="nodejs20.x")
+    with pytest.raises(lam.exceptions.InvalidParameterValueException, match="unzip"):
+        await create(lam, Code={"ZipFile": b"not a zip"})
+
+
+async def test_an_unknown_qualifier_is_not_found_naming_the_arn(lam: Any) -> None:
+    name = (await create(lam))["FunctionName"]
+    with pytest.raises(lam.exceptions.ResourceNotFoundException) as caught:
+        await call(lam.get_function, FunctionName=name, Qualifier="7")
+    assert f":function:{name}:7" in caught.value.response["Error"]["Message"]
+    with pytest.raises(lam.exceptions.ResourceNotFoundException):
+        await call(lam.invoke, FunctionName=f"{name}:live", Payload=b"{}")
+
+
+async def test_a_function_added_from_python_is_the_one_the_api_sees(
+    aws: LocalAws, lam: Any
+) -> None:
+    name = unique()
+    aws.add_function(FunctionConfig(name, "plain.echo", code_paths=[FUNCTIONS], timeout=4))
+    config = await call(lam.get_function_configuration, FunctionName=name)
+    assert (config["Handler"], config["Timeout"]) == ("plain.echo", 4)
+    await call(lam.update_function_configuration, FunctionName=name, Timeout=8)
+    assert aws.runtime.functions.get(name).config.timeout == 8
+
+
+# -- unknown routes and invoke fidelity ----------------------------------------------------------
+
+
+async def test_an_operation_not_served_here_is_a_json_error_naming_it(lam: Any) -> None:
+    from botocore.exceptions import ClientError
+
+    with pytest.raises(ClientError) as caught:
+        await call(lam.list_aliases, FunctionName="anything")
+    assert error_code(caught) == "UnknownOperationException"
+    assert "ListAliases" in caught.value.response["Error"]["Message"]
+
+
+async def test_invoke_errors_as_aws_words_them(lam: Any) -> None:
+    name = (await create(lam))["FunctionName"]
+    # A not-found names the ARN: "Function not found: arn:aws:lambda:...:function:NAME".
+    with pytest.raises(lam.exceptions.ResourceNotFoundException) as caught:
+        await call(lam.invoke, FunctionName="no-such-fn", Payload=b"{}")
+    assert caught.value.response["Error"]["Message"] == (
+        "Function not found: arn:aws:lambda:us-east-1:123456789012:function:no-such-fn"
+    )
+    # InvalidRequestContentException (400): "The request body could not be parsed as JSON".
+    with pytest.raises(lam.exceptions.InvalidRequestContentException, match="parse request body"):
+        await call(lam.invoke, FunctionName=name, Payload=b"not json")
+    # Over the 6 MB synchronous limit, well past any server buffer: 413 in JSON, which
+    # boto3's RequestTooLargeException class (httpStatusCode 413 in the model) catches.
+    with pytest.raises(lam.exceptions.RequestTooLargeException):
+        await call(lam.invoke, FunctionName=name, Payload=b"[" + b"1," * 5_000_000 + b"1]")
+
+
+async def test_a_timeout_carries_aws_prefix(lam: Any) -> None:
+    name = (await create(lam, Timeout=1))["FunctionName"]
+    answer, response = await invoke(lam, name, {"sleep": 3})
+    assert response["FunctionError"] == "Unhandled"
+    assert answer["errorType"] == "Sandbox.Timedout"
+    # AWS: "<ISO time> <request id> Task timed out after 1.00 seconds".
+    pattern = (
+        r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z [0-9a-f-]{36} Task timed out after 1\.00 seconds"
+    )
+    assert re.fullmatch(pattern, answer["errorMessage"])
+
+
+async def test_log_type_tail_returns_the_invocations_log(lam: Any) -> None:
+    name = (await create(lam))["FunctionName"]
+    _, response = await invoke(lam, name, LogType="Tail")
+    # InvocationResponse.LogResult: header X-Amz-Log-Result, base64, the last 4 KB (model, API ref).
+    log = base64.b64decode(response["LogResult"]).decode()
+    request_id = response["ResponseMetadata"]["RequestId"]
+    assert f"hello from {name} version 1" in log
+    assert log.startswith(f"START RequestId: {request_id}")
+    assert f"END RequestId: {request_id}" in log
+    _, quiet = await invoke(lam, name)
+    assert "LogResult" not in quiet
+
+
+async def test_function_output_and_errors_reach_the_logs_with_name_and_request_id(
+    lam: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+
+    caplog.set_level(logging.INFO, logger="aiofanout.local")
+    name = (await create(lam))["FunctionName"]
+    response = await call(
+        lam.invoke, FunctionName=name, InvocationType="Event", Payload=json.dumps({"fail": True})
+    )
+    request_id = response["ResponseMetadata"]["RequestId"]
+    await until(
+        lambda: any(
+            r.levelno == logging.WARNING and request_id in r.getMessage() for r in caplog.records
+        )
+    )
+    lines = [r.getMessage() for r in caplog.records if request_id in r.getMessage()]
+    assert any(f"{name} {request_id} hello from {name}" in line for line in lines)
+    assert any(name in line and "ValueError" in line for line in lines)
