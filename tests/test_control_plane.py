@@ -22,7 +22,7 @@ import pytest_asyncio
 
 from aiofanout.local import FunctionConfig, LocalAws, stack
 
-from .control_plane_helpers import call, client, unique, until, zipped
+from .control_plane_helpers import call, client, eventually, unique, until, zipped
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -249,3 +249,73 @@ async def test_function_output_and_errors_reach_the_logs_with_name_and_request_i
     lines = [r.getMessage() for r in caplog.records if request_id in r.getMessage()]
     assert any(f"{name} {request_id} hello from {name}" in line for line in lines)
     assert any(name in line and "ValueError" in line for line in lines)
+
+
+# -- concurrency ---------------------------------------------------------------------------------
+
+
+async def test_reserved_concurrency_is_enforced_and_reported(aws: LocalAws, lam: Any) -> None:
+    name = (await create(lam, Timeout=30))["FunctionName"]
+    # GetFunctionConcurrency with nothing reserved: an empty answer (no member).
+    assert "ReservedConcurrentExecutions" not in await call(
+        lam.get_function_concurrency, FunctionName=name
+    )
+    put = await call(
+        lam.put_function_concurrency, FunctionName=name, ReservedConcurrentExecutions=1
+    )
+    assert put["ReservedConcurrentExecutions"] == 1  # the Concurrency shape
+    got = await call(lam.get_function_concurrency, FunctionName=name)
+    assert got["ReservedConcurrentExecutions"] == 1
+    function = await call(lam.get_function, FunctionName=name)
+    assert function["Concurrency"] == {"ReservedConcurrentExecutions": 1}
+    busy = asyncio.ensure_future(aws.runtime.invoke(name, b'{"sleep": 1}'))
+    await until(
+        lambda: any(e.current for e in aws.runtime.functions.get(name).pool.members.values())
+    )
+    # Past the reserved concurrency: 429 TooManyRequestsException, Reason as the API ref lists.
+    with pytest.raises(lam.exceptions.TooManyRequestsException) as caught:
+        await call(lam.invoke, FunctionName=name, Payload=b"{}")
+    assert caught.value.response["Reason"] == "ReservedFunctionConcurrentInvocationLimitExceeded"
+    await busy
+    deleted = await call(lam.delete_function_concurrency, FunctionName=name)
+    assert deleted["ResponseMetadata"]["HTTPStatusCode"] == 204
+    assert "ReservedConcurrentExecutions" not in await call(
+        lam.get_function_concurrency, FunctionName=name
+    )
+
+
+async def test_provisioned_concurrency_starts_environments_ahead_and_reports_status(
+    aws: LocalAws, lam: Any
+) -> None:
+    name = (await create(lam))["FunctionName"]
+    put = await call(
+        lam.put_provisioned_concurrency_config,
+        FunctionName=name,
+        Qualifier="$LATEST",
+        ProvisionedConcurrentExecutions=2,
+    )
+    # PutProvisionedConcurrencyConfig: 202, Status IN_PROGRESS first (model; API ref).
+    assert put["ResponseMetadata"]["HTTPStatusCode"] == 202
+    assert (put["Status"], put["RequestedProvisionedConcurrentExecutions"]) == ("IN_PROGRESS", 2)
+
+    def ready() -> Any:
+        got = lam.get_provisioned_concurrency_config(FunctionName=name, Qualifier="$LATEST")
+        return got if got["Status"] == "READY" else None
+
+    got = await eventually(ready)
+    assert got["AllocatedProvisionedConcurrentExecutions"] == 2
+    stats = aws.runtime.stats(name)
+    assert (stats["environments"], len(stats["cold_starts_ms"])) == (2, 2)
+    await invoke(lam, name)
+    assert len(aws.runtime.stats(name)["cold_starts_ms"]) == 2  # served warm: no cold start
+    await call(lam.delete_provisioned_concurrency_config, FunctionName=name, Qualifier="$LATEST")
+    with pytest.raises(lam.exceptions.ProvisionedConcurrencyConfigNotFoundException):
+        await call(lam.get_provisioned_concurrency_config, FunctionName=name, Qualifier="$LATEST")
+    await call(lam.put_function_concurrency, FunctionName=name, ReservedConcurrentExecutions=1)
+    with pytest.raises(lam.exceptions.InvalidParameterValueException):
+        await call(
+            lam.put_provisioned_concurrency_config,
+            FunctionName=name,
+            Qualifier="$LATEST",
+            ProvisionedConcurrentExecutions=2,
+        )
