@@ -67,3 +67,16 @@ async def until(predicate: Callable[[], bool], *, timeout: float = 30.0) -> None
     while not predicate():
         assert time.monotonic() < deadline, "the condition did not come true in time"
         await asyncio.sleep(0.02)
+
+
+def receive(sqs: Any, url: str, count: int, *, timeout: float = 30.0) -> list[dict[str, Any]]:
+    """Receive (and delete) ``count`` messages of a queue, long polling; fail after ``timeout``."""
+    messages: list[dict[str, Any]] = []
+    deadline = time.monotonic() + timeout
+    while len(messages) < count:
+        assert time.monotonic() < deadline, f"got {len(messages)} of {count} messages in time"
+        got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1)
+        for message in got.get("Messages", []):
+            messages.append(message)
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+    return messages

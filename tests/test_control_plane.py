@@ -22,7 +22,7 @@ import pytest_asyncio
 
 from aiofanout.local import FunctionConfig, LocalAws, stack
 
-from .control_plane_helpers import call, client, eventually, unique, until, zipped
+from .control_plane_helpers import call, client, eventually, receive, unique, until, zipped
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -319,3 +319,103 @@ async def test_provisioned_concurrency_starts_environments_ahead_and_reports_sta
             Qualifier="$LATEST",
             ProvisionedConcurrentExecutions=2,
         )
+
+
+# -- asynchronous invocation ---------------------------------------------------------------------
+
+
+async def queue(sqs: Any, prefix: str) -> tuple[str, str]:
+    """A new queue: its URL and ARN."""
+    url = (await call(sqs.create_queue, QueueName=unique(prefix)))["QueueUrl"]
+    got = await call(sqs.get_queue_attributes, QueueUrl=url, AttributeNames=["QueueArn"])
+    return url, got["Attributes"]["QueueArn"]
+
+
+@pytest.fixture(scope="module")
+def sqs(aws: LocalAws) -> Any:
+    return client("sqs", aws.endpoint_url)
+
+
+async def test_put_overwrites_update_merges_and_delete_removes(lam: Any, sqs: Any) -> None:
+    name = (await create(lam))["FunctionName"]
+    _, failures = await queue(sqs, "failures")
+    put = await call(
+        lam.put_function_event_invoke_config,
+        FunctionName=name,
+        MaximumRetryAttempts=0,
+        DestinationConfig={"OnFailure": {"Destination": failures}},
+    )
+    # FunctionEventInvokeConfig: FunctionArn, MaximumRetryAttempts, DestinationConfig (model).
+    assert put["FunctionArn"].endswith(f":function:{name}:$LATEST")
+    assert put["MaximumRetryAttempts"] == 0
+    assert put["DestinationConfig"]["OnFailure"] == {"Destination": failures}
+    # Update merges: what it leaves out stays (API ref, UpdateFunctionEventInvokeConfig).
+    updated = await call(
+        lam.update_function_event_invoke_config, FunctionName=name, MaximumEventAgeInSeconds=3600
+    )
+    assert (updated["MaximumRetryAttempts"], updated["MaximumEventAgeInSeconds"]) == (0, 3600)
+    assert updated["DestinationConfig"]["OnFailure"] == {"Destination": failures}
+    # Put overwrites: what it leaves out is dropped (API ref, PutFunctionEventInvokeConfig).
+    again = await call(
+        lam.put_function_event_invoke_config, FunctionName=name, MaximumEventAgeInSeconds=120
+    )
+    assert "MaximumRetryAttempts" not in again
+    assert again["DestinationConfig"].get("OnFailure", {}) == {}
+    got = await call(lam.get_function_event_invoke_config, FunctionName=name)
+    assert got["MaximumEventAgeInSeconds"] == 120
+    listed = await call(lam.list_function_event_invoke_configs, FunctionName=name)
+    assert [c["MaximumEventAgeInSeconds"] for c in listed["FunctionEventInvokeConfigs"]] == [120]
+    await call(lam.delete_function_event_invoke_config, FunctionName=name)
+    with pytest.raises(lam.exceptions.ResourceNotFoundException):
+        await call(lam.get_function_event_invoke_config, FunctionName=name)
+
+
+async def test_destinations_receive_aws_invocation_records(lam: Any, sqs: Any) -> None:
+    name = (await create(lam))["FunctionName"]
+    successes, success_arn = await queue(sqs, "ok")
+    failures, failure_arn = await queue(sqs, "failed")
+    destinations = {
+        "OnSuccess": {"Destination": success_arn},
+        "OnFailure": {"Destination": failure_arn},
+    }
+    await call(
+        lam.put_function_event_invoke_config,
+        FunctionName=name,
+        MaximumRetryAttempts=0,
+        DestinationConfig=destinations,
+    )
+    await call(lam.invoke, FunctionName=name, InvocationType="Event", Payload=b'{"n": 1}')
+    await call(lam.invoke, FunctionName=name, InvocationType="Event", Payload=b'{"fail": true}')
+    # The asynchronous invocation record (DESIGN.md; Lambda guide "Destinations").
+    [ok] = [json.loads(m["Body"]) for m in await call(receive, sqs=sqs, url=successes, count=1)]
+    assert ok["requestContext"]["condition"] == "Success"
+    assert ok["requestPayload"] == {"n": 1}
+    assert ok["responsePayload"] == {"version": "1", "greeting": None}
+    assert "functionError" not in ok["responseContext"]
+    [bad] = [json.loads(m["Body"]) for m in await call(receive, sqs=sqs, url=failures, count=1)]
+    assert bad["requestContext"]["condition"] == "RetriesExhausted"
+    assert bad["requestContext"]["approximateInvokeCount"] == 1  # MaximumRetryAttempts=0
+    assert bad["responseContext"]["functionError"] == "Unhandled"
+    assert bad["responsePayload"]["errorType"] == "ValueError"
+
+
+async def test_an_event_older_than_the_maximum_age_goes_to_on_failure_unrun(
+    aws: LocalAws, lam: Any, sqs: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import time
+
+    name = (await create(lam))["FunctionName"]
+    failures, failure_arn = await queue(sqs, "aged")
+    await call(
+        lam.put_function_event_invoke_config,
+        FunctionName=name,
+        MaximumEventAgeInSeconds=60,
+        DestinationConfig={"OnFailure": {"Destination": failure_arn}},
+    )
+    # The minimum age is 60 s (model); the runner's clock jumps an hour instead of waiting.
+    monkeypatch.setattr(aws.runtime._events, "clock", lambda: time.time() + 3600)
+    await call(lam.invoke, FunctionName=name, InvocationType="Event", Payload=b'{"n": 2}')
+    [aged] = [json.loads(m["Body"]) for m in await call(receive, sqs=sqs, url=failures, count=1)]
+    assert aged["requestContext"]["condition"] == "EventAgeExceeded"
+    assert aged["requestPayload"] == {"n": 2}
+    assert aws.runtime.stats(name)["invocations"] == 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ._concurrency_api import ConcurrencyApi
+from ._event_configs import EventConfigsApi
 from ._functions_api import FunctionsApi
 
 if TYPE_CHECKING:
@@ -17,3 +18,4 @@ def add_control_routes(runtime: LocalLambda, app: web.Application) -> None:
     """Serve functions, concurrency, event invoke configs and event source mappings."""
     FunctionsApi(runtime).add_routes(app)
     ConcurrencyApi(runtime).add_routes(app)
+    EventConfigsApi(runtime.functions).add_routes(app)
