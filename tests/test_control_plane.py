@@ -419,3 +419,102 @@ async def test_an_event_older_than_the_maximum_age_goes_to_on_failure_unrun(
     assert aged["requestContext"]["condition"] == "EventAgeExceeded"
     assert aged["requestPayload"] == {"n": 2}
     assert aws.runtime.stats(name)["invocations"] == 0
+
+
+# -- event source mappings -----------------------------------------------------------------------
+
+
+def queue_is_drained(sqs: Any, url: str) -> bool:
+    names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+    got = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=names)["Attributes"]
+    return all(got[n] == "0" for n in names)
+
+
+async def test_an_sqs_mapping_created_through_the_api_runs_and_reports_its_states(
+    aws: LocalAws, lam: Any, sqs: Any
+) -> None:
+    name = (await create(lam))["FunctionName"]
+    url, arn = await queue(sqs, "mapped")
+    created = await call(
+        lam.create_event_source_mapping,
+        EventSourceArn=arn,
+        FunctionName=name,
+        BatchSize=5,
+        MaximumBatchingWindowInSeconds=0,
+        FunctionResponseTypes=["ReportBatchItemFailures"],
+        ScalingConfig={"MaximumConcurrency": 2},
+    )
+    # CreateEventSourceMapping: 202, State "Creating", a UUID (model; API ref).
+    assert created["ResponseMetadata"]["HTTPStatusCode"] == 202
+    assert created["State"] == "Creating"
+    uuid_ = created["UUID"]
+    assert re.fullmatch(r"[0-9a-f-]{36}", uuid_)
+    assert (created["BatchSize"], created["EventSourceArn"]) == (5, arn)
+    assert created["FunctionArn"].endswith(f":function:{name}")
+    assert created["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert created["ScalingConfig"] == {"MaximumConcurrency": 2}
+
+    def state_is(state: str) -> Any:
+        got = lam.get_event_source_mapping(UUID=uuid_)
+        return got if got["State"] == state else None
+
+    await eventually(lambda: state_is("Enabled"))
+    for n in range(7):
+        await call(sqs.send_message, QueueUrl=url, MessageBody=json.dumps({"n": n}))
+    await eventually(lambda: queue_is_drained(sqs, url))
+    assert aws.runtime.stats(name)["invocations"] >= 2  # batches of at most 5
+    listed = await call(lam.list_event_source_mappings, FunctionName=name)
+    assert [m["UUID"] for m in listed["EventSourceMappings"]] == [uuid_]
+    updated = await call(lam.update_event_source_mapping, UUID=uuid_, BatchSize=3, Enabled=False)
+    assert (updated["State"], updated["BatchSize"]) == ("Updating", 3)
+    await eventually(lambda: state_is("Disabled"))
+    deleted = await call(lam.delete_event_source_mapping, UUID=uuid_)
+    assert deleted["State"] == "Deleting"
+
+    def gone() -> bool:
+        try:
+            lam.get_event_source_mapping(UUID=uuid_)
+        except lam.exceptions.ResourceNotFoundException:
+            return True
+        return False
+
+    await eventually(gone)
+
+
+async def test_a_disabled_mapping_leaves_the_queue_alone(aws: LocalAws, lam: Any, sqs: Any) -> None:
+    name = (await create(lam))["FunctionName"]
+    url, arn = await queue(sqs, "idle")
+    created = await call(
+        lam.create_event_source_mapping, EventSourceArn=arn, FunctionName=name, Enabled=False
+    )
+    assert created["BatchSize"] == 10  # AWS's default for SQS
+    await eventually(
+        lambda: lam.get_event_source_mapping(UUID=created["UUID"])["State"] == "Disabled"
+    )
+    mapping = aws.runtime.mappings.by_uuid[created["UUID"]]
+    assert mapping.pollers == []
+    await call(lam.update_event_source_mapping, UUID=created["UUID"], Enabled=True)
+    await call(sqs.send_message, QueueUrl=url, MessageBody="{}")
+    await eventually(lambda: queue_is_drained(sqs, url))
+    await call(lam.delete_event_source_mapping, UUID=created["UUID"])
+
+
+async def test_a_mapping_added_from_python_is_listed_and_bad_settings_are_refused(
+    aws: LocalAws, lam: Any, sqs: Any
+) -> None:
+    from aiofanout.local import EventSourceMapping
+
+    name = unique()
+    aws.add_function(FunctionConfig(name, "plain.echo", code_paths=[FUNCTIONS]))
+    url, arn = await queue(sqs, "py")
+    uuid_ = await aws.add_event_source(EventSourceMapping(url, name, batch_size=4))
+    got = await call(lam.get_event_source_mapping, UUID=uuid_)
+    assert (got["State"], got["BatchSize"], got["EventSourceArn"]) == ("Enabled", 4, arn)
+    # More than 10 records need a batching window of at least 1 s (API ref, BatchSize).
+    with pytest.raises(lam.exceptions.InvalidParameterValueException):
+        await call(
+            lam.create_event_source_mapping, EventSourceArn=arn, FunctionName=name, BatchSize=100
+        )
+    with pytest.raises(lam.exceptions.ResourceNotFoundException):
+        await call(lam.create_event_source_mapping, EventSourceArn=arn, FunctionName="nope")
+    await call(lam.delete_event_source_mapping, UUID=uuid_)

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from ._concurrency_api import ConcurrencyApi
 from ._event_configs import EventConfigsApi
 from ._functions_api import FunctionsApi
+from ._mappings_api import MappingsApi
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -19,3 +20,4 @@ def add_control_routes(runtime: LocalLambda, app: web.Application) -> None:
     FunctionsApi(runtime).add_routes(app)
     ConcurrencyApi(runtime).add_routes(app)
     EventConfigsApi(runtime.functions).add_routes(app)
+    MappingsApi(runtime.functions, runtime.mappings).add_routes(app)

@@ -41,11 +41,11 @@ from ._code import CodeStore
 from ._config import EventSourceMapping, FunctionConfig
 from ._control import Control
 from ._environments import Environment, Environments
-from ._esm import poll
 from ._events import EventRunner
 from ._functions import Function, FunctionRegistry
 from ._invocation import CONCURRENCY_LIMIT, Invocation, Result, Throttle
 from ._invoke_api import InvokeApi
+from ._mappings import Mapping, Mappings
 from ._routes import add_control_routes
 from ._runtime_api import RuntimeApi
 from ._sqs import SqsClient
@@ -95,6 +95,7 @@ class LocalLambda:
         self._events = EventRunner(self.invoke, self._sqs, self._background)
         self.control = Control(self.functions, self._environments, self._events, self._background)
         self.code = CodeStore(sqs_endpoint_url)
+        self.mappings = Mappings(self.invoke, self._sqs, self._background)
         self._logs: OrderedDict[str, bytes] = OrderedDict()
         self._runner: web.AppRunner | None = None
 
@@ -152,12 +153,17 @@ class LocalLambda:
         """Register a function (replacing one of the same name, whose environments stop)."""
         self.control.add(Function.create(config))
 
-    async def add_event_source(self, mapping: EventSourceMapping) -> None:
-        """Start polling an SQS queue for a function (needs ``sqs_endpoint_url``)."""
+    async def add_event_source(self, mapping: EventSourceMapping) -> str:
+        """Start polling an SQS queue for a function (needs ``sqs_endpoint_url``).
+
+        Returns the mapping's UUID, as ``GetEventSourceMapping`` knows it.
+        """
         self.functions.get(mapping.function)
-        sqs = await self._sqs.get()
-        for _ in range(mapping.pollers):
-            self._background.spawn(poll(self.invoke, sqs, mapping))
+        source_arn = await self.mappings.queue_arn(mapping.queue_url)
+        response_types = ["ReportBatchItemFailures"] if mapping.report_batch_item_failures else []
+        added = self.mappings.add(Mapping(mapping, source_arn, response_types=response_types))
+        await added.settled.wait()
+        return added.uuid
 
     # -- one invocation -------------------------------------------------------------------
 

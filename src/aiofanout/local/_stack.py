@@ -42,9 +42,9 @@ class LocalAws:
         """Register a function with the runtime (see :class:`FunctionConfig`)."""
         self.runtime.add_function(config)
 
-    async def add_event_source(self, mapping: EventSourceMapping) -> None:
-        """Start an SQS event source mapping (see :class:`EventSourceMapping`)."""
-        await self.runtime.add_event_source(mapping)
+    async def add_event_source(self, mapping: EventSourceMapping) -> str:
+        """Start an SQS event source mapping (see :class:`EventSourceMapping`); its UUID."""
+        return await self.runtime.add_event_source(mapping)
 
     async def create_queue(self, name: str, **attributes: str) -> str:
         """Create an SQS queue on the moto server; return its URL."""
