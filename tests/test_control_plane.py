@@ -518,3 +518,29 @@ async def test_a_mapping_added_from_python_is_listed_and_bad_settings_are_refuse
     with pytest.raises(lam.exceptions.ResourceNotFoundException):
         await call(lam.create_event_source_mapping, EventSourceArn=arn, FunctionName="nope")
     await call(lam.delete_event_source_mapping, UUID=uuid_)
+
+
+async def test_code_lives_in_a_private_directory_removed_with_the_stack() -> None:
+    import io
+    import zipfile
+
+    async with stack() as local:
+        lam = client("lambda", local.lambda_endpoint_url)
+        name = (await create(lam))["FunctionName"]
+        directory = Path(local.runtime.functions.get(name).config.code_paths[0])
+        assert (directory / "app.py").exists()
+        assert private(directory)
+        evil = io.BytesIO()
+        with zipfile.ZipFile(evil, "w") as archive:
+            archive.writestr("../escaped.py", "x = 1")
+        with pytest.raises(lam.exceptions.InvalidParameterValueException, match="unsafe"):
+            await create(lam, Code={"ZipFile": evil.getvalue()})
+        assert not (directory.parent.parent / "escaped.py").exists()
+    assert not await asyncio.to_thread(directory.exists)
+
+
+def private(directory: Path) -> bool:
+    """Only its owner may read, write or enter ``directory`` (mode 0700)."""
+    import stat
+
+    return stat.S_IMODE(directory.stat().st_mode) == 0o700

@@ -123,6 +123,7 @@ class FunctionsApi:
     async def _delete(self, request: web.Request) -> web.Response:
         function = lookup(self._functions, request)
         self._runtime.control.remove(function.name)
+        self._runtime.mappings.disable_for(function.name)
         return reply(None, status=204)
 
 

@@ -80,6 +80,12 @@ class Mappings:
         """Stop the pollers (``Deleting``), then forget the mapping."""
         self._transition(mapping, "Deleting", self._remove(mapping))
 
+    def disable_for(self, function: str) -> None:
+        """Disable the mappings of a deleted function (AWS keeps them, failing; here they rest)."""
+        for mapping in list(self.by_uuid.values()):
+            if mapping.config.function == function and mapping.enabled:
+                self.update(mapping, mapping.config, enabled=False)
+
     def _transition(self, mapping: Mapping, state: str, then: Any) -> None:
         mapping.state = state
         mapping.last_modified = time.time()

@@ -8,13 +8,18 @@ same context object, deadline header, error payloads.
 
 :class:`LocalLambda` composes the parts, one concern per module:
 
-- ``_functions``: the registry of functions (config, pool, event queue, stats), the seam a
-  control plane writes through;
-- ``_invoke_api`` and ``_runtime_api``: the two HTTP faces;
+- ``_functions``: the registry of functions (config, pool, event queue, stats), the seam the
+  Python API and the control plane both write through; ``_control``: their life cycle
+  (added, reconfigured with old environments retiring, removed, provisioned);
+- ``_invoke_api`` and ``_runtime_api``: the two HTTP faces of invocation; ``_api``: AWS's JSON
+  errors and the unknown-operation answer; ``_routes``: the control plane's routes
+  (``_functions_api``, ``_concurrency_api``, ``_event_configs``, ``_mappings_api``);
+- ``_code``: zip code (inline or in S3 on the moto server), unpacked in a private directory;
 - ``_pool``: warm environments, waiting invokes, the reserved concurrency (429 past it);
 - ``_environments``: the awslambdaric processes, started, watched, killed, their logs relayed;
-- ``_events``: ``Event`` invocations, their retries and the on-failure record;
-- ``_esm``: SQS event source mappings; ``_faults``: the injected faults, drawn once per invoke.
+- ``_events``: ``Event`` invocations, their retries, maximum age and destination records;
+- ``_mappings`` and ``_esm``: SQS event source mappings and their pollers; ``_faults``: the
+  injected faults, drawn once per invoke.
 
 This module keeps the life cycle and :meth:`LocalLambda.invoke`, the one path every invocation
 takes (synchronous, queued event or SQS batch): faults, a pool environment, the delivery, the
