@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
+import signal
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from ._errors import UsageError
+
+if TYPE_CHECKING:
+    from .local import FunctionConfig, LocalAws
 
 DESCRIPTION = """\
 aiofanout fans work out from asyncio (to coroutines, threads, AWS Lambda, SQS and HTTP) and
@@ -20,12 +26,14 @@ commands:
 examples:
   python -m aiofanout demo
   python -m aiofanout serve --function worker=worker.lambda_handler --code-path examples
+  python -m aiofanout serve --port 9001 --config local-aws.toml
 """
 
 
 SERVE_DESCRIPTION = (
     "Start a moto server (SQS, S3, IAM) and the local Lambda runtime on 127.0.0.1, register "
-    "functions, print the endpoints, and serve until Ctrl-C. Point boto3, aioboto3 or the AWS "
+    "functions (options, a --config stack file, or the Lambda API: aws lambda create-function), "
+    "print the endpoints, and serve until Ctrl-C or SIGTERM. Point boto3, aioboto3 or the AWS "
     "CLI at them with --endpoint-url."
 )
 
@@ -76,6 +84,20 @@ def _add_serve(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         serve.add_argument(
             flag, metavar=metavar, help=f"{text} (repeatable)", action="append", default=[]
         )
+    serve.add_argument(
+        "--port",
+        type=int,
+        default=0,
+        help="the Lambda API's port on 127.0.0.1 (default: a free one)",
+    )
+    serve.add_argument(
+        "--moto-port", type=int, default=0, help="the moto server's port (default: a free one)"
+    )
+    serve.add_argument(
+        "--config",
+        metavar="FILE",
+        help="a TOML stack file: functions, queues, event source mappings, event invoke configs",
+    )
     serve.add_argument("--timeout", type=float, default=30.0, help="function timeout, seconds")
     serve.add_argument(
         "--memory", type=int, default=128, help="function memory, MB (informational)"
@@ -107,8 +129,30 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 async def serve(args: argparse.Namespace) -> int:
-    """Run the embedded stack until interrupted."""
-    from .local import FunctionConfig, stack
+    """Run the embedded stack until Ctrl-C or SIGTERM (both stop every process it started)."""
+    from .local import stack
+    from .local._stack_file import StackFile
+
+    configs = _function_configs(args)
+    stack_file = StackFile.load(args.config) if args.config else StackFile()
+    _show_function_output()
+    stopped = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, stopped.set)  # as Ctrl-C: clean up, then exit
+    try:
+        async with stack(functions=configs, port=args.port, moto_port=args.moto_port) as aws:
+            await stack_file.apply(aws)
+            names = [c.name for c in [*configs, *stack_file.functions]]
+            print(banner(aws, names), flush=True)
+            await stopped.wait()
+    finally:
+        loop.remove_signal_handler(signal.SIGTERM)
+    return 0
+
+
+def _function_configs(args: argparse.Namespace) -> list[FunctionConfig]:
+    """The functions of ``--function``, with the other options."""
+    from .local import FunctionConfig
 
     environment = {}
     for pair in args.env:
@@ -132,19 +176,43 @@ async def serve(args: argparse.Namespace) -> int:
                 environment=environment,
             )
         )
-    async with stack(functions=configs) as aws:
-        print(f"moto server (SQS, S3, IAM):  {aws.endpoint_url}")
-        print(f"local Lambda (Invoke API):   {aws.lambda_endpoint_url}")
-        print("credentials: AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing, us-east-1")
-        for config in configs:
-            print(
-                f"  aws --endpoint-url {aws.lambda_endpoint_url} lambda invoke "
-                f"--function-name {config.name} --payload '{{}}' "
-                "--cli-binary-format raw-in-base64-out out.json"
-            )
-        print("serving until Ctrl-C", flush=True)
-        await asyncio.Event().wait()
-    return 0
+    return configs
+
+
+def _show_function_output() -> None:
+    """Functions' output and errors (with function name and request id) on stdout."""
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    logger = logging.getLogger("aiofanout.local")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+
+
+def banner(aws: LocalAws | Any, functions: Sequence[str]) -> str:
+    """What serve prints: the endpoints, the environment, commands that work as printed.
+
+    The commands are for the AWS CLI v1 (``pip install awscli``) and v2 alike, except
+    ``invoke``: v2 reads ``--payload`` as base64 unless given ``--cli-binary-format
+    raw-in-base64-out``, a flag v1 does not have (v1 sends the payload as given).
+    """
+    lam, moto = aws.lambda_endpoint_url, aws.endpoint_url
+    name = functions[0] if functions else "NAME"
+    lines = [
+        f"moto server (SQS, S3, IAM):  {moto}",
+        f"local Lambda (Lambda API):   {lam}",
+        "credentials: AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing, us-east-1",
+        f"functions: {', '.join(functions) or '(none yet: aws lambda create-function)'}",
+        "environment for boto3 and the AWS CLI:",
+        f"  export AWS_ENDPOINT_URL_LAMBDA={lam} AWS_ENDPOINT_URL={moto} "
+        "AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_DEFAULT_REGION=us-east-1",
+        "try (AWS CLI v1 as printed; v2: add --cli-binary-format raw-in-base64-out to invoke):",
+        f"  aws --endpoint-url {lam} lambda list-functions",
+        f"  aws --endpoint-url {lam} lambda invoke --function-name {name} --payload '{{}}' "
+        "--log-type Tail out.json",
+        f"  aws --endpoint-url {moto} sqs list-queues",
+        "serving until Ctrl-C (or SIGTERM)",
+    ]
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -89,7 +89,8 @@ class EventSourceMapping:
     Attributes:
         queue_url: the queue (on the moto server).
         function: the local function to invoke.
-        batch_size: the most records per invocation (1-10).
+        batch_size: the most records per invocation (1-10, or up to 10,000 with a
+            ``batching_window`` of at least 1 s, as on AWS).
         batching_window: seconds to gather a fuller batch before invoking.
         report_batch_item_failures: honour ``batchItemFailures`` (delete only what succeeded);
             without it a function error leaves the whole batch to come back.
@@ -109,7 +110,9 @@ class EventSourceMapping:
     pollers: int = 2
 
     def __post_init__(self) -> None:
-        if not 1 <= self.batch_size <= 10:
-            raise UsageError(f"batch_size is 1..10 for a standard queue, got {self.batch_size}")
+        if not 1 <= self.batch_size <= 10_000:
+            raise UsageError(f"batch_size is 1..10000 for a standard queue, got {self.batch_size}")
+        if self.batch_size > 10 and self.batching_window < 1:
+            raise UsageError("a batch_size over 10 needs a batching_window of at least 1 s")
         if self.pollers < 1:
             raise UsageError("pollers must be >= 1")

@@ -4,7 +4,8 @@ An environment polls the Runtime API on a port of its own (awslambdaric's init-e
 ``http.client``, which takes ``host:port`` and nothing more, so no path prefix tells them
 apart), so the runtime knows an environment by the port a request arrived on. Its process runs
 in its own process group (a kill reaches any fork) and asks Linux to kill it if the runtime
-dies without stopping it. Its output is relayed to the ``aiofanout.local.<function>`` logger.
+dies without stopping it. Its output is relayed to the ``aiofanout.local.<function>`` logger
+with the function name and the request id, and kept per invocation for ``LogType: Tail``.
 A process that ends fails the invocation it was running (``Runtime.ExitError``, or the init
 error it reported) and frees its slot in the function's pool.
 """
@@ -49,11 +50,19 @@ class Environment:
     init_error: Result | None = None
     dead: bool = False
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    generation: int = 0  # the function's generation (config and code) it was started with
+    log: list[str] = field(default_factory=list)  # the current invocation's output lines
 
     def deliver(self, invocation: Invocation) -> None:
         """Hand ``invocation`` to the environment's next (or waiting) ``/next`` poll."""
         self.current = invocation
+        self.log = []
         self.inbox.put_nowait(invocation)
+
+    def take_log(self) -> str:
+        """The output of the invocation that just ended (what ``LogType: Tail`` returns)."""
+        lines, self.log = self.log, []
+        return "".join(f"{line}\n" for line in lines)
 
 
 class Environments:
@@ -80,7 +89,7 @@ class Environments:
 
     async def start(self, function: Function) -> Environment:
         """Start a new environment of ``function`` (a cold start) and return it."""
-        env = Environment(uuid.uuid4().hex[:12], function)
+        env = Environment(uuid.uuid4().hex[:12], function, generation=function.generation)
         function.pool.enlist(env)
         self.by_id[env.id] = env
         try:
@@ -121,9 +130,15 @@ class Environments:
     async def _relay_logs(self, env: Environment) -> None:
         assert env.process is not None
         assert env.process.stdout is not None
-        logger = logging.getLogger(f"aiofanout.local.{env.function.name}")
-        async for line in env.process.stdout:
-            logger.info("[%s] %s", env.id, line.decode(errors="replace").rstrip())
+        name = env.function.name
+        logger = logging.getLogger(f"aiofanout.local.{name}")
+        async for raw in env.process.stdout:
+            line = raw.decode(errors="replace").rstrip()
+            invocation = env.current
+            if invocation is not None:
+                env.log.append(line)
+            request_id = invocation.request_id if invocation is not None else "init"
+            logger.info("%s %s %s", name, request_id, line)
 
     async def _watch(self, env: Environment) -> None:
         """Wait for the process to end; fail what it was running; forget it."""

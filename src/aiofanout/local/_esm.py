@@ -52,7 +52,7 @@ async def _receive(sqs: Any, mapping: EventSourceMapping) -> list[dict[str, Any]
         wait = IDLE_WAIT if not messages else 0
         response = await sqs.receive_message(
             QueueUrl=mapping.queue_url,
-            MaxNumberOfMessages=mapping.batch_size - len(messages),
+            MaxNumberOfMessages=min(10, mapping.batch_size - len(messages)),  # SQS's most
             WaitTimeSeconds=wait,
             AttributeNames=["All"],
             MessageAttributeNames=["All"],

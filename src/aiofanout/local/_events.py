@@ -1,8 +1,12 @@
-"""Asynchronous (``Event``) invocations: queued on 202, run, retried, then the on-failure record.
+"""Asynchronous (``Event``) invocations: queued on 202, run, retried, then a destination record.
 
 As on Lambda: an accepted event waits for capacity (it is never throttled), a failed one is
-retried ``event_retries`` times after ``event_retry_delays``, and one that failed every try is
-sent to the ``on_failure`` queue as the record a destination receives (``RetriesExhausted``).
+retried ``MaximumRetryAttempts`` times (``event_retries`` of a Python config) after
+``event_retry_delays``; one that failed every try goes to the on-failure destination
+(``RetriesExhausted``), one older than ``MaximumEventAgeInSeconds`` when its turn comes is
+dropped there (``EventAgeExceeded``), and a success goes to the on-success destination
+(``Success``), each as the record AWS sends a destination. A destination is an SQS queue ARN
+(from the API) or URL (``FunctionConfig.on_failure``).
 """
 
 from __future__ import annotations
@@ -28,6 +32,52 @@ class QueuedEvent:
     request_id: str
     payload: bytes
     attempt: int = 1
+    accepted_at: float = dataclasses.field(default_factory=time.time)
+
+
+#: Where a function keeps the API's event invoke config (``Function.settings``).
+KEY = "event_invoke"
+
+
+@dataclass(frozen=True, slots=True)
+class EventInvokeConfig:
+    """``MaximumRetryAttempts``, ``MaximumEventAgeInSeconds`` and destinations (queue ARNs)."""
+
+    maximum_retry_attempts: int | None = None
+    maximum_event_age: int | None = None
+    on_success: str | None = None
+    on_failure: str | None = None
+    last_modified: float = dataclasses.field(default_factory=time.time)
+
+
+def event_invoke_config(function: Function) -> EventInvokeConfig | None:
+    """The function's event invoke config, if the API put one."""
+    config = function.settings.get(KEY)
+    return config if isinstance(config, EventInvokeConfig) else None
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """What happens to a function's events: retries, maximum age, destinations."""
+
+    retries: int
+    maximum_age: float | None = None
+    on_success: str | None = None
+    on_failure: str | None = None
+
+    @classmethod
+    def of(cls, function: Function) -> Policy:
+        """The API's event invoke config over the function's own (Python) settings."""
+        config, api = function.config, event_invoke_config(function)
+        if api is None:
+            return cls(config.event_retries, on_failure=config.on_failure)
+        retries = api.maximum_retry_attempts
+        return cls(
+            config.event_retries if retries is None else retries,
+            api.maximum_event_age,
+            api.on_success,
+            api.on_failure or config.on_failure,
+        )
 
 
 class EventQueue:
@@ -52,6 +102,7 @@ class EventRunner:
         self._invoke = invoke
         self._sqs = sqs
         self._background = background
+        self.clock = time.time  # what an event's age is measured by
 
     async def run(self, function: Function) -> None:
         """Take ``function``'s events as they come, until cancelled."""
@@ -60,42 +111,64 @@ class EventRunner:
             self._background.spawn(self._run_one(function, event))
 
     async def _run_one(self, function: Function, event: QueuedEvent) -> None:
+        policy = Policy.of(function)
+        age = self.clock() - event.accepted_at
+        if policy.maximum_age is not None and age > policy.maximum_age:
+            record = destination_record(function.arn, event, None, "EventAgeExceeded")
+            await self._send(policy.on_failure, record)
+            return
         # wait=True: a queued event waits for capacity, it is never throttled.
         result = await self._invoke(
             function.name, event.payload, request_id=event.request_id, wait=True
         )
         if result.error_type is None:
-            return
-        config = function.config
-        if event.attempt <= config.event_retries:
-            await asyncio.sleep(config.retry_delay(event.attempt))
+            record = destination_record(function.arn, event, result, "Success")
+            await self._send(policy.on_success, record)
+        elif event.attempt <= policy.retries:
+            await asyncio.sleep(function.config.retry_delay(event.attempt))
             function.events.put(dataclasses.replace(event, attempt=event.attempt + 1))
+        else:
+            record = destination_record(function.arn, event, result, "RetriesExhausted")
+            await self._send(policy.on_failure, record)
+
+    async def _send(self, destination: str | None, record: dict[str, Any]) -> None:
+        """Send ``record`` to an SQS queue (an ARN or a URL); nowhere if there is none."""
+        if destination is None:
             return
-        if config.on_failure:
-            record = failure_record(function.arn, event, result)
-            sqs = await self._sqs.get()
-            await sqs.send_message(QueueUrl=config.on_failure, MessageBody=json.dumps(record))
+        sqs = await self._sqs.get()
+        url = destination
+        if destination.startswith("arn:aws:sqs:"):
+            name = destination.rpartition(":")[2]
+            url = (await sqs.get_queue_url(QueueName=name))["QueueUrl"]
+        await sqs.send_message(QueueUrl=url, MessageBody=json.dumps(record))
 
 
-def failure_record(arn: str, event: QueuedEvent, result: Result) -> dict[str, Any]:
-    """The record an on-failure destination receives for an event that failed every try."""
-    return {
+def destination_record(
+    arn: str, event: QueuedEvent, result: Result | None, condition: str
+) -> dict[str, Any]:
+    """The record a destination receives (AWS's asynchronous invocation record).
+
+    ``condition`` is ``Success``, ``RetriesExhausted`` or ``EventAgeExceeded``; an event dropped
+    for its age before this try has no response (``result`` is ``None``).
+    """
+    record: dict[str, Any] = {
         "version": "1.0",
         "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime()),
         "requestContext": {
             "requestId": event.request_id,
             "functionArn": f"{arn}:$LATEST",
-            "condition": "RetriesExhausted",
-            "approximateInvokeCount": event.attempt,
+            "condition": condition,
+            "approximateInvokeCount": event.attempt if result is not None else event.attempt - 1,
         },
         "requestPayload": _json_or_text(event.payload),
-        "responseContext": {
-            "statusCode": 200,
-            "executedVersion": "$LATEST",
-            "functionError": "Unhandled",
-        },
-        "responsePayload": _json_or_text(result.body),
     }
+    if result is not None:
+        context = {"statusCode": 200, "executedVersion": "$LATEST"}
+        if result.error_type is not None:
+            context["functionError"] = "Unhandled"
+        record["responseContext"] = context
+        record["responsePayload"] = _json_or_text(result.body)
+    return record
 
 
 def _json_or_text(body: bytes) -> Any:

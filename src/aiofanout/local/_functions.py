@@ -1,18 +1,21 @@
 """The functions a runtime serves: each one's config, environment pool, event queue and stats.
 
 :class:`FunctionRegistry` is the one place functions are added, replaced and looked up: the
-Python API (:meth:`LocalLambda.add_function`) writes through it today, and a control plane
-(``CreateFunction``, ``PutFunctionConcurrency``, ...) is meant to write through it too.
+Python API (:meth:`LocalLambda.add_function`) and the control plane (``CreateFunction``,
+``PutFunctionConcurrency``, ...) write through it, so both see the same :class:`Function`.
 """
 
 from __future__ import annotations
 
 import random
+import sys
+import time
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
 from .._errors import UsageError
-from ._aws import function_arn, function_name
+from ._aws import ACCOUNT, function_arn, function_name
 from ._config import FunctionConfig
 from ._events import EventQueue
 from ._faults import Injection
@@ -28,20 +31,54 @@ class FunctionStats:
     cold_starts: list[float] = field(default_factory=list)  # seconds, spawn to first poll
 
 
+@dataclass(slots=True)
+class Deployment:
+    """What the control plane reports beyond :class:`FunctionConfig` (``FunctionConfiguration``)."""
+
+    runtime: str = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    role: str = f"arn:aws:iam::{ACCOUNT}:role/local-lambda"
+    description: str = ""
+    code_sha256: str = ""
+    code_size: int = 0
+    last_modified: float = field(default_factory=time.time)
+    revision_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+
+    def touch(self) -> None:
+        """Record a change (a new ``LastModified`` and ``RevisionId``)."""
+        self.last_modified = time.time()
+        self.revision_id = str(uuid.uuid4())
+
+
 @dataclass(eq=False)
 class Function:
-    """A registered function: its config and what the runtime keeps for it."""
+    """A registered function: its config and what the runtime keeps for it.
+
+    ``generation`` counts changes of config or code: an environment started at an older one
+    finishes its invocation and retires. ``reserved`` is the reserved concurrency the API
+    reports (``None``: none reserved; the pool then allows the runtime's default).
+    """
 
     config: FunctionConfig
     pool: Pool
     events: EventQueue = field(default_factory=EventQueue)
     dice: random.Random = field(default_factory=random.Random)
     stats: FunctionStats = field(default_factory=FunctionStats)
+    deployment: Deployment = field(default_factory=Deployment)
+    generation: int = 0
+    reserved: int | None = None
+    settings: dict[str, Any] = field(default_factory=dict)  # per concern: "event_invoke", ...
 
     @classmethod
-    def create(cls, config: FunctionConfig) -> Function:
-        """A new function: no environments yet, its fault dice freshly seeded."""
-        return cls(config, Pool(config.reserved_concurrency), dice=config.faults.dice())
+    def create(cls, config: FunctionConfig, *, reserved: bool = True) -> Function:
+        """A new function: no environments yet, its fault dice freshly seeded.
+
+        ``reserved``: its ``reserved_concurrency`` is reported as reserved (a Python config
+        always states one; ``CreateFunction`` reserves none).
+        """
+        limit = config.reserved_concurrency
+        return cls(
+            config, Pool(limit), dice=config.faults.dice(), reserved=limit if reserved else None
+        )
 
     @property
     def name(self) -> str:
@@ -78,6 +115,14 @@ class FunctionRegistry:
         old = self._by_name.get(function.name)
         self._by_name[function.name] = function
         return old
+
+    def remove(self, name: str) -> Function | None:
+        """Forget the function ``name``; return it, if there was one."""
+        return self._by_name.pop(name, None)
+
+    def all(self) -> list[Function]:
+        """Every function, by name."""
+        return [self._by_name[name] for name in sorted(self._by_name)]
 
     def find(self, name_or_arn: str) -> Function | None:
         """The function named (or with the ARN) ``name_or_arn``, as the AWS API accepts either."""

@@ -2,90 +2,119 @@
 
 ``POST /2015-03-31/functions/{name}/invocations``: ``RequestResponse`` answers 200 (a function
 error too, flagged by ``X-Amz-Function-Error``), ``Event`` 202 once queued, ``DryRun`` 204.
-Errors: 404 ``ResourceNotFoundException``, 413 ``RequestTooLargeException``, 429
-``TooManyRequestsException`` (with its ``Reason``), 400 for an unknown invocation type.
+``LogType: Tail`` adds the last 4 KB of the invocation's log, base64, in ``X-Amz-Log-Result``.
+
+Errors, as AWS answers them: 404 ``ResourceNotFoundException`` naming the function's ARN (also
+for a qualifier other than ``$LATEST``); 400 ``InvalidRequestContentException`` for a payload
+that is not JSON; 413 for a payload over the limit, whatever its size (the body is read in
+chunks and counted, so no server limit answers first in plain text); 429
+``TooManyRequestsException`` with its ``Reason``. On the 413, AWS sends the code
+``RequestEntityTooLargeException``, which botocore's model does not know (it names
+``RequestTooLargeException``, so boto3's ``exceptions.RequestTooLargeException`` would not catch
+AWS's answer); this runtime sends the model's name, which boto3's class does catch.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import uuid
-from typing import Any
+from collections.abc import Callable
 
 from aiohttp import web
 
 from .._limits import Limits
-from ._aws import function_name
+from ._api import JSON, ApiError, lookup
 from ._events import QueuedEvent
 from ._functions import FunctionRegistry
 from ._invocation import CONCURRENCY_LIMIT, Invoke, Throttle
 
-JSON = "application/json"
+CHUNK = 1024 * 1024
 
 
 class InvokeApi:
     """The Invoke API routes, in front of ``invoke`` and the functions' event queues."""
 
-    def __init__(self, functions: FunctionRegistry, limits: Limits, invoke: Invoke) -> None:
+    def __init__(
+        self,
+        functions: FunctionRegistry,
+        limits: Limits,
+        invoke: Invoke,
+        log_tail: Callable[[str], bytes],
+    ) -> None:
         self._functions = functions
         self._limits = limits
         self._invoke = invoke
+        self._log_tail = log_tail
 
     def add_routes(self, app: web.Application) -> None:
         """Serve the Invoke API from ``app``."""
         app.router.add_post("/2015-03-31/functions/{name}/invocations", self._invocations)
 
     async def _invocations(self, request: web.Request) -> web.Response:
-        name = function_name(request.match_info["name"])
-        function = self._functions.find(name)
-        if function is None:
-            return api_error(404, "ResourceNotFoundException", f"Function not found: {name}")
+        function = lookup(self._functions, request)
         kind = request.headers.get("X-Amz-Invocation-Type", "RequestResponse")
-        payload = await request.read()
-        too_large = self._too_large(kind, payload)
-        if too_large is not None:
-            return too_large
+        if kind not in ("RequestResponse", "Event", "DryRun"):
+            raise ApiError(400, "InvalidParameterValueException", f"bad invocation type {kind}")
+        payload = await self._read(request, kind)
+        _check_json(payload)
         request_id = str(uuid.uuid4())
         if kind == "DryRun":
             return web.Response(status=204, headers={"x-amzn-RequestId": request_id})
         if kind == "Event":
             function.events.put(QueuedEvent(request_id, payload))
             return web.Response(status=202, headers={"x-amzn-RequestId": request_id})
-        if kind != "RequestResponse":
-            return api_error(400, "InvalidParameterValueException", f"bad invocation type {kind}")
-        return await self._request_response(function.name, payload, request_id)
+        tail = request.headers.get("X-Amz-Log-Type") == "Tail"
+        return await self._request_response(function.name, payload, request_id, tail=tail)
 
-    def _too_large(self, kind: str, payload: bytes) -> web.Response | None:
-        limits = self._limits
-        limit = limits.lambda_async_payload if kind == "Event" else limits.lambda_sync_payload
-        if len(payload) <= limit:
-            return None
-        return api_error(
-            413,
-            "RequestTooLargeException",
-            f"Request must be smaller than {limit} bytes for the {kind} invocation type",
+    async def _read(self, request: web.Request, kind: str) -> bytes:
+        """The payload, read in chunks: past the limit the rest is drained, then 413."""
+        limit = (
+            self._limits.lambda_async_payload
+            if kind == "Event"
+            else self._limits.lambda_sync_payload
         )
+        chunks, size = [], 0
+        while chunk := await request.content.read(CHUNK):
+            size += len(chunk)
+            if size <= limit:
+                chunks.append(chunk)
+        if size > limit:
+            raise ApiError(
+                413,
+                "RequestTooLargeException",
+                f"Request must be smaller than {limit} bytes for the InvokeFunction operation",
+            )
+        return b"".join(chunks)
 
-    async def _request_response(self, name: str, payload: bytes, request_id: str) -> web.Response:
+    async def _request_response(
+        self, name: str, payload: bytes, request_id: str, *, tail: bool
+    ) -> web.Response:
         try:
             result = await self._invoke(name, payload, request_id=request_id)
         except Throttle as exc:
             reason = str(exc) or CONCURRENCY_LIMIT
-            return api_error(429, "TooManyRequestsException", "Rate Exceeded.", reason=reason)
+            raise ApiError(
+                429, "TooManyRequestsException", "Rate Exceeded.", Reason=reason
+            ) from exc
         headers = {"x-amzn-RequestId": request_id, "X-Amz-Executed-Version": "$LATEST"}
         if result.error_type is not None:
             headers["X-Amz-Function-Error"] = "Unhandled"
+        log = self._log_tail(request_id)
+        if tail:
+            headers["X-Amz-Log-Result"] = base64.b64encode(log).decode()
         return web.Response(status=200, body=result.body, content_type=JSON, headers=headers)
 
 
-def api_error(status: int, code: str, message: str, *, reason: str | None = None) -> web.Response:
-    """An AWS JSON error response (``x-amzn-ErrorType`` names the exception botocore raises)."""
-    body: dict[str, Any] = {"Type": "User", "message": message}
-    if reason:
-        body["Reason"] = reason
-    return web.Response(
-        status=status,
-        body=json.dumps(body).encode(),
-        content_type=JSON,
-        headers={"x-amzn-ErrorType": code, "x-amzn-RequestId": str(uuid.uuid4())},
-    )
+def _check_json(payload: bytes) -> None:
+    """400 ``InvalidRequestContentException`` for a payload that is not JSON (empty is ``{}``)."""
+    if not payload:
+        return
+    try:
+        json.loads(payload)
+    except ValueError as exc:
+        raise ApiError(
+            400,
+            "InvalidRequestContentException",
+            f"Could not parse request body into json: Could not parse payload into json: {exc}",
+        ) from exc

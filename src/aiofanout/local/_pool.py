@@ -80,6 +80,13 @@ class Pool:
             self.idle.remove(env)
         self._wake_one(None)  # a slot is free: a waiting invoke may start one
 
+    def capacity_changed(self) -> None:
+        """The limit changed: every waiting invoke looks again (and may start an environment)."""
+        while self.waiters:
+            waiter = self.waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+
     def _wake_one(self, env: Environment | None) -> bool:
         while self.waiters:
             waiter = self.waiters.popleft()

@@ -8,13 +8,18 @@ same context object, deadline header, error payloads.
 
 :class:`LocalLambda` composes the parts, one concern per module:
 
-- ``_functions``: the registry of functions (config, pool, event queue, stats), the seam a
-  control plane writes through;
-- ``_invoke_api`` and ``_runtime_api``: the two HTTP faces;
+- ``_functions``: the registry of functions (config, pool, event queue, stats), the seam the
+  Python API and the control plane both write through; ``_control``: their life cycle
+  (added, reconfigured with old environments retiring, removed, provisioned);
+- ``_invoke_api`` and ``_runtime_api``: the two HTTP faces of invocation; ``_api``: AWS's JSON
+  errors and the unknown-operation answer; ``_routes``: the control plane's routes
+  (``_functions_api``, ``_concurrency_api``, ``_event_configs``, ``_mappings_api``);
+- ``_code``: zip code (inline or in S3 on the moto server), unpacked in a private directory;
 - ``_pool``: warm environments, waiting invokes, the reserved concurrency (429 past it);
 - ``_environments``: the awslambdaric processes, started, watched, killed, their logs relayed;
-- ``_events``: ``Event`` invocations, their retries and the on-failure record;
-- ``_esm``: SQS event source mappings; ``_faults``: the injected faults, drawn once per invoke.
+- ``_events``: ``Event`` invocations, their retries, maximum age and destination records;
+- ``_mappings`` and ``_esm``: SQS event source mappings and their pollers; ``_faults``: the
+  injected faults, drawn once per invoke.
 
 This module keeps the life cycle and :meth:`LocalLambda.invoke`, the one path every invocation
 takes (synchronous, queued event or SQS batch): faults, a pool environment, the delivery, the
@@ -24,27 +29,39 @@ init budget and the function's timeout (either kills the environment), the relea
 from __future__ import annotations
 
 import asyncio
+import logging
 import sys
+import time
 import uuid
+from collections import OrderedDict
 from typing import Any
 
 from aiohttp import web
 
 from .._errors import UsageError
 from .._limits import Limits
+from ._api import aws_errors, unsupported_operation
 from ._background import Background
+from ._code import CodeStore
 from ._config import EventSourceMapping, FunctionConfig
+from ._control import Control
 from ._environments import Environment, Environments
-from ._esm import poll
 from ._events import EventRunner
 from ._functions import Function, FunctionRegistry
 from ._invocation import CONCURRENCY_LIMIT, Invocation, Result, Throttle
 from ._invoke_api import InvokeApi
+from ._mappings import Mapping, Mappings
+from ._routes import add_control_routes
 from ._runtime_api import RuntimeApi
 from ._sqs import SqsClient
 
 #: Seconds an environment has to start and take its first invocation (AWS's init phase).
 INIT_BUDGET = 10.0
+#: Bytes of an invocation's log that ``LogType: Tail`` returns (AWS: the last 4 KB).
+LOG_TAIL = 4096
+#: Invocation logs kept for ``LogType: Tail`` until the Invoke API picks them up.
+KEPT_LOGS = 256
+log = logging.getLogger("aiofanout.local")
 
 
 class LocalLambda:
@@ -81,6 +98,10 @@ class LocalLambda:
             host=host, python=python, sqs_endpoint_url=sqs_endpoint_url, background=self._background
         )
         self._events = EventRunner(self.invoke, self._sqs, self._background)
+        self.control = Control(self.functions, self._environments, self._events, self._background)
+        self.code = CodeStore(sqs_endpoint_url)
+        self.mappings = Mappings(self.invoke, self._sqs, self._background)
+        self._logs: OrderedDict[str, bytes] = OrderedDict()
         self._runner: web.AppRunner | None = None
 
     @property
@@ -92,9 +113,11 @@ class LocalLambda:
 
     async def start(self) -> LocalLambda:
         """Start serving on the loopback address (a free port unless one was given)."""
-        app = web.Application(client_max_size=self.limits.lambda_sync_payload + 1024 * 1024)
-        InvokeApi(self.functions, self.limits, self.invoke).add_routes(app)
+        app = web.Application(middlewares=[aws_errors])
+        InvokeApi(self.functions, self.limits, self.invoke, self.log_tail).add_routes(app)
         RuntimeApi(self._environments).add_routes(app)
+        add_control_routes(self, app)
+        app.router.add_route("*", "/{tail:.*}", unsupported_operation)  # last: what is left
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
         await self._runner.setup()
         self._environments.runner = self._runner
@@ -113,6 +136,7 @@ class LocalLambda:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        self.code.cleanup()
 
     async def __aenter__(self) -> LocalLambda:
         return await self.start()
@@ -132,19 +156,19 @@ class LocalLambda:
 
     def add_function(self, config: FunctionConfig) -> None:
         """Register a function (replacing one of the same name, whose environments stop)."""
-        function = Function.create(config)
-        old = self.functions.put(function)
-        if old is not None:
-            for env in list(old.pool.members.values()):
-                self._background.spawn(self._environments.kill(env))
-        self._background.spawn(self._events.run(function))
+        self.control.add(Function.create(config))
 
-    async def add_event_source(self, mapping: EventSourceMapping) -> None:
-        """Start polling an SQS queue for a function (needs ``sqs_endpoint_url``)."""
+    async def add_event_source(self, mapping: EventSourceMapping) -> str:
+        """Start polling an SQS queue for a function (needs ``sqs_endpoint_url``).
+
+        Returns the mapping's UUID, as ``GetEventSourceMapping`` knows it.
+        """
         self.functions.get(mapping.function)
-        sqs = await self._sqs.get()
-        for _ in range(mapping.pollers):
-            self._background.spawn(poll(self.invoke, sqs, mapping))
+        source_arn = await self.mappings.queue_arn(mapping.queue_url)
+        response_types = ["ReportBatchItemFailures"] if mapping.report_batch_item_failures else []
+        added = self.mappings.add(Mapping(mapping, source_arn, response_types=response_types))
+        await added.settled.wait()
+        return added.uuid
 
     # -- one invocation -------------------------------------------------------------------
 
@@ -194,13 +218,56 @@ class LocalLambda:
                 result = await asyncio.shield(invocation.result)
         except TimeoutError:
             await self._environments.kill(env)
-            return Result.error(
-                "Sandbox.Timedout",
-                f"Task timed out after {invocation.timeout:.2f} seconds",
-                invocation.request_id,
-            )
-        env.function.pool.release(env)
+            result = _timed_out(invocation)
+        await _let_output_arrive()
+        self._record_log(env, invocation, result)
+        if self.control.is_stale(env) and not env.dead:
+            await self._environments.kill(env)  # its config or code changed meanwhile: retire
+        else:
+            env.function.pool.release(env)
         return result
+
+    def _record_log(self, env: Environment, invocation: Invocation, result: Result) -> None:
+        """Keep the invocation's log (as AWS writes it) for ``LogType: Tail``; log an error."""
+        request_id, name = invocation.request_id, env.function.name
+        if result.error_type is not None:
+            log.warning(
+                "%s %s function error %s: %s",
+                name,
+                request_id,
+                result.error_type,
+                result.body.decode(errors="replace")[:1000],
+            )
+        text = (
+            f"START RequestId: {request_id} Version: $LATEST\n{env.take_log()}"
+            f"END RequestId: {request_id}\nREPORT RequestId: {request_id}\n"
+        )
+        self._logs[request_id] = text.encode()[-LOG_TAIL:]
+        while len(self._logs) > KEPT_LOGS:
+            self._logs.popitem(last=False)
+
+    def log_tail(self, request_id: str) -> bytes:
+        """The last 4 KB of an invocation's log (once: it is forgotten after)."""
+        return self._logs.pop(request_id, b"")
+
+
+def _timed_out(invocation: Invocation) -> Result:
+    """AWS's timeout error: its message starts with the time and the request id."""
+    now = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
+    message = (
+        f"{now}.000Z {invocation.request_id} Task timed out after {invocation.timeout:.2f} seconds"
+    )
+    return Result.error("Sandbox.Timedout", message, invocation.request_id)
+
+
+async def _let_output_arrive() -> None:
+    """Let the log relay read what the function printed before it answered.
+
+    The function writes its output to the pipe before it posts its answer, but the two arrive
+    on different channels: a few loop turns let the relay catch up.
+    """
+    for _ in range(3):
+        await asyncio.sleep(0)
 
 
 async def _first(event_wait: Any, result: asyncio.Future[Result]) -> None:

@@ -42,9 +42,9 @@ class LocalAws:
         """Register a function with the runtime (see :class:`FunctionConfig`)."""
         self.runtime.add_function(config)
 
-    async def add_event_source(self, mapping: EventSourceMapping) -> None:
-        """Start an SQS event source mapping (see :class:`EventSourceMapping`)."""
-        await self.runtime.add_event_source(mapping)
+    async def add_event_source(self, mapping: EventSourceMapping) -> str:
+        """Start an SQS event source mapping (see :class:`EventSourceMapping`); its UUID."""
+        return await self.runtime.add_event_source(mapping)
 
     async def create_queue(self, name: str, **attributes: str) -> str:
         """Create an SQS queue on the moto server; return its URL."""
@@ -55,13 +55,18 @@ class LocalAws:
 
 @contextlib.asynccontextmanager
 async def stack(
-    *, functions: Sequence[FunctionConfig] = (), credentials: bool = True
+    *,
+    functions: Sequence[FunctionConfig] = (),
+    credentials: bool = True,
+    port: int = 0,
+    moto_port: int = 0,
 ) -> AsyncIterator[LocalAws]:
-    """Start a moto server and the local Lambda runtime on free loopback ports; stop both after.
+    """Start a moto server and the local Lambda runtime on loopback ports; stop both after.
 
     Every environment process is stopped on exit, also on error and on Ctrl-C. With
     ``credentials`` (the default), fake AWS credentials are set in this process for the
-    duration, so nothing can reach real AWS by accident.
+    duration, so nothing can reach real AWS by accident. ``port`` and ``moto_port`` fix the
+    Lambda API's and the moto server's ports (0, the default: free ones).
 
     Example::
 
@@ -74,11 +79,11 @@ async def stack(
     import aioboto3
 
     credentials_set = fake_aws_credentials() if credentials else contextlib.nullcontext()
-    moto = MotoServer()
+    moto = MotoServer(port=moto_port or None)
     with credentials_set:
         try:
             await anyio.to_thread.run_sync(moto.start)
-            runtime = LocalLambda(sqs_endpoint_url=moto.endpoint_url)
+            runtime = LocalLambda(sqs_endpoint_url=moto.endpoint_url, port=port)
             await runtime.start()
             try:
                 for config in functions:

@@ -1,0 +1,103 @@
+"""Function code from the control plane: a zip (inline or in S3 on the moto server), unpacked.
+
+Each upload is unpacked into a private directory of its own (mode 0700) under one temporary
+root that the runtime owns and removes when it stops. An older upload's directory stays until
+then: environments started from it may still be finishing their invocation. Nothing in the
+zip runs here; only its members are written, and a member that would land outside its
+directory (an absolute path, ``..``) is refused.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import shutil
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ._api import ApiError, invalid
+
+
+@dataclass(frozen=True, slots=True)
+class Code:
+    """An unpacked upload: where it is, and what ``FunctionConfiguration`` reports of it."""
+
+    directory: str
+    sha256: str  # base64, as Lambda reports CodeSha256
+    size: int
+
+
+class CodeStore:
+    """The unpacked code of every function of one runtime, under one private temporary root."""
+
+    def __init__(self, s3_endpoint_url: str | None) -> None:
+        self.s3_endpoint_url = s3_endpoint_url
+        self._root: Path | None = None
+
+    async def unpack(self, code: dict[str, Any]) -> Code:
+        """Unpack a ``Code`` (``ZipFile`` base64, or ``S3Bucket`` and ``S3Key``)."""
+        if code.get("ZipFile"):
+            try:
+                data = base64.b64decode(code["ZipFile"], validate=True)
+            except ValueError as exc:
+                raise invalid("ZipFile is not base64") from exc
+        elif code.get("S3Bucket") and code.get("S3Key"):
+            data = await self._from_s3(code["S3Bucket"], code["S3Key"])
+        else:
+            raise invalid("Please provide a source for function code (ZipFile or S3Bucket/S3Key).")
+        return self._unzip(data)
+
+    def _unzip(self, data: bytes) -> Code:
+        directory = Path(tempfile.mkdtemp(prefix="code-", dir=self._root_dir()))
+        try:
+            with zipfile.ZipFile(io.BytesIO(data)) as archive:
+                for member in archive.infolist():
+                    _check_member(member.filename)
+                archive.extractall(directory)
+        except zipfile.BadZipFile as exc:
+            shutil.rmtree(directory, ignore_errors=True)
+            raise invalid(f"Could not unzip uploaded file: {exc}") from exc
+        except ApiError:
+            shutil.rmtree(directory, ignore_errors=True)
+            raise
+        digest = base64.b64encode(hashlib.sha256(data).digest()).decode()
+        return Code(str(directory), digest, len(data))
+
+    async def _from_s3(self, bucket: str, key: str) -> bytes:
+        if self.s3_endpoint_url is None:
+            raise invalid("code in S3 needs the moto server (run the stack)")
+        import aioboto3
+
+        from ._aws import REGION
+
+        session = aioboto3.Session(region_name=REGION)
+        async with session.client("s3", endpoint_url=self.s3_endpoint_url) as s3:
+            try:
+                response = await s3.get_object(Bucket=bucket, Key=key)
+                return bytes(await response["Body"].read())
+            except s3.exceptions.ClientError as exc:
+                raise invalid(
+                    f"Error occurred while GetObject. S3 Error Code: "
+                    f"{exc.response['Error']['Code']}. S3 Error Message: {exc}"
+                ) from exc
+
+    def _root_dir(self) -> Path:
+        if self._root is None:
+            self._root = Path(tempfile.mkdtemp(prefix="aiofanout-lambda-"))
+        return self._root
+
+    def cleanup(self) -> None:
+        """Remove every unpacked upload."""
+        root, self._root = self._root, None
+        if root is not None:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+def _check_member(name: str) -> None:
+    path = Path(name)
+    if path.is_absolute() or ".." in path.parts:
+        raise invalid(f"Could not unzip uploaded file: unsafe member {name!r}")

@@ -1,0 +1,207 @@
+"""The function operations of the Lambda API: create, get, list, update, delete.
+
+Routes and shapes follow botocore's service model for ``lambda`` 2015-03-31: ``CreateFunction``
+is ``POST /2015-03-31/functions`` (201), ``GetFunction`` ``GET .../functions/{name}``,
+``GetFunctionConfiguration`` ``GET .../{name}/configuration``, ``ListFunctions`` ``GET
+.../functions``, ``UpdateFunctionConfiguration`` ``PUT .../{name}/configuration``,
+``UpdateFunctionCode`` ``PUT .../{name}/code``, ``DeleteFunction`` ``DELETE .../{name}`` (204).
+Only ``python3.x`` zip functions; only the ``$LATEST`` qualifier.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from .._errors import UsageError
+from ._api import LATEST, ApiError, body_of, invalid, lambda_time, lookup, reply
+from ._config import FunctionConfig
+from ._control import with_changes
+from ._functions import Deployment, Function
+
+if TYPE_CHECKING:
+    from ._runtime import LocalLambda
+
+PREFIX = "/2015-03-31/functions"
+#: Environments a function with no reserved concurrency may have at once (AWS: the account's
+#: unreserved pool, 1,000 by default; a laptop is smaller).
+UNRESERVED_CONCURRENCY = 10
+
+
+class FunctionsApi:
+    """``CreateFunction`` ... ``DeleteFunction`` over a runtime's functions."""
+
+    def __init__(self, runtime: LocalLambda) -> None:
+        self._runtime = runtime
+        self._functions = runtime.functions
+
+    def add_routes(self, app: web.Application) -> None:
+        """Serve the function operations from ``app``."""
+        app.router.add_post(PREFIX, self._create)
+        app.router.add_get(PREFIX, self._list)
+        app.router.add_get(PREFIX + "/", self._list)
+        app.router.add_get(PREFIX + "/{name}", self._get)
+        app.router.add_delete(PREFIX + "/{name}", self._delete)
+        app.router.add_get(PREFIX + "/{name}/configuration", self._get_configuration)
+        app.router.add_put(PREFIX + "/{name}/configuration", self._update_configuration)
+        app.router.add_put(PREFIX + "/{name}/code", self._update_code)
+
+    async def _create(self, request: web.Request) -> web.Response:
+        body = await body_of(request)
+        name = str(body.get("FunctionName", ""))
+        if self._functions.find(name) is not None:
+            raise ApiError(409, "ResourceConflictException", f"Function already exist: {name}")
+        _check_package(body)
+        code = await self._runtime.code.unpack(body.get("Code") or {})
+        with _as_api_errors():
+            config = FunctionConfig(
+                name,
+                str(body.get("Handler", "")),
+                code_paths=[code.directory],
+                reserved_concurrency=UNRESERVED_CONCURRENCY,
+                **_settings(body),
+            )
+        function = Function.create(config, reserved=False)
+        function.deployment = Deployment(
+            runtime=_runtime_of(body), code_sha256=code.sha256, code_size=code.size
+        )
+        _describe(function.deployment, body)
+        self._runtime.control.add(function)
+        return reply(configuration(function), status=201)
+
+    async def _get(self, request: web.Request) -> web.Response:
+        function = lookup(self._functions, request)
+        answer: dict[str, Any] = {
+            "Configuration": configuration(function),
+            "Code": {"RepositoryType": "S3", "Location": _location(function)},
+        }
+        if function.reserved is not None:
+            answer["Concurrency"] = {"ReservedConcurrentExecutions": function.reserved}
+        return reply(answer)
+
+    async def _get_configuration(self, request: web.Request) -> web.Response:
+        return reply(configuration(lookup(self._functions, request)))
+
+    async def _list(self, request: web.Request) -> web.Response:
+        functions = self._functions.all()
+        start = int(request.query.get("Marker") or 0)
+        count = int(request.query.get("MaxItems") or 50)
+        answer: dict[str, Any] = {
+            "Functions": [configuration(f) for f in functions[start : start + count]]
+        }
+        if start + count < len(functions):
+            answer["NextMarker"] = str(start + count)
+        return reply(answer)
+
+    async def _update_configuration(self, request: web.Request) -> web.Response:
+        function = lookup(self._functions, request)
+        body = await body_of(request)
+        changes = _settings(body)
+        if "Handler" in body:
+            changes["handler"] = str(body["Handler"])
+        with _as_api_errors():
+            config = with_changes(function.config, **changes)
+        if "Runtime" in body:
+            function.deployment.runtime = _runtime_of(body)
+        _describe(function.deployment, body)
+        self._runtime.control.reconfigure(function, config)
+        return reply(configuration(function))
+
+    async def _update_code(self, request: web.Request) -> web.Response:
+        function = lookup(self._functions, request)
+        code = await self._runtime.code.unpack(await body_of(request))
+        function.deployment.code_sha256 = code.sha256
+        function.deployment.code_size = code.size
+        config = with_changes(function.config, code_paths=[code.directory])
+        self._runtime.control.reconfigure(function, config)
+        return reply(configuration(function))
+
+    async def _delete(self, request: web.Request) -> web.Response:
+        function = lookup(self._functions, request)
+        self._runtime.control.remove(function.name)
+        self._runtime.mappings.disable_for(function.name)
+        return reply(None, status=204)
+
+
+def configuration(function: Function) -> dict[str, Any]:
+    """The function's ``FunctionConfiguration``, as the API returns it."""
+    config, deployment = function.config, function.deployment
+    return {
+        "FunctionName": config.name,
+        "FunctionArn": function.arn,
+        "Runtime": deployment.runtime,
+        "Role": deployment.role,
+        "Handler": config.handler,
+        "CodeSize": deployment.code_size,
+        "Description": deployment.description,
+        "Timeout": int(config.timeout) if float(config.timeout).is_integer() else config.timeout,
+        "MemorySize": config.memory,
+        "LastModified": lambda_time(deployment.last_modified),
+        "CodeSha256": deployment.code_sha256,
+        "Version": LATEST,
+        "Environment": {"Variables": dict(config.environment)},
+        "TracingConfig": {"Mode": "PassThrough"},
+        "RevisionId": deployment.revision_id,
+        "State": "Active",
+        "LastUpdateStatus": "Successful",
+        "PackageType": "Zip",
+        "Architectures": ["x86_64"],
+        "EphemeralStorage": {"Size": 512},
+        "LoggingConfig": {"LogFormat": "Text", "LogGroup": f"/aws/lambda/{config.name}"},
+    }
+
+
+def _settings(body: dict[str, Any]) -> dict[str, Any]:
+    """The ``FunctionConfig`` fields a Create/UpdateFunctionConfiguration request sets."""
+    settings: dict[str, Any] = {}
+    if "Timeout" in body:
+        settings["timeout"] = float(body["Timeout"])
+    if "MemorySize" in body:
+        settings["memory"] = int(body["MemorySize"])
+    if "Environment" in body:
+        variables = (body["Environment"] or {}).get("Variables") or {}
+        settings["environment"] = {str(k): str(v) for k, v in variables.items()}
+    return settings
+
+
+def _describe(deployment: Deployment, body: dict[str, Any]) -> None:
+    if "Role" in body:
+        deployment.role = str(body["Role"])
+    if "Description" in body:
+        deployment.description = str(body["Description"])
+
+
+def _check_package(body: dict[str, Any]) -> None:
+    if body.get("PackageType", "Zip") != "Zip":
+        raise invalid("The local Lambda runtime runs Zip functions only (no container images)")
+    _runtime_of(body)
+    if not body.get("Handler"):
+        raise invalid("Handler is required for a Zip function")
+
+
+def _runtime_of(body: dict[str, Any]) -> str:
+    runtime = str(body.get("Runtime", ""))
+    if not runtime.startswith("python3."):
+        raise invalid(
+            f"Value {runtime!r} at 'runtime' is not supported here: the local Lambda runtime "
+            "runs python3.x functions"
+        )
+    return runtime
+
+
+def _location(function: Function) -> str:
+    paths = list(function.config.code_paths) or ["."]
+    return Path(paths[0]).resolve().as_uri()
+
+
+@contextlib.contextmanager
+def _as_api_errors() -> Iterator[None]:
+    """A config the runtime refuses is a 400 ``InvalidParameterValueException``."""
+    try:
+        yield
+    except UsageError as exc:
+        raise invalid(str(exc)) from exc
