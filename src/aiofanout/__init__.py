@@ -22,6 +22,7 @@ from ._errors import (
     Expired,
     FanoutError,
     FanoutFailed,
+    InProgress,
     InvalidArguments,
     InvalidEnvelope,
     NotFound,
@@ -43,7 +44,7 @@ from ._retry import Retry
 from ._target import Batching, Target
 from ._wire import Call
 from .targets import HttpTarget, LambdaTarget, SqsTarget
-from .worker import App, Task, lambda_entrypoint
+from .worker import App, DynamoDBStore, Task, lambda_entrypoint
 
 __version__ = "0.1.0"
 
@@ -57,6 +58,7 @@ __all__ = [
     "ConnectError",
     "Deadline",
     "DepthExceeded",
+    "DynamoDBStore",
     "EnvelopeError",
     "Expired",
     "FanoutError",
@@ -64,6 +66,7 @@ __all__ = [
     "FanoutOptions",
     "FanoutResult",
     "HttpTarget",
+    "InProgress",
     "InvalidArguments",
     "InvalidEnvelope",
     "LambdaTarget",

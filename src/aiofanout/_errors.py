@@ -17,6 +17,7 @@ The tree::
     │   └── RequestRejected        any other 4xx: the request itself is wrong
     ├── PayloadTooLarge            over a configured limit; nothing was sent
     ├── TaskFailed                 the task ran and raised (remote ``type`` and ``message``)
+    ├── InProgress                 an idempotent task's key is running elsewhere now (retryable)
     └── EnvelopeError              a message a worker must refuse: it never runs
         ├── InvalidEnvelope        not JSON, unknown version or fields, wrong shape
         ├── BadSignature           unsigned or wrongly signed while a secret is configured
@@ -52,6 +53,7 @@ __all__ = [
     "Expired",
     "FanoutError",
     "FanoutFailed",
+    "InProgress",
     "InvalidArguments",
     "InvalidEnvelope",
     "NotFound",
@@ -164,6 +166,18 @@ class TaskFailed(FanoutError):
 
     def __str__(self) -> str:
         return f"{self.remote_type}: {self.message}"
+
+
+class InProgress(FanoutError):
+    """Another delivery of this idempotent task (same key) is running now; this one did not run.
+
+    Retryable: by the time a retry comes, the first run has either finished (the retry gets its
+    stored reply) or passed its deadline (the retry takes the key over and runs the task). An
+    SQS record reports it in ``batchItemFailures``, so the queue delivers it again; a sender
+    sees it as a retryable :class:`TaskFailed` with ``remote_type="InProgress"``.
+    """
+
+    retryable = True
 
 
 class EnvelopeError(FanoutError):

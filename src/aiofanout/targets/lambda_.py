@@ -42,7 +42,8 @@ class LambdaTarget(ReplyingTarget):
 
     botocore's own retries are off and its read timeout sits above the attempt timeout, so a slow
     invoke is never re-sent behind your back: a ``RequestResponse`` or ``Event`` invoke that was
-    sent and got no answer is :class:`AmbiguousError`, not retried unless ``retry_ambiguous``.
+    sent and got no answer is :class:`AmbiguousError`, not retried unless ``retry_ambiguous``
+    (on by default for a task registered with ``idempotent=True``: it runs once per key).
     Throttling (429, honouring ``retryAfterSeconds``), 5xx and connection errors are retried by
     the engine's policy.
 
@@ -68,7 +69,7 @@ class LambdaTarget(ReplyingTarget):
         region_name: str | None = None,
         limits: Limits | None = None,
         secret: str | bytes | None = None,
-        retry_ambiguous: bool = False,
+        retry_ambiguous: bool | None = None,
         reply_to: str | None = None,
         replies: bool | str | None = None,
         sqs_endpoint_url: str | None = None,
@@ -84,9 +85,9 @@ class LambdaTarget(ReplyingTarget):
         self.qualifier = qualifier
         self.chunk_size = chunk_size
         self.limits = limits or Limits()
-        self.raw, self.retry_ambiguous = task is None, retry_ambiguous
+        self.raw, self.retry_ambiguous = task is None, _retry_ambiguous(retry_ambiguous, task)
         self.long_calls = invocation_type == "RequestResponse"
-        self.ambiguous_timeouts = invocation_type != "DryRun" and not retry_ambiguous
+        self.ambiguous_timeouts = invocation_type != "DryRun" and not self.retry_ambiguous
         self.payload_limit = _payload_limit(self.limits, invocation_type)
         self.setup_replies(
             replies, task=task, secret=secret, reply_to=reply_to, sqs_endpoint_url=sqs_endpoint_url
@@ -200,6 +201,13 @@ def _payload_limit(limits: Limits, invocation_type: str) -> int:
     if invocation_type == "Event":
         return limits.lambda_async_payload
     return limits.lambda_sync_payload
+
+
+def _retry_ambiguous(asked: bool | None, task: object) -> bool:
+    """Whether to re-send what may have run: yes for an idempotent task, unless told."""
+    if asked is not None:
+        return asked
+    return bool(getattr(task, "idempotent", False))  # it runs once per key: re-sending is safe
 
 
 def _check_options(invocation_type: str, chunk_size: int, replies: object) -> None:

@@ -5,6 +5,8 @@
 SQS batch (with ``batchItemFailures``), and sends replies to an envelope's ``reply_to`` queue.
 ``lambda_entrypoint`` turns any ``async def handler(event, context)`` into the sync function
 Lambda calls, on a ``LoopRunner`` that keeps one event loop across warm invocations.
+``@app.task(idempotent=True)`` runs a task once per idempotency key, its reply kept in the app's
+store (``DynamoDBStore``; ``MemoryStore`` for tests; any ``IdempotencyStore``).
 
 Example::
 
@@ -23,9 +25,19 @@ from __future__ import annotations
 
 from .._public import show_public_path
 from ._app import App
+from ._dynamodb import DynamoDBStore
+from ._idempotency import IdempotencyStore, MemoryStore
 from ._runner import LoopRunner, lambda_entrypoint
 from ._task import Task
 
-__all__ = ["App", "LoopRunner", "Task", "lambda_entrypoint"]
+__all__ = [
+    "App",
+    "DynamoDBStore",
+    "IdempotencyStore",
+    "LoopRunner",
+    "MemoryStore",
+    "Task",
+    "lambda_entrypoint",
+]
 
 show_public_path(__name__, __all__, globals())

@@ -32,6 +32,7 @@ from .._wire import (
     now_ms,
 )
 from ._handlers import handle_event
+from ._idempotency import DEFAULT_IN_PROGRESS, IdempotencyStore, KeyFunction, run_once
 from ._runner import LoopRunner, check_loop_mode
 from ._task import Bound, Task, TaskResult
 
@@ -53,6 +54,8 @@ class App:
             records when less than this remains, and reports the rest as failures.
         loop: ``"reuse"`` (one event loop per execution environment, kept across warm
             invocations so clients and pools stay valid) or ``"fresh"`` (``asyncio.run`` per call).
+        idempotency: the store of ``@app.task(idempotent=True)`` tasks' keys and replies
+            (:class:`DynamoDBStore`, or :class:`MemoryStore` in tests).
 
     Example::
 
@@ -75,6 +78,7 @@ class App:
         concurrency: int = 16,
         deadline_margin: float = 2.0,
         loop: str = "reuse",
+        idempotency: IdempotencyStore | None = None,
     ) -> None:
         check_loop_mode("App", loop)
         if max_depth < 0:
@@ -85,6 +89,8 @@ class App:
         self.concurrency = concurrency
         self.deadline_margin = deadline_margin
         self.tasks: dict[str, Task[Any, Any]] = {}
+        self.idempotency = idempotency
+        self._store_closes_with: object = None
         self.runner = LoopRunner(
             fresh=loop == "fresh",
             inside_loop_advice=(
@@ -100,7 +106,13 @@ class App:
     def task(self, fn: Callable[P, R], /) -> Task[P, R]: ...
     @overload
     def task(
-        self, /, *, name: str | None = None, timeout: float | None = None
+        self,
+        /,
+        *,
+        name: str | None = None,
+        timeout: float | None = None,
+        idempotent: bool = False,
+        key: KeyFunction | None = None,
     ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
     def task(
         self,
@@ -109,14 +121,28 @@ class App:
         *,
         name: str | None = None,
         timeout: float | None = None,
+        idempotent: bool = False,
+        key: KeyFunction | None = None,
     ) -> Task[P, R] | Callable[[Callable[P, R]], Task[P, R]]:
-        """Register a function (async or sync) as a task: ``@app.task`` or ``@app.task(...)``."""
+        """Register a function (async or sync) as a task: ``@app.task`` or ``@app.task(...)``.
+
+        ``idempotent=True`` runs the task once per idempotency key (the app needs a store:
+        ``App(idempotency=...)``); duplicates get the stored reply. The key is ``key(*args,
+        **kwargs)`` of the call's JSON arguments, computed by the sender when it encodes
+        through this task object (by the worker for an envelope sent by name without a key),
+        or by default a hash of the task name and the arguments: equal calls are one call.
+        """
 
         def register(f: Callable[P, R]) -> Task[P, R]:
             task_name = name or f.__name__
             if task_name in self.tasks:
                 raise UsageError(f"task {task_name!r} is already registered in app {self.name!r}")
-            task = Task(self, f, name=task_name, timeout=timeout)
+            if idempotent and self.idempotency is None:
+                raise UsageError(
+                    f"task {task_name!r} is idempotent but app {self.name!r} has no store: "
+                    "App(..., idempotency=DynamoDBStore(table=...))"
+                )
+            task = Task(self, f, name=task_name, timeout=timeout, idempotent=idempotent, key=key)
             self.tasks[task_name] = task
             return task
 
@@ -146,15 +172,42 @@ class App:
             _refuse_if_expired(envelope)
             task = self.lookup(envelope)
             bound = task.signature.bind(task.name, envelope.args, envelope.kwargs)
-            value = await self._run(task, envelope, bound)
+            reply = await self._reply_once(task, envelope, bound)
         except Exception as exc:
             return self._failed(envelope, exc)
-        try:
-            reply = ReplyEnvelope(id=envelope.id, ok=True, value=value)
-        except ValidationError as exc:
-            bad = UsageError(f"task {envelope.task!r} returned a value that is not JSON: {exc}")
-            return self._failed(envelope, bad)
         return TaskResult(reply, None, envelope)
+
+    async def _reply_once(
+        self, task: Task[Any, Any], envelope: TaskEnvelope, bound: Bound
+    ) -> ReplyEnvelope:
+        """The task's reply; for an idempotent task, once per key (duplicates get the first)."""
+        if not task.idempotent or self.idempotency is None:
+            return await self._reply(task, envelope, bound)
+        key = envelope.idempotency_key or task.idempotency_key(envelope.args, envelope.kwargs)
+        time_left = self._time_left(task, envelope)
+        # The claim ends when this run must have ended: its deadline, at which it is cancelled.
+        expires_at_ms = now_ms() + int(
+            1000 * (DEFAULT_IN_PROGRESS if time_left is None else time_left)
+        )
+        reply = await run_once(
+            self.idempotency,
+            f"{self.name}/{task.name}/{key}",
+            expires_at_ms=expires_at_ms,
+            run=functools.partial(self._reply, task, envelope, bound),
+        )
+        # A reply stored by an earlier delivery answers this envelope: a fan-in matches by id.
+        return reply if reply.id == envelope.id else reply.model_copy(update={"id": envelope.id})
+
+    async def _reply(
+        self, task: Task[Any, Any], envelope: TaskEnvelope, bound: Bound
+    ) -> ReplyEnvelope:
+        value = await self._run(task, envelope, bound)
+        try:
+            return ReplyEnvelope(id=envelope.id, ok=True, value=value)
+        except ValidationError as exc:
+            raise UsageError(
+                f"task {envelope.task!r} returned a value that is not JSON: {exc}"
+            ) from exc
 
     @staticmethod
     def _failed(envelope: TaskEnvelope | None, error: Exception) -> TaskResult:
@@ -243,7 +296,16 @@ class App:
 
     async def handle(self, event: Any, context: Any) -> Any:
         """The async body of :meth:`lambda_handler`, for callers that have a loop already."""
+        self._close_store_with_the_loop()
         return await handle_event(self, event, context)
+
+    def _close_store_with_the_loop(self) -> None:
+        """Have the loop runner close the store's client with what else it opened on the loop."""
+        resources = self.runner.resources
+        if self.idempotency is not None and self._store_closes_with is not resources:
+            # The runner swaps in a new stack after closing one: register again with that one.
+            resources.push_async_callback(self.idempotency.aclose)
+            self._store_closes_with = resources
 
 
 def _refuse_if_expired(envelope: TaskEnvelope) -> None:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeAlias, TypeVar
 
 from pydantic import TypeAdapter, ValidationError
 
-from .._errors import InvalidArguments
+from .._errors import InvalidArguments, UsageError
 from .._target import Target
 from .._wire import (
     ReplyEnvelope,
@@ -23,8 +23,10 @@ from .._wire import (
     build_envelope,
     decode_reply,
     encode_reply,
+    split_item,
     unwrap_reply,
 )
+from ._idempotency import KeyFunction, content_key, user_key
 
 if TYPE_CHECKING:
     from ._app import App
@@ -131,11 +133,24 @@ class Task(Target, Generic[P, R]):
         await dispatch_many(resize, ["a.png", "b.png"], concurrency=4)   # eager fan-out
     """
 
-    def __init__(self, app: App, fn: Callable[P, R], *, name: str, timeout: float | None) -> None:
+    def __init__(
+        self,
+        app: App,
+        fn: Callable[P, R],
+        *,
+        name: str,
+        timeout: float | None,
+        idempotent: bool = False,
+        key: KeyFunction | None = None,
+    ) -> None:
+        if key is not None and not idempotent:
+            raise UsageError(f"task {name!r}: key= names an idempotency key; add idempotent=True")
         self.app = app
         self.fn = fn
         self.name = name
         self.timeout = timeout
+        self.idempotent = idempotent
+        self.key = key
         self.is_async = inspect.iscoroutinefunction(fn)
         self.signature = Signature(fn)
         functools.update_wrapper(self, fn)
@@ -153,8 +168,20 @@ class Task(Target, Generic[P, R]):
         """The secret its envelopes are signed with (its app's)."""
         return self.app.secret
 
+    def idempotency_key(self, args: list[Any], kwargs: dict[str, Any]) -> str:
+        """The key of one call: the task's ``key`` function of its arguments, or their hash."""
+        if self.key is None:
+            return content_key(self.name, args, kwargs)
+        return user_key(self.name, self.key, args, kwargs)
+
     def envelope(self, item: Any, **fields: Any) -> bytes:
-        """Encode the task envelope for one fan-out item (depth and deadline handed on)."""
+        """Encode the task envelope for one fan-out item (depth and deadline handed on).
+
+        An idempotent task's envelope carries its :meth:`idempotency_key` unless ``fields``
+        names one.
+        """
+        if self.idempotent and fields.get("idempotency_key") is None:
+            fields["idempotency_key"] = self.idempotency_key(*split_item(item))
         return build_envelope(
             self.name, item, secret=self.app.secret, max_depth=self.app.max_depth, **fields
         )

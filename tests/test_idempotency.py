@@ -1,0 +1,331 @@
+"""Idempotent tasks: once per key, against a real moto server's DynamoDB through aioboto3."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aioboto3
+import pytest
+
+from aiofanout import App, DynamoDBStore, InProgress, TaskFailed, UsageError, dispatch_many
+from aiofanout.testing import LambdaContext, MotoServer, sqs_event
+from aiofanout.wire import decode_task, encode_task
+from aiofanout.worker import MemoryStore
+
+
+@pytest.fixture
+async def store(moto: MotoServer) -> AsyncIterator[DynamoDBStore]:
+    """A store on a table that does not exist yet: every test creates it on first use."""
+    table = f"idem-{uuid.uuid4().hex[:12]}"
+    async with DynamoDBStore(table=table, endpoint_url=moto.endpoint_url) as store:
+        yield store
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+async def _record(moto: MotoServer, table: str, key: str) -> dict[str, Any]:
+    session = aioboto3.Session(region_name="us-east-1")
+    async with session.client("dynamodb", endpoint_url=moto.endpoint_url) as client:
+        answer = await client.get_item(TableName=table, Key={"pk": {"S": key}})
+    item: dict[str, Any] = answer.get("Item", {})
+    return item
+
+
+async def test_the_same_envelope_twice_runs_once_and_both_get_the_reply(
+    store: DynamoDBStore,
+) -> None:
+    app = App("w", idempotency=store)
+    runs = Counter[int]()
+
+    @app.task(idempotent=True)
+    async def square(x: int) -> int:
+        runs[x] += 1
+        return x * x
+
+    envelope = square.envelope(7)
+    first = await app.run_envelope(envelope)
+    second = await app.run_envelope(envelope)
+    assert runs == {7: 1}
+    assert first.error is None
+    assert second.error is None
+    assert first.reply == second.reply
+    assert second.reply.value == 49
+
+
+async def test_a_resent_envelope_gets_the_stored_reply_under_its_own_id(
+    store: DynamoDBStore,
+) -> None:
+    app = App("w", idempotency=store)
+    runs: list[int] = []
+
+    @app.task(idempotent=True)
+    async def square(x: int) -> int:
+        runs.append(x)
+        return x * x
+
+    first, again = square.envelope(3), square.envelope(3)  # a re-sent invoke: a new id
+    assert decode_task(first).id != decode_task(again).id
+    assert (await app.run_envelope(first)).reply.value == 9
+    reply = (await app.run_envelope(again)).reply
+    assert runs == [3]
+    assert reply.value == 9
+    assert reply.id == decode_task(again).id  # a fan-in matches replies by id
+
+
+async def test_a_concurrent_duplicate_does_not_run_and_fails_retryably(
+    store: DynamoDBStore,
+) -> None:
+    app = App("w", idempotency=store)
+    gate = asyncio.Event()
+    runs: list[int] = []
+
+    @app.task(idempotent=True)
+    async def slow(x: int) -> int:
+        runs.append(x)
+        await gate.wait()
+        return x
+
+    envelope = slow.envelope(1)
+    both = [asyncio.create_task(app.run_envelope(envelope)) for _ in range(2)]
+    done, pending = await asyncio.wait(both, return_when=asyncio.FIRST_COMPLETED)
+    loser = done.pop().result()
+    assert isinstance(loser.error, InProgress)
+    assert loser.error.retryable
+    assert loser.reply.error is not None
+    assert loser.reply.error.retryable  # what the sender sees crosses the wire retryable
+    gate.set()
+    winner = await pending.pop()
+    assert winner.error is None
+    assert winner.reply.value == 1
+    assert runs == [1]
+    assert (await app.run_envelope(envelope)).reply.value == 1  # later: the stored reply
+    assert runs == [1]
+
+
+async def test_a_sender_sees_in_progress_as_a_retryable_task_failure(
+    store: DynamoDBStore,
+) -> None:
+    app = App("w", idempotency=store)
+    started, gate = asyncio.Event(), asyncio.Event()
+
+    @app.task(idempotent=True)
+    async def slow(x: int) -> int:
+        started.set()
+        await gate.wait()
+        return x
+
+    first = asyncio.create_task(slow.call(slow.prepare(5), timeout=None))
+    await started.wait()
+    with pytest.raises(TaskFailed) as caught:
+        await slow.call(slow.prepare(5), timeout=None)
+    assert caught.value.remote_type == "InProgress"
+    assert caught.value.retryable
+    gate.set()
+    assert await first == 5
+
+
+async def test_a_crashed_run_holds_its_key_until_its_deadline_then_one_delivery_takes_over(
+    moto: MotoServer, store: DynamoDBStore
+) -> None:
+    app = App("w", idempotency=store)
+    started = asyncio.Event()
+    runs: list[str] = []
+
+    @app.task(idempotent=True, timeout=0.5)
+    async def job(x: str) -> str:
+        runs.append(x)
+        if len(runs) == 1:
+            started.set()
+            await asyncio.Event().wait()  # the first run never ends by itself
+        return x.upper()
+
+    envelope = job.envelope("a")
+    crashed = asyncio.create_task(app.run_envelope(envelope))
+    await started.wait()
+    crashed.cancel()  # the process died: nothing released the key
+    with pytest.raises(asyncio.CancelledError):
+        await crashed
+    assert isinstance((await app.run_envelope(envelope)).error, InProgress)
+
+    key = f"w/job/{decode_task(envelope).idempotency_key}"
+    record = await _record(moto, store.table, key)
+    assert record["status"]["S"] == "IN_PROGRESS"
+    expires_at_ms = int(record["expires_at_ms"]["N"])
+    assert expires_at_ms <= now_ms() + 500  # at the task's own deadline (its timeout)
+    await asyncio.sleep(max(0, expires_at_ms - now_ms()) / 1000 + 0.01)  # until it expires
+    assert now_ms() > expires_at_ms
+
+    results = await asyncio.gather(*(app.run_envelope(envelope) for _ in range(3)))
+    assert runs == ["a", "a"]  # taken over once
+    assert [r.reply.value for r in results if r.error is None]
+    assert all(r.reply.value == "A" or isinstance(r.error, InProgress) for r in results)
+    assert (await app.run_envelope(envelope)).reply.value == "A"
+    assert runs == ["a", "a"]
+
+
+async def test_an_sqs_batch_delivered_twice_runs_each_task_once(store: DynamoDBStore) -> None:
+    app = App("w", idempotency=store)
+    runs = Counter[int]()
+
+    @app.task(idempotent=True)
+    async def work(x: int) -> int:
+        runs[x] += 1
+        return x
+
+    bodies = [work.envelope(x) for x in range(6)]
+    for _ in range(2):
+        answer = await app.handle(sqs_event(bodies), LambdaContext(remaining_ms=30_000))
+        assert answer == {"batchItemFailures": []}
+    assert runs == dict.fromkeys(range(6), 1)
+
+
+async def test_a_failed_run_is_not_stored_so_a_retry_runs_it_again(store: DynamoDBStore) -> None:
+    app = App("w", idempotency=store)
+    runs: list[int] = []
+
+    @app.task(idempotent=True)
+    async def flaky(x: int) -> int:
+        runs.append(x)
+        if len(runs) == 1:
+            raise ConnectionError("the first try fails")
+        return x
+
+    envelope = flaky.envelope(4)
+    assert isinstance((await app.run_envelope(envelope)).error, ConnectionError)
+    assert (await app.run_envelope(envelope)).reply.value == 4
+    assert (await app.run_envelope(envelope)).reply.value == 4
+    assert runs == [4, 4]
+
+
+async def test_a_key_function_makes_calls_with_one_key_one_call(store: DynamoDBStore) -> None:
+    app = App("w", idempotency=store)
+    charged: list[dict[str, Any]] = []
+
+    @app.task(idempotent=True, key=lambda order: order["id"])
+    async def charge(order: dict[str, Any]) -> str:
+        charged.append(order)
+        return f"charged {order['id']}"
+
+    one = charge.envelope({"id": "o-1", "note": "first"})
+    same_order = charge.envelope({"id": "o-1", "note": "sent again, edited"})
+    assert decode_task(one).idempotency_key == "o-1"
+    assert (await app.run_envelope(one)).reply.value == "charged o-1"
+    assert (await app.run_envelope(same_order)).reply.value == "charged o-1"
+    assert (await app.run_envelope(charge.envelope({"id": "o-2"}))).reply.value == "charged o-2"
+    assert [o["id"] for o in charged] == ["o-1", "o-2"]
+
+
+async def test_an_envelope_sent_by_name_gets_the_same_key_on_the_worker() -> None:
+    app = App("w", idempotency=MemoryStore())
+    runs: list[int] = []
+
+    @app.task(idempotent=True)
+    async def inc(x: int) -> int:
+        runs.append(x)
+        return x + 1
+
+    by_name = encode_task("inc", [10], {})  # a sender without the task object: no key
+    assert decode_task(by_name).idempotency_key is None
+    assert (await app.run_envelope(by_name)).reply.value == 11
+    assert (await app.run_envelope(inc.envelope(10))).reply.value == 11
+    assert runs == [10]
+    assert list(app.idempotency.records) == [  # type: ignore[union-attr]
+        f"w/inc/{decode_task(inc.envelope(10)).idempotency_key}"
+    ]
+
+
+async def _runs_of_a_plain_task(store: DynamoDBStore | MemoryStore) -> list[int]:
+    app = App("w", idempotency=store)
+    runs: list[int] = []
+
+    @app.task
+    async def plain(x: int) -> int:
+        runs.append(x)
+        return x
+
+    envelope = plain.envelope(1)
+    assert decode_task(envelope).idempotency_key is None
+    for _ in range(3):
+        assert (await app.run_envelope(envelope)).reply.value == 1
+    return runs
+
+
+async def test_tasks_without_idempotent_are_unaffected(store: DynamoDBStore) -> None:
+    memory = MemoryStore()
+    assert await _runs_of_a_plain_task(store) == [1, 1, 1]
+    assert await _runs_of_a_plain_task(memory) == [1, 1, 1]
+    assert memory.records == {}
+
+
+async def test_an_eager_fan_out_of_equal_items_runs_each_distinct_item_once() -> None:
+    app = App("w", idempotency=MemoryStore())
+    runs = Counter[int]()
+
+    @app.task(idempotent=True)
+    async def work(x: int) -> int:
+        runs[x] += 1
+        return -x
+
+    result = await dispatch_many(work, [1, 2, 1, 2, 3], concurrency=1)
+    assert result.values() == [-1, -2, -1, -2, -3]
+    assert runs == {1: 1, 2: 1, 3: 1}  # the documented limit of the content key
+
+
+def test_the_lambda_handler_closes_the_store_with_its_loop(moto: MotoServer) -> None:
+    store = DynamoDBStore(table=f"idem-{uuid.uuid4().hex[:12]}", endpoint_url=moto.endpoint_url)
+    app = App("w", idempotency=store)
+    runs: list[int] = []
+
+    @app.task(idempotent=True)
+    async def work(x: int) -> int:
+        runs.append(x)
+        return x
+
+    try:
+        for _ in range(2):  # two warm invocations, one loop
+            assert app.lambda_handler(work.envelope(8), LambdaContext(remaining_ms=30_000))
+        assert runs == [8]
+        assert store._client is not None
+    finally:
+        app.runner.close()
+    assert store._client is None
+
+
+def test_misuse_says_what_to_change() -> None:
+    with pytest.raises(UsageError, match="has no store"):
+        App("w").task(idempotent=True)(lambda x: x)
+    with pytest.raises(UsageError, match="idempotent=True"):
+        App("w", idempotency=MemoryStore()).task(key=lambda x: x)(lambda x: x)
+    with pytest.raises(UsageError, match="ttl"):
+        MemoryStore(ttl=0)
+    app = App("w", idempotency=MemoryStore())
+    task = app.task(idempotent=True, key=lambda x: [x])(lambda x: x)  # type: ignore[arg-type, return-value]
+    with pytest.raises(UsageError, match="str or an int"):
+        task.envelope(1)
+
+
+def test_an_idempotent_task_may_be_re_sent_after_an_ambiguous_failure() -> None:
+    from aiofanout import LambdaTarget
+
+    once = App("once", idempotency=MemoryStore())
+
+    @once.task(idempotent=True)
+    async def charge(order: str) -> str:
+        return order
+
+    @once.task
+    async def plain(order: str) -> str:
+        return order
+
+    # Re-sending what may have run is safe when the worker runs it once per key.
+    assert LambdaTarget("w", task=charge).retry_ambiguous
+    assert not LambdaTarget("w", task=charge).ambiguous_timeouts
+    assert not LambdaTarget("w", task=plain).retry_ambiguous
+    assert not LambdaTarget("w", task=charge, retry_ambiguous=False).retry_ambiguous
