@@ -10,19 +10,15 @@ and down to 4: the limit over time.
 Each variant has its own ``LambdaTarget``, so (b) does not start from a limit learned before. The
 429s are the runtime's own count (``stats(name)["throttles"]``).
 
-The local runtime has no call to change a function's reserved concurrency in place
-(``add_function`` replaces the function and kills its environments, failing the invocations they
-run). So :func:`set_reserved` changes it the way ``PutFunctionConcurrency`` would: it swaps the
-config of the registered function (a raise takes effect at the next invoke that finds no idle
-environment) and, for a decrease, retires idle environments above the new number as they come
-free, so no invocation is cut.
+The reserved concurrency changes through the Lambda API, ``PutFunctionConcurrency``, as on AWS:
+a raise lets new environments start at once; a decrease retires environments above the new
+number as they come free, so no invocation is cut.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -32,7 +28,7 @@ from _bench import arguments, machine, publish, table
 
 import aiofanout
 from aiofanout import FanoutResult, LambdaTarget, Progress, Status
-from aiofanout.local import FunctionConfig, LocalLambda, stack
+from aiofanout.local import FunctionConfig, stack
 
 FUNCTION = "sleepy"
 CODE = str(Path(__file__).with_name("functions"))
@@ -41,25 +37,12 @@ RESERVED = 8
 PHASES = ((0.0, 8), (3.0, 16), (6.0, 4))  # (seconds into the run, reserved concurrency)
 
 
-def set_reserved(runtime: LocalLambda, name: str, reserved: int) -> None:
-    """Change a function's reserved concurrency in place (see the module docstring)."""
-    function = runtime.functions[name]
-    function.config = dataclasses.replace(function.config, reserved_concurrency=reserved)
-
-
-async def retire_idle_above_reserved(runtime: LocalLambda, name: str) -> None:
-    """Kill idle environments while more live than the reserved concurrency (none is busy)."""
-    function = runtime.functions[name]
-    while True:
-        live = [env for env in function.environments.values() if not env.dead]
-        excess = len(live) - function.config.reserved_concurrency
-        while excess > 0 and function.idle:
-            env = function.idle.popleft()
-            if not env.dead and env.process is not None:
-                env.dead = True  # never handed out again; the runtime forgets it once it exits
-                env.process.kill()
-                excess -= 1
-        await asyncio.sleep(0.005)
+async def set_reserved(aws: Any, name: str, reserved: int) -> None:
+    """Change a function's reserved concurrency through the Lambda API."""
+    async with aws.client("lambda") as client:
+        await client.put_function_concurrency(
+            FunctionName=name, ReservedConcurrentExecutions=reserved
+        )
 
 
 def target_for(aws: Any) -> LambdaTarget:
@@ -136,20 +119,16 @@ async def changing_reserved(aws: Any, marks: list[tuple[float, int, int]]) -> As
         started = time.perf_counter()
         for at, reserved in PHASES:
             await asyncio.sleep(max(0.0, at - (time.perf_counter() - started)))
-            set_reserved(aws.runtime, FUNCTION, reserved)
+            await set_reserved(aws, FUNCTION, reserved)
             marks.append((at, reserved, aws.runtime.stats(FUNCTION)["throttles"]))
 
-    tasks = [
-        asyncio.create_task(schedule()),
-        asyncio.create_task(retire_idle_above_reserved(aws.runtime, FUNCTION)),
-    ]
+    task = asyncio.create_task(schedule())
     try:
         yield
     finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        set_reserved(aws.runtime, FUNCTION, RESERVED)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await set_reserved(aws, FUNCTION, RESERVED)
 
 
 async def follow(aws: Any, items: int) -> str:

@@ -1,6 +1,6 @@
 """Fan-in on the local stack: round trips beside send-only, Event with replies beside RequestResponse.
 
-    python benchmarks/fanin.py [--items 1000]
+    python benchmarks/fanin.py [--write] [--items 1000]
 
 One run, one stack: a moto server (exact SQS), the local Lambda runtime, and a counting proxy in
 front of the moto server, through which every SQS call of every side goes (the target, the event
@@ -11,7 +11,6 @@ waiting). Prints a markdown table.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import collections
 import contextlib
@@ -24,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from _bench import arguments, machine, publish, table
 from aiohttp import web
 
 from aiofanout import LambdaTarget, SqsTarget, dispatch_many
@@ -181,7 +181,7 @@ class Bench:
                 await asyncio.sleep(0.2)
 
 
-async def main(items: int) -> None:
+async def main(items: int) -> str:
     import aioboto3
 
     os.environ.update(FAKE_CREDENTIALS)
@@ -208,13 +208,11 @@ async def main(items: int) -> None:
             await runtime.stop()
             await proxy.stop()
     header = ["run", "items", "seconds", "items/s", "SQS calls", "SQS calls/item", "failed"]
-    print("| " + " | ".join(header) + " |")
-    print("|" + "|".join("---" for _ in header) + "|")
-    for row in rows:
-        print("| " + " | ".join(row.cells()) + " |")
+    return table(header, [row.cells() for row in rows])
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--items", type=int, default=1000)
-    asyncio.run(main(parser.parse_args().items))
+    args = arguments(__doc__, items=1000)
+    result = asyncio.run(main(args.items))
+    body = f"{args.items:,} items per run, one run each, {machine()}.\n\n{result}\n"
+    publish("fanin", body, args.write)

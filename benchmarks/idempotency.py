@@ -1,6 +1,6 @@
 """The cost of ``@app.task(idempotent=True)`` per task, beside the same task without it.
 
-    python benchmarks/idempotency.py [--repeats 3] [--items 400]
+    python benchmarks/idempotency.py [--write] [--repeats 3] [--items 400]
 
 On the local stack (a moto server with DynamoDB, the local Lambda runtime with 2 execution
 environments): (a) ``dispatch_many(LambdaTarget)`` at concurrency 8 through the runtime to a
@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import asyncio
 import os
-import sys
 import time
 import uuid
 from pathlib import Path
+
+from _bench import arguments, machine, publish, table
 
 from aiofanout import App, DynamoDBStore, LambdaTarget, Task, dispatch_many
 
@@ -119,15 +120,15 @@ async def measure(repeats: int, n: int) -> dict[str, list[float]]:
 
 
 def main() -> None:
-    repeats = int(sys.argv[sys.argv.index("--repeats") + 1]) if "--repeats" in sys.argv else 3
-    n = int(sys.argv[sys.argv.index("--items") + 1]) if "--items" in sys.argv else 400
-    samples = asyncio.run(measure(repeats, n))
-    print(f"{n} tasks per sample, {repeats} samples, median (min-max)\n")
-    print("| variant | tasks/s | ms per task |")
-    print("|---|---|---|")
-    for row in sorted(samples):
-        rate, ms = cell(samples[row], n)
-        print(f"| {row} | {rate} | {ms} |")
+    args = arguments(__doc__, items=400)
+    samples = asyncio.run(measure(args.repeats, args.items))
+    rows = [[row, *cell(samples[row], args.items)] for row in sorted(samples)]
+    body = (
+        f"{args.items} tasks per sample, {args.repeats} samples, median (min-max), {machine()}.\n\n"
+        + table(["variant", "tasks/s", "ms per task"], rows)
+        + "\n"
+    )
+    publish("idempotency", body, args.write)
 
 
 if __name__ == "__main__":

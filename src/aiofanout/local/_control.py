@@ -91,9 +91,16 @@ class Control:
         return env.generation != env.function.generation
 
     def set_limit(self, function: Function, limit: int) -> None:
-        """Allow ``limit`` environments at once (waiting invokes may start one now)."""
-        function.pool.limit = limit
-        function.pool.capacity_changed()
+        """Allow ``limit`` environments at once.
+
+        Waiting invokes may start one now; above a lowered limit, idle environments stop now and
+        busy ones when their invocation ends (none is cut).
+        """
+        pool = function.pool
+        pool.limit = limit
+        while pool.over_limit() and pool.idle:
+            self._kill(pool.idle.popleft())
+        pool.capacity_changed()
 
     def _kill(self, env: Environment) -> None:
         env.dead = True  # no invoke takes it from now on

@@ -80,6 +80,10 @@ class Pool:
             self.idle.remove(env)
         self._wake_one(None)  # a slot is free: a waiting invoke may start one
 
+    def over_limit(self) -> bool:
+        """Whether more environments live than the limit allows (it was lowered)."""
+        return len(self.members) > self.limit
+
     def capacity_changed(self) -> None:
         """The limit changed: every waiting invoke looks again (and may start an environment)."""
         while self.waiters:

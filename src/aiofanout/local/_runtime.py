@@ -221,8 +221,10 @@ class LocalLambda:
             result = _timed_out(invocation)
         await _let_output_arrive()
         self._record_log(env, invocation, result)
-        if self.control.is_stale(env) and not env.dead:
-            await self._environments.kill(env)  # its config or code changed meanwhile: retire
+        stale = self.control.is_stale(env) or env.function.pool.over_limit()
+        if stale and not env.dead:
+            # Its config or code changed meanwhile, or its function's limit was lowered: retire.
+            await self._environments.kill(env)
         else:
             env.function.pool.release(env)
         return result
