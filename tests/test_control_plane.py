@@ -284,6 +284,22 @@ async def test_reserved_concurrency_is_enforced_and_reported(aws: LocalAws, lam:
     )
 
 
+async def test_a_lowered_reserved_concurrency_retires_environments_as_they_finish(
+    aws: LocalAws, lam: Any
+) -> None:
+    name = (await create(lam, Timeout=30))["FunctionName"]
+    await call(lam.put_function_concurrency, FunctionName=name, ReservedConcurrentExecutions=3)
+    pool = aws.runtime.functions.get(name).pool
+    busy = [asyncio.ensure_future(aws.runtime.invoke(name, b'{"sleep": 1}')) for _ in range(3)]
+    await until(lambda: sum(1 for e in pool.members.values() if e.current) == 3)
+    await call(lam.put_function_concurrency, FunctionName=name, ReservedConcurrentExecutions=1)
+    results = await asyncio.gather(*busy)
+    assert all(r.error_type is None for r in results)  # none of the running invokes was cut
+    # Above the new limit, environments retire as their invocations end: one stays warm.
+    await until(lambda: len(pool.members) <= 1)
+    assert aws.runtime.stats(name)["environments"] <= 1
+
+
 async def test_provisioned_concurrency_starts_environments_ahead_and_reports_status(
     aws: LocalAws, lam: Any
 ) -> None:
