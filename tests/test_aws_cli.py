@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import re
 import shlex
 import signal
@@ -18,14 +17,13 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from aiofanout.testing import free_port
 
-from .test_cli import read_lines, wait_for_line
+from .serving import Served, serving, wait_for_line
 
 ROOT = Path(__file__).resolve().parents[1]
 FUNCTIONS = ROOT / "tests" / "lambda_functions"
@@ -101,47 +99,15 @@ def _works(aws: Path) -> bool:
     return done.returncode == 0 and (done.stdout + done.stderr).startswith("aws-cli/1.")
 
 
-@dataclass
-class Served:
-    process: subprocess.Popen[str]
-    banner: list[str]
-    lambda_url: str
-    moto_url: str
-    lines: queue.Queue[str | None]  # what serve prints after the banner
-
-
 @pytest.fixture
 def serve(tmp_path: Path) -> Iterator[Served]:
     """``serve --port P --config FILE`` with the stack file above; stopped afterwards."""
     config = tmp_path / "local-aws.toml"
     config.write_text(STACK_FILE.format(functions=FUNCTIONS))
     port = free_port()
-    command = ["serve", "--port", str(port), "--config", str(config)]
-    process = subprocess.Popen(
-        [sys.executable, "-m", "aiofanout", *command],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        cwd=ROOT,
-    )
-    try:
-        assert process.stdout is not None
-        lines = read_lines(process.stdout)
-        banner = wait_for_line(lines, "serving until", timeout=60)
-        lambda_url = next(line.split()[-1] for line in banner if line.startswith("local Lambda"))
-        moto_url = next(line.split()[-1] for line in banner if line.startswith("moto server"))
-        assert lambda_url == f"http://127.0.0.1:{port}"  # --port: a stable endpoint
-        yield Served(process, banner, lambda_url, moto_url, lines)
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGINT)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-        if process.stdout is not None:
-            process.stdout.close()
+    with serving("--port", str(port), "--config", str(config)) as served:
+        assert served.lambda_url == f"http://127.0.0.1:{port}"  # --port: a stable endpoint
+        yield served
 
 
 def run_cli(aws_cli: Path, args: list[str], tmp_path: Path) -> subprocess.CompletedProcess[str]:

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
-from typing import IO
 
 import pytest
+
+from .serving import serving
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -61,71 +60,14 @@ def test_the_demo_runs_every_phase_end_to_end() -> None:
 def test_serve_answers_boto3_and_stops_on_ctrl_c() -> None:
     import boto3
 
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "aiofanout",
-            "serve",
-            "--function",
-            "echo=plain.echo",
-            "--code-path",
-            str(ROOT / "tests" / "lambda_functions"),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        cwd=ROOT,
-    )
-    try:
-        assert process.stdout is not None
-        lines = read_lines(process.stdout)
-        seen = wait_for_line(lines, "serving until Ctrl-C", timeout=60)
-        endpoint = next(line.split()[-1] for line in seen if line.startswith("local Lambda"))
-        assert endpoint.startswith("http://127.0.0.1:")
-        client = boto3.client("lambda", endpoint_url=endpoint, region_name="us-east-1")
+    functions = str(ROOT / "tests" / "lambda_functions")
+    with serving("--function", "echo=plain.echo", "--code-path", functions) as served:
+        assert served.lambda_url.startswith("http://127.0.0.1:")
+        client = boto3.client("lambda", endpoint_url=served.lambda_url, region_name="us-east-1")
         response = client.invoke(FunctionName="echo", Payload=json.dumps({"via": "cli"}))
         assert json.loads(response["Payload"].read()) == {"via": "cli"}
-        process.send_signal(signal.SIGINT)
-        assert process.wait(timeout=30) in (0, 130)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-        if process.stdout is not None:
-            process.stdout.close()
-
-
-def read_lines(stream: IO[str]) -> queue.Queue[str | None]:
-    """The stream's lines as they come, from a thread (``None`` at the end): waits can end."""
-    lines: queue.Queue[str | None] = queue.Queue()
-
-    def pump() -> None:
-        try:
-            for line in stream:
-                lines.put(line)
-        except ValueError:  # closed under us at the end of the test
-            pass
-        lines.put(None)
-
-    threading.Thread(target=pump, daemon=True).start()
-    return lines
-
-
-def wait_for_line(lines: queue.Queue[str | None], text: str, *, timeout: float) -> list[str]:
-    """Every line up to the first containing ``text``; fails after ``timeout`` s or at the end."""
-    seen: list[str] = []
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
-        except queue.Empty:
-            pytest.fail(f"no {text!r} within {timeout} s; the output was:\n{''.join(seen)}")
-        if line is None:
-            pytest.fail(f"the output ended without {text!r}:\n{''.join(seen)}")
-        seen.append(line)
-        if text in line:
-            return seen
+        served.process.send_signal(signal.SIGINT)
+        assert served.process.wait(timeout=30) in (0, 130)
 
 
 @pytest.mark.skipif(not Path("/proc").exists(), reason="needs /proc to list processes")

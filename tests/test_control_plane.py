@@ -88,6 +88,21 @@ async def test_create_function_answers_its_configuration_and_the_function_runs(l
     assert (await invoke(lam, name))[0] == {"version": "1", "greeting": "hi"}
 
 
+async def test_list_functions_pages_with_marker_and_max_items(lam: Any) -> None:
+    names = {(await create(lam))["FunctionName"] for _ in range(3)}
+    # ListFunctions: MaxItems and Marker in, NextMarker out while more remain (API reference).
+    first = await call(lam.list_functions, MaxItems=2)
+    assert len(first["Functions"]) == 2
+    assert "NextMarker" in first
+    seen = {f["FunctionName"] for f in first["Functions"]}
+    marker = first["NextMarker"]
+    while marker:
+        more = await call(lam.list_functions, MaxItems=2, Marker=marker)
+        seen |= {f["FunctionName"] for f in more["Functions"]}
+        marker = more.get("NextMarker")
+    assert names <= seen
+
+
 async def test_get_list_update_and_delete_a_function(lam: Any) -> None:
     name = (await create(lam))["FunctionName"]
     got = await call(lam.get_function, FunctionName=name)

@@ -116,6 +116,16 @@ def _qualifier_in(name_or_arn: str) -> str | None:
     return qualifier if sep else None
 
 
+def page(request: web.Request, key: str, items: list[Any], *, max_items: int) -> web.Response:
+    """One page of a List operation: ``Marker`` and ``MaxItems`` in, ``NextMarker`` out."""
+    start = int(request.query.get("Marker") or 0)
+    count = int(request.query.get("MaxItems") or max_items)
+    answer: dict[str, Any] = {key: items[start : start + count]}
+    if start + count < len(items):
+        answer["NextMarker"] = str(start + count)
+    return reply(answer)
+
+
 def lambda_time(epoch: float) -> str:
     """A time as Lambda writes ``LastModified`` (``2024-01-31T12:00:00.000+0000``)."""
     moment = datetime.datetime.fromtimestamp(epoch, datetime.UTC)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from .._errors import UsageError
-from ._api import LATEST, ApiError, body_of, invalid, lambda_time, lookup, reply
+from ._api import LATEST, ApiError, body_of, invalid, lambda_time, lookup, page, reply
 from ._config import FunctionConfig
 from ._control import with_changes
 from ._functions import Deployment, Function
@@ -87,15 +87,8 @@ class FunctionsApi:
         return reply(configuration(lookup(self._functions, request)))
 
     async def _list(self, request: web.Request) -> web.Response:
-        functions = self._functions.all()
-        start = int(request.query.get("Marker") or 0)
-        count = int(request.query.get("MaxItems") or 50)
-        answer: dict[str, Any] = {
-            "Functions": [configuration(f) for f in functions[start : start + count]]
-        }
-        if start + count < len(functions):
-            answer["NextMarker"] = str(start + count)
-        return reply(answer)
+        functions = [configuration(f) for f in self._functions.all()]
+        return page(request, "Functions", functions, max_items=50)
 
     async def _update_configuration(self, request: web.Request) -> web.Response:
         function = lookup(self._functions, request)

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from .._errors import UsageError
-from ._api import body_of, invalid, not_found, reply
+from ._api import body_of, invalid, not_found, page, reply
 from ._aws import ACCOUNT, REGION, function_arn, function_name
 from ._config import EventSourceMapping
 from ._mappings import Mapping, Mappings, with_changes
@@ -80,14 +80,7 @@ class MappingsApi:
             if (name is None or m.config.function == function_name(name))
             and (source is None or m.source_arn == source)
         ]
-        start = int(request.query.get("Marker") or 0)
-        count = int(request.query.get("MaxItems") or 100)
-        answer: dict[str, Any] = {
-            "EventSourceMappings": [shape(m) for m in found[start : start + count]]
-        }
-        if start + count < len(found):
-            answer["NextMarker"] = str(start + count)
-        return reply(answer)
+        return page(request, "EventSourceMappings", [shape(m) for m in found], max_items=100)
 
     async def _update(self, request: web.Request) -> web.Response:
         mapping = self._mapping(request)
