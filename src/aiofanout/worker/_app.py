@@ -20,15 +20,19 @@ from typing import Any, ParamSpec, TypeVar, overload
 import anyio.to_thread
 from pydantic import ValidationError
 
-from .._errors import DepthExceeded, Expired, UnknownTask, UsageError
+from .._errors import ClaimRefused, DepthExceeded, Expired, UnknownTask, UsageError
+from .._limits import Limits
 from .._wire import (
     DEFAULT_MAX_DEPTH,
+    ClaimCheck,
     ReplyEnvelope,
     TaskEnvelope,
     current_deadline_ms,
     current_depth,
     decode_task,
+    encode_reply,
     error_info,
+    join_task,
     now_ms,
 )
 from ._handlers import handle_event
@@ -38,6 +42,8 @@ from ._task import Bound, Task, TaskResult
 
 log = logging.getLogger("aiofanout.worker")
 P = ParamSpec("P")
+#: Replies to ``reply_to`` go through SQS: over its message limit, through the claim check.
+REPLY_LIMITS = Limits()
 R = TypeVar("R")
 
 
@@ -79,6 +85,7 @@ class App:
         deadline_margin: float = 2.0,
         loop: str = "reuse",
         idempotency: IdempotencyStore | None = None,
+        claim_check: ClaimCheck | None = None,
     ) -> None:
         check_loop_mode("App", loop)
         if max_depth < 0:
@@ -90,6 +97,7 @@ class App:
         self.deadline_margin = deadline_margin
         self.tasks: dict[str, Task[Any, Any]] = {}
         self.idempotency = idempotency
+        self.claim_check = claim_check
         self._store_closes_with: object = None
         self.runner = LoopRunner(
             fresh=loop == "fresh",
@@ -170,12 +178,32 @@ class App:
         try:
             envelope = decode_task(raw, secret=self.secret)
             _refuse_if_expired(envelope)
+            if envelope.claim is not None:
+                envelope = await self._claimed(envelope)
             task = self.lookup(envelope)
             bound = task.signature.bind(task.name, envelope.args, envelope.kwargs)
             reply = await self._reply_once(task, envelope, bound)
+            if envelope.reply_to and self.claim_check is not None:
+                reply = await self._reply_within_limit(reply)
         except Exception as exc:
             return self._failed(envelope, exc)
         return TaskResult(reply, None, envelope)
+
+    async def _claimed(self, envelope: TaskEnvelope) -> TaskEnvelope:
+        """The envelope with its arguments fetched from S3 (checked, the object deleted)."""
+        if envelope.claim is None or self.claim_check is None:
+            raise ClaimRefused(
+                f"the envelope's arguments wait in S3, and app {self.name!r} has no claim check:"
+                " App(..., claim_check=ClaimCheck(bucket=...))"
+            )
+        return join_task(envelope, await self.claim_check.take(envelope.claim))
+
+    async def _reply_within_limit(self, reply: ReplyEnvelope) -> ReplyEnvelope:
+        """A reply over the SQS message limit, stored in S3 and sent as a reference."""
+        body = encode_reply(reply)
+        if self.claim_check is None or len(body) <= REPLY_LIMITS.sqs_message:
+            return reply
+        return await self.claim_check.store_reply(reply, body)
 
     async def _reply_once(
         self, task: Task[Any, Any], envelope: TaskEnvelope, bound: Bound
