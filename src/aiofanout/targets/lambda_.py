@@ -85,23 +85,15 @@ class LambdaTarget(ReplyingTarget):
         )
         _check_options(invocation_type, chunk_size, replies)
         self.expires = checked_expires(expires, waits=invocation_type == "RequestResponse")
-        self.function_name = function_name
-        self.invocation_type = invocation_type
-        self.qualifier = qualifier
-        self.chunk_size = chunk_size
+        self.function_name, self.qualifier = function_name, qualifier
+        self.invocation_type, self.chunk_size = invocation_type, chunk_size
         self.limits = limits or Limits()
         self.raw, self.retry_ambiguous = task is None, _retry_ambiguous(retry_ambiguous, task)
         self.long_calls = invocation_type == "RequestResponse"
         self.ambiguous_timeouts = invocation_type != "DryRun" and not self.retry_ambiguous
         self.payload_limit = _payload_limit(self.limits, invocation_type)
-        self.setup_replies(
-            replies,
-            task=task,
-            secret=secret,
-            reply_to=reply_to,
-            sqs_endpoint_url=sqs_endpoint_url,
-            claim_check=claim_check,
-        )
+        urls = {"reply_to": reply_to, "sqs_endpoint_url": sqs_endpoint_url}
+        self.setup_replies(replies, task=task, secret=secret, claim_check=claim_check, **urls)
         if chunk_size > 1:
             # A chunk is "[" + payloads joined by "," + "]": keep room for the brackets and commas.
             self.batching = Batching(chunk_size, self.payload_limit - chunk_size - 1)

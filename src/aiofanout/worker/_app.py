@@ -20,8 +20,7 @@ from typing import Any, ParamSpec, TypeVar, overload
 import anyio.to_thread
 from pydantic import ValidationError
 
-from .._errors import ClaimRefused, DepthExceeded, Expired, UnknownTask, UsageError
-from .._limits import Limits
+from .._errors import DepthExceeded, Expired, UnknownTask, UsageError
 from .._wire import (
     DEFAULT_MAX_DEPTH,
     ClaimCheck,
@@ -30,20 +29,17 @@ from .._wire import (
     current_deadline_ms,
     current_depth,
     decode_task,
-    encode_reply,
     error_info,
-    join_task,
     now_ms,
 )
 from ._handlers import handle_event
 from ._idempotency import DEFAULT_IN_PROGRESS, IdempotencyStore, KeyFunction, run_once
+from ._replies import claimed_envelope, reply_within_limit
 from ._runner import LoopRunner, check_loop_mode
 from ._task import Bound, Task, TaskResult
 
 log = logging.getLogger("aiofanout.worker")
 P = ParamSpec("P")
-#: Replies to ``reply_to`` go through SQS: over its message limit, through the claim check.
-REPLY_LIMITS = Limits()
 R = TypeVar("R")
 
 
@@ -62,6 +58,9 @@ class App:
             invocations so clients and pools stay valid) or ``"fresh"`` (``asyncio.run`` per call).
         idempotency: the store of ``@app.task(idempotent=True)`` tasks' keys and replies
             (:class:`DynamoDBStore`, or :class:`MemoryStore` in tests).
+        claim_check: a :class:`ClaimCheck` (the senders' bucket): envelopes whose arguments
+            wait in S3 are fetched, checked against their digest and the object deleted; a
+            reply to ``reply_to`` over the SQS limit goes back through S3 the same way.
 
     Example::
 
@@ -179,31 +178,15 @@ class App:
             envelope = decode_task(raw, secret=self.secret)
             _refuse_if_expired(envelope)
             if envelope.claim is not None:
-                envelope = await self._claimed(envelope)
+                envelope = await claimed_envelope(self.claim_check, envelope, self.name)
             task = self.lookup(envelope)
             bound = task.signature.bind(task.name, envelope.args, envelope.kwargs)
             reply = await self._reply_once(task, envelope, bound)
             if envelope.reply_to and self.claim_check is not None:
-                reply = await self._reply_within_limit(reply)
+                reply = await reply_within_limit(self.claim_check, reply)
         except Exception as exc:
             return self._failed(envelope, exc)
         return TaskResult(reply, None, envelope)
-
-    async def _claimed(self, envelope: TaskEnvelope) -> TaskEnvelope:
-        """The envelope with its arguments fetched from S3 (checked, the object deleted)."""
-        if envelope.claim is None or self.claim_check is None:
-            raise ClaimRefused(
-                f"the envelope's arguments wait in S3, and app {self.name!r} has no claim check:"
-                " App(..., claim_check=ClaimCheck(bucket=...))"
-            )
-        return join_task(envelope, await self.claim_check.take(envelope.claim))
-
-    async def _reply_within_limit(self, reply: ReplyEnvelope) -> ReplyEnvelope:
-        """A reply over the SQS message limit, stored in S3 and sent as a reference."""
-        body = encode_reply(reply)
-        if self.claim_check is None or len(body) <= REPLY_LIMITS.sqs_message:
-            return reply
-        return await self.claim_check.store_reply(reply, body)
 
     async def _reply_once(
         self, task: Task[Any, Any], envelope: TaskEnvelope, bound: Bound
