@@ -16,6 +16,7 @@ from ._errors import (
     AccessDenied,
     AmbiguousError,
     BadSignature,
+    ClaimRefused,
     ConnectError,
     DepthExceeded,
     EnvelopeError,
@@ -42,7 +43,7 @@ from ._outcome import FanoutResult, Latency, Limit, Outcome, Progress, Status, S
 from ._public import show_public_path
 from ._retry import Retry
 from ._target import Batching, Target
-from ._wire import Call
+from ._wire import Call, ClaimCheck
 from .targets import HttpTarget, LambdaTarget, SqsTarget
 from .worker import App, DynamoDBStore, Task, lambda_entrypoint
 
@@ -55,6 +56,8 @@ __all__ = [
     "BadSignature",
     "Batching",
     "Call",
+    "ClaimCheck",
+    "ClaimRefused",
     "ConnectError",
     "Deadline",
     "DepthExceeded",

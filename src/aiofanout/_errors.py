@@ -21,6 +21,7 @@ The tree::
     └── EnvelopeError              a message a worker must refuse: it never runs
         ├── InvalidEnvelope        not JSON, unknown version or fields, wrong shape
         ├── BadSignature           unsigned or wrongly signed while a secret is configured
+        ├── ClaimRefused           the S3 object a claim names is gone or not the one signed for
         ├── UnknownTask            names no registered task (nothing is ever imported)
         ├── InvalidArguments       arguments do not fit the task's signature
         ├── Expired                its deadline passed before it ran: the caller stopped waiting
@@ -47,6 +48,7 @@ __all__ = [
     "AccessDenied",
     "AmbiguousError",
     "BadSignature",
+    "ClaimRefused",
     "ConnectError",
     "DepthExceeded",
     "EnvelopeError",
@@ -190,6 +192,10 @@ class InvalidEnvelope(EnvelopeError):
 
 class BadSignature(EnvelopeError):
     """A secret is configured and the envelope is unsigned or its signature does not match."""
+
+
+class ClaimRefused(EnvelopeError):
+    """The S3 object a claim reference names is missing, or its size or digest do not match."""
 
 
 class UnknownTask(EnvelopeError):

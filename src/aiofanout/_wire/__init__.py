@@ -4,6 +4,7 @@
   function-error payload;
 - ``_items``: how a fan-out item becomes an envelope (``Call``, the depth and deadline handed on
   from the running task, the encoder a target uses);
+- ``_claims``: payloads over a message limit through S3 (``ClaimCheck``, the reference);
 - ``_replies``: how a reply or a function error turns back into a value or a library error.
 
 Senders (targets, eager tasks) and workers import from here; nothing here knows the worker's
@@ -12,8 +13,10 @@ registry or a target's transport. The public face is :mod:`aiofanout.wire`.
 
 from __future__ import annotations
 
+from ._claims import ClaimCheck, join_task, split_task
 from ._envelopes import (
     ENVELOPE_VERSION,
+    ClaimRef,
     ErrorInfo,
     LambdaErrorPayload,
     ReplyEnvelope,
@@ -47,6 +50,8 @@ __all__ = [
     "DEFAULT_MAX_DEPTH",
     "ENVELOPE_VERSION",
     "Call",
+    "ClaimCheck",
+    "ClaimRef",
     "EnvelopeSource",
     "ErrorInfo",
     "LambdaErrorPayload",
@@ -65,12 +70,14 @@ __all__ = [
     "error_from_info",
     "error_info",
     "function_error",
+    "join_task",
     "lambda_error_body",
     "new_id",
     "now_ms",
     "reply_value",
     "sign",
     "split_item",
+    "split_task",
     "unwrap_reply",
     "verify",
     "with_deadline",

@@ -31,13 +31,31 @@ class _Wire(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
 
 
+class ClaimRef(_Wire):
+    """Where a payload over a message limit waits in S3: bucket, key, size and SHA-256 digest.
+
+    The reference sits inside the envelope, so a signed envelope covers it: an object swapped
+    in the bucket no longer matches its digest and is refused.
+
+    Example::
+
+        {"bucket": "fanout-claims", "key": "aiofanout/claims/4f1c...", "size": 5000123,
+         "sha256": "9b71..."}
+    """
+
+    bucket: str = Field(min_length=1)
+    key: str = Field(min_length=1)
+    size: int = Field(ge=0)
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+
+
 class TaskEnvelope(_Wire):
     """A request to run one registered task.
 
     Fields: ``v`` (version), ``id``, ``batch_id``, ``task`` (a registered name, never a dotted
     path to import), ``args``/``kwargs`` (JSON), ``attempt``, ``depth`` (hops of task-to-task
     dispatch), ``deadline_ms`` (epoch ms), ``reply_to`` (an SQS queue URL), ``idempotency_key``,
-    ``sig`` (HMAC-SHA256, hex).
+    ``claim`` (the arguments wait in S3: :class:`ClaimRef`), ``sig`` (HMAC-SHA256, hex).
 
     Example (what a non-Python producer sends)::
 
@@ -55,6 +73,7 @@ class TaskEnvelope(_Wire):
     deadline_ms: int | None = None
     reply_to: str | None = None
     idempotency_key: str | None = Field(default=None, max_length=256)
+    claim: ClaimRef | None = None
     sig: str | None = None
 
 
@@ -74,6 +93,8 @@ class ErrorInfo(_Wire):
 class ReplyEnvelope(_Wire):
     """The answer to one task envelope: ``ok`` with a ``value``, or an ``error``.
 
+    A reply over the SQS limit waits in S3: ``claim`` names the object (the whole reply).
+
     Example::
 
         {"v": 1, "id": "4f1c...", "ok": true, "value": {"key": "a.jpg", "width": 64}}
@@ -84,6 +105,7 @@ class ReplyEnvelope(_Wire):
     ok: bool
     value: JsonValue = None
     error: ErrorInfo | None = None
+    claim: ClaimRef | None = None
 
 
 class LambdaErrorPayload(BaseModel):

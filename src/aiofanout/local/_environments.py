@@ -205,6 +205,7 @@ def environment_variables(
     }
     if sqs_endpoint_url is not None:
         variables.setdefault("AWS_ENDPOINT_URL_SQS", sqs_endpoint_url)
+        variables.setdefault("AWS_ENDPOINT_URL_S3", sqs_endpoint_url)  # moto serves S3 too
     return variables | dict(config.environment)
 
 

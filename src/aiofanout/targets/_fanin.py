@@ -7,16 +7,28 @@ item's call a round trip (register, send, wait for the reply), detach when the t
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
-from .._errors import UsageError
-from .._wire import EnvelopeSource, envelope_encoder, now_ms, with_deadline
-from ._aws import AwsClientTarget, sqs_client_maker
-from ._replies import DEFAULT_GRACE, ReplyStats, raise_or_return
+from .._errors import ClaimRefused, UsageError
+from .._wire import (
+    ClaimCheck,
+    ClaimRef,
+    EnvelopeSource,
+    envelope_encoder,
+    now_ms,
+    split_task,
+    unwrap_reply,
+    with_deadline,
+)
+from ._aws import AwsClientTarget, sqs_client_maker, translate_botocore_errors
+from ._replies import DEFAULT_GRACE, Answer, ReplyStats, answer_of, raise_or_return
 from ._reply_queue import MAX_RECEIVERS, POLL_WAIT, ClientMaker, ReplyQueue, attach, detach
 
-__all__ = ["Fanin", "ReplyingTarget", "replies_of"]
+__all__ = ["Claim", "Fanin", "ReplyingTarget", "replies_of"]
+
+#: An item's arguments bound for S3 before its small envelope is sent: the reference, the bytes.
+Claim = tuple[ClaimRef, bytes]
 
 
 def replies_of(
@@ -26,6 +38,7 @@ def replies_of(
     task: str | EnvelopeSource | None,
     reply_to: str | None,
     sqs_endpoint_url: str | None = None,
+    claim_check: ClaimCheck | None = None,
 ) -> Fanin | None:
     """The target's :class:`Fanin` for ``replies=`` (``None``/``False``: no replies)."""
     if replies is None or replies is False:
@@ -45,7 +58,7 @@ def replies_of(
         pool=MAX_RECEIVERS + 2,
         wait=POLL_WAIT,
     )
-    return Fanin(replies, make_client)
+    return Fanin(replies, make_client, claim_check=claim_check)
 
 
 def _endpoint_of(target: AwsClientTarget) -> str | None:
@@ -68,11 +81,13 @@ class Fanin:
         make_client: ClientMaker,
         *,
         grace: float = DEFAULT_GRACE,
+        claim_check: ClaimCheck | None = None,
     ) -> None:
         if replies is not True and not (isinstance(replies, str) and replies):
             raise UsageError(f"replies must be True or an SQS queue URL, got {replies!r}")
         self.url = replies if isinstance(replies, str) else None
         self.grace = grace
+        self.claim_check = claim_check
         self._make_client = make_client
         self._queue: ReplyQueue | None = None
         self._stats = ReplyStats()
@@ -115,9 +130,24 @@ class Fanin:
         try:
             if not future.done():
                 await send()
-            return raise_or_return(await future)
+            answer = await future
+            if isinstance(answer[0], ClaimRef):
+                answer = await self._claimed(answer[0], envelope_id)
+            return raise_or_return(answer)
         finally:
             router.forget(envelope_id)
+
+    async def _claimed(self, ref: ClaimRef, envelope_id: str) -> Answer:
+        """The reply that waits in S3 (the object is deleted once read)."""
+        if self.claim_check is None:
+            error = ClaimRefused(
+                "the reply waits in S3 and this target has no claim check: "
+                "claim_check=ClaimCheck(bucket=...)"
+            )
+            return None, error
+        with translate_botocore_errors():
+            reply = await self.claim_check.take_reply(ref, envelope_id)
+        return answer_of(unwrap_reply, reply)
 
 
 class ReplyingTarget(AwsClientTarget):
@@ -128,6 +158,7 @@ class ReplyingTarget(AwsClientTarget):
     """
 
     fanin: Fanin | None = None
+    claim_check: ClaimCheck | None = None
 
     def setup_replies(
         self,
@@ -137,11 +168,20 @@ class ReplyingTarget(AwsClientTarget):
         secret: str | bytes | None,
         reply_to: str | None,
         sqs_endpoint_url: str | None = None,
+        claim_check: ClaimCheck | None = None,
     ) -> None:
         """Check ``replies=`` and build the envelope encoder (again at open, for the queue)."""
+        if claim_check is not None and task is None:
+            raise UsageError("claim_check= needs task envelopes (task=...): raw JSON names none")
         self.fanin = replies_of(
-            self, replies, task=task, reply_to=reply_to, sqs_endpoint_url=sqs_endpoint_url
+            self,
+            replies,
+            task=task,
+            reply_to=reply_to,
+            sqs_endpoint_url=sqs_endpoint_url,
+            claim_check=claim_check,
         )
+        self.claim_check = claim_check
         self._task, self._secret = task, secret
         # Called with id= too: an item awaiting its reply carries an id known beforehand.
         self.encode: Callable[..., bytes] = envelope_encoder(task, secret=secret, reply_to=reply_to)
@@ -155,8 +195,28 @@ class ReplyingTarget(AwsClientTarget):
         """
         if seconds is None or self._task is None:
             return body
-        secret = self._secret if self._secret is not None else getattr(self._task, "secret", None)
-        return with_deadline(body, now_ms() + int(seconds * 1000), secret=secret)
+        return with_deadline(body, now_ms() + int(seconds * 1000), secret=self._signing_secret())
+
+    def _signing_secret(self) -> str | bytes | None:
+        return self._secret if self._secret is not None else getattr(self._task, "secret", None)
+
+    def claimed(self, payload: bytes, limit: int) -> tuple[bytes, Claim | None]:
+        """``payload``, or over ``limit`` with a claim check: the small envelope and its claim.
+
+        The arguments go to S3 (:meth:`upload`, before the envelope is sent); the small envelope
+        names them and is signed again, so its signature covers the reference and the digest.
+        """
+        if len(payload) <= limit or self.claim_check is None:
+            return payload, None
+        small, ref, blob = split_task(payload, self.claim_check, secret=self._signing_secret())
+        return small, (ref, blob)
+
+    async def upload(self, claims: Iterable[Claim | None]) -> None:
+        """Store the claimed arguments of the items about to be sent (again on a retry)."""
+        for claim in claims:
+            if claim is not None and self.claim_check is not None:
+                with translate_botocore_errors():
+                    await self.claim_check.put(*claim)
 
     @property
     def reply_stats(self) -> ReplyStats:

@@ -35,6 +35,7 @@ __all__ = [
     "Answer",
     "ReplyRouter",
     "ReplyStats",
+    "answer_of",
     "parse",
     "raise_or_return",
     "record_answer",
@@ -169,7 +170,10 @@ def parse(body: str) -> tuple[str | None, Answer]:
         reply = decode_reply(body)
     except InvalidEnvelope as exc:
         return _parse_record(body, exc)
-    return reply.id, _answer(unwrap_reply, reply)
+    if reply.claim is not None:
+        # The reply waits in S3: the item's round trip fetches it (this router does no I/O).
+        return reply.id, (reply.claim, None)
+    return reply.id, answer_of(unwrap_reply, reply)
 
 
 def _parse_record(body: str, not_a_reply: InvalidEnvelope) -> tuple[str | None, Answer]:
@@ -190,7 +194,7 @@ def record_answer(record: dict[str, Any]) -> Answer:
     context = record.get("requestContext") or {}
     response = record.get("responsePayload")
     if context.get("condition") == "Success":
-        return _answer(reply_value, response)
+        return answer_of(reply_value, response)
     payload = response if isinstance(response, dict) else {}
     error_type = str(payload.get("errorType") or context.get("condition") or "Unhandled")
     message = str(payload.get("errorMessage") or response or "the invocation failed")
@@ -200,7 +204,8 @@ def record_answer(record: dict[str, Any]) -> Answer:
     return None, error
 
 
-def _answer(unwrap: Any, reply: Any) -> Answer:
+def answer_of(unwrap: Any, reply: Any) -> Answer:
+    """``unwrap(reply)`` as an answer: its value, or the library error it raised."""
     try:
         return unwrap(reply), None
     except FanoutError as exc:

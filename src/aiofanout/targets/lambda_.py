@@ -10,9 +10,9 @@ from typing import Any, Literal
 from .._errors import InvalidEnvelope, PayloadTooLarge, ServiceError, UsageError
 from .._limits import Limits
 from .._target import Batching
-from .._wire import EnvelopeSource, function_error, new_id, reply_value
+from .._wire import ClaimCheck, EnvelopeSource, function_error, new_id, reply_value
 from ._aws import translate_botocore_errors
-from ._fanin import ReplyingTarget, checked_expires
+from ._fanin import Claim, ReplyingTarget, checked_expires
 
 __all__ = ["LambdaTarget"]
 
@@ -39,6 +39,10 @@ class LambdaTarget(ReplyingTarget):
     crash, a function timeout, retries exhausted) ends the item ``FAILED`` with the runtime's
     error type; otherwise such an item ends ``TIMED_OUT`` at its ``timeout`` or the deadline.
     ``sqs_endpoint_url`` is where the reply queue lives, when not AWS's (a local stack).
+
+    With ``claim_check=ClaimCheck(bucket=...)``, an item over the invoke's payload limit goes to
+    S3 and the invoke carries the reference (the function's ``App`` needs the same claim check);
+    with ``replies=``, a reply over the SQS limit comes back the same way.
 
     botocore's own retries are off and its read timeout sits above the attempt timeout, so a slow
     invoke is never re-sent behind your back: a ``RequestResponse`` or ``Event`` invoke that was
@@ -74,24 +78,22 @@ class LambdaTarget(ReplyingTarget):
         replies: bool | str | None = None,
         sqs_endpoint_url: str | None = None,
         expires: float | None = None,
+        claim_check: ClaimCheck | None = None,
     ) -> None:
         super().__init__(
             session=session, client=client, endpoint_url=endpoint_url, region_name=region_name
         )
         _check_options(invocation_type, chunk_size, replies)
         self.expires = checked_expires(expires, waits=invocation_type == "RequestResponse")
-        self.function_name = function_name
-        self.invocation_type = invocation_type
-        self.qualifier = qualifier
-        self.chunk_size = chunk_size
+        self.function_name, self.qualifier = function_name, qualifier
+        self.invocation_type, self.chunk_size = invocation_type, chunk_size
         self.limits = limits or Limits()
         self.raw, self.retry_ambiguous = task is None, _retry_ambiguous(retry_ambiguous, task)
         self.long_calls = invocation_type == "RequestResponse"
         self.ambiguous_timeouts = invocation_type != "DryRun" and not self.retry_ambiguous
         self.payload_limit = _payload_limit(self.limits, invocation_type)
-        self.setup_replies(
-            replies, task=task, secret=secret, reply_to=reply_to, sqs_endpoint_url=sqs_endpoint_url
-        )
+        urls = {"reply_to": reply_to, "sqs_endpoint_url": sqs_endpoint_url}
+        self.setup_replies(replies, task=task, secret=secret, claim_check=claim_check, **urls)
         if chunk_size > 1:
             # A chunk is "[" + payloads joined by "," + "]": keep room for the brackets and commas.
             self.batching = Batching(chunk_size, self.payload_limit - chunk_size - 1)
@@ -106,8 +108,10 @@ class LambdaTarget(ReplyingTarget):
     def prepare(self, item: Any) -> Any:
         if self.fanin is not None:
             reply_id = new_id()
-            return Expecting(self._checked(self.encode(item, id=reply_id)), reply_id)
-        return self._checked(self.encode(item))
+            body, claim = self.claimed(self.encode(item, id=reply_id), self.payload_limit)
+            return Expecting(self._checked(body), reply_id, claim)
+        body, claim = self.claimed(self.encode(item), self.payload_limit)
+        return self._checked(body) if claim is None else Expecting(self._checked(body), "", claim)
 
     def _checked(self, payload: bytes) -> bytes:
         if len(payload) > self.payload_limit:
@@ -115,14 +119,17 @@ class LambdaTarget(ReplyingTarget):
                 f"the payload is {len(payload):,} bytes, over the {self.payload_limit:,}-byte "
                 f"limit of {self.invocation_type} invokes (Limits.lambda_"
                 f"{'async' if self.invocation_type == 'Event' else 'sync'}_payload): "
-                "send a reference (an S3 key) instead"
+                "pass claim_check=ClaimCheck(bucket=...) to send it through S3"
             )
         return payload
 
     async def call(self, payload: Any, *, timeout: float | None) -> Any:
+        if isinstance(payload, Expecting):
+            await self.upload([payload.claim])
         if self.fanin is not None:
             body = self.stamped(payload.body, timeout)
             return await self.fanin.round_trip(payload.reply_id, lambda: self._invoke(body))
+        payload = payload.body if isinstance(payload, Expecting) else payload
         status, response, body = await self._invoke(self._for_attempt(payload, timeout))
         if self.invocation_type != "RequestResponse":
             return self._acknowledgement(status, response)
@@ -137,7 +144,9 @@ class LambdaTarget(ReplyingTarget):
         return self.stamped(payload, timeout if waits else self.expires)
 
     async def call_batch(self, payloads: Sequence[Any], *, timeout: float | None) -> list[Any]:
-        stamped = [self._for_attempt(payload, timeout) for payload in payloads]
+        await self.upload(p.claim for p in payloads if isinstance(p, Expecting))
+        bodies = [p.body if isinstance(p, Expecting) else p for p in payloads]
+        stamped = [self._for_attempt(body, timeout) for body in bodies]
         status, response, body = await self._invoke(b"[" + b",".join(stamped) + b"]")
         if self.invocation_type != "RequestResponse":
             ack = self._acknowledgement(status, response)
@@ -226,13 +235,18 @@ def _check_options(invocation_type: str, chunk_size: int, replies: object) -> No
 
 
 class Expecting:
-    """A prepared payload whose reply is awaited: the envelope's bytes and its id."""
+    """A prepared payload: the envelope's bytes, the id its reply names, its claimed arguments.
 
-    __slots__ = ("body", "reply_id")
+    A plain payload is bytes; this one either awaits its reply (``reply_id``) or names
+    arguments bound for S3 (``claim``), uploaded before each attempt is sent.
+    """
 
-    def __init__(self, body: bytes, reply_id: str) -> None:
+    __slots__ = ("body", "claim", "reply_id")
+
+    def __init__(self, body: bytes, reply_id: str, claim: Claim | None = None) -> None:
         self.body = body
         self.reply_id = reply_id
+        self.claim = claim
 
     def __len__(self) -> int:
         return len(self.body)

@@ -15,9 +15,9 @@ from .._errors import (
 )
 from .._limits import Limits
 from .._target import Batching
-from .._wire import EnvelopeSource, new_id
+from .._wire import ClaimCheck, EnvelopeSource, new_id
 from ._aws import THROTTLING_CODES, translate_botocore_errors
-from ._fanin import ReplyingTarget, checked_expires
+from ._fanin import Claim, ReplyingTarget, checked_expires
 from ._sqs_sends import BatchSender
 
 __all__ = ["SqsTarget"]
@@ -28,11 +28,12 @@ MAX_DELAY_SECONDS = 900
 class SqsMessage:
     """One prepared message: its body, FIFO group and deduplication ids, the id its reply names.
 
-    ``len()`` is the body's size in bytes, which the engine packs batches by. A plain slotted
-    class: it is built once per item, and a frozen dataclass costs several times more.
+    ``len()`` is the body's size in bytes, which the engine packs batches by; ``claim``, the
+    arguments bound for S3 when the body is a claim reference. A plain slotted class: it is
+    built once per item, and a frozen dataclass costs several times more.
     """
 
-    __slots__ = ("body", "dedup_id", "group_id", "reply_id", "size")
+    __slots__ = ("body", "claim", "dedup_id", "group_id", "reply_id", "size")
 
     def __init__(
         self,
@@ -41,8 +42,10 @@ class SqsMessage:
         group_id: str | None = None,
         dedup_id: str | None = None,
         reply_id: str = "",
+        claim: Claim | None = None,
     ) -> None:
         self.body = body
+        self.claim = claim
         self.size = size
         self.group_id = group_id
         self.dedup_id = dedup_id
@@ -55,7 +58,9 @@ class SqsMessage:
         """The same message with another body (an envelope stamped for this attempt)."""
         if body.decode() == self.body:
             return self
-        return SqsMessage(body.decode(), len(body), self.group_id, self.dedup_id, self.reply_id)
+        return SqsMessage(
+            body.decode(), len(body), self.group_id, self.dedup_id, self.reply_id, self.claim
+        )
 
 
 class SqsTarget(ReplyingTarget):
@@ -73,6 +78,11 @@ class SqsTarget(ReplyingTarget):
     reply (the sends of concurrent items still go out in batches), ``timeout`` covers the round
     trip, and an item whose reply does not come ends ``TIMED_OUT`` (not retried: it may have
     run). What the reply queue received is in :attr:`reply_stats`.
+
+    With ``claim_check=ClaimCheck(bucket=...)``, an item over the SQS message limit goes to S3
+    and its message carries the reference (give the worker's ``App`` the same claim check); a
+    reply over the limit comes back the same way. Without it, such an item is
+    :class:`PayloadTooLarge` before anything is sent.
 
     FIFO queues (``.fifo``) need ``group_id`` (a string, or a function of the item) and, unless
     the queue deduplicates by content, ``dedup_id`` (a function of the item).
@@ -103,6 +113,7 @@ class SqsTarget(ReplyingTarget):
         reply_to: str | None = None,
         replies: bool | str | None = None,
         expires: float | None = None,
+        claim_check: ClaimCheck | None = None,
     ) -> None:
         super().__init__(
             session=session, client=client, endpoint_url=endpoint_url, region_name=region_name
@@ -117,7 +128,9 @@ class SqsTarget(ReplyingTarget):
         self.limits = limits or Limits()
         send_batching = Batching(self.limits.sqs_batch_entries, self.limits.sqs_batch)
         self.batching: Batching | None = send_batching
-        self.setup_replies(replies, task=task, secret=secret, reply_to=reply_to)
+        self.setup_replies(
+            replies, task=task, secret=secret, reply_to=reply_to, claim_check=claim_check
+        )
         if self.fanin is not None:
             # One call per item, waiting for its reply; the sender batches the sends.
             self.batching = None
@@ -137,14 +150,16 @@ class SqsTarget(ReplyingTarget):
     def prepare(self, item: Any) -> SqsMessage:
         reply_id = new_id() if self.fanin is not None else ""
         payload = self.encode(item, id=reply_id) if reply_id else self.encode(item)
+        payload, claim = self.claimed(payload, self.limits.sqs_message)
         if len(payload) > self.limits.sqs_message:
             raise PayloadTooLarge(
                 f"the message is {len(payload):,} bytes, over the {self.limits.sqs_message:,}-"
-                "byte SQS limit (Limits.sqs_message): send a reference (an S3 key) instead"
+                "byte SQS limit (Limits.sqs_message): pass claim_check=ClaimCheck(bucket=...) to "
+                "send it through S3, or send a reference (an S3 key) yourself"
             )
         group = self.group_id(item) if callable(self.group_id) else self.group_id
         dedup = self.dedup_id(item) if self.dedup_id is not None else None
-        return SqsMessage(payload.decode(), len(payload), group, dedup, reply_id)
+        return SqsMessage(payload.decode(), len(payload), group, dedup, reply_id, claim)
 
     async def call(self, payload: Any, *, timeout: float | None) -> Any:
         """With replies: send the item's message (batched with others) and wait for its reply."""
@@ -159,6 +174,7 @@ class SqsTarget(ReplyingTarget):
     async def call_batch(self, payloads: Sequence[Any], *, timeout: float | None) -> list[Any]:
         if self.expires is not None:  # fire-and-forget with an expiry: stamped at sending
             payloads = [m.with_body(self.stamped(m.body.encode(), self.expires)) for m in payloads]
+        await self.upload(m.claim for m in payloads)
         entries = [self._entry(str(i), m) for i, m in enumerate(payloads)]
         with self.lease() as client, translate_botocore_errors(ambiguous_retryable=True):
             response = await client.send_message_batch(QueueUrl=self.queue_url, Entries=entries)

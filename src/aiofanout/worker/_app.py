@@ -23,6 +23,7 @@ from pydantic import ValidationError
 from .._errors import DepthExceeded, Expired, UnknownTask, UsageError
 from .._wire import (
     DEFAULT_MAX_DEPTH,
+    ClaimCheck,
     ReplyEnvelope,
     TaskEnvelope,
     current_deadline_ms,
@@ -33,6 +34,7 @@ from .._wire import (
 )
 from ._handlers import handle_event
 from ._idempotency import DEFAULT_IN_PROGRESS, IdempotencyStore, KeyFunction, run_once
+from ._replies import claimed_envelope, reply_within_limit
 from ._runner import LoopRunner, check_loop_mode
 from ._task import Bound, Task, TaskResult
 
@@ -56,6 +58,9 @@ class App:
             invocations so clients and pools stay valid) or ``"fresh"`` (``asyncio.run`` per call).
         idempotency: the store of ``@app.task(idempotent=True)`` tasks' keys and replies
             (:class:`DynamoDBStore`, or :class:`MemoryStore` in tests).
+        claim_check: a :class:`ClaimCheck` (the senders' bucket): envelopes whose arguments
+            wait in S3 are fetched, checked against their digest and the object deleted; a
+            reply to ``reply_to`` over the SQS limit goes back through S3 the same way.
 
     Example::
 
@@ -79,6 +84,7 @@ class App:
         deadline_margin: float = 2.0,
         loop: str = "reuse",
         idempotency: IdempotencyStore | None = None,
+        claim_check: ClaimCheck | None = None,
     ) -> None:
         check_loop_mode("App", loop)
         if max_depth < 0:
@@ -90,6 +96,7 @@ class App:
         self.deadline_margin = deadline_margin
         self.tasks: dict[str, Task[Any, Any]] = {}
         self.idempotency = idempotency
+        self.claim_check = claim_check
         self._store_closes_with: object = None
         self.runner = LoopRunner(
             fresh=loop == "fresh",
@@ -170,9 +177,13 @@ class App:
         try:
             envelope = decode_task(raw, secret=self.secret)
             _refuse_if_expired(envelope)
+            if envelope.claim is not None:
+                envelope = await claimed_envelope(self.claim_check, envelope, self.name)
             task = self.lookup(envelope)
             bound = task.signature.bind(task.name, envelope.args, envelope.kwargs)
             reply = await self._reply_once(task, envelope, bound)
+            if envelope.reply_to and self.claim_check is not None:
+                reply = await reply_within_limit(self.claim_check, reply)
         except Exception as exc:
             return self._failed(envelope, exc)
         return TaskResult(reply, None, envelope)

@@ -2,7 +2,8 @@
 
 The replies of one SQS batch go out together: grouped by queue, in ``SendMessageBatch`` calls of
 at most 10 entries and the batch byte limit, not one call per record. A reply over the SQS
-message limit is never dropped silently: the item gets an error reply naming the limit instead.
+message limit is never dropped silently: with the app's claim check it goes through S3 (the
+reply names the object), without one the item gets an error reply naming the limit instead.
 
 The SQS client is made once per loop and kept on the :class:`LoopRunner`, so warm invocations
 reuse its connections; the runner closes it with the loop.
@@ -14,15 +15,37 @@ import logging
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from .._errors import Expired, PayloadTooLarge, UsageError
+from .._errors import ClaimRefused, Expired, PayloadTooLarge, UsageError
 from .._limits import Limits
-from .._wire import ReplyEnvelope, encode_reply, error_info
+from .._wire import ClaimCheck, ReplyEnvelope, TaskEnvelope, encode_reply, error_info, join_task
 from ._runner import LoopRunner
 from ._task import TaskResult
 
 log = logging.getLogger("aiofanout.worker")
 
 LIMITS = Limits()
+
+
+async def claimed_envelope(
+    claim_check: ClaimCheck | None, envelope: TaskEnvelope, app_name: str
+) -> TaskEnvelope:
+    """The envelope with its arguments fetched from S3 (checked, the object deleted)."""
+    if envelope.claim is None or claim_check is None:
+        raise ClaimRefused(
+            f"the envelope's arguments wait in S3, and app {app_name!r} has no claim check: "
+            "App(..., claim_check=ClaimCheck(bucket=...))"
+        )
+    return join_task(envelope, await claim_check.take(envelope.claim))
+
+
+async def reply_within_limit(
+    claim_check: ClaimCheck, reply: ReplyEnvelope, limits: Limits = LIMITS
+) -> ReplyEnvelope:
+    """A reply over the SQS message limit, stored in S3 and sent as a reference."""
+    body = encode_reply(reply)
+    if len(body) <= limits.sqs_message:
+        return reply
+    return await claim_check.store_reply(reply, body)
 
 
 def reply_body(result: TaskResult, limits: Limits = LIMITS) -> str:

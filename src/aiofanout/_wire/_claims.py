@@ -1,0 +1,168 @@
+"""Claim checks: a payload over a message limit waits in S3, the message carries a reference.
+
+A task envelope over the limit keeps every field but its arguments: ``args`` and ``kwargs`` go
+to an S3 object, and the envelope names it in ``claim`` (bucket, key, size, SHA-256). The small
+envelope is signed like any other, so the signature covers the reference and the digest: a
+swapped object fails the digest check (:class:`ClaimRefused`). A reply over the limit goes the
+same way, the object holding the whole reply.
+
+Whoever reads an object deletes it: the worker an item's, the sender a reply's. What a crash
+leaves behind (an object written, its message never read) is for an S3 lifecycle rule to
+expire: an ``Expiration`` of 1 day on the prefix (``aiofanout/claims/`` by default).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+
+from .._errors import ClaimRefused, InvalidEnvelope, UsageError
+from ._envelopes import (
+    ClaimRef,
+    ReplyEnvelope,
+    TaskEnvelope,
+    _dumps,
+    _signed,
+    decode_reply,
+    new_id,
+)
+
+__all__ = [
+    "DEFAULT_PREFIX",
+    "ClaimCheck",
+    "check",
+    "decode_reply_object",
+    "join_task",
+    "split_task",
+]
+
+DEFAULT_PREFIX = "aiofanout/claims/"
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimCheck:
+    """Send payloads over the SQS or Lambda limit through an S3 bucket instead of failing.
+
+    Give the same bucket to the target (``claim_check=``) and to the worker's ``App``. An item
+    or reply over the limit is stored as an object under ``prefix``; the message carries its
+    bucket, key, size and SHA-256, and the reader checks the digest and deletes the object.
+    Set a lifecycle rule on the prefix (expire after 1 day) for objects a crash leaves behind.
+
+    Example::
+
+        claims = ClaimCheck(bucket="fanout-claims")
+        target = SqsTarget(queue_url, task="resize", replies=True, claim_check=claims)
+        app = App("worker", claim_check=claims)
+    """
+
+    bucket: str
+    endpoint_url: str | None = None
+    region_name: str | None = None
+    prefix: str = DEFAULT_PREFIX
+    session: Any = field(default=None, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if not self.bucket:
+            raise UsageError("ClaimCheck needs a bucket name")
+
+    def reference(self, data: bytes) -> ClaimRef:
+        """A fresh reference for ``data`` (not stored yet)."""
+        digest = hashlib.sha256(data).hexdigest()
+        return ClaimRef(
+            bucket=self.bucket, key=self.prefix + new_id(), size=len(data), sha256=digest
+        )
+
+    def _client(self) -> Any:
+        session = self.session
+        if session is None:
+            try:
+                import aioboto3
+            except ImportError as exc:  # pragma: no cover - depends on the extras installed
+                raise UsageError("claim checks need: pip install 'aiofanout[aws]'") from exc
+            session = aioboto3.Session()
+        return session.client("s3", endpoint_url=self.endpoint_url, region_name=self.region_name)
+
+    async def put(self, ref: ClaimRef, data: bytes) -> None:
+        """Store ``data`` where ``ref`` points."""
+        async with self._client() as s3:
+            await s3.put_object(Bucket=ref.bucket, Key=ref.key, Body=data)
+
+    async def take(self, ref: ClaimRef) -> bytes:
+        """The object ``ref`` names, checked against its size and digest, then deleted.
+
+        Raises :class:`ClaimRefused` when it is gone (read already, expired) or does not match.
+        """
+        async with self._client() as s3:
+            try:
+                response = await s3.get_object(Bucket=ref.bucket, Key=ref.key)
+                async with response["Body"] as stream:
+                    data: bytes = await stream.read()
+            except s3.exceptions.NoSuchKey as exc:
+                raise ClaimRefused(f"claimed object s3://{ref.bucket}/{ref.key} is gone") from exc
+            check(ref, data)
+            await s3.delete_object(Bucket=ref.bucket, Key=ref.key)
+        return data
+
+    async def take_reply(self, ref: ClaimRef, envelope_id: str) -> ReplyEnvelope:
+        """The reply stored for ``envelope_id`` (the object deleted once read)."""
+        reply = decode_reply_object(await self.take(ref))
+        if reply.id != envelope_id:
+            raise ClaimRefused(f"claimed reply answers {reply.id!r}, not {envelope_id!r}")
+        return reply
+
+    async def store_reply(self, reply: ReplyEnvelope, body: bytes) -> ReplyEnvelope:
+        """Store a reply's wire ``body``; the small reply that names it."""
+        ref = self.reference(body)
+        await self.put(ref, body)
+        return ReplyEnvelope(id=reply.id, ok=reply.ok, claim=ref)
+
+
+def check(ref: ClaimRef, data: bytes) -> None:
+    """Raise :class:`ClaimRefused` unless ``data`` has the size and digest ``ref`` names."""
+    if len(data) != ref.size or hashlib.sha256(data).hexdigest() != ref.sha256:
+        raise ClaimRefused(
+            f"claimed object s3://{ref.bucket}/{ref.key} does not match its reference "
+            f"({len(data):,} bytes; the digest differs): replaced or corrupted"
+        )
+
+
+def split_task(
+    payload: bytes, claims: ClaimCheck, *, secret: str | bytes | None
+) -> tuple[bytes, ClaimRef, bytes]:
+    """An encoded task envelope as (the small envelope, its reference, the object's bytes).
+
+    The arguments move to the object; the small envelope, re-signed with ``secret``, names it.
+    """
+    data = json.loads(payload)
+    data.pop("sig", None)
+    moved = {"args": data.pop("args", []), "kwargs": data.pop("kwargs", {})}
+    blob = _dumps(moved).encode()
+    ref = claims.reference(blob)
+    data["claim"] = ref.model_dump()
+    return _signed(_dumps(data).encode(), secret), ref, blob
+
+
+def join_task(envelope: TaskEnvelope, blob: bytes) -> TaskEnvelope:
+    """``envelope`` with the arguments its claimed object holds (checked already)."""
+    try:
+        moved = json.loads(blob)
+        update = {"args": moved["args"], "kwargs": moved["kwargs"], "claim": None}
+    except (ValueError, TypeError, KeyError) as exc:
+        raise InvalidEnvelope(f"claimed object holds no arguments: {exc}") from exc
+    try:
+        return TaskEnvelope.model_validate(envelope.model_dump() | update)
+    except ValidationError as exc:
+        errors = exc.error_count()
+        raise InvalidEnvelope(f"claimed arguments are not valid: {errors} errors") from exc
+
+
+def decode_reply_object(blob: bytes) -> ReplyEnvelope:
+    """A claimed reply object: a whole reply envelope, itself no reference."""
+    reply = decode_reply(blob)
+    if reply.claim is not None:
+        raise InvalidEnvelope("a claimed reply names another claim")
+    return reply
