@@ -265,3 +265,38 @@ async def test_without_a_claim_check_a_5_mb_item_is_too_large_and_never_sent(
             QueueUrl=queue_url, AttributeNames=["ApproximateNumberOfMessages"]
         )
     assert attributes["Attributes"]["ApproximateNumberOfMessages"] == "0"
+
+
+async def test_a_failed_task_nobody_waits_for_keeps_its_object_for_the_redelivery(
+    aws: LocalAws,
+) -> None:
+    body, claim = await claimed_message(aws, "D" * (2 * MB))
+    app = App("flaky", secret=SECRET, claim_check=claims_of(aws))
+    runs: list[int] = []
+
+    @app.task
+    async def digest(blob: str) -> int:
+        runs.append(len(blob))
+        if len(runs) == 1:
+            raise RuntimeError("a passing failure")
+        return len(blob)
+
+    first = await app.run_envelope(body)
+    assert isinstance(first.error, RuntimeError)
+    assert claim["key"] in await objects(aws)  # SQS delivers it again: the arguments must wait
+    second = await app.run_envelope(body)
+    assert second.error is None
+    assert second.reply.value == 2 * MB
+    assert claim["key"] not in await objects(aws)  # settled now: deleted
+    assert runs == [2 * MB, 2 * MB]
+
+
+async def test_a_reference_outside_the_claim_checks_bucket_and_prefix_is_never_read() -> None:
+    from aiofanout.wire import ClaimRef
+
+    claims = ClaimCheck(bucket="ours", endpoint_url="http://127.0.0.1:9")  # nothing listens
+    digest = hashlib.sha256(b"x").hexdigest()
+    for bucket, key in (("theirs", "aiofanout/claims/x"), ("ours", "payroll/2026.csv")):
+        ref = ClaimRef(bucket=bucket, key=key, size=1, sha256=digest)
+        with pytest.raises(ClaimRefused, match="outside"):
+            await claims.read(ref)  # refused before any request is made

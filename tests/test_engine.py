@@ -727,3 +727,17 @@ async def test_an_expiry_never_hides_a_real_cancellation() -> None:
         else:
             assert isinstance(error, TimeoutError)
             assert task.cancelling() == 0
+
+
+async def test_an_expiry_the_target_turns_into_another_error_is_still_a_timeout() -> None:
+    async def converts(item: int) -> int:
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            raise RuntimeError("shutting down") from None  # what some clients do on cancel
+        return item
+
+    result = await dispatch_many(converts, [1], concurrency=1, timeout=0.05, retry=1)
+    assert result[0].status is Status.TIMED_OUT
+    assert isinstance(result[0].error, TimeoutError)
+    assert isinstance(result[0].error.__cause__, RuntimeError)

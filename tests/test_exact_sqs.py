@@ -275,3 +275,33 @@ async def test_a_long_poll_does_not_hold_up_other_queues(exact: MotoServer) -> N
         assert [m["Body"] for m in response["Messages"]] == ["wake"]
         await sqs.delete_queue(QueueUrl=idle)
         await sqs.delete_queue(QueueUrl=busy)
+
+
+async def test_a_long_poll_on_a_blocked_fifo_group_does_not_hold_up_others(
+    exact: MotoServer,
+) -> None:
+    """Messages the receive cannot take (their FIFO group has one in flight) are no reason to
+    keep the lock: the poll waits without it."""
+    async with await _client(exact) as sqs:
+        name = f"fifo-{uuid.uuid4().hex[:8]}.fifo"
+        attributes = {"FifoQueue": "true", "ContentBasedDeduplication": "true"}
+        fifo = (await sqs.create_queue(QueueName=name, Attributes=attributes))["QueueUrl"]
+        other = await _queue(sqs)
+        for body in ("first", "second"):
+            await sqs.send_message(QueueUrl=fifo, MessageBody=body, MessageGroupId="g")
+        taken = await sqs.receive_message(QueueUrl=fifo, MaxNumberOfMessages=1)
+        assert [m["Body"] for m in taken["Messages"]] == ["first"]  # "second" waits behind it
+        poll = asyncio.create_task(
+            sqs.receive_message(QueueUrl=fifo, WaitTimeSeconds=4, MaxNumberOfMessages=1)
+        )
+        try:
+            for i in range(20):
+                await sqs.send_message(QueueUrl=other, MessageBody=f"o{i}")
+            # Had the poll spun holding the lock, these sends could not have run before it ended.
+            assert not poll.done()
+        finally:
+            poll.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await poll
+        await sqs.delete_queue(QueueUrl=fifo)
+        await sqs.delete_queue(QueueUrl=other)

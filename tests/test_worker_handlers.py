@@ -343,3 +343,24 @@ async def test_an_expired_record_is_done_without_running_or_replying(
     got = await sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10)
     assert len(got["Messages"]) == 1  # only the fresh record's reply: nobody waits for the rest
     await late.runner.aclose()
+
+
+async def test_no_reply_client_reports_only_the_records_awaiting_a_reply(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from aiofanout.worker import _replies
+
+    async def broken(runner: Any) -> Any:
+        raise RuntimeError("no client")
+
+    monkeypatch.setattr(_replies, "_reply_client", broken)
+    app = App("replies")
+
+    @app.task
+    async def double(x: int) -> int:
+        return 2 * x
+
+    awaited = double.envelope(1, reply_to="http://127.0.0.1:9/queue/replies")
+    event = sqs_event([awaited, double.envelope(2)])
+    # Both ran; only the one whose reply could not go out comes back (not the whole batch).
+    assert await app.handle(event, LambdaContext()) == {"batchItemFailures": ids(event, 0)}

@@ -117,11 +117,12 @@ def attempt_failed(slot: Slot, error: BaseException) -> BaseException:
     if not slot.expired:
         return error
     slot.expired = False
-    if slot.task.uncancel() == 0 and isinstance(error, asyncio.CancelledError):
-        timeout = TimeoutError("the attempt ran past its timeout or the deadline")
-        timeout.__cause__ = error
-        return timeout
-    return error
+    if slot.task.uncancel() > 0:
+        return error  # a real cancellation came too: it wins
+    # Ours alone: a timeout, whatever the target turned the cancellation into on its way out.
+    timeout = TimeoutError("the attempt ran past its timeout or the deadline")
+    timeout.__cause__ = error
+    return timeout
 
 
 def attempt_succeeded(slot: Slot) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from ._public import show_public_path
 from ._wire import (
+    ClaimRef,
     ErrorInfo,
     ReplyEnvelope,
     TaskEnvelope,
@@ -27,6 +28,7 @@ from ._wire import (
 )
 
 __all__ = [
+    "ClaimRef",
     "ErrorInfo",
     "ReplyEnvelope",
     "TaskEnvelope",

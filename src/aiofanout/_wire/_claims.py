@@ -91,11 +91,19 @@ class ClaimCheck:
         async with self._client() as s3:
             await s3.put_object(Bucket=ref.bucket, Key=ref.key, Body=data)
 
-    async def take(self, ref: ClaimRef) -> bytes:
-        """The object ``ref`` names, checked against its size and digest, then deleted.
+    async def read(self, ref: ClaimRef) -> bytes:
+        """The object ``ref`` names, checked against its size and digest (left in place).
 
-        Raises :class:`ClaimRefused` when it is gone (read already, expired) or does not match.
+        Only objects of this claim check's own bucket and prefix are read: a message cannot make
+        a reader fetch (or, later, delete) anything else its credentials reach. Raises
+        :class:`ClaimRefused` when the reference points elsewhere, or the object is gone (read
+        already, expired) or does not match.
         """
+        if ref.bucket != self.bucket or not ref.key.startswith(self.prefix):
+            raise ClaimRefused(
+                f"the claim names s3://{ref.bucket}/{ref.key}, outside this claim check's "
+                f"s3://{self.bucket}/{self.prefix}: refused"
+            )
         async with self._client() as s3:
             try:
                 response = await s3.get_object(Bucket=ref.bucket, Key=ref.key)
@@ -103,8 +111,18 @@ class ClaimCheck:
                     data: bytes = await stream.read()
             except s3.exceptions.NoSuchKey as exc:
                 raise ClaimRefused(f"claimed object s3://{ref.bucket}/{ref.key} is gone") from exc
-            check(ref, data)
+        check(ref, data)
+        return data
+
+    async def forget(self, ref: ClaimRef) -> None:
+        """Delete the object ``ref`` names (its work is done: nobody needs to read it again)."""
+        async with self._client() as s3:
             await s3.delete_object(Bucket=ref.bucket, Key=ref.key)
+
+    async def take(self, ref: ClaimRef) -> bytes:
+        """:meth:`read`, then :meth:`forget`: for what is read once, such as a reply."""
+        data = await self.read(ref)
+        await self.forget(ref)
         return data
 
     async def take_reply(self, ref: ClaimRef, envelope_id: str) -> ReplyEnvelope:
@@ -126,7 +144,7 @@ def check(ref: ClaimRef, data: bytes) -> None:
     if len(data) != ref.size or hashlib.sha256(data).hexdigest() != ref.sha256:
         raise ClaimRefused(
             f"claimed object s3://{ref.bucket}/{ref.key} does not match its reference "
-            f"({len(data):,} bytes; the digest differs): replaced or corrupted"
+            "(size or digest): replaced or corrupted"
         )
 
 

@@ -110,8 +110,12 @@ def _wait_for_messages(queue: Any, timeout: float) -> None:
     of the ``RLock`` and restores them. A message becoming visible again when its visibility
     timeout runs out notifies nobody, as in moto: moto's receive loop waits at most 1 s a time.
     """
+    # Wait unconditionally: a queue may hold messages this receive cannot take (a FIFO group
+    # with one in flight, a message past retention), and a predicate true at once would let
+    # moto's loop spin through its whole long poll holding the lock. Every send and visibility
+    # change notifies under the same lock, so nothing sent meanwhile is missed.
     with _STATE:
-        _STATE.wait_for(lambda: bool(queue.messages), timeout=timeout)
+        _STATE.wait(timeout=timeout)
 
 
 def _within_retention_period(backend: Any, queue_name: str, message: Any) -> bool:

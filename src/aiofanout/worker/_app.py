@@ -34,7 +34,7 @@ from .._wire import (
 )
 from ._handlers import handle_event
 from ._idempotency import DEFAULT_IN_PROGRESS, IdempotencyStore, KeyFunction, run_once
-from ._replies import claimed_envelope, reply_within_limit
+from ._replies import claimed_envelope, reply_within_limit, settle_claim
 from ._runner import LoopRunner, check_loop_mode
 from ._task import Bound, Task, TaskResult
 
@@ -174,10 +174,12 @@ class App:
     async def run_envelope(self, raw: bytes | str | dict[str, Any]) -> TaskResult:
         """Decode, check, run one envelope; never raises for what the message or task did."""
         envelope: TaskEnvelope | None = None
+        claim = None
         try:
             envelope = decode_task(raw, secret=self.secret)
             _refuse_if_expired(envelope)
             if envelope.claim is not None:
+                claim = envelope.claim
                 envelope = await claimed_envelope(self.claim_check, envelope, self.name)
             task = self.lookup(envelope)
             bound = task.signature.bind(task.name, envelope.args, envelope.kwargs)
@@ -185,8 +187,11 @@ class App:
             if envelope.reply_to and self.claim_check is not None:
                 reply = await reply_within_limit(self.claim_check, reply)
         except Exception as exc:
-            return self._failed(envelope, exc)
-        return TaskResult(reply, None, envelope)
+            result = self._failed(envelope, exc)
+        else:
+            result = TaskResult(reply, None, envelope)
+        await settle_claim(self.claim_check, claim, result)
+        return result
 
     async def _reply_once(
         self, task: Task[Any, Any], envelope: TaskEnvelope, bound: Bound

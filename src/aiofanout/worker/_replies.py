@@ -15,9 +15,17 @@ import logging
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from .._errors import ClaimRefused, Expired, PayloadTooLarge, UsageError
+from .._errors import ClaimRefused, EnvelopeError, Expired, PayloadTooLarge, UsageError
 from .._limits import Limits
-from .._wire import ClaimCheck, ReplyEnvelope, TaskEnvelope, encode_reply, error_info, join_task
+from .._wire import (
+    ClaimCheck,
+    ClaimRef,
+    ReplyEnvelope,
+    TaskEnvelope,
+    encode_reply,
+    error_info,
+    join_task,
+)
 from ._runner import LoopRunner
 from ._task import TaskResult
 
@@ -29,13 +37,37 @@ LIMITS = Limits()
 async def claimed_envelope(
     claim_check: ClaimCheck | None, envelope: TaskEnvelope, app_name: str
 ) -> TaskEnvelope:
-    """The envelope with its arguments fetched from S3 (checked, the object deleted)."""
+    """The envelope with its arguments fetched from S3, checked.
+
+    The object stays until the record is settled, so a redelivery can still run (see
+    :func:`settle_claim`).
+    """
     if envelope.claim is None or claim_check is None:
         raise ClaimRefused(
             f"the envelope's arguments wait in S3, and app {app_name!r} has no claim check: "
             "App(..., claim_check=ClaimCheck(bucket=...))"
         )
-    return join_task(envelope, await claim_check.take(envelope.claim))
+    return join_task(envelope, await claim_check.read(envelope.claim))
+
+
+async def settle_claim(
+    claim_check: ClaimCheck | None, claim: ClaimRef | None, result: TaskResult
+) -> None:
+    """Delete a claimed object once its message will not be delivered again.
+
+    That is: the task succeeded, its sender got an answer (``reply_to``), or the message is one
+    a worker refuses whatever happens. A task that raised with nobody waiting keeps it: SQS or
+    Lambda delivers the message again (what a crash leaves, the bucket's lifecycle rule clears).
+    """
+    if claim is None or claim_check is None:
+        return
+    envelope = result.envelope
+    answered = envelope is not None and bool(envelope.reply_to)
+    if result.error is None or answered or isinstance(result.error, EnvelopeError):
+        try:
+            await claim_check.forget(claim)
+        except Exception:
+            log.exception("could not delete claimed object s3://%s/%s", claim.bucket, claim.key)
 
 
 async def reply_within_limit(
@@ -102,7 +134,12 @@ async def send_replies(
             by_queue.setdefault(queue_url, []).append((key, reply_body(result, limits)))
     if not by_queue:
         return set()
-    client = await _reply_client(runner)
+    try:
+        client = await _reply_client(runner)
+    except Exception:
+        # Every record already ran: report only those awaiting a reply, not the whole batch.
+        log.exception("no SQS client for the replies of this batch")
+        return {key for replies in by_queue.values() for key, _ in replies}
     unsent: set[str] = set()
     for queue_url, replies in by_queue.items():
         for chunk in _chunks(replies, limits):
