@@ -11,7 +11,7 @@ per-attempt timeouts, an overall deadline, retries and a rate, with one ordered 
 
 from __future__ import annotations
 
-from ._engine import FanoutOptions, OutcomeStream, dispatch_many, stream
+from ._engine import FanoutOptions, OutcomeStream, dispatch_many, resume, stream
 from ._errors import (
     AccessDenied,
     AmbiguousError,
@@ -26,8 +26,10 @@ from ._errors import (
     InProgress,
     InvalidArguments,
     InvalidEnvelope,
+    JournalError,
     NotFound,
     PayloadTooLarge,
+    RecordedError,
     RequestRejected,
     ServerError,
     ServiceError,
@@ -37,6 +39,7 @@ from ._errors import (
     UnknownTask,
     UsageError,
 )
+from ._journal import FileJournal, S3Journal
 from ._limits import Limits
 from ._options import Deadline
 from ._outcome import FanoutResult, Latency, Limit, Outcome, Progress, Status, StopReason
@@ -68,10 +71,12 @@ __all__ = [
     "FanoutFailed",
     "FanoutOptions",
     "FanoutResult",
+    "FileJournal",
     "HttpTarget",
     "InProgress",
     "InvalidArguments",
     "InvalidEnvelope",
+    "JournalError",
     "LambdaTarget",
     "Latency",
     "Limit",
@@ -81,8 +86,10 @@ __all__ = [
     "OutcomeStream",
     "PayloadTooLarge",
     "Progress",
+    "RecordedError",
     "RequestRejected",
     "Retry",
+    "S3Journal",
     "ServerError",
     "ServiceError",
     "SqsTarget",
@@ -97,6 +104,7 @@ __all__ = [
     "UsageError",
     "dispatch_many",
     "lambda_entrypoint",
+    "resume",
     "stream",
 ]
 

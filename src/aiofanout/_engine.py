@@ -38,20 +38,23 @@ attempt in flight and waits for them, and ``CancelledError`` is never swallowed.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterable, Awaitable, Callable, Iterable
+import logging
+from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Mapping
 from types import TracebackType
 from typing import Any, Required, Self, TypedDict, TypeVar, Unpack, final, overload
 
 from ._errors import UsageError
+from ._journal import Journal, check_run_id
 from ._options import Deadline, Options, ProgressCallback, Tolerance, clock
 from ._outcome import STATUSES, FanoutResult, Limit, Outcome, Status, StopReason
 from ._retry import Retry
 from ._run import Run
-from ._sinks import StreamSink, TableSink
+from ._sinks import Replay, StreamSink, TableSink
 from ._target import Target
 
-__all__ = ["FanoutOptions", "OutcomeStream", "dispatch_many", "stream"]
+__all__ = ["FanoutOptions", "OutcomeStream", "dispatch_many", "resume", "stream"]
 
+log = logging.getLogger("aiofanout")
 T = TypeVar("T")
 Items = Iterable[Any] | AsyncIterable[Any]
 
@@ -74,9 +77,15 @@ class FanoutOptions(TypedDict, total=False):
     on_progress: ProgressCallback | None
     threads: int | None
     adaptive: bool
+    journal: Journal | None
+    run_id: str | None
+
+
+_JOURNAL_OPTIONS = ("journal", "run_id")
 
 
 def _options(caller: str, options: dict[str, Any]) -> Options:
+    options = {k: v for k, v in options.items() if k not in _JOURNAL_OPTIONS}
     unknown = sorted(set(options) - set(FanoutOptions.__annotations__))
     if unknown:
         raise UsageError(
@@ -127,6 +136,13 @@ async def dispatch_many(
             trip of successes, honouring ``retry_after``, between 1 and ``concurrency``, which
             stays the hard cap. The limit is shared by the fan-outs through one target; it is
             reported as ``Progress.limit`` and ``result.limit`` (a :class:`Limit`).
+        journal: record each item's terminal state, as it ends, in this
+            :class:`~aiofanout.durable.Journal` (``FileJournal``, ``S3Journal``) under a run id,
+            and write the run's manifest at the end; values must be JSON. If the process dies,
+            :func:`~aiofanout.durable.resume` finishes the run without running again what
+            succeeded. ``result.run_id`` and ``result.manifest`` say where it is.
+        run_id: the run's id in the journal (default: a fresh one); a run id that exists is
+            refused: continue that run with ``resume``.
 
     Returns:
         A :class:`FanoutResult`, typed by what ``target`` returns. Failures are recorded, not
@@ -147,17 +163,117 @@ async def dispatch_many(
         print(result.counts, result.latency.p99)
 
     """
+    checked = _options("dispatch_many", dict(options))
+    journal, run_id = _journal_of(options)
+    if journal is not None:
+        async with journal:
+            run_id = await journal.start_run(run_id)
+            return await _journaled(target, items, checked, journal, run_id, replay=None)
     sink = TableSink()
-    run = Run(target, items, sink, _options("dispatch_many", dict(options)))
+    run = Run(target, items, sink, checked)
     await run.execute()
-    elapsed = clock() - run.started
+    return _result(run, sink)
+
+
+def _result(run: Run, sink: TableSink, **journaled: Any) -> FanoutResult[Any]:
     return FanoutResult(
         sink.table,
         stopped=run.gate.stopped,
-        elapsed=elapsed,
+        elapsed=clock() - run.started,
         retries=run.attempts.retries,
         limit=run.limit(),
+        **journaled,
     )
+
+
+def _journal_of(options: Mapping[str, Any]) -> tuple[Journal | None, str | None]:
+    journal, run_id = options.get("journal"), options.get("run_id")
+    if journal is not None and not isinstance(journal, Journal):
+        raise UsageError(
+            f"journal= takes a FileJournal or an S3Journal, got {type(journal).__name__}"
+        )
+    if run_id is not None:
+        if journal is None:
+            raise UsageError("run_id= names a run in a journal: pass journal= too")
+        check_run_id(run_id)
+    return journal, run_id
+
+
+async def _journaled(
+    target: object,
+    items: Items,
+    options: Options,
+    journal: Journal,
+    run_id: str,
+    /,
+    *,
+    replay: Replay | None,
+) -> FanoutResult[Any]:
+    """Run with each terminal state journaled; flush it, even on error; write the manifest."""
+    log.info("fan-out run %s journaled in %s", run_id, journal.location)
+    writer = journal.writer(run_id)
+    sink = TableSink()
+    run = Run(target, items, sink, options, journal=writer, replay=replay)
+    writer.start()
+    try:
+        await run.execute()
+    finally:
+        await writer.aclose()
+    manifest = await journal.write_manifest(run_id)
+    return _result(run, sink, run_id=run_id, manifest=manifest)
+
+
+@overload
+async def resume(
+    run_id: str,
+    /,
+    target: Callable[[Any], Awaitable[T]],
+    items: Items,
+    **options: Unpack[FanoutOptions],
+) -> FanoutResult[T]: ...
+@overload
+async def resume(
+    run_id: str, /, target: Callable[[Any], T], items: Items, **options: Unpack[FanoutOptions]
+) -> FanoutResult[T]: ...
+@overload
+async def resume(
+    run_id: str, /, target: Target, items: Items, **options: Unpack[FanoutOptions]
+) -> FanoutResult[Any]: ...
+async def resume(
+    run_id: str, /, target: object, items: Items, **options: Unpack[FanoutOptions]
+) -> FanoutResult[Any]:
+    """Finish a journaled run that stopped: run only what did not succeed, gather the rest.
+
+    Pass the same ``items``, in the same order, and the same ``journal=``: items that
+    succeeded come back from the journal (not run again), every other item is dispatched, and
+    the result is one :class:`FanoutResult` as if the run had never stopped, with a fresh
+    manifest. Items that failed before are tried again (a redrive). Resume as often as needed.
+
+    Raises:
+        NotFound: the journal has no run ``run_id``.
+        UsageError: no ``journal=``, or another option is wrong.
+
+    Example::
+
+        journal = S3Journal("my-runs-bucket")
+        try:
+            result = await dispatch_many(target, items, concurrency=100, journal=journal)
+        except BaseException:
+            ...  # the process died; later, anywhere:
+        result = await resume(run_id, target, items, concurrency=100, journal=journal)
+
+    """
+    checked = _options("resume", dict(options))
+    journal, _ = _journal_of({"journal": options.get("journal")})
+    if journal is None:
+        raise UsageError("resume() needs journal=: the journal the run was recorded in")
+    if options.get("run_id") is not None:
+        raise UsageError("resume() takes the run id as its first argument, not run_id=")
+    async with journal:
+        await journal.check_run(run_id)
+        succeeded = await journal.final_records(run_id, succeeded_only=True)
+        replay = {i: (r.attempt(), r.attempts, r.elapsed) for i, r in succeeded.items()}
+        return await _journaled(target, items, checked, journal, run_id, replay=replay)
 
 
 @overload
@@ -188,6 +304,11 @@ def stream(target: object, items: Items, **options: Unpack[FanoutOptions]) -> Ou
                     log.warning("item %d: %s", outcome.index, outcome.error)
     """
     checked = _options("stream", dict(options))
+    if options.get("journal") is not None or options.get("run_id") is not None:
+        raise UsageError(
+            "stream() does not journal: use dispatch_many(..., journal=...) and resume(), or "
+            "aiofanout.durable.orchestrate for runs too large for memory"
+        )
     sink = StreamSink(limit=2 * checked.concurrency)
     return OutcomeStream(Run(target, items, sink, checked), sink)
 

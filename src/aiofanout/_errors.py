@@ -18,6 +18,8 @@ The tree::
     ├── PayloadTooLarge            over a configured limit; nothing was sent
     ├── TaskFailed                 the task ran and raised (remote ``type`` and ``message``)
     ├── InProgress                 an idempotent task's key is running elsewhere now (retryable)
+    ├── JournalError               a run's journal could not be written or read
+    ├── RecordedError              an item's error read back from a journal (type name, message)
     └── EnvelopeError              a message a worker must refuse: it never runs
         ├── InvalidEnvelope        not JSON, unknown version or fields, wrong shape
         ├── BadSignature           unsigned or wrongly signed while a secret is configured
@@ -58,8 +60,10 @@ __all__ = [
     "InProgress",
     "InvalidArguments",
     "InvalidEnvelope",
+    "JournalError",
     "NotFound",
     "PayloadTooLarge",
+    "RecordedError",
     "RequestRejected",
     "ServerError",
     "ServiceError",
@@ -93,6 +97,30 @@ class FanoutError(Exception):
         self.retry_after = retry_after
         #: The service's own error code (``TooManyRequestsException``, ``QueueDoesNotExist``).
         self.code = code
+
+
+class JournalError(FanoutError):
+    """A run's journal could not be written or read (see ``aiofanout.durable``).
+
+    Items whose terminal states were not written are not lost: they are not in the journal,
+    so ``resume`` runs them again.
+    """
+
+
+class RecordedError(FanoutError):
+    """An item's error read back from a journal: the original type's name and its message.
+
+    Example::
+
+        async for outcome in journal.results(run_id):
+            if not outcome.ok:
+                print(outcome.index, outcome.error.type_name, outcome.error)
+    """
+
+    def __init__(self, type_name: str, message: str) -> None:
+        super().__init__(f"{type_name}: {message}" if message else type_name)
+        #: The name of the error's class when it was recorded (``TaskFailed``, ``TimeoutError``).
+        self.type_name = type_name
 
 
 class TransportError(FanoutError):

@@ -273,7 +273,16 @@ class FanoutResult(Sequence[Outcome[T]]):
         pages = result.values()
     """
 
-    __slots__ = ("_latency", "_table", "elapsed", "limit", "retries", "stopped")
+    __slots__ = (
+        "_latency",
+        "_table",
+        "elapsed",
+        "limit",
+        "manifest",
+        "retries",
+        "run_id",
+        "stopped",
+    )
 
     def __init__(
         self,
@@ -283,6 +292,8 @@ class FanoutResult(Sequence[Outcome[T]]):
         elapsed: float,
         retries: int,
         limit: Limit | None = None,
+        run_id: str | None = None,
+        manifest: dict[str, Any] | None = None,
     ) -> None:
         table.trim()
         self._table = table
@@ -295,6 +306,11 @@ class FanoutResult(Sequence[Outcome[T]]):
         self.retries = retries
         #: The in-flight limit of an adaptive fan-out (``None`` without ``adaptive=True``).
         self.limit = limit
+        #: The run's id in its journal (``None`` without ``journal=``): what ``resume`` takes.
+        self.run_id = run_id
+        #: The manifest written to the journal at the end (``None`` without ``journal=``): its
+        #: ``counts``, and the keys of its ``results`` parts (see ``aiofanout.durable``).
+        self.manifest = manifest
 
     def __len__(self) -> int:
         return len(self._table.items)

@@ -20,8 +20,8 @@ from ._adaptive import attempts_for
 from ._attempts import classify
 from ._input import Gate, Input
 from ._options import Options, check_target, clock
-from ._outcome import FAILED, NOT_STARTED, TIMED_OUT, Attempt, Limit, StopReason
-from ._sinks import Sink, StreamSink, TableSink
+from ._outcome import FAILED, NOT_STARTED, SKIPPED, TIMED_OUT, Attempt, Limit, StopReason
+from ._sinks import Recorder, Replay, Sink, StreamSink, TableSink
 from ._target import AsyncCallableTarget, Batching, as_target
 from ._timer import INF, AttemptTimer, Slot, attempt_failed, attempt_succeeded
 
@@ -48,6 +48,9 @@ class Run:
         items: Iterable[Any] | AsyncIterable[Any],
         sink: Sink,
         options: Options,
+        *,
+        journal: Recorder | None = None,
+        replay: Replay | None = None,
     ) -> None:
         check_target(target)
         self.options = options
@@ -62,6 +65,8 @@ class Run:
         self.allowance = options.failure_allowance(items)
         self.failures = 0
         self.on_progress = options.on_progress
+        self.journal = journal  # records each terminal state but SKIPPED (never started)
+        self.replay = replay  # items that ended in an earlier run: recorded, not run again
         # A stream's consumer sets the pace: workers wait for room in its buffer.
         self.stream_sink = sink if isinstance(sink, StreamSink) else None
         self.sync_take = self.input.iterator is not None and self.stream_sink is None
@@ -114,6 +119,8 @@ class Run:
             and self.input.iterator is not None
             and not self.options.interval
             and self.share is None
+            and self.journal is None
+            and self.replay is None
         )
         self.path = "lean" if lean else "items"
         return self.lean_worker if lean else self.item_worker
@@ -150,6 +157,8 @@ class Run:
     ) -> None:
         """Record the one terminal state of an item, and apply the failure budget."""
         ended = clock() if now is None else now
+        if self.journal is not None and result[0] != SKIPPED:
+            result = self.journal.record(index, result, attempts, ended - started)
         self.sink.finish(index, item, result, attempts, ended - started)
         if result[0] in (FAILED, TIMED_OUT):
             self.failures += 1
@@ -170,6 +179,9 @@ class Run:
             if taken is None:
                 return None
             index, item = taken
+            if self.replay is not None and (ended := self.replay.get(index)) is not None:
+                self.sink.finish(index, item, *ended)  # journaled already: not run, not counted
+                continue
             started = clock()
             try:
                 return _Entry(index, item, self.target.prepare(item), started)
@@ -260,34 +272,35 @@ class Run:
                 for entry in batch:
                     self.finish(entry.index, entry.item, NOT_STARTED, 0, entry.started)
                 continue
-            await self._settle_batch(batch, slot)
+            await _settle_batch(self, batch, slot)
 
-    async def _settle_batch(self, batch: list[_Entry], slot: Slot) -> None:
-        """Attempt the batch; retry together the items the policy allows; record the rest."""
-        attempt = 0
-        # Each entry with its last result; NOT_STARTED (SKIPPED) until a first attempt.
-        pending: list[tuple[_Entry, Attempt]] = [(entry, NOT_STARTED) for entry in batch]
-        while pending:
-            attempt += 1
-            results = await self.attempts.batch([entry.payload for entry, _ in pending], slot)
-            if results and results[0] is NOT_STARTED:  # no room under the adaptive limit
-                for entry, last in pending:
-                    self.finish(entry.index, entry.item, last, attempt - 1, entry.started)
-                return
-            retry: list[tuple[_Entry, Attempt]] = []
-            now = clock()  # one clock read for the batch: its items ended together
-            for (entry, _), result in zip(pending, results, strict=True):
-                error = result[2]
-                if error is not None and self.attempts.may_retry(attempt, error):
-                    retry.append((entry, result))
-                else:
-                    self.finish(entry.index, entry.item, result, attempt, entry.started, now)
-            errors = [result[2] for _, result in retry if result[2] is not None]
-            if retry and not await self.attempts.wait_to_retry(attempt, errors):
-                for entry, result in retry:
-                    self.finish(entry.index, entry.item, result, attempt, entry.started)
-                retry = []
-            pending = retry
+
+async def _settle_batch(run: Run, batch: list[_Entry], slot: Slot) -> None:
+    """Attempt the batch; retry together the items the policy allows; record the rest."""
+    attempt = 0
+    # Each entry with its last result; NOT_STARTED (SKIPPED) until a first attempt.
+    pending: list[tuple[_Entry, Attempt]] = [(entry, NOT_STARTED) for entry in batch]
+    while pending:
+        attempt += 1
+        results = await run.attempts.batch([entry.payload for entry, _ in pending], slot)
+        if results and results[0] is NOT_STARTED:  # no room under the adaptive limit
+            for entry, last in pending:
+                run.finish(entry.index, entry.item, last, attempt - 1, entry.started)
+            return
+        retry: list[tuple[_Entry, Attempt]] = []
+        now = clock()  # one clock read for the batch: its items ended together
+        for (entry, _), result in zip(pending, results, strict=True):
+            error = result[2]
+            if error is not None and run.attempts.may_retry(attempt, error):
+                retry.append((entry, result))
+            else:
+                run.finish(entry.index, entry.item, result, attempt, entry.started, now)
+        errors = [result[2] for _, result in retry if result[2] is not None]
+        if retry and not await run.attempts.wait_to_retry(attempt, errors):
+            for entry, result in retry:
+                run.finish(entry.index, entry.item, result, attempt, entry.started)
+            retry = []
+        pending = retry
 
 
 async def _take_batch(

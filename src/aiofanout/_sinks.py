@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Mapping
 from typing import Any, Protocol
 
 from ._outcome import PENDING, STATUSES, SUCCEEDED, Attempt, Outcome, Progress, Table
@@ -36,6 +37,18 @@ class Sink(Protocol):
     def snapshot(self, retries: int, elapsed: float) -> Progress:
         """The progress so far."""
         ...
+
+
+class Recorder(Protocol):
+    """Where a journaled run records terminal states (``aiofanout._journal.RunWriter``)."""
+
+    def record(self, index: int, result: Attempt, attempts: int, elapsed: float) -> Attempt:
+        """Record item ``index``'s terminal state; return what was recorded."""
+        ...
+
+
+#: Items of a resumed run that ended before, by index: (their terminal state, attempts, seconds).
+Replay = Mapping[int, tuple[Attempt, int, float]]
 
 
 class TableSink:
@@ -70,32 +83,19 @@ class TableSink:
         return Progress(taken, taken - in_flight, in_flight, counts, retries, elapsed)
 
 
-class StreamSink:
-    """Hands outcomes to a consumer through a buffer of at most ``limit`` outcomes.
+class CountingSink:
+    """Counts outcomes by status and keeps none: for runs whose outcomes live in a journal."""
 
-    The workers wait for room before taking an item, so a slow consumer slows them down.
-    """
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.buffer: deque[Outcome[Any]] = deque()
+    def __init__(self) -> None:
         self.counts = [0] * len(STATUSES)
         self.taken = 0
-        self.ready = asyncio.Event()
-        self.room = asyncio.Event()
-        self.room.set()
 
     def add(self, item: Any) -> int:
         self.taken += 1
         return self.taken - 1
 
     def finish(self, index: int, item: Any, result: Attempt, attempts: int, elapsed: float) -> None:
-        code, value, error = result
-        self.counts[code] += 1
-        self.buffer.append(Outcome(index, item, STATUSES[code], value, error, attempts, elapsed))
-        self.ready.set()
-        if len(self.buffer) >= self.limit:
-            self.room.clear()
+        self.counts[result[0]] += 1
 
     def succeed(self, index: int, item: Any, value: Any, elapsed: float) -> None:
         self.finish(index, item, (SUCCEEDED, value, None), 1, elapsed)
@@ -104,6 +104,29 @@ class StreamSink:
         counts = dict(zip(STATUSES, self.counts, strict=True))
         done = sum(self.counts)
         return Progress(self.taken, done, self.taken - done, counts, retries, elapsed)
+
+
+class StreamSink(CountingSink):
+    """Hands outcomes to a consumer through a buffer of at most ``limit`` outcomes.
+
+    The workers wait for room before taking an item, so a slow consumer slows them down.
+    """
+
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self.limit = limit
+        self.buffer: deque[Outcome[Any]] = deque()
+        self.ready = asyncio.Event()
+        self.room = asyncio.Event()
+        self.room.set()
+
+    def finish(self, index: int, item: Any, result: Attempt, attempts: int, elapsed: float) -> None:
+        code, value, error = result
+        self.counts[code] += 1
+        self.buffer.append(Outcome(index, item, STATUSES[code], value, error, attempts, elapsed))
+        self.ready.set()
+        if len(self.buffer) >= self.limit:
+            self.room.clear()
 
     async def wait_for_room(self) -> None:
         """Return once the consumer has room for another outcome."""

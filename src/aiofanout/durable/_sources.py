@@ -8,7 +8,8 @@ object), so a later process, another Lambda invocation, can start where this one
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
-from typing import Any, NamedTuple, Protocol
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
 
 __all__ = ["Position", "Source", "SourceItem", "SequenceSource"]
 
@@ -17,16 +18,38 @@ __all__ = ["Position", "Source", "SourceItem", "SequenceSource"]
 Position = dict[str, Any]
 
 
-class SourceItem(NamedTuple):
-    """One item read from a source, with the position to read it again from."""
+@dataclass(frozen=True, slots=True)
+class SourceItem:
+    """One item read from a source, with the position to read it again from.
+
+    Example::
+
+        async for entry in source.read(source.start()):
+            print(entry.index, entry.item)   # entry.position reads it again
+    """
 
     index: int
     position: Position
     item: Any
 
 
+@runtime_checkable
 class Source(Protocol):
-    """An input that can be read from a :data:`Position` (see :mod:`aiofanout.durable`)."""
+    """An input that can be read from a :data:`Position` (see :mod:`aiofanout.durable`).
+
+    Example::
+
+        class Numbers:  # the numbers 0..n-1, as a source
+            def __init__(self, n: int) -> None:
+                self.n = n
+
+            def start(self) -> Position:
+                return {"index": 0}
+
+            async def read(self, position: Position) -> AsyncIterator[SourceItem]:
+                for i in range(position["index"], self.n):
+                    yield SourceItem(i, {"index": i}, i)
+    """
 
     def start(self) -> Position:
         """The position of the first item."""
@@ -41,6 +64,10 @@ class SequenceSource:
     """A list, a tuple or a range as a source: the position is the index.
 
     The orchestrator must build the same sequence on every invocation (it is not stored).
+
+    Example::
+
+        source = SequenceSource(range(20_000))
     """
 
     def __init__(self, items: Sequence[Any]) -> None:

@@ -75,6 +75,7 @@ class Environments:
         self.python = python
         self.sqs_endpoint_url = sqs_endpoint_url
         self.runner: web.AppRunner | None = None  # serves the Runtime API; set by the runtime
+        self.lambda_endpoint_url: str | None = None  # the Invoke API; set by the runtime
         self.by_id: dict[str, Environment] = {}
         self._by_port: dict[int, Environment] = {}
         self._background = background
@@ -114,6 +115,8 @@ class Environments:
         variables = environment_variables(
             config, env.id, f"{self.host}:{env.port}", self.sqs_endpoint_url
         )
+        if self.lambda_endpoint_url is not None:  # a function invoking functions reaches us
+            variables.setdefault("AWS_ENDPOINT_URL_LAMBDA", self.lambda_endpoint_url)
         return await asyncio.create_subprocess_exec(
             self.python,
             "-m",

@@ -124,6 +124,7 @@ class LocalLambda:
         site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()
         self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self._environments.lambda_endpoint_url = self.endpoint_url
         return self
 
     async def stop(self) -> None:

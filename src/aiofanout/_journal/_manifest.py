@@ -1,0 +1,121 @@
+"""A run's manifest: its final outcomes, split into succeeded and failed parts.
+
+Like the ResultWriter of Step Functions' Distributed Map: ``<run>/manifest.json`` names the
+result parts (``<run>/results/succeeded-00000.jsonl``, ``failed-...``), each a JSONL file of
+journal lines, one per item, in the order items ended. It is built from the journal in two
+streamed passes, so memory holds a byte and an integer per item, never the values:
+
+1. find each item's final record: a success wins; otherwise the latest part's record (a resumed
+   run journals an item again after its failure);
+2. copy each final record into the parts of its kind.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from array import array
+from collections.abc import AsyncIterator
+from typing import Any
+
+from .._outcome import STATUSES, SUCCEEDED
+from ._records import JournalRecord, split_lines
+from ._storage import Storage
+from ._writer import part_prefix
+
+__all__ = ["MANIFEST_FORMAT", "manifest_key", "write_manifest"]
+
+MANIFEST_FORMAT = "aiofanout.manifest/1"
+UNSEEN = 255  # no record of this index yet
+COPIED = 254  # its final record is in a result part already
+
+
+def manifest_key(run_id: str) -> str:
+    """Where a run's manifest is."""
+    return f"{run_id}/manifest.json"
+
+
+async def write_manifest(
+    storage: Storage, run_id: str, *, part_records: int = 10_000
+) -> dict[str, Any]:
+    """Build and write the manifest of ``run_id`` from its journal; the manifest written."""
+    keys = await storage.keys(part_prefix(run_id))
+    status, final_part = await _final_records(storage, keys)
+    results = _ResultParts(storage, run_id, part_records)
+    for number, key in enumerate(keys):
+        async for raw, record in _records_of(storage, key):
+            index = record.index
+            if final_part[index] == number and status[index] == record.status:
+                await results.add(record.status, raw)
+                status[index] = COPIED
+    await results.flush_all()
+    manifest = {
+        "format": MANIFEST_FORMAT,
+        "run_id": run_id,
+        "written_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "location": storage.location + run_id + "/",
+        "counts": results.counts,
+        "items": sum(results.counts.values()),
+        "results": results.keys,
+    }
+    await storage.put(manifest_key(run_id), json.dumps(manifest, indent=2).encode())
+    return manifest
+
+
+async def _final_records(storage: Storage, keys: list[str]) -> tuple[bytearray, array[int]]:
+    """Pass 1: each index's final status, and the number of the part holding it."""
+    status = bytearray()
+    final_part = array("I")
+    for number, key in enumerate(keys):
+        async for _, record in _records_of(storage, key):
+            index = record.index
+            if index >= len(status):
+                grow = index + 1 - len(status)
+                status.extend(bytes([UNSEEN]) * grow)
+                final_part.extend(array("I", [0]) * grow)
+            if status[index] != SUCCEEDED:
+                status[index] = record.status
+                final_part[index] = number
+    return status, final_part
+
+
+async def _records_of(storage: Storage, key: str) -> AsyncIterator[tuple[bytes, JournalRecord]]:
+    data = await storage.get(key)
+    if data is None:  # listed a moment ago: only a deleted journal loses a part
+        return
+    for pair in split_lines(data, storage.location + key):
+        yield pair
+
+
+class _ResultParts:
+    """The manifest's result parts being written, a part per ``part_records`` lines."""
+
+    def __init__(self, storage: Storage, run_id: str, part_records: int) -> None:
+        self.storage = storage
+        self.run_id = run_id
+        self.part_records = part_records
+        self.pending: dict[str, list[bytes]] = {"succeeded": [], "failed": []}
+        self.keys: dict[str, list[str]] = {"succeeded": [], "failed": []}
+        self.counts: dict[str, int] = {}
+
+    async def add(self, code: int, line: bytes) -> None:
+        kind = "succeeded" if code == SUCCEEDED else "failed"
+        status = STATUSES[code].value
+        self.counts[status] = self.counts.get(status, 0) + 1
+        lines = self.pending[kind]
+        lines.append(line)
+        if len(lines) >= self.part_records:
+            await self._flush(kind)
+
+    async def _flush(self, kind: str) -> None:
+        lines = self.pending[kind]
+        if not lines:
+            return
+        key = f"{self.run_id}/results/{kind}-{len(self.keys[kind]):05d}.jsonl"
+        await self.storage.put(key, b"".join(lines))
+        self.keys[kind].append(key)
+        lines.clear()
+
+    async def flush_all(self) -> None:
+        for kind in self.pending:
+            await self._flush(kind)

@@ -1,0 +1,82 @@
+"""The journal's lines: one JSON object per item that reached a terminal state.
+
+``{"i": 12, "s": "succeeded", "v": <value>, "a": 1, "t": 0.25}`` for a success,
+``{"i": 13, "s": "failed", "e": {"type": "TaskFailed", "message": "..."}, "a": 3, "t": 1.5}``
+otherwise: the item's index in the input, its status, its value or its error's type and message,
+its attempts and the seconds it took. The same lines make up a manifest's result parts.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from .._errors import JournalError, RecordedError, UsageError
+from .._outcome import STATUSES, SUCCEEDED, Attempt
+
+__all__ = ["JournalRecord", "encode_record", "split_lines"]
+
+_STATUS_CODES = {status.value: code for code, status in enumerate(STATUSES)}
+
+
+@dataclass(frozen=True, slots=True)
+class JournalRecord:
+    """One line of a journal, read back."""
+
+    index: int
+    status: int  # a status code, as in the engine's columns
+    value: Any
+    error: dict[str, str] | None
+    attempts: int
+    elapsed: float
+
+    def attempt(self) -> Attempt:
+        """The record as the engine's ``(status, value, error)``."""
+        error = None
+        if self.error is not None:
+            error = RecordedError(self.error.get("type", "Error"), self.error.get("message", ""))
+        return self.status, self.value, error
+
+
+def encode_record(index: int, result: Attempt, attempts: int, elapsed: float) -> bytes:
+    """The journal line of one terminal state; raises ``UsageError`` for a value not JSON."""
+    code, value, error = result
+    line: dict[str, Any] = {"i": index, "s": STATUSES[code].value}
+    if code == SUCCEEDED:
+        line["v"] = value
+    elif error is not None:
+        line["e"] = {"type": type(error).__name__, "message": str(error)}
+    line["a"] = attempts
+    line["t"] = round(elapsed, 6)
+    try:
+        return json.dumps(line, separators=(",", ":"), allow_nan=False).encode() + b"\n"
+    except (TypeError, ValueError) as exc:
+        raise UsageError(
+            f"a journal stores JSON: item {index} returned a {type(value).__name__}, which is "
+            "not JSON; return a JSON value (dict, list, str, number, bool, None) or drop journal="
+        ) from exc
+
+
+def split_lines(data: bytes, where: str) -> Iterator[tuple[bytes, JournalRecord]]:
+    """Each line of one part (newline included) with its record.
+
+    A line that is not a record raises :class:`JournalError`, naming the part and the line.
+    """
+    for number, raw in enumerate(data.splitlines(keepends=True), start=1):
+        if not raw.strip():
+            continue
+        try:
+            line = json.loads(raw)
+            record = JournalRecord(
+                int(line["i"]),
+                _STATUS_CODES[line["s"]],
+                line.get("v"),
+                line.get("e"),
+                int(line.get("a", 1)),
+                float(line.get("t", 0.0)),
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            raise JournalError(f"{where}, line {number}: not a journal record ({exc})") from None
+        yield raw if raw.endswith(b"\n") else raw + b"\n", record

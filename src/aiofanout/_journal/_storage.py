@@ -1,0 +1,189 @@
+"""Where a journal keeps its objects: a local directory, or an S3 bucket under a prefix.
+
+A journal needs five things of its store, and nothing else: write an object whole, create one
+only if it does not exist yet (the one atomic step runs need: claiming a run id or a
+continuation), read one, list the keys under a prefix in order, and close. Objects are written
+whole and never appended to, so a reader never sees half a part, on S3 or on disk.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+from typing import Any, Protocol
+
+import anyio.to_thread
+
+from .._errors import UsageError
+
+__all__ = ["FileStorage", "S3Storage", "Storage"]
+
+
+class Storage(Protocol):
+    """The objects of a journal, by key (``/``-separated, relative to the journal's root)."""
+
+    #: Where the root is, for messages and manifests: a path or an ``s3://`` URL.
+    location: str
+
+    async def put(self, key: str, data: bytes) -> None:
+        """Write the object ``key`` whole, replacing what was there."""
+        ...
+
+    async def put_new(self, key: str, data: bytes) -> bool:
+        """Write ``key`` only if it does not exist; whether it was written."""
+        ...
+
+    async def get(self, key: str) -> bytes | None:
+        """The object ``key``, or ``None`` if there is none."""
+        ...
+
+    async def keys(self, prefix: str) -> list[str]:
+        """The keys under ``prefix``, sorted."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release clients (the store can be used again afterwards)."""
+        ...
+
+
+class FileStorage:
+    """A directory: one file per key, written to a temporary name and renamed into place."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root)
+        self.location = str(self.root)
+
+    def _path(self, key: str) -> Path:
+        return self.root.joinpath(*key.split("/"))
+
+    def _write(self, key: str, data: bytes, *, new: bool) -> bool:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}")
+        temporary.write_bytes(data)
+        try:
+            if not new:
+                os.replace(temporary, path)  # atomic: a reader sees the old or the new file
+                return True
+            try:
+                os.link(temporary, path)  # atomic, and fails if the name exists
+            except FileExistsError:
+                return False
+            return True
+        finally:
+            temporary.unlink(missing_ok=True)
+
+    def _read(self, key: str) -> bytes | None:
+        try:
+            return self._path(key).read_bytes()
+        except FileNotFoundError:
+            return None
+
+    def _list(self, prefix: str) -> list[str]:
+        directory, _, start = prefix.rpartition("/")
+        folder = self._path(directory) if directory else self.root
+        if not folder.is_dir():
+            return []
+        base = f"{directory}/" if directory else ""
+        return sorted(
+            base + path.name
+            for path in folder.iterdir()
+            if path.name.startswith(start) and not path.name.startswith(".") and path.is_file()
+        )
+
+    async def put(self, key: str, data: bytes) -> None:
+        await anyio.to_thread.run_sync(lambda: self._write(key, data, new=False))
+
+    async def put_new(self, key: str, data: bytes) -> bool:
+        return await anyio.to_thread.run_sync(lambda: self._write(key, data, new=True))
+
+    async def get(self, key: str) -> bytes | None:
+        return await anyio.to_thread.run_sync(self._read, key)
+
+    async def keys(self, prefix: str) -> list[str]:
+        """Keys under ``prefix`` in one directory (journals list one folder at a time)."""
+        return await anyio.to_thread.run_sync(self._list, prefix)
+
+    async def aclose(self) -> None:
+        return None
+
+
+class S3Storage:
+    """Objects of one bucket under a prefix, through one aioboto3 client opened on first use."""
+
+    def __init__(
+        self,
+        bucket: str,
+        prefix: str = "",
+        *,
+        endpoint_url: str | None = None,
+        region_name: str | None = None,
+        session: Any = None,
+    ) -> None:
+        if not bucket:
+            raise UsageError("S3Journal needs a bucket name")
+        self.bucket = bucket
+        self.prefix = prefix if not prefix or prefix.endswith("/") else prefix + "/"
+        self.location = f"s3://{bucket}/{self.prefix}"
+        self._endpoint_url = endpoint_url
+        self._region_name = region_name
+        self._session = session
+        self._client: Any = None
+        self._exit: Any = None
+
+    async def _s3(self) -> Any:
+        if self._client is None:
+            session = self._session
+            if session is None:
+                try:
+                    import aioboto3
+                except ImportError as exc:  # pragma: no cover - depends on the extras installed
+                    raise UsageError("S3 journals need: pip install 'aiofanout[aws]'") from exc
+                session = aioboto3.Session()
+            context = session.client(
+                "s3", endpoint_url=self._endpoint_url, region_name=self._region_name
+            )
+            self._client = await context.__aenter__()
+            self._exit = context.__aexit__
+        return self._client
+
+    async def put(self, key: str, data: bytes) -> None:
+        s3 = await self._s3()
+        await s3.put_object(Bucket=self.bucket, Key=self.prefix + key, Body=data)
+
+    async def put_new(self, key: str, data: bytes) -> bool:
+        s3 = await self._s3()
+        try:
+            # S3's conditional write: one of two racing writers gets 412 PreconditionFailed.
+            await s3.put_object(
+                Bucket=self.bucket, Key=self.prefix + key, Body=data, IfNoneMatch="*"
+            )
+        except s3.exceptions.ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("PreconditionFailed", "412"):
+                return False
+            raise
+        return True
+
+    async def get(self, key: str) -> bytes | None:
+        s3 = await self._s3()
+        try:
+            response = await s3.get_object(Bucket=self.bucket, Key=self.prefix + key)
+        except s3.exceptions.NoSuchKey:
+            return None
+        async with response["Body"] as body:
+            data: bytes = await body.read()
+        return data
+
+    async def keys(self, prefix: str) -> list[str]:
+        s3 = await self._s3()
+        found: list[str] = []
+        paginator = s3.get_paginator("list_objects_v2")
+        async for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix + prefix):
+            found.extend(entry["Key"][len(self.prefix) :] for entry in page.get("Contents", ()))
+        return sorted(found)
+
+    async def aclose(self) -> None:
+        exit_, self._client, self._exit = self._exit, None, None
+        if exit_ is not None:
+            await exit_(None, None, None)

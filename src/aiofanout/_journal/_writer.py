@@ -1,0 +1,129 @@
+"""Writing a run's journal: terminal states buffered in memory, written in whole parts.
+
+The engine records an item synchronously, the moment it ends; the writer buffers the line and a
+background task writes a part when ``part_records`` lines wait or ``flush_every`` seconds passed,
+so a fan-out never waits on S3 per item. What a crash loses is the buffer: at most about one
+part's items, which are then simply not in the journal, and ``resume`` runs them again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+
+from .._errors import JournalError, UsageError
+from .._outcome import FAILED, Attempt
+from ._records import encode_record
+from ._storage import Storage
+
+__all__ = ["RunWriter", "part_prefix"]
+
+log = logging.getLogger("aiofanout")
+PUT_ATTEMPTS = 4
+
+
+def part_prefix(run_id: str) -> str:
+    """Where the parts of a run's journal are."""
+    return f"{run_id}/parts/"
+
+
+class RunWriter:
+    """The journal of one process's share of a run: its parts, written in order.
+
+    ``generation`` goes first in the part names (0 for a fan-out in one process, the invocation
+    number for a continued one), so a later invocation can read only the parts that may hold
+    items past its cursor.
+    """
+
+    def __init__(
+        self,
+        storage: Storage,
+        run_id: str,
+        *,
+        generation: int = 0,
+        part_records: int = 1000,
+        flush_every: float = 1.0,
+    ) -> None:
+        self.storage = storage
+        self.run_id = run_id
+        self.generation = generation
+        self.part_records = part_records
+        self.flush_every = flush_every
+        self._writer_id = uuid.uuid4().hex[:8]  # two writers of one run never share a name
+        self._sequence = 0
+        self._lines: list[bytes] = []
+        self._wake = asyncio.Event()
+        self._closing = False
+        self._task: asyncio.Task[None] | None = None
+        self.written = 0  # lines written to parts so far
+
+    def start(self) -> None:
+        """Start writing parts in the background."""
+        self._task = asyncio.create_task(self._write_loop())
+
+    def record(self, index: int, result: Attempt, attempts: int, elapsed: float) -> Attempt:
+        """Buffer an item's terminal state; what is recorded (a value not JSON fails the item)."""
+        try:
+            line = encode_record(index, result, attempts, elapsed)
+        except UsageError as exc:
+            result = (FAILED, None, exc)
+            line = encode_record(index, result, attempts, elapsed)
+        self._lines.append(line)
+        if len(self._lines) >= self.part_records:
+            self._wake.set()
+        return result
+
+    async def _write_loop(self) -> None:
+        while not self._closing:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.flush_every):
+                    await self._wake.wait()
+            self._wake.clear()
+            try:
+                await self.flush()
+            except JournalError as exc:  # the lines stay buffered; the next flush tries again
+                log.warning("%s; trying again at the next flush", exc)
+
+    async def flush(self) -> None:
+        """Write what is buffered as one part (retrying a failed write a few times)."""
+        lines, self._lines = self._lines, []
+        if not lines:
+            return
+        key = self._next_key()
+        try:
+            await _put_with_retries(self.storage, key, b"".join(lines))
+        except BaseException:
+            self._lines[:0] = lines  # not written: keep them, in order, for the next try
+            raise
+        self.written += len(lines)
+
+    def _next_key(self) -> str:
+        self._sequence += 1
+        stamp = int(time.time() * 1000)
+        name = f"{self.generation:05d}-{stamp:013d}-{self._writer_id}-{self._sequence:05d}.jsonl"
+        return part_prefix(self.run_id) + name
+
+    async def aclose(self) -> None:
+        """Write everything still buffered; raise :class:`JournalError` if that fails."""
+        self._closing = True
+        self._wake.set()
+        task, self._task = self._task, None
+        if task is not None:
+            await task
+        await self.flush()
+
+
+async def _put_with_retries(storage: Storage, key: str, data: bytes) -> None:
+    for attempt in range(PUT_ATTEMPTS):
+        try:
+            await storage.put(key, data)
+            return
+        except Exception as exc:  # any store error: S3, disk, network
+            if attempt == PUT_ATTEMPTS - 1:
+                raise JournalError(
+                    f"could not write journal part {storage.location}{key}: {exc}"
+                ) from exc
+            await asyncio.sleep(0.1 * 2**attempt)

@@ -1,0 +1,50 @@
+"""An orchestrator function and its worker, for the continuation tests (test_continuation.py).
+
+The worker's task appends the item to ``EXECUTIONS_FILE`` with one ``O_APPEND`` write before it
+returns: the side channel that counts executions, which survives any process's death.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from typing import Any
+
+from aiofanout import App, LambdaTarget, S3Journal, lambda_entrypoint
+from aiofanout.durable import orchestrate
+
+app = App("orchestration-worker")
+
+
+@app.task
+async def count(n: int) -> int:
+    await asyncio.sleep(float(os.environ.get("ITEM_SECONDS", "0")))
+    fd = os.open(os.environ["EXECUTIONS_FILE"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        os.write(fd, f"{n}\n".encode())
+    finally:
+        os.close(fd)
+    return n * 2
+
+
+worker_handler = app.lambda_handler
+
+
+async def main(event: Any, context: Any) -> dict[str, Any]:
+    """Fan ``ITEMS`` numbers out to the worker function, a chunk per invoke."""
+    journal = S3Journal(os.environ["RUNS_BUCKET"], prefix="runs/")
+    target = LambdaTarget(os.environ["WORKER"], task="count", chunk_size=50)
+    return await orchestrate(
+        target,
+        range(int(os.environ["ITEMS"])),
+        event=event,
+        context=context,
+        journal=journal,
+        concurrency=int(os.environ.get("CONCURRENCY", "4")),
+        timeout=float(os.environ.get("ATTEMPT_TIMEOUT", "3")),
+        run_id=event.get("run_id"),
+        destination=os.environ.get("SUMMARY_QUEUE") or None,
+    )
+
+
+orchestrator_handler = lambda_entrypoint(main)

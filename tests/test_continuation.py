@@ -1,0 +1,170 @@
+"""Continuation past one Lambda invocation, through real processes on the local stack.
+
+An orchestrator function with a 10 s timeout fans numbers out to a worker function through
+:func:`aiofanout.durable.orchestrate`, with its journal in moto's S3. The worker appends each
+execution to a file (one ``O_APPEND`` write), a side channel that survives any crash.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+
+from aiofanout import S3Journal
+from aiofanout.durable import resume_event
+from aiofanout.local import Faults, FunctionConfig, LocalAws, stack
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+FUNCTIONS = str(Path(__file__).with_name("lambda_functions"))
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def aws() -> AsyncIterator[LocalAws]:
+    async with stack() as local:
+        yield local
+
+
+class Orchestration:
+    """A fresh worker, orchestrator, bucket and summary queue; the worker's executions."""
+
+    def __init__(self, aws: LocalAws, tmp_path: Path, items: int, item_seconds: float) -> None:
+        self.aws = aws
+        self.id = uuid.uuid4().hex[:8]
+        self.items = items
+        self.bucket = f"runs-{self.id}"
+        self.executions = tmp_path / "executions.log"
+        self.worker = f"worker-{self.id}"
+        self.orchestrator = f"orchestrator-{self.id}"
+        self.item_seconds = item_seconds
+        self.summary_queue = ""
+        self.failure_queue = ""
+
+    async def create(self) -> None:
+        async with self.aws.client("s3") as s3:
+            await s3.create_bucket(Bucket=self.bucket)
+        self.summary_queue = await self.aws.create_queue(f"summary-{self.id}")
+        self.failure_queue = await self.aws.create_queue(f"failed-{self.id}")
+        self.aws.add_function(
+            FunctionConfig(
+                self.worker,
+                "orchestration.worker_handler",
+                code_paths=[FUNCTIONS],
+                timeout=10,
+                reserved_concurrency=4,
+                environment={
+                    "EXECUTIONS_FILE": str(self.executions),
+                    "ITEM_SECONDS": str(self.item_seconds),
+                },
+            )
+        )
+        self.add_orchestrator(Faults())
+
+    def add_orchestrator(self, faults: Faults) -> None:
+        self.aws.add_function(
+            FunctionConfig(
+                self.orchestrator,
+                "orchestration.orchestrator_handler",
+                code_paths=[FUNCTIONS],
+                timeout=10,
+                reserved_concurrency=2,
+                faults=faults,
+                event_retries=0,
+                on_failure=self.failure_queue,
+                environment={
+                    "RUNS_BUCKET": self.bucket,
+                    "WORKER": self.worker,
+                    "ITEMS": str(self.items),
+                    "SUMMARY_QUEUE": self.summary_queue,
+                },
+            )
+        )
+
+    async def start(self, event: dict[str, Any]) -> None:
+        async with self.aws.client("lambda") as client:
+            response = await client.invoke(
+                FunctionName=self.orchestrator,
+                InvocationType="Event",
+                Payload=json.dumps(event).encode(),
+            )
+        assert response["StatusCode"] == 202
+
+    async def next_message(self, queue_url: str, bound: float = 150.0) -> dict[str, Any]:
+        """The next message on ``queue_url`` (long polls, at most ``bound`` seconds)."""
+        async with self.aws.client("sqs") as sqs:
+            until = asyncio.get_running_loop().time() + bound
+            while asyncio.get_running_loop().time() < until:
+                got = await sqs.receive_message(QueueUrl=queue_url, WaitTimeSeconds=2)
+                for message in got.get("Messages", []):
+                    await sqs.delete_message(
+                        QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"]
+                    )
+                    return dict(json.loads(message["Body"]))
+        raise AssertionError(f"nothing arrived on {queue_url} in {bound} s")
+
+    def executed(self) -> Counter[int]:
+        text = self.executions.read_text() if self.executions.exists() else ""
+        return Counter(int(line) for line in text.split())
+
+    def journal(self) -> S3Journal:
+        return S3Journal(self.bucket, prefix="runs/", endpoint_url=self.aws.endpoint_url)
+
+
+async def test_twenty_thousand_items_continue_across_invocations_each_run_exactly_once(
+    aws: LocalAws, tmp_path: Path
+) -> None:
+    run = Orchestration(aws, tmp_path, items=20_000, item_seconds=0.2)
+    await run.create()
+    await run.start({"run_id": "twenty-thousand"})
+
+    summary = await run.next_message(run.summary_queue)
+    assert summary["state"] == "finished"
+    assert summary["run_id"] == "twenty-thousand"
+    assert summary["invocation"] >= 3  # it did not fit in one 10 s invocation, nor in two
+    assert summary["counts"] == {"succeeded": 20_000}
+
+    executed = run.executed()
+    assert set(executed) == set(range(20_000))
+    assert max(executed.values()) == 1  # every item exactly once, across the invocations
+
+    journal = run.journal()
+    manifest = await journal.manifest("twenty-thousand")
+    assert manifest is not None
+    assert manifest["counts"] == {"succeeded": 20_000}
+    values = {o.index: o.value async for o in journal.results("twenty-thousand")}
+    assert values == {n: 2 * n for n in range(20_000)}
+
+
+async def test_a_crashed_orchestrator_is_resumed_and_what_succeeded_does_not_run_again(
+    aws: LocalAws, tmp_path: Path
+) -> None:
+    run = Orchestration(aws, tmp_path, items=8_000, item_seconds=0.2)
+    await run.create()
+    # Seed 29 kills the first invocation's environment 3.8 s in: in the middle of taking items.
+    run.add_orchestrator(Faults(crash=1.0, crash_at="during", seed=29))
+    await run.start({"run_id": "crashy"})
+
+    failed = await run.next_message(run.failure_queue)  # the crash, on the on-failure queue
+    assert failed["responseContext"]["functionError"] == "Unhandled"
+    journal = run.journal()
+    succeeded_before = set(await journal.final_records("crashy", succeeded_only=True))
+    assert 0 < len(succeeded_before) < 8_000
+    assert await journal.manifest("crashy") is None
+
+    run.add_orchestrator(Faults())  # the same function, healthy again
+    await run.start(resume_event("crashy"))
+    summary = await run.next_message(run.summary_queue)
+    assert summary["state"] == "finished"
+    assert summary["counts"] == {"succeeded": 8_000}
+
+    executed = run.executed()
+    assert set(executed) == set(range(8_000))  # everything else ended
+    assert all(executed[n] == 1 for n in succeeded_before)  # what succeeded did not run again
