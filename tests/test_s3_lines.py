@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from aiofanout import NotFound, UsageError
+from aiofanout.durable import S3Lines
 from aiofanout.testing import MotoServer
 
 
@@ -79,9 +80,7 @@ def counting(aioboto3_session: Any) -> CountingSession:
     return CountingSession(aioboto3_session)
 
 
-def lines_of(moto: MotoServer, session: Any, bucket: str, key: str, **options: Any) -> Any:
-    from aiofanout.durable._s3_lines import S3Lines
-
+def lines_of(moto: MotoServer, session: Any, bucket: str, key: str, **options: Any) -> S3Lines:
     return S3Lines(bucket, key, endpoint_url=moto.endpoint_url, session=session, **options)
 
 
@@ -418,8 +417,6 @@ async def test_an_early_aclose_closes_the_client(
 
 
 async def test_wrong_arguments_and_positions_are_usage_errors(moto: MotoServer) -> None:
-    from aiofanout.durable._s3_lines import S3Lines
-
     with pytest.raises(UsageError, match="format"):
         S3Lines("b", "k", format="xml")  # type: ignore[arg-type]
     with pytest.raises(UsageError, match="chunk_bytes"):

@@ -21,10 +21,12 @@ an S3 object of JSON lines or CSV read by byte range (:class:`S3Lines`).
 
 from __future__ import annotations
 
+from .. import __all__ as _top_level
 from .._engine import resume
 from .._journal import FileJournal, Journal, S3Journal
 from .._public import show_public_path
 from ._continuation import orchestrate, resume_event
+from ._s3_lines import S3Lines
 from ._sources import Position, SequenceSource, Source, SourceItem
 
 __all__ = [
@@ -32,6 +34,7 @@ __all__ = [
     "Journal",
     "Position",
     "S3Journal",
+    "S3Lines",
     "SequenceSource",
     "Source",
     "SourceItem",
@@ -40,4 +43,5 @@ __all__ = [
     "resume_event",
 ]
 
-show_public_path(__name__, __all__, globals())
+# What the top level exports too shows ``aiofanout`` (the shortest public path).
+show_public_path(__name__, sorted(set(__all__) - set(_top_level)), globals())

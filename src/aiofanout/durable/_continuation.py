@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Unpack
 
@@ -83,7 +83,7 @@ class _Segment:
     next_position: Position | None = None  # None: the source is exhausted
     run: Run | None = None
 
-    async def feed(self, source: Source) -> AsyncIterator[Any]:
+    async def feed(self, source: Source) -> AsyncGenerator[Any, None]:
         """The source's items from the start until it is time to stop taking them."""
         entries = source.read(self.plan.start)
         try:
@@ -95,7 +95,7 @@ class _Segment:
                     self.pending[entry.index] = entry.position
                 yield entry.item
         finally:
-            await entries.aclose()  # type: ignore[attr-defined]
+            await entries.aclose()
 
     def record(self, index: int, result: Attempt, attempts: int, elapsed: float) -> Attempt:
         """Journal an item's end, unless the invocation's hard stop cut it: the next goes on."""
@@ -299,7 +299,7 @@ async def _run_segment(
     try:
         await segment.run.execute()
     finally:
-        await feed.aclose()  # type: ignore[attr-defined]
+        await feed.aclose()
         await writer.aclose()
     counts = {s.value: n for s, n in zip(STATUSES, sink.counts, strict=True) if n}
     position, replay_from = segment.cursor()

@@ -98,7 +98,7 @@ class S3Lines:
         """
         return {"index": 0, "offset": 0}
 
-    async def read(self, position: Position) -> AsyncIterator[SourceItem]:
+    async def read(self, position: Position) -> AsyncGenerator[SourceItem, None]:
         """The items from ``position`` (included) to the end, a chunk of bytes at a time.
 
         One S3 client per call, closed when the iteration ends, fails or is closed early.

@@ -7,7 +7,7 @@ object), so a later process, another Lambda invocation, can start where this one
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -46,7 +46,7 @@ class Source(Protocol):
             def start(self) -> Position:
                 return {"index": 0}
 
-            async def read(self, position: Position) -> AsyncIterator[SourceItem]:
+            async def read(self, position: Position) -> AsyncGenerator[SourceItem, None]:
                 for i in range(position["index"], self.n):
                     yield SourceItem(i, {"index": i}, i)
     """
@@ -55,7 +55,7 @@ class Source(Protocol):
         """The position of the first item."""
         ...
 
-    def read(self, position: Position) -> AsyncIterator[SourceItem]:
+    def read(self, position: Position) -> AsyncGenerator[SourceItem, None]:
         """The items from ``position`` (included) to the end, in order, read lazily."""
         ...
 
@@ -76,7 +76,7 @@ class SequenceSource:
     def start(self) -> Position:
         return {"index": 0}
 
-    async def read(self, position: Position) -> AsyncIterator[SourceItem]:
+    async def read(self, position: Position) -> AsyncGenerator[SourceItem, None]:
         items = self.items
         for index in range(int(position["index"]), len(items)):
             yield SourceItem(index, {"index": index}, items[index])
