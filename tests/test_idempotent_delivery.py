@@ -1,0 +1,216 @@
+"""Idempotent tasks under redelivery and re-runs, through real processes on the local stack.
+
+SQS delivers a message again, Lambda runs an ``Event`` again after a crash, and a run that died
+holds its key until its deadline. Each test runs ``idempotent_worker`` in awslambdaric
+processes with its store in the moto server's DynamoDB, and counts from the worker's ledger
+(one ``O_APPEND`` line per handler entry, body start, body end and answer, so a line survives
+its process being killed): deliveries outnumber items, yet each task body ran once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+
+from aiofanout import LambdaTarget, SqsTarget, dispatch_many
+from aiofanout.local import EventSourceMapping, Faults, FunctionConfig, LocalAws, stack
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+FUNCTIONS = str(Path(__file__).with_name("lambda_functions"))
+APP = "idempotent-worker"  # as in lambda_functions/idempotent_worker.py
+FRAGILE_TIMEOUT = 4.0  # ditto: fragile's timeout, when its in-progress record expires
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def aws() -> AsyncIterator[LocalAws]:
+    async with stack() as local:
+        yield local
+
+
+@dataclass(frozen=True)
+class Line:
+    """One ledger line: what happened to which key, when (epoch ms), and the answer given."""
+
+    what: str
+    key: str
+    ms: int
+    outcome: str = ""
+
+
+def parse(text: str) -> Line:
+    what, key, ms, *outcome = text.split()
+    return Line(what, key, int(ms), *outcome)
+
+
+class Worker:
+    """A fresh ``idempotent_worker`` function, its own idempotency table and its ledger."""
+
+    def __init__(self, aws: LocalAws, tmp_path: Path, **config: Any) -> None:
+        self.aws = aws
+        self.name = f"idem-{uuid.uuid4().hex[:8]}"
+        self.table = f"{self.name}-keys"
+        self.ledger = tmp_path / f"{self.name}.ledger"
+        environment = {
+            "LEDGER_FILE": str(self.ledger),
+            "IDEMPOTENCY_TABLE": self.table,
+            "IDEMPOTENCY_ENDPOINT": aws.endpoint_url,
+            **config.pop("environment", {}),
+        }
+        aws.add_function(
+            FunctionConfig(
+                self.name,
+                "idempotent_worker.lambda_handler",
+                code_paths=[FUNCTIONS],
+                environment=environment,
+                **config,
+            )
+        )
+
+    def lines(self, what: str | None = None) -> list[Line]:
+        text = self.ledger.read_text() if self.ledger.exists() else ""
+        lines = [parse(line) for line in text.splitlines()]
+        return [line for line in lines if what in (None, line.what)]
+
+    def count(self, what: str) -> Counter[str]:
+        return Counter(line.key for line in self.lines(what))
+
+    async def stored(self, task: str, key: str) -> dict[str, Any]:
+        """The key's record in the idempotency table (``{}`` if there is none)."""
+        async with self.aws.client("dynamodb") as dynamodb:
+            answer = await dynamodb.get_item(
+                TableName=self.table, Key={"pk": {"S": f"{APP}/{task}/{key}"}}, ConsistentRead=True
+            )
+        item: dict[str, Any] = answer.get("Item", {})
+        return item
+
+
+async def wait_for(condition: Callable[[], Any], what: str, *, within: float = 30.0) -> None:
+    """Poll ``condition`` (sync or async) until it holds; fail after ``within`` seconds."""
+    deadline = time.monotonic() + within
+    while True:
+        held = condition()
+        if asyncio.iscoroutine(held):
+            held = await held
+        if held:
+            return
+        assert time.monotonic() < deadline, f"gave up after {within} s waiting for {what}"
+        await asyncio.sleep(0.05)
+
+
+async def sqs_queue(aws: LocalAws, worker: Worker, *, batch_size: int, pollers: int) -> str:
+    # A 1 s visibility timeout: a record reported failed, or lost with its process, is back soon.
+    url = await aws.create_queue(f"idem-{uuid.uuid4().hex[:8]}", VisibilityTimeout="1")
+    mapping = EventSourceMapping(url, worker.name, batch_size=batch_size, pollers=pollers)
+    await aws.add_event_source(mapping)
+    return url
+
+
+async def queue_is_empty(aws: LocalAws, url: str) -> bool:
+    async with aws.client("sqs") as sqs:
+        got = await sqs.get_queue_attributes(
+            QueueUrl=url,
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )
+    return all(v == "0" for v in got["Attributes"].values())
+
+
+def sqs_target(aws: LocalAws, url: str, task: str) -> SqsTarget:
+    return SqsTarget(url, task=task, endpoint_url=aws.endpoint_url, region_name="us-east-1")
+
+
+def stored_reply(record: dict[str, Any]) -> Any:
+    assert record["status"]["S"] == "COMPLETED", record
+    return json.loads(record["reply"]["S"])["value"]
+
+
+# -- the scenarios -------------------------------------------------------------------------------
+
+
+async def test_every_sqs_message_delivered_twice_runs_its_task_once(
+    aws: LocalAws, tmp_path: Path
+) -> None:
+    worker = Worker(aws, tmp_path, environment={"FAIL_FIRST_RECEIVE": "1"})
+    url = await sqs_queue(aws, worker, batch_size=10, pollers=2)
+    keys = [f"sqs-{n}" for n in range(20)]
+    assert (await dispatch_many(sqs_target(aws, url, "work"), keys, concurrency=10)).ok
+    await wait_for(lambda: queue_is_empty(aws, url), "every message deleted")
+
+    deliveries = worker.count("delivery")
+    assert set(deliveries) == set(keys)
+    assert all(deliveries[key] >= 2 for key in keys), deliveries  # each message came back
+    assert deliveries.total() > len(keys)
+    assert worker.count("start") == worker.count("finish") == Counter(keys)  # each ran once
+    for key in keys:
+        assert stored_reply(await worker.stored("work", key)) == {"key": key, "shout": key.upper()}
+
+
+async def test_events_re_run_after_crashes_run_their_task_once(
+    aws: LocalAws, tmp_path: Path
+) -> None:
+    # Every try's environment is killed after the handler answered: Lambda runs each event
+    # again, twice, and each try finds the reply the first one stored.
+    worker = Worker(
+        aws,
+        tmp_path,
+        faults=Faults(crash=1.0, crash_at="after"),
+        event_retries=2,
+        event_retry_delays=(0.05, 0.05),
+    )
+    target = LambdaTarget(
+        worker.name,
+        task="work",
+        invocation_type="Event",
+        endpoint_url=aws.lambda_endpoint_url,
+        region_name="us-east-1",
+    )
+    keys = [f"event-{n}" for n in range(8)]
+    assert (await dispatch_many(target, keys, concurrency=8)).ok
+    tries = 3 * len(keys)
+    await wait_for(lambda: len(worker.lines("answer")) == tries, f"{tries} answers", within=40)
+
+    assert worker.count("delivery") == Counter(dict.fromkeys(keys, 3))  # each event re-run
+    assert worker.count("start") == worker.count("finish") == Counter(keys)  # each ran once
+    for key in keys:
+        assert stored_reply(await worker.stored("work", key)) == {"key": key, "shout": key.upper()}
+
+
+async def test_a_run_that_died_holds_its_key_until_its_deadline_then_runs_once_more(
+    aws: LocalAws, tmp_path: Path
+) -> None:
+    worker = Worker(aws, tmp_path)
+    url = await sqs_queue(aws, worker, batch_size=1, pollers=1)
+    key = f"fragile-{uuid.uuid4().hex[:8]}"
+    assert (await dispatch_many(sqs_target(aws, url, "fragile"), [key], concurrency=1)).ok
+
+    # The first run claimed the key, started and died: its record stays IN_PROGRESS.
+    await wait_for(lambda: worker.count("start")[key] == 1, "the first run's start")
+    [first] = worker.lines("start")
+    claim = await worker.stored("fragile", key)
+    assert claim["status"]["S"] == "IN_PROGRESS", claim
+    expires_at_ms = int(claim["expires_at_ms"]["N"])
+    # It expires at the task's deadline: its timeout after the claim, just before the start.
+    assert 0 < expires_at_ms - first.ms <= FRAGILE_TIMEOUT * 1000
+
+    await wait_for(lambda: worker.count("finish")[key] == 1, "the run after the deadline")
+    await wait_for(lambda: queue_is_empty(aws, url), "the message deleted")
+    starts, answers = worker.lines("start"), worker.lines("answer")
+    assert len(starts) == 2  # the run that died and the run after its deadline, nothing else
+    assert len(worker.lines("finish")) == 1
+    second = starts[1]
+    refused = [a for a in answers if a.outcome == "retry" and first.ms < a.ms < second.ms]
+    # Deliveries came while the dead run held the key and were refused (InProgress)...
+    assert any(a.ms < expires_at_ms for a in refused), answers
+    assert second.ms >= expires_at_ms  # ...and only after its deadline did the task run again
+    assert [a.outcome for a in answers if a.ms >= second.ms] == ["done"]
+    assert stored_reply(await worker.stored("fragile", key)) == {"key": key, "shout": key.upper()}
