@@ -16,6 +16,7 @@ after it ran, so the queue delivers each message at least twice.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import time
@@ -67,6 +68,13 @@ async def fragile(key: str) -> dict[str, str]:
         os._exit(3)  # the environment dies: nothing releases the key, it expires
     note("finish", key)
     return {"key": key, "shout": key.upper()}
+
+
+@app.task(idempotent=True, key=lambda key: key)
+async def endless(key: str) -> None:
+    """Never ends by itself (no timeout): only its invocation's deadline stops it."""
+    note("start", key)
+    await asyncio.Event().wait()
 
 
 def _key_of(envelope: Any) -> str:
