@@ -121,7 +121,7 @@ class Orchestration:
 async def test_twenty_thousand_items_continue_across_invocations_each_run_exactly_once(
     aws: LocalAws, tmp_path: Path
 ) -> None:
-    run = Orchestration(aws, tmp_path, items=20_000, item_seconds=0.2)
+    run = Orchestration(aws, tmp_path, items=20_000, item_seconds=0.05)
     await run.create()
     await run.start({"run_id": "twenty-thousand"})
 
@@ -146,7 +146,7 @@ async def test_twenty_thousand_items_continue_across_invocations_each_run_exactl
 async def test_a_crashed_orchestrator_is_resumed_and_what_succeeded_does_not_run_again(
     aws: LocalAws, tmp_path: Path
 ) -> None:
-    run = Orchestration(aws, tmp_path, items=8_000, item_seconds=0.2)
+    run = Orchestration(aws, tmp_path, items=8_000, item_seconds=0.05)
     await run.create()
     # Seed 29 kills the first invocation's environment 3.8 s in: in the middle of taking items.
     run.add_orchestrator(Faults(crash=1.0, crash_at="during", seed=29))

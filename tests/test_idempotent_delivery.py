@@ -254,14 +254,9 @@ async def test_a_run_that_died_holds_its_key_until_its_deadline_then_runs_once_m
     assert stored_reply(await worker.stored("fragile", key)) == {"key": key, "shout": key.upper()}
 
 
-# -- a gap found on the way ------------------------------------------------------------------------
+# -- a claim ends with the invocation that holds it ------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG in src: a claim's expiry ignores the Lambda invocation's deadline, so a run cut "
-    "off by it holds its key for DEFAULT_IN_PROGRESS (900 s) instead of until that deadline",
-)
 async def test_a_run_cut_off_by_its_invocations_deadline_frees_its_key_by_that_deadline(
     aws: LocalAws, tmp_path: Path, sqs_queue: Callable[..., Awaitable[str]]
 ) -> None:

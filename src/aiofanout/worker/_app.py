@@ -11,6 +11,7 @@ and run on a ``LoopRunner`` from ``_runner``: this module imports both, neither 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
 import logging
 import time
@@ -37,6 +38,12 @@ from ._idempotency import DEFAULT_IN_PROGRESS, IdempotencyStore, KeyFunction, ru
 from ._replies import claimed_envelope, reply_within_limit, settle_claim
 from ._runner import LoopRunner, check_loop_mode
 from ._task import Bound, Task, TaskResult
+
+#: When the Lambda invocation being handled ends (epoch ms), for idempotency claims: a run cut
+#: off there must not hold its key any longer.
+_INVOCATION_ENDS_MS: contextvars.ContextVar[int | None] = contextvars.ContextVar(
+    "aiofanout_invocation_ends_ms", default=None
+)
 
 log = logging.getLogger("aiofanout.worker")
 P = ParamSpec("P")
@@ -297,6 +304,9 @@ class App:
             limits.append(task.timeout)
         if envelope.deadline_ms is not None:
             limits.append((envelope.deadline_ms - now_ms()) / 1000)
+        invocation_ends_ms = _INVOCATION_ENDS_MS.get()
+        if invocation_ends_ms is not None:  # Lambda stops the run there, whatever else says
+            limits.append((invocation_ends_ms - now_ms()) / 1000)
         return max(0.0, min(limits)) if limits else None
 
     # -- Lambda entry points (routing in _handlers.py) ---------------------------------------
@@ -313,7 +323,12 @@ class App:
     async def handle(self, event: Any, context: Any) -> Any:
         """The async body of :meth:`lambda_handler`, for callers that have a loop already."""
         self._close_store_with_the_loop()
-        return await handle_event(self, event, context)
+        remaining = getattr(context, "get_remaining_time_in_millis", None)
+        token = _INVOCATION_ENDS_MS.set(now_ms() + int(remaining()) if remaining else None)
+        try:
+            return await handle_event(self, event, context)
+        finally:
+            _INVOCATION_ENDS_MS.reset(token)
 
     def _close_store_with_the_loop(self) -> None:
         """Have the loop runner close the store's client with what else it opened on the loop."""
