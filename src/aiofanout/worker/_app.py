@@ -207,7 +207,7 @@ class App:
         if not task.idempotent or self.idempotency is None:
             return await self._reply(task, envelope, bound)
         key = envelope.idempotency_key or task.idempotency_key(envelope.args, envelope.kwargs)
-        time_left = self._time_left(task, envelope)
+        time_left = run_time_left(task, envelope)
         # The claim ends when this run must have ended: its deadline, at which it is cancelled.
         expires_at_ms = now_ms() + int(
             1000 * (DEFAULT_IN_PROGRESS if time_left is None else time_left)
@@ -243,7 +243,7 @@ class App:
         started = time.monotonic()
         extra = {"task": task.name, "task_id": envelope.id, "batch_id": envelope.batch_id}
         depth_token = current_depth.set(envelope.depth)
-        time_left = self._time_left(task, envelope)
+        time_left = run_time_left(task, envelope)
         # What the task dispatches inherits the tighter of its timeout and its sender's deadline.
         handed_on = None if time_left is None else now_ms() + int(time_left * 1000)
         deadline_token = current_deadline_ms.set(handed_on)
@@ -297,18 +297,6 @@ class App:
         call = functools.partial(task.fn, *args, **kwargs)
         return await anyio.to_thread.run_sync(call)
 
-    @staticmethod
-    def _time_left(task: Task[Any, Any], envelope: TaskEnvelope) -> float | None:
-        limits = []
-        if task.timeout is not None:
-            limits.append(task.timeout)
-        if envelope.deadline_ms is not None:
-            limits.append((envelope.deadline_ms - now_ms()) / 1000)
-        invocation_ends_ms = _INVOCATION_ENDS_MS.get()
-        if invocation_ends_ms is not None:  # Lambda stops the run there, whatever else says
-            limits.append((invocation_ends_ms - now_ms()) / 1000)
-        return max(0.0, min(limits)) if limits else None
-
     # -- Lambda entry points (routing in _handlers.py) ---------------------------------------
 
     def lambda_handler(self, event: Any, context: Any) -> Any:
@@ -347,3 +335,16 @@ def _refuse_if_expired(envelope: TaskEnvelope) -> None:
             f"task {envelope.task!r} id={envelope.id} arrived {late:.3f} s after its deadline: "
             "the sender stopped waiting, so it does not run"
         )
+
+
+def run_time_left(task: Task[Any, Any], envelope: TaskEnvelope) -> float | None:
+    """Seconds a run may take: the least of its task's timeout and its two deadlines."""
+    limits = []
+    if task.timeout is not None:
+        limits.append(task.timeout)
+    if envelope.deadline_ms is not None:
+        limits.append((envelope.deadline_ms - now_ms()) / 1000)
+    invocation_ends_ms = _INVOCATION_ENDS_MS.get()
+    if invocation_ends_ms is not None:  # Lambda stops the run there, whatever else says
+        limits.append((invocation_ends_ms - now_ms()) / 1000)
+    return max(0.0, min(limits)) if limits else None
