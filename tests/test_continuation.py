@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -18,8 +19,8 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from aiofanout import S3Journal
-from aiofanout.durable import resume_event
+from aiofanout import FileJournal, S3Journal
+from aiofanout.durable import orchestrate, resume_event
 from aiofanout.local import Faults, FunctionConfig, LocalAws, stack
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -168,3 +169,82 @@ async def test_a_crashed_orchestrator_is_resumed_and_what_succeeded_does_not_run
     executed = run.executed()
     assert set(executed) == set(range(8_000))  # everything else ended
     assert all(executed[n] == 1 for n in succeeded_before)  # what succeeded did not run again
+
+
+# -- claims and the budget, in one process (a directory journal, the real engine) ------------
+
+
+class LambdaContext:
+    """What ``orchestrate`` reads of a Lambda context: the request id and the time left."""
+
+    def __init__(self, request_id: str, seconds: float) -> None:
+        self.aws_request_id = request_id
+        self.function_name = "orchestrator"
+        self.invoked_function_arn = None
+        self._ends = time.monotonic() + seconds
+
+    def get_remaining_time_in_millis(self) -> int:
+        return int((self._ends - time.monotonic()) * 1000)
+
+
+@pytest.fixture
+def no_aws_lambda(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A self-invoke the test does not expect must fail here, never reach AWS.
+    monkeypatch.setenv("AWS_ENDPOINT_URL_LAMBDA", "http://127.0.0.1:9")
+
+
+async def test_a_duplicated_continuation_stops_at_its_claim_and_a_retry_goes_on(
+    tmp_path: Path, no_aws_lambda: None
+) -> None:
+    journal = FileJournal(tmp_path)
+    await journal.ensure_run("dup")
+    assert await journal.storage.put_new("dup/claims/00002.json", b'{"request_id": "A"}')
+    ran: Counter[int] = Counter()
+
+    async def work(n: int) -> int:
+        ran[n] += 1
+        return n
+
+    event = {"aiofanout.continue": {"run_id": "dup", "invocation": 2}}
+    other = await orchestrate(
+        work, range(10), event=event, context=LambdaContext("B", 10), journal=journal,
+        concurrency=2,
+    )  # fmt: skip
+    assert other["state"] == "duplicate"
+    assert not ran
+    retry = await orchestrate(
+        work, range(10), event=event, context=LambdaContext("A", 10), journal=journal,
+        concurrency=2,
+    )  # fmt: skip
+    assert retry["state"] == "finished"
+    assert retry["counts"] == {"succeeded": 10}
+    assert ran == Counter(range(10))
+
+
+async def test_the_invocation_budget_stops_the_chain_and_resume_event_finishes_the_run(
+    tmp_path: Path, no_aws_lambda: None
+) -> None:
+    journal = FileJournal(tmp_path)
+    ran: Counter[int] = Counter()
+
+    async def slow(n: int) -> int:
+        ran[n] += 1
+        await asyncio.sleep(0.05)
+        return n
+
+    first = await orchestrate(
+        slow, range(200), event={}, context=LambdaContext("R1", 4), journal=journal,
+        concurrency=2, margin=2.0, max_invocations=1, run_id="budget",
+    )  # fmt: skip
+    assert first["state"] == "budget_exhausted"  # and no self-invoke (it would fail here)
+    assert 0 < sum(first["counts"].values()) < 200
+    assert await journal.manifest("budget") is None
+
+    second = await orchestrate(
+        slow, range(200), event=resume_event("budget"), context=LambdaContext("R2", 12),
+        journal=journal, concurrency=2, margin=2.0, max_invocations=1,
+    )  # fmt: skip
+    assert second["state"] == "finished"
+    assert second["invocation"] == 2
+    assert second["counts"] == {"succeeded": 200}
+    assert ran == Counter(range(200))  # each item once, across the two invocations

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 import anyio.to_thread
 
+from .._aws_session import aws_session
 from .._errors import UsageError
 
 __all__ = ["FileStorage", "S3Storage", "Storage"]
@@ -134,13 +135,7 @@ class S3Storage:
 
     async def _s3(self) -> Any:
         if self._client is None:
-            session = self._session
-            if session is None:
-                try:
-                    import aioboto3
-                except ImportError as exc:  # pragma: no cover - depends on the extras installed
-                    raise UsageError("S3 journals need: pip install 'aiofanout[aws]'") from exc
-                session = aioboto3.Session()
+            session = aws_session(self._session, "S3 journals")
             context = session.client(
                 "s3", endpoint_url=self._endpoint_url, region_name=self._region_name
             )

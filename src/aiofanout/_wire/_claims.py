@@ -20,6 +20,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from .._aws_session import aws_session
 from .._errors import ClaimRefused, InvalidEnvelope, UsageError
 from ._envelopes import (
     ClaimRef,
@@ -77,13 +78,7 @@ class ClaimCheck:
         )
 
     def _client(self) -> Any:
-        session = self.session
-        if session is None:
-            try:
-                import aioboto3
-            except ImportError as exc:  # pragma: no cover - depends on the extras installed
-                raise UsageError("claim checks need: pip install 'aiofanout[aws]'") from exc
-            session = aioboto3.Session()
+        session = aws_session(self.session, "claim checks")
         return session.client("s3", endpoint_url=self.endpoint_url, region_name=self.region_name)
 
     async def put(self, ref: ClaimRef, data: bytes) -> None:

@@ -25,6 +25,7 @@ from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Unpack
 
+from .._aws_session import aws_session
 from .._engine import FanoutOptions, _options
 from .._errors import UsageError
 from .._journal import Journal, RunWriter, check_run_id
@@ -324,16 +325,6 @@ async def _write_cursor(
     await journal.storage.put(key, json.dumps(cursor).encode())
 
 
-def _session(session: Any) -> Any:
-    if session is not None:
-        return session
-    try:
-        import aioboto3
-    except ImportError as exc:  # pragma: no cover - depends on the extras installed
-        raise UsageError("orchestrate() needs: pip install 'aiofanout[aws]'") from exc
-    return aioboto3.Session()
-
-
 async def _invoke_next(context: Any, session: Any, plan: _Plan) -> None:
     """Invoke this very function (``Event``) with the next segment's event."""
     event = {
@@ -343,7 +334,7 @@ async def _invoke_next(context: Any, session: Any, plan: _Plan) -> None:
             "chain_start": plan.chain_start,
         }
     }
-    async with _session(session).client("lambda") as client:
+    async with aws_session(session, "orchestrate() continuations").client("lambda") as client:
         await client.invoke(
             FunctionName=context.invoked_function_arn or context.function_name,
             InvocationType="Event",
@@ -352,5 +343,5 @@ async def _invoke_next(context: Any, session: Any, plan: _Plan) -> None:
 
 
 async def _send_summary(session: Any, queue_url: str, summary: dict[str, Any]) -> None:
-    async with _session(session).client("sqs") as client:
+    async with aws_session(session, "orchestrate() continuations").client("sqs") as client:
         await client.send_message(QueueUrl=queue_url, MessageBody=json.dumps(summary))

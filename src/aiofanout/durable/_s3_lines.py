@@ -27,6 +27,7 @@ import json
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import Any, Literal
 
+from .._aws_session import aws_session
 from .._errors import FanoutError, NotFound, UsageError
 from ..targets._aws import from_client_error, translate_botocore_errors
 from ._sources import Position, SourceItem
@@ -153,13 +154,7 @@ class S3Lines:
         return index, offset, etag
 
     def _client(self) -> Any:
-        session = self.session
-        if session is None:
-            try:
-                import aioboto3
-            except ImportError as exc:  # pragma: no cover - depends on the extras installed
-                raise UsageError("S3Lines needs: pip install 'aiofanout[aws]'") from exc
-            session = aioboto3.Session()
+        session = aws_session(self.session, "S3Lines sources")
         return session.client("s3", endpoint_url=self.endpoint_url, region_name=self.region_name)
 
 
