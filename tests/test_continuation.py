@@ -37,8 +37,19 @@ async def aws() -> AsyncIterator[LocalAws]:
 class Orchestration:
     """A fresh worker, orchestrator, bucket and summary queue; the worker's executions."""
 
-    def __init__(self, aws: LocalAws, tmp_path: Path, items: int, item_seconds: float) -> None:
+    def __init__(
+        self,
+        aws: LocalAws,
+        tmp_path: Path,
+        items: int,
+        item_seconds: float,
+        *,
+        distinct: int | None = None,
+        idempotent: bool = False,
+    ) -> None:
         self.aws = aws
+        self.distinct = distinct
+        self.idempotent = idempotent
         self.id = uuid.uuid4().hex[:8]
         self.items = items
         self.bucket = f"runs-{self.id}"
@@ -54,17 +65,22 @@ class Orchestration:
             await s3.create_bucket(Bucket=self.bucket)
         self.summary_queue = await self.aws.create_queue(f"summary-{self.id}")
         self.failure_queue = await self.aws.create_queue(f"failed-{self.id}")
+        environment = {
+            "EXECUTIONS_FILE": str(self.executions),
+            "ITEM_SECONDS": str(self.item_seconds),
+        }
+        if self.idempotent:
+            environment["IDEMPOTENCY_TABLE"] = f"keys-{self.id}"
+            environment["IDEMPOTENCY_ENDPOINT"] = self.aws.endpoint_url
+        handler = "idempotent_worker_handler" if self.idempotent else "worker_handler"
         self.aws.add_function(
             FunctionConfig(
                 self.worker,
-                "orchestration.worker_handler",
+                f"orchestration.{handler}",
                 code_paths=[FUNCTIONS],
                 timeout=10,
                 reserved_concurrency=4,
-                environment={
-                    "EXECUTIONS_FILE": str(self.executions),
-                    "ITEM_SECONDS": str(self.item_seconds),
-                },
+                environment=environment,
             )
         )
         self.add_orchestrator(Faults())
@@ -85,6 +101,7 @@ class Orchestration:
                     "WORKER": self.worker,
                     "ITEMS": str(self.items),
                     "SUMMARY_QUEUE": self.summary_queue,
+                    **({"DISTINCT": str(self.distinct)} if self.distinct else {}),
                 },
             )
         )
@@ -169,6 +186,37 @@ async def test_a_crashed_orchestrator_is_resumed_and_what_succeeded_does_not_run
     executed = run.executed()
     assert set(executed) == set(range(8_000))  # everything else ended
     assert all(executed[n] == 1 for n in succeeded_before)  # what succeeded did not run again
+
+
+async def test_with_an_idempotent_worker_a_crash_and_resume_run_every_item_exactly_once(
+    aws: LocalAws, tmp_path: Path
+) -> None:
+    # 3,000 items over 100 values: equal arguments, other items. The worker's task is idempotent
+    # with no key function, so its key is the one the run sends, "<run id>:<index>". A hash of
+    # the arguments would run each value once; no key would run again what the crash left
+    # done but not journaled.
+    run = Orchestration(
+        aws, tmp_path, items=3_000, item_seconds=0.05, distinct=100, idempotent=True
+    )
+    await run.create()
+    run.add_orchestrator(Faults(crash=1.0, crash_at="during", seed=29))
+    await run.start({"run_id": "crashy-once"})
+
+    await run.next_message(run.failure_queue)  # the crash
+    journal = run.journal()
+    journaled = await journal.final_records("crashy-once")
+    assert 0 < len(journaled) < 3_000
+
+    run.add_orchestrator(Faults())
+    await run.start(resume_event("crashy-once"))
+    summary = await run.next_message(run.summary_queue)
+    assert summary["state"] == "finished"
+    assert summary["counts"] == {"succeeded": 3_000}
+
+    # Every item ran once: each of the 100 values as often as it occurs, 30 times.
+    assert run.executed() == Counter(dict.fromkeys(range(100), 30))
+    values = {o.index: o.value async for o in journal.results("crashy-once")}
+    assert values == {n: 2 * (n % 100) for n in range(3_000)}
 
 
 # -- claims and the budget, in one process (a directory journal, the real engine) ------------

@@ -7,12 +7,22 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import aioboto3
 import pytest
 
-from aiofanout import App, DynamoDBStore, InProgress, TaskFailed, UsageError, dispatch_many
+from aiofanout import (
+    App,
+    DynamoDBStore,
+    FileJournal,
+    InProgress,
+    TaskFailed,
+    UsageError,
+    dispatch_many,
+    resume,
+)
 from aiofanout.testing import LambdaContext, MotoServer, sqs_event
 from aiofanout.wire import decode_task, encode_task
 from aiofanout.worker import MemoryStore
@@ -276,6 +286,58 @@ async def test_an_eager_fan_out_of_equal_items_runs_each_distinct_item_once() ->
     result = await dispatch_many(work, [1, 2, 1, 2, 3], concurrency=1)
     assert result.values() == [-1, -2, -1, -2, -3]
     assert runs == {1: 1, 2: 1, 3: 1}  # the documented limit of the content key
+
+
+async def test_a_journaled_run_keys_items_by_run_and_index_so_a_lost_record_runs_nothing_again(
+    tmp_path: Path,
+) -> None:
+    app = App("w", idempotency=MemoryStore())
+    runs = Counter[int]()
+
+    @app.task(idempotent=True)
+    async def work(x: int) -> int:
+        runs[x] += 1
+        return -x
+
+    journal = FileJournal(tmp_path)
+    items = [1, 2, 1, 2, 3]
+    result = await dispatch_many(work, items, concurrency=2, journal=journal, run_id="keyed")
+    assert result.values() == [-1, -2, -1, -2, -3]
+    assert runs == {1: 2, 2: 2, 3: 1}  # equal arguments, other items: each one ran
+    store = app.idempotency
+    assert isinstance(store, MemoryStore)
+    assert sorted(store.records) == [f"w/work/keyed:{index}" for index in range(5)]
+
+    # A crash before the journal wrote its part loses the records of items that ran. Resume
+    # sends them all again; the store knows each by its key and answers without running it.
+    for part in (tmp_path / "keyed" / "parts").iterdir():
+        part.unlink()
+    resumed = await resume("keyed", work, items, journal=journal, concurrency=2)
+    assert resumed.values() == [-1, -2, -1, -2, -3]
+    assert [o.attempts for o in resumed] == [1] * 5  # sent again, not replayed from the journal
+    assert runs == {1: 2, 2: 2, 3: 1}
+
+
+async def test_a_key_function_outranks_the_run_key(tmp_path: Path) -> None:
+    app = App("w", idempotency=MemoryStore())
+    charged: list[str] = []
+
+    @app.task(idempotent=True, key=lambda order: order["id"])
+    async def charge(order: dict[str, str]) -> str:
+        charged.append(order["id"])
+        return f"charged {order['id']}"
+
+    orders = [{"id": "o-1"}, {"id": "o-1", "note": "sent twice"}, {"id": "o-2"}]
+    journal = FileJournal(tmp_path)
+    result = await dispatch_many(charge, orders, concurrency=1, journal=journal, run_id="orders")
+    assert result.values() == ["charged o-1", "charged o-1", "charged o-2"]
+    assert charged == ["o-1", "o-2"]  # one order is charged once, whatever item carries it
+    key = decode_task(charge.prepare_keyed(orders[0], "orders:0")).idempotency_key
+    assert key == "o-1"
+    # A sender by name sends the run's key; the worker's key function still decides.
+    by_name = encode_task("charge", [{"id": "o-2"}], {}, idempotency_key="other-run:7")
+    assert (await app.run_envelope(by_name)).reply.value == "charged o-2"
+    assert charged == ["o-1", "o-2"]
 
 
 def test_the_lambda_handler_closes_the_store_with_its_loop(moto: MotoServer) -> None:

@@ -9,6 +9,7 @@ import sys
 import time
 import uuid
 import zipfile
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,6 +21,7 @@ from aiofanout import (
     App,
     Call,
     ConnectError,
+    FileJournal,
     HttpTarget,
     LambdaTarget,
     Limits,
@@ -90,6 +92,27 @@ async def test_sqs_standard_queue_gets_every_item_as_an_envelope(
     args = sorted(str(decode_task(m["Body"]).args[0]) for m in messages)
     assert args == sorted(items)
     assert {decode_task(m["Body"]).task for m in messages} == {"resize"}
+
+
+async def test_sqs_messages_of_a_journaled_run_carry_the_run_and_index_as_their_key(
+    moto: MotoServer, sqs: Any, queue_url: str, tmp_path: Path
+) -> None:
+    target = SqsTarget(queue_url, task="resize", endpoint_url=moto.endpoint_url, region_name=REGION)
+    items = [f"img-{i % 3}.png" for i in range(7)]  # equal items, other indexes
+    journal = FileJournal(tmp_path)
+    result = await dispatch_many(target, items, concurrency=2, journal=journal, run_id="sqs-run")
+    assert result.ok, result.failures()
+    envelopes = [decode_task(m["Body"]) for m in await receive_all(sqs, queue_url, 7)]
+    assert sorted(e.idempotency_key or "" for e in envelopes) == [f"sqs-run:{i}" for i in range(7)]
+    assert all(e.args == [items[int(str(e.idempotency_key).split(":")[1])]] for e in envelopes)
+
+    await dispatch_many(target, items[:2], concurrency=2)  # not journaled: no key is made up
+    assert [
+        decode_task(m["Body"]).idempotency_key for m in await receive_all(sqs, queue_url, 2)
+    ] == [
+        None,
+        None,
+    ]
 
 
 async def test_sqs_fifo_queue_keeps_the_order_of_a_group(
@@ -482,6 +505,37 @@ async def test_http_target_honours_retry_after_and_does_not_retry_4xx() -> None:
     assert calls == {"ok": 1, "busy": 2, "down": 2, "bad": 1}
     assert isinstance(result[3].error, RequestRejected)
     assert time.monotonic() - started >= 0.2
+
+
+async def test_http_target_names_a_journaled_item_in_an_idempotency_key_header(
+    tmp_path: Path,
+) -> None:
+    seen: list[tuple[str, str | None]] = []
+
+    async def handle(request: web.Request, body: bytes) -> web.StreamResponse:
+        item = json.loads(body)
+        seen.append((item, request.headers.get("Idempotency-Key")))
+        assert request.headers["X-Team"] == "t"  # the target's own headers still go along
+        if item == "flaky" and len(seen) <= 2:
+            return web.Response(status=503)  # its retry must carry the same key
+        return web.json_response(item)
+
+    async with StubServer(handle) as stub:
+        target = HttpTarget(f"{stub.url}/x", headers={"X-Team": "t"})
+        journal = FileJournal(tmp_path)
+        result = await dispatch_many(
+            target,
+            ["a", "flaky"],
+            concurrency=1,
+            retry=Retry(3, base=0),
+            journal=journal,
+            run_id="h",
+        )
+        assert result.values() == ["a", "flaky"]
+        assert seen == [("a", "h:0"), ("flaky", "h:1"), ("flaky", "h:1")]
+        seen.clear()
+        await dispatch_many(target, ["b"], concurrency=1)
+        assert seen == [("b", None)]
 
 
 async def test_http_target_connection_refused_is_a_connect_error() -> None:

@@ -184,9 +184,15 @@ class Run:
                 continue
             started = clock()
             try:
-                return _Entry(index, item, self.target.prepare(item), started)
+                return _Entry(index, item, self._prepare(index, item), started)
             except Exception as exc:
                 self.finish(index, item, (FAILED, None, exc), 0, started)
+
+    def _prepare(self, index: int, item: Any) -> Any:
+        if self.journal is None:
+            return self.target.prepare(item)
+        # A journaled item keeps its name across crashes: the far end can drop a re-run of it.
+        return self.target.prepare_keyed(item, self.journal.item_key(index))
 
     async def item_worker(self) -> None:
         """Take items one at a time and see each through to its terminal state."""

@@ -46,6 +46,10 @@ class Recorder(Protocol):
         """Record item ``index``'s terminal state; return what was recorded."""
         ...
 
+    def item_key(self, index: int) -> str:
+        """Item ``index``'s name for good, the same in every process of the run."""
+        ...
+
 
 #: Items of a resumed run that ended before, by index: (their terminal state, attempts, seconds).
 Replay = Mapping[int, tuple[Attempt, int, float]]

@@ -51,7 +51,7 @@ class Target:
     the :mod:`aiofanout` exception tree.
 
     Subclasses implement :meth:`call` (or :meth:`call_batch` with :attr:`batching`), and may
-    override :meth:`prepare`, :meth:`open` and :meth:`close`.
+    override :meth:`prepare` (and :meth:`prepare_keyed`), :meth:`open` and :meth:`close`.
 
     Example::
 
@@ -85,6 +85,18 @@ class Target:
         item unchanged.
         """
         return item
+
+    def prepare_keyed(self, item: Any, key: str) -> Any:
+        """:meth:`prepare` for an item of a journaled run, which has a name for good: ``key``.
+
+        ``key`` is ``"<run id>:<item index>"``: the same on every attempt, in every continuation
+        and after :func:`~aiofanout.resume`, and different for every item of the run. A target
+        whose far end can drop duplicates sends it along (task envelopes carry it as their
+        ``idempotency_key``, :class:`~aiofanout.HttpTarget` as an ``Idempotency-Key`` header),
+        so an item that ran but was not journaled before a crash is not run again on resume.
+        The default ignores ``key``.
+        """
+        return self.prepare(item)
 
     async def call(self, payload: Any, *, timeout: float | None) -> Any:
         """Send one prepared payload and return the reply's value, or raise.

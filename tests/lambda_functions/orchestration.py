@@ -10,14 +10,14 @@ import asyncio
 import os
 from typing import Any
 
-from aiofanout import App, LambdaTarget, S3Journal, lambda_entrypoint
+from aiofanout import App, DynamoDBStore, LambdaTarget, S3Journal, lambda_entrypoint
 from aiofanout.durable import orchestrate
 
 app = App("orchestration-worker")
 
 
-@app.task
-async def count(n: int) -> int:
+async def execute(n: int) -> int:
+    """The work of ``count``: wait ``ITEM_SECONDS``, log ``n`` to the side channel, double it."""
     await asyncio.sleep(float(os.environ.get("ITEM_SECONDS", "0")))
     fd = os.open(os.environ["EXECUTIONS_FILE"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     try:
@@ -27,16 +27,33 @@ async def count(n: int) -> int:
     return n * 2
 
 
+count = app.task(name="count")(execute)
 worker_handler = app.lambda_handler
+
+
+# The same ``count``, idempotent: once per key, in a DynamoDB table on the moto server. It has no
+# ``key`` function, so its key is the one the orchestrator sends: ``"<run id>:<index>"``.
+idempotent_app = App(
+    "orchestration-idempotent-worker",
+    idempotency=DynamoDBStore(
+        table=os.environ.get("IDEMPOTENCY_TABLE", "unused"),  # the orchestrator has none
+        endpoint_url=os.environ.get("IDEMPOTENCY_ENDPOINT"),
+    ),
+)
+idempotent_app.task(name="count", idempotent=True)(execute)
+idempotent_worker_handler = idempotent_app.lambda_handler
 
 
 async def main(event: Any, context: Any) -> dict[str, Any]:
     """Fan ``ITEMS`` numbers out to the worker function, a chunk per invoke."""
     journal = S3Journal(os.environ["RUNS_BUCKET"], prefix="runs/")
     target = LambdaTarget(os.environ["WORKER"], task="count", chunk_size=50)
+    items: range | list[int] = range(int(os.environ["ITEMS"]))
+    if "DISTINCT" in os.environ:  # each value DISTINCT items apart: equal arguments, other items
+        items = [n % int(os.environ["DISTINCT"]) for n in items]
     return await orchestrate(
         target,
-        range(int(os.environ["ITEMS"])),
+        items,
         event=event,
         context=context,
         journal=journal,

@@ -64,6 +64,10 @@ class RunWriter:
         """Start writing parts in the background."""
         self._task = asyncio.create_task(self._write_loop())
 
+    def item_key(self, index: int) -> str:
+        """``"<run id>:<index>"``: what a target sends as the item's idempotency key."""
+        return f"{self.run_id}:{index}"
+
     def record(self, index: int, result: Attempt, attempts: int, elapsed: float) -> Attempt:
         """Buffer an item's terminal state; what is recorded (a value not JSON fails the item)."""
         try:

@@ -107,6 +107,10 @@ class _Segment:
         self.pending.pop(index, None)
         return self.writer.record(index, result, attempts, elapsed)
 
+    def item_key(self, index: int) -> str:
+        """The item's key in the whole run (this segment counts its items from its start)."""
+        return self.writer.item_key(index + self.plan.start["index"])
+
     def cursor(self) -> tuple[Position | None, int]:
         """Where the next segment starts (``None``: nothing left), and its ``replay_from``."""
         if not self.pending:

@@ -16,6 +16,7 @@ from .._wire import (
     ClaimRef,
     EnvelopeSource,
     envelope_encoder,
+    new_id,
     now_ms,
     split_task,
     unwrap_reply,
@@ -185,6 +186,19 @@ class ReplyingTarget(AwsClientTarget):
         self._task, self._secret = task, secret
         # Called with id= too: an item awaiting its reply carries an id known beforehand.
         self.encode: Callable[..., bytes] = envelope_encoder(task, secret=secret, reply_to=reply_to)
+
+    def encode_item(self, item: Any, key: str | None = None) -> tuple[bytes, str]:
+        """The item's envelope and the reply id it carries (``""``: no reply awaited).
+
+        ``key`` is the item's idempotency key in a journaled run (raw JSON has no field for it).
+        """
+        fields: dict[str, Any] = {}
+        if key is not None and self._task is not None:
+            fields["idempotency_key"] = key
+        reply_id = new_id() if self.fanin is not None else ""
+        if reply_id:
+            fields["id"] = reply_id
+        return self.encode(item, **fields), reply_id
 
     def stamped(self, body: bytes, seconds: float | None) -> bytes:
         """``body`` carrying a deadline ``seconds`` from now (``None``: as it is).

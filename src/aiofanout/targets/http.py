@@ -7,6 +7,7 @@ import email.utils
 import json
 import time
 import warnings
+from dataclasses import dataclass
 from typing import Any
 
 from .._errors import (
@@ -30,6 +31,9 @@ __all__ = ["HttpTarget"]
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 READ_TIMEOUT_SLACK = 5.0  # aiohttp's own timeout sits this far above the attempt timeout
 CONNECT_TIMEOUT = 10.0
+#: Names a journaled item's requests alike on every attempt and resume (draft-ietf-httpapi-
+#: idempotency-key-header), so a server that honours it runs the item once.
+IDEMPOTENCY_HEADER = "Idempotency-Key"
 
 
 class HttpTarget(SharedTarget[Any]):
@@ -90,13 +94,22 @@ class HttpTarget(SharedTarget[Any]):
     def prepare(self, item: Any) -> bytes:
         return encode_raw_json(item, what="an HttpTarget item")
 
+    def prepare_keyed(self, item: Any, key: str) -> _KeyedBody:
+        """The body, sent with an ``Idempotency-Key: <run id>:<index>`` header (IETF draft)."""
+        return _KeyedBody(self.prepare(item), {**self.headers, IDEMPOTENCY_HEADER: key})
+
     async def call(self, payload: Any, *, timeout: float | None) -> Any:
         import aiohttp
 
+        body, headers = (
+            (payload.body, payload.headers)
+            if isinstance(payload, _KeyedBody)
+            else (payload, self.headers)
+        )
         try:
             with self.lease() as session:
                 async with session.request(
-                    self.method, self.url, data=payload, headers=self.headers
+                    self.method, self.url, data=body, headers=headers
                 ) as response:
                     body = await response.read()
             if response.status >= 400:
@@ -111,6 +124,14 @@ class HttpTarget(SharedTarget[Any]):
             ) from exc
         except aiohttp.ClientError as exc:
             raise TransportError(f"{self.method} {self.url}: {exc}", retryable=False) from exc
+
+
+@dataclass(frozen=True, slots=True)
+class _KeyedBody:
+    """A journaled item's request: its body and the headers naming it."""
+
+    body: bytes
+    headers: dict[str, str]
 
 
 def _warn_if_session_too_small(session: Any, concurrency: int) -> None:

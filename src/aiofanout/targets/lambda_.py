@@ -10,7 +10,7 @@ from typing import Any, Literal
 from .._errors import InvalidEnvelope, PayloadTooLarge, ServiceError, UsageError
 from .._limits import Limits
 from .._target import Batching
-from .._wire import ClaimCheck, EnvelopeSource, function_error, new_id, reply_value
+from .._wire import ClaimCheck, EnvelopeSource, function_error, reply_value
 from ._aws import translate_botocore_errors
 from ._fanin import Claim, ReplyingTarget, checked_expires
 
@@ -106,12 +106,17 @@ class LambdaTarget(ReplyingTarget):
         )
 
     def prepare(self, item: Any) -> Any:
-        if self.fanin is not None:
-            reply_id = new_id()
-            body, claim = self.claimed(self.encode(item, id=reply_id), self.payload_limit)
+        return self._prepared(self.encode_item(item))
+
+    def prepare_keyed(self, item: Any, key: str) -> Any:
+        return self._prepared(self.encode_item(item, key))
+
+    def _prepared(self, encoded: tuple[bytes, str]) -> Any:
+        payload, reply_id = encoded
+        body, claim = self.claimed(payload, self.payload_limit)
+        if self.fanin is not None or claim is not None:
             return Expecting(self._checked(body), reply_id, claim)
-        body, claim = self.claimed(self.encode(item), self.payload_limit)
-        return self._checked(body) if claim is None else Expecting(self._checked(body), "", claim)
+        return self._checked(body)
 
     def _checked(self, payload: bytes) -> bytes:
         if len(payload) > self.payload_limit:

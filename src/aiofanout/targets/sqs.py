@@ -15,7 +15,7 @@ from .._errors import (
 )
 from .._limits import Limits
 from .._target import Batching
-from .._wire import ClaimCheck, EnvelopeSource, new_id
+from .._wire import ClaimCheck, EnvelopeSource
 from ._aws import THROTTLING_CODES, translate_botocore_errors
 from ._fanin import Claim, ReplyingTarget, checked_expires
 from ._sqs_sends import BatchSender
@@ -148,8 +148,12 @@ class SqsTarget(ReplyingTarget):
             await super().on_last_close()
 
     def prepare(self, item: Any) -> SqsMessage:
-        reply_id = new_id() if self.fanin is not None else ""
-        payload = self.encode(item, id=reply_id) if reply_id else self.encode(item)
+        return self._message(item, *self.encode_item(item))
+
+    def prepare_keyed(self, item: Any, key: str) -> SqsMessage:
+        return self._message(item, *self.encode_item(item, key))
+
+    def _message(self, item: Any, payload: bytes, reply_id: str) -> SqsMessage:
         payload, claim = self.claimed(payload, self.limits.sqs_message)
         if len(payload) > self.limits.sqs_message:
             raise PayloadTooLarge(

@@ -142,9 +142,10 @@ class App:
 
         ``idempotent=True`` runs the task once per idempotency key (the app needs a store:
         ``App(idempotency=...)``); duplicates get the stored reply. The key is ``key(*args,
-        **kwargs)`` of the call's JSON arguments, computed by the sender when it encodes
-        through this task object (by the worker for an envelope sent by name without a key),
-        or by default a hash of the task name and the arguments: equal calls are one call.
+        **kwargs)`` of the call's JSON arguments when ``key`` is given; else the key the sender
+        put in the envelope (a journaled run names each item ``"<run id>:<index>"``, so an item
+        runs once however often a crash makes it sent); else a hash of the task name and the
+        arguments: equal calls are one call.
         """
 
         def register(f: Callable[P, R]) -> Task[P, R]:
@@ -206,7 +207,7 @@ class App:
         """The task's reply; for an idempotent task, once per key (duplicates get the first)."""
         if not task.idempotent or self.idempotency is None:
             return await self._reply(task, envelope, bound)
-        key = envelope.idempotency_key or task.idempotency_key(envelope.args, envelope.kwargs)
+        key = task.idempotency_key(envelope.args, envelope.kwargs, envelope.idempotency_key)
         time_left = run_time_left(task, envelope)
         # The claim ends when this run must have ended: its deadline, at which it is cancelled.
         expires_at_ms = now_ms() + int(

@@ -168,26 +168,36 @@ class Task(Target, Generic[P, R]):
         """The secret its envelopes are signed with (its app's)."""
         return self.app.secret
 
-    def idempotency_key(self, args: list[Any], kwargs: dict[str, Any]) -> str:
-        """The key of one call: the task's ``key`` function of its arguments, or their hash."""
-        if self.key is None:
-            return content_key(self.name, args, kwargs)
-        return user_key(self.name, self.key, args, kwargs)
+    def idempotency_key(
+        self, args: list[Any], kwargs: dict[str, Any], sent: str | None = None
+    ) -> str:
+        """The idempotency key of one call.
+
+        First to last: the task's ``key`` function of its arguments, the key its sender ``sent``
+        (a journaled run's ``"<run id>:<index>"``), a hash of the task and its arguments.
+        """
+        if self.key is not None:
+            return user_key(self.name, self.key, args, kwargs)
+        return sent or content_key(self.name, args, kwargs)
 
     def envelope(self, item: Any, **fields: Any) -> bytes:
         """Encode the task envelope for one fan-out item (depth and deadline handed on).
 
-        An idempotent task's envelope carries its :meth:`idempotency_key` unless ``fields``
-        names one.
+        An idempotent task's envelope carries its :meth:`idempotency_key` (``fields`` may name
+        the one its sender has, which a ``key`` function overrides).
         """
-        if self.idempotent and fields.get("idempotency_key") is None:
-            fields["idempotency_key"] = self.idempotency_key(*split_item(item))
+        if self.idempotent:
+            sent = fields.get("idempotency_key")
+            fields["idempotency_key"] = self.idempotency_key(*split_item(item), sent)
         return build_envelope(
             self.name, item, secret=self.app.secret, max_depth=self.app.max_depth, **fields
         )
 
     def prepare(self, item: Any) -> bytes:
         return self.envelope(item)
+
+    def prepare_keyed(self, item: Any, key: str) -> bytes:
+        return self.envelope(item, idempotency_key=key)
 
     async def call(self, payload: Any, *, timeout: float | None) -> Any:
         result = await self.app.run_envelope(payload)
