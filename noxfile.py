@@ -76,7 +76,7 @@ def core(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Run the benchmarks and rewrite the tables in benchmarks/README.md."""
     session.install("-e", DEV)
-    for name in session.posargs or ["engine", "worker", "aws", "local"]:
+    for name in session.posargs or ["engine", "worker", "aws", "local", "journal"]:
         session.run("python", f"benchmarks/{name}.py", "--write")
 
 

@@ -21,6 +21,7 @@ import pytest
 
 from aiofanout import (
     FileJournal,
+    JournalError,
     NotFound,
     RecordedError,
     S3Journal,
@@ -69,6 +70,39 @@ async def test_a_journaled_run_records_every_item_and_writes_a_manifest(tmp_path
     assert isinstance(failed, RecordedError)
     assert failed.type_name == "RuntimeError"
     assert "item 77 failed on purpose" in str(failed)
+
+
+async def test_items_that_never_wait_still_let_the_journal_write_a_part_at_a_time(
+    tmp_path: Path,
+) -> None:
+    async def instant(item: int) -> int:  # never gives the event loop a turn on its own
+        return item
+
+    journal = FileJournal(tmp_path, part_records=100, flush_every=60)
+    result = await dispatch_many(instant, range(5_000), concurrency=8, journal=journal, run_id="r")
+    assert result.ok
+    sizes = [
+        len(part.read_bytes().splitlines()) for part in sorted((tmp_path / "r" / "parts").iterdir())
+    ]
+    assert sum(sizes) == 5_000
+    # What a crash may lose stays about a part: the workers waited for the writer to catch up.
+    assert max(sizes) <= 100 + 8
+
+
+def test_a_manifest_reads_lines_it_did_not_write_itself(tmp_path: Path) -> None:
+    (tmp_path / "hand" / "parts").mkdir(parents=True)
+    (tmp_path / "hand" / "parts" / "00000-1-w-00001.jsonl").write_text(
+        '{"s": "succeeded", "i": 0, "v": 1}\n'  # keys in another order: read in full
+        '{"i":1,"s":"failed","e":{"type":"E","message":"m"},"a":1,"t":0.1}\n'
+        "\n"
+        '{"i":2,"s":"succeeded","v":"x"}'  # no newline at the end of the part
+    )
+    journal = FileJournal(tmp_path)
+    manifest = asyncio.run(journal.write_manifest("hand"))
+    assert manifest["counts"] == {"succeeded": 2, "failed": 1}
+    (tmp_path / "hand" / "parts" / "00000-1-w-00002.jsonl").write_text('{"i":3,"s":"succ')
+    with pytest.raises(JournalError, match=r"00002\.jsonl, line 1"):
+        asyncio.run(journal.write_manifest("hand"))
 
 
 async def test_resume_runs_only_what_did_not_succeed_and_returns_one_whole_result(

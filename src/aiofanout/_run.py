@@ -69,7 +69,9 @@ class Run:
         self.replay = replay  # items that ended in an earlier run: recorded, not run again
         # A stream's consumer sets the pace: workers wait for room in its buffer.
         self.stream_sink = sink if isinstance(sink, StreamSink) else None
-        self.sync_take = self.input.iterator is not None and self.stream_sink is None
+        self.sync_take = (
+            self.input.iterator is not None and self.stream_sink is None and journal is None
+        )
         #: Which worker loop ran (``"lean"``, ``"items"`` or ``"batches"``), for tests and repr.
         self.path = ""
 
@@ -170,6 +172,8 @@ class Run:
     async def _take(self) -> tuple[int, Any] | None:
         if self.stream_sink is not None:
             await self.stream_sink.wait_for_room()
+        if self.journal is not None:
+            await self.journal.wait_for_room()
         return await self.input.take()
 
     async def _next_entry(self) -> _Entry | None:

@@ -50,6 +50,10 @@ class Recorder(Protocol):
         """Item ``index``'s name for good, the same in every process of the run."""
         ...
 
+    async def wait_for_room(self) -> None:
+        """Return when the journal can take more records (it sets the pace when behind)."""
+        ...
+
 
 #: Items of a resumed run that ended before, by index: (their terminal state, attempts, seconds).
 Replay = Mapping[int, tuple[Attempt, int, float]]

@@ -56,6 +56,7 @@ class RunWriter:
         self._sequence = 0
         self._lines: list[bytes] = []
         self._wake = asyncio.Event()
+        self._taken = asyncio.Event()  # set each time the write loop takes the buffered lines
         self._closing = False
         self._task: asyncio.Task[None] | None = None
         self.written = 0  # lines written to parts so far
@@ -80,20 +81,40 @@ class RunWriter:
             self._wake.set()
         return result
 
+    async def wait_for_room(self) -> None:
+        """Wait while a whole part is buffered and not yet taken to be written.
+
+        Items that never wait for I/O would otherwise keep the event loop from the write loop
+        for the whole run, and buffer all of it: the part a crash may lose would grow without
+        bound. Workers wait here before taking an item, so the journal sets the pace when it
+        falls behind, and the run goes on while the part it took is written.
+        """
+        while len(self._lines) >= self.part_records and self._writing():
+            self._wake.set()
+            self._taken.clear()
+            await self._taken.wait()
+
+    def _writing(self) -> bool:
+        return self._task is not None and not self._task.done() and not self._closing
+
     async def _write_loop(self) -> None:
-        while not self._closing:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.flush_every):
-                    await self._wake.wait()
-            self._wake.clear()
-            try:
-                await self.flush()
-            except JournalError as exc:  # the lines stay buffered; the next flush tries again
-                log.warning("%s; trying again at the next flush", exc)
+        try:
+            while not self._closing:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self.flush_every):
+                        await self._wake.wait()
+                self._wake.clear()
+                try:
+                    await self.flush()
+                except JournalError as exc:  # the lines stay buffered; the next flush tries again
+                    log.warning("%s; trying again at the next flush", exc)
+        finally:
+            self._taken.set()  # nobody waits on a write loop that has ended
 
     async def flush(self) -> None:
         """Write what is buffered as one part (retrying a failed write a few times)."""
         lines, self._lines = self._lines, []
+        self._taken.set()
         if not lines:
             return
         key = self._next_key()

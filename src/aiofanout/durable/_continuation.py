@@ -107,6 +107,9 @@ class _Segment:
         self.pending.pop(index, None)
         return self.writer.record(index, result, attempts, elapsed)
 
+    async def wait_for_room(self) -> None:
+        await self.writer.wait_for_room()
+
     def item_key(self, index: int) -> str:
         """The item's key in the whole run (this segment counts its items from its start)."""
         return self.writer.item_key(index + self.plan.start["index"])
