@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -25,6 +26,9 @@ def run(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
         timeout=timeout,
         cwd=ROOT,
         check=False,
+        # Wide enough that the summary table never wraps a note: a slow run's wider numbers
+        # would otherwise split "30 results back" over two rows.
+        env={**os.environ, "COLUMNS": "400"},
     )
 
 
@@ -48,6 +52,7 @@ def test_the_demo_runs_every_phase_end_to_end() -> None:
     out = done.stdout
     for phase in (
         "in-process",
+        "journal + resume",
         "Lambda RequestResponse",
         "Lambda Event + replies",
         "SQS + replies",
@@ -55,6 +60,8 @@ def test_the_demo_runs_every_phase_end_to_end() -> None:
         assert phase in out
     # The Event and SQS phases gather every result through their reply queues.
     assert out.count("30 results back") == 2
+    # The resumed run gathered what the journal had and ran the rest, nothing twice.
+    assert re.search(r"\d+ from the journal, \d+ run on resume, 0 twice", out)
 
 
 def test_serve_answers_boto3_and_stops_on_ctrl_c() -> None:

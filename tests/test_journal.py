@@ -291,6 +291,49 @@ async def test_an_s3_journal_resumes_a_run_and_streams_its_results(
     assert all(o.ok for o in outcomes)
 
 
+class CountingSession:
+    """An aioboto3 session that counts the clients entered and exited.
+
+    Entering a client gives the event loop a turn first, as a session resolving credentials
+    over the network would: calls made at once all find no client yet.
+    """
+
+    def __init__(self, session: Any) -> None:
+        self.session = session
+        self.entered = 0
+        self.exited = 0
+
+    def client(self, *args: Any, **kwargs: Any) -> Any:
+        counts = self
+
+        class Counted:
+            def __init__(self) -> None:
+                self.context = counts.session.client(*args, **kwargs)
+
+            async def __aenter__(self) -> Any:
+                counts.entered += 1
+                await asyncio.sleep(0)
+                return await self.context.__aenter__()
+
+            async def __aexit__(self, *exc: Any) -> Any:
+                counts.exited += 1
+                return await self.context.__aexit__(*exc)
+
+        return Counted()
+
+
+async def test_an_s3_journal_first_used_by_many_calls_at_once_keeps_one_client(
+    moto: MotoServer, bucket: str, aioboto3_session: Any
+) -> None:
+    session = CountingSession(aioboto3_session)
+    journal = S3Journal(bucket, endpoint_url=moto.endpoint_url, session=session)
+    async with journal:
+        found = await asyncio.gather(*(journal.manifest(f"run-{n}") for n in range(5)))
+        assert found == [None] * 5
+    assert session.entered > 1  # the calls did race to open a client
+    assert session.exited == session.entered  # every client opened was closed: none leaked
+
+
 async def test_two_writers_racing_for_one_run_id_get_one_run(
     moto: MotoServer, bucket: str, tmp_path: Path
 ) -> None:

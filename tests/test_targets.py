@@ -344,6 +344,7 @@ async def test_lambda_throttle_error_carries_reason_and_hint() -> None:
     error = result[0].error
     assert isinstance(error, Throttled)
     assert error.retry_after == 7.0
+    assert error.reason == "ReservedFunctionConcurrentInvocationLimitExceeded"
     assert "ReservedFunctionConcurrentInvocationLimitExceeded" in str(error)
 
 
@@ -753,10 +754,11 @@ def test_the_targets_show_the_shortest_public_path_they_are_imported_from() -> N
         "Batching": "aiofanout",  # also exported by the package itself
         "HttpTarget": "aiofanout",
         "LambdaTarget": "aiofanout",
+        "ReplyStats": "aiofanout.targets",
         "SharedTarget": "aiofanout.targets",
         "SqsTarget": "aiofanout",
         "Target": "aiofanout",
     }
     for name, module in shown.items():
         assert getattr(sys.modules[module], name) is getattr(targets, name)
-    assert set(shown) - set(aiofanout.__all__) == {"SharedTarget"}
+    assert set(shown) - set(aiofanout.__all__) == {"ReplyStats", "SharedTarget"}

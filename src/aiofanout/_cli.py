@@ -20,7 +20,8 @@ aiofanout fans work out from asyncio (to coroutines, threads, AWS Lambda, SQS an
 gathers it back in under a concurrency cap, timeouts, a deadline and retries.
 
 commands:
-  demo    fan a batch out (in-process, Lambda, SQS) with live progress and a summary table
+  demo    fan a batch out (in-process, journaled and resumed, Lambda, SQS) with live progress
+          and a summary table
   serve   run the local AWS (moto server + local Lambda runtime) in the foreground
 
 examples:
@@ -62,7 +63,11 @@ def _add_demo(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     demo = commands.add_parser(
         "demo",
         help="run the demo fan-out with live progress and a summary",
-        description="Fan a batch of items out and show live progress and a summary table.",
+        description=(
+            "Fan a batch of items out and show live progress and a summary table: in-process; "
+            "a journaled run stopped by its deadline and resumed; then, on the embedded local "
+            "stack, Lambda RequestResponse, Lambda Event with replies, and SQS with replies."
+        ),
     )
     demo.add_argument(
         "--items", type=int, default=300, help="items per phase (default: %(default)s)"
@@ -70,7 +75,7 @@ def _add_demo(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     demo.add_argument(
         "--in-process",
         action="store_true",
-        help="run only the in-process phase (no moto server, no Lambda runtime)",
+        help="run only the in-process phases (no moto server, no Lambda runtime)",
     )
 
 

@@ -1,6 +1,7 @@
 """The README's demo: fan a batch out four ways and show live progress and a summary.
 
-1. in-process coroutines (simulated I/O, throttles and hangs, retried);
+1. in-process coroutines (simulated I/O, throttles and hangs, retried), then a journaled run
+   cut short by its deadline and resumed: what succeeded is not run again;
 2. Lambda ``RequestResponse`` through the local runtime, with injected throttles so retries show;
 3. Lambda ``Event`` (fire and forget), waiting until every event has run;
 4. SQS, consumed by an event source mapping, waiting until the queue is empty.
@@ -13,12 +14,16 @@ from __future__ import annotations
 
 import asyncio
 import random
+import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from ._engine import dispatch_many
+from ._engine import dispatch_many, resume
 from ._errors import Throttled, UsageError
+from ._journal import FileJournal
+from ._outcome import Status
 from ._report import PhaseSummary, Reporter
 from ._retry import Retry
 
@@ -48,6 +53,37 @@ async def run_in_process(reporter: Reporter, items: int) -> None:
             on_progress=progress,
         )
     reporter.add(PhaseSummary.of("in-process", result, "5% throttled, 1% hang"))
+
+
+async def run_resumed(reporter: Reporter, items: int) -> None:
+    """Phase 1b: a journaled run stopped by its deadline, then resumed from its journal."""
+    runs: Counter[int] = Counter()
+
+    async def steady(item: int) -> int:
+        await asyncio.sleep(0.02)
+        runs[item] += 1  # counted when it completes: a run the deadline cut does not count
+        return item * item
+
+    with tempfile.TemporaryDirectory() as directory:
+        journal = FileJournal(directory)
+        # About half the items fit in the deadline; the rest never start.
+        first = await dispatch_many(
+            steady, range(items), concurrency=5, deadline=0.002 * items, journal=journal
+        )
+        assert first.run_id is not None
+        with reporter.phase("journaled run, resumed", items) as progress:
+            result = await resume(
+                first.run_id,
+                steady,
+                range(items),
+                concurrency=5,
+                journal=journal,
+                on_progress=progress,
+            )
+    journaled = first.counts[Status.SUCCEEDED]
+    twice = sum(1 for n in runs.values() if n > 1)
+    note = f"{journaled} from the journal, {items - journaled} run on resume, {twice} twice"
+    reporter.add(PhaseSummary.of("journal + resume", result, note))
 
 
 def find_examples() -> Path:
@@ -190,6 +226,7 @@ async def run_demo(items: int, *, local: bool = True) -> int:
     reporter.say(f"[bold]aiofanout demo[/bold]: {items} items per phase")
     started = time.monotonic()
     await run_in_process(reporter, items)
+    await run_resumed(reporter, items)
     if local:
         try:
             import aioboto3  # noqa: F401

@@ -147,9 +147,26 @@ class ServiceError(FanoutError):
 
 
 class Throttled(ServiceError):
-    """The service asked us to slow down (HTTP 429, throttling). Retried after ``retry_after``."""
+    """The service asked us to slow down (HTTP 429, throttling). Retried after ``retry_after``.
+
+    ``reason`` is Lambda's ``Reason`` for a 429 when it gives one: which limit was hit, for
+    example ``ReservedFunctionConcurrentInvocationLimitExceeded`` (the function's reserved
+    concurrency: raise it, or lower the fan-out's cap) or ``ConcurrentInvocationLimitExceeded``
+    (the account's). ``None`` when the service names none.
+
+    Example::
+
+        for outcome in result.failures():
+            if isinstance(outcome.error, Throttled):
+                print(outcome.error.reason, outcome.error.retry_after)
+    """
 
     retryable = True
+
+    def __init__(self, message: str, *, reason: str | None = None, **details: Any) -> None:
+        super().__init__(message, **details)
+        #: Which limit the service says was hit (Lambda's ``Reason``), if it says.
+        self.reason = reason
 
 
 class ServerError(ServiceError):

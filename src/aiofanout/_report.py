@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -58,8 +59,11 @@ class Reporter:
     def __init__(self) -> None:
         rich = _rich()
         console = rich.console.Console()
-        # Piped output (CI, logs) gets a readable width instead of the 80-column fallback.
-        self.console = console if console.is_terminal else rich.console.Console(width=150)
+        # Piped output (CI, logs) gets a readable width instead of the 80-column fallback,
+        # unless COLUMNS names one.
+        if not console.is_terminal and "COLUMNS" not in os.environ:
+            console = rich.console.Console(width=150)
+        self.console = console
         self.rows: list[PhaseSummary] = []
 
     def say(self, message: str) -> None:

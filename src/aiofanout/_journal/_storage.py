@@ -139,9 +139,14 @@ class S3Storage:
             context = session.client(
                 "s3", endpoint_url=self._endpoint_url, region_name=self._region_name
             )
-            self._client = await context.__aenter__()
-            self._exit = context.__aexit__
+            await self._adopt(await context.__aenter__(), context.__aexit__)
         return self._client
+
+    async def _adopt(self, client: Any, exit_: Any) -> None:
+        if self._client is None:
+            self._client, self._exit = client, exit_
+        else:  # another call opened one while this one waited for its own: keep one
+            await exit_(None, None, None)
 
     async def put(self, key: str, data: bytes) -> None:
         s3 = await self._s3()

@@ -9,12 +9,21 @@ from __future__ import annotations
 
 from .._public import show_public_path
 from .._target import Batching, Target
+from ._replies import ReplyStats
 from ._shared import SharedTarget
 from .http import HttpTarget
 from .lambda_ import LambdaTarget
 from .sqs import SqsTarget
 
-__all__ = ["Batching", "HttpTarget", "LambdaTarget", "SharedTarget", "SqsTarget", "Target"]
+__all__ = [
+    "Batching",
+    "HttpTarget",
+    "LambdaTarget",
+    "ReplyStats",
+    "SharedTarget",
+    "SqsTarget",
+    "Target",
+]
 
 
 def _shown_higher_up(name: str) -> bool:
@@ -24,6 +33,7 @@ def _shown_higher_up(name: str) -> bool:
 
 # Each object shows the shortest public path it is imported from: the names the top-level package
 # also exports (Batching, HttpTarget, LambdaTarget, SqsTarget, Target) show `aiofanout`, set by
-# the package after it imports this module; the rest (SharedTarget) show `aiofanout.targets`.
+# the package after it imports this module; the rest (ReplyStats, SharedTarget) show
+# `aiofanout.targets`.
 # A name already shown higher up is left alone, so the result does not hang on import order.
 show_public_path(__name__, [n for n in __all__ if not _shown_higher_up(n)], globals())

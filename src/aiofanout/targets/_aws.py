@@ -241,6 +241,7 @@ def from_client_error(exc: Any) -> FanoutError:  # noqa: PLR0911 - a return per 
             f"{detail}" + (f" ({reason})" if reason else ""),
             retry_after=_retry_after(response),
             code=code,
+            reason=str(reason) if reason else None,
         )
     if code in NOT_FOUND_CODES or status == 404:
         return NotFound(detail, code=code)

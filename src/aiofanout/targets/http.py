@@ -101,15 +101,12 @@ class HttpTarget(SharedTarget[Any]):
     async def call(self, payload: Any, *, timeout: float | None) -> Any:
         import aiohttp
 
-        body, headers = (
-            (payload.body, payload.headers)
-            if isinstance(payload, _KeyedBody)
-            else (payload, self.headers)
-        )
+        keyed = isinstance(payload, _KeyedBody)
+        data, headers = (payload.body, payload.headers) if keyed else (payload, self.headers)
         try:
             with self.lease() as session:
                 async with session.request(
-                    self.method, self.url, data=body, headers=headers
+                    self.method, self.url, data=data, headers=headers
                 ) as response:
                     body = await response.read()
             if response.status >= 400:
