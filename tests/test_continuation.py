@@ -102,6 +102,7 @@ class Orchestration:
                     "ITEMS": str(self.items),
                     "SUMMARY_QUEUE": self.summary_queue,
                     **({"DISTINCT": str(self.distinct)} if self.distinct else {}),
+                    **({"WORKER_IS_IDEMPOTENT": "1"} if self.idempotent else {}),
                 },
             )
         )

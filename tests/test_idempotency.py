@@ -309,7 +309,8 @@ async def test_a_journaled_run_keys_items_by_run_and_index_so_a_lost_record_runs
     assert runs == {1: 2, 2: 2, 3: 1}  # equal arguments, other items: each one ran
     store = app.idempotency
     assert isinstance(store, MemoryStore)
-    assert sorted(store.records) == [f"w/work/keyed:{index}" for index in range(5)]
+    token = (await journal.check_run("keyed"))["token"]  # made when the run started
+    assert sorted(store.records) == [f"w/work/keyed:{token}:{index}" for index in range(5)]
 
     # A crash before the journal wrote its part loses the records of items that ran. Resume
     # sends them all again; the store knows each by its key and answers without running it.
@@ -319,6 +320,21 @@ async def test_a_journaled_run_keys_items_by_run_and_index_so_a_lost_record_runs
     assert resumed.values() == [-1, -2, -1, -2, -3]
     assert [o.attempts for o in resumed] == [1] * 5  # sent again, not replayed from the journal
     assert runs == {1: 2, 2: 2, 3: 1}
+
+
+async def test_a_run_id_used_again_in_another_journal_is_another_run(tmp_path: Path) -> None:
+    app = App("w", idempotency=MemoryStore())
+
+    @app.task(idempotent=True)
+    async def double(x: int) -> int:
+        return 2 * x
+
+    monday = FileJournal(tmp_path / "monday")
+    tuesday = FileJournal(tmp_path / "tuesday")
+    first = await dispatch_many(double, [1, 2, 3], concurrency=2, journal=monday, run_id="nightly")
+    again = await dispatch_many(double, [10, 20], concurrency=2, journal=tuesday, run_id="nightly")
+    assert first.values() == [2, 4, 6]
+    assert again.values() == [20, 40]  # not Monday's replies to items 0 and 1
 
 
 async def test_a_key_function_outranks_the_run_key(tmp_path: Path) -> None:

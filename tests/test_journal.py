@@ -26,6 +26,7 @@ from aiofanout import (
     RecordedError,
     S3Journal,
     Status,
+    Target,
     UsageError,
     dispatch_many,
     resume,
@@ -89,6 +90,54 @@ async def test_items_that_never_wait_still_let_the_journal_write_a_part_at_a_tim
     assert max(sizes) <= 100 + 8
 
 
+async def test_a_store_that_refuses_parts_is_tried_again_at_its_pace_and_the_run_goes_on(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def instant(item: int) -> int:
+        return item
+
+    (tmp_path / "refused").mkdir()
+    (tmp_path / "refused" / "parts").write_text("a file where the parts would go")
+    journal = FileJournal(tmp_path, part_records=100, flush_every=60)
+    with pytest.raises(JournalError, match="could not write journal part"):
+        await dispatch_many(instant, range(3_000), concurrency=8, journal=journal, run_id="refused")
+    tries = [r for r in caplog.records if "trying again at the next flush" in r.getMessage()]
+    # A try when the first part was due and one as the run closed, none between: the workers
+    # did not wait on a writer that fails, nor wake it for every part's worth of items (30).
+    assert len(tries) <= 2
+
+
+class Shaped(Target):
+    """A target of a user's own, with a key-aware prepare."""
+
+    def prepare(self, item: Any) -> Any:
+        return {"item": item}
+
+    def prepare_keyed(self, item: Any, key: str) -> Any:
+        return {"item": item, "key": key}
+
+    async def call(self, payload: Any, *, timeout: float | None) -> Any:
+        return payload
+
+
+class Reshaped(Shaped):
+    """A subclass written against prepare() alone: journaled runs keep calling it."""
+
+    def prepare(self, item: Any) -> Any:
+        return {"reshaped": item}
+
+
+async def test_a_target_gets_the_key_unless_its_subclass_overrides_only_prepare(
+    tmp_path: Path,
+) -> None:
+    journal = FileJournal(tmp_path)
+    keyed = await dispatch_many(Shaped(), ["x"], concurrency=1, journal=journal, run_id="k")
+    token = (await journal.check_run("k"))["token"]
+    assert keyed.values() == [{"item": "x", "key": f"k:{token}:0"}]
+    kept = await dispatch_many(Reshaped(), ["x"], concurrency=1, journal=journal, run_id="p")
+    assert kept.values() == [{"reshaped": "x"}]
+
+
 def test_a_manifest_reads_lines_it_did_not_write_itself(tmp_path: Path) -> None:
     (tmp_path / "hand" / "parts").mkdir(parents=True)
     (tmp_path / "hand" / "parts" / "00000-1-w-00001.jsonl").write_text(
@@ -100,9 +149,11 @@ def test_a_manifest_reads_lines_it_did_not_write_itself(tmp_path: Path) -> None:
     journal = FileJournal(tmp_path)
     manifest = asyncio.run(journal.write_manifest("hand"))
     assert manifest["counts"] == {"succeeded": 2, "failed": 1}
-    (tmp_path / "hand" / "parts" / "00000-1-w-00002.jsonl").write_text('{"i":3,"s":"succ')
-    with pytest.raises(JournalError, match=r"00002\.jsonl, line 1"):
-        asyncio.run(journal.write_manifest("hand"))
+    torn = tmp_path / "hand" / "parts" / "00000-1-w-00002.jsonl"
+    for line in ('{"i":3,"s":"succ', '{"i":3,"s":"succeeded","v":', '{"i":007,"s":"failed"}'):
+        torn.write_text(line)
+        with pytest.raises(JournalError, match=r"00002\.jsonl, line 1"):
+            asyncio.run(journal.write_manifest("hand"))
 
 
 async def test_resume_runs_only_what_did_not_succeed_and_returns_one_whole_result(

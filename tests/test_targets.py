@@ -102,9 +102,10 @@ async def test_sqs_messages_of_a_journaled_run_carry_the_run_and_index_as_their_
     journal = FileJournal(tmp_path)
     result = await dispatch_many(target, items, concurrency=2, journal=journal, run_id="sqs-run")
     assert result.ok, result.failures()
+    token = (await journal.check_run("sqs-run"))["token"]
     envelopes = [decode_task(m["Body"]) for m in await receive_all(sqs, queue_url, 7)]
-    assert sorted(e.idempotency_key or "" for e in envelopes) == [f"sqs-run:{i}" for i in range(7)]
-    assert all(e.args == [items[int(str(e.idempotency_key).split(":")[1])]] for e in envelopes)
+    by_key = {e.idempotency_key: e.args for e in envelopes}
+    assert by_key == {f"sqs-run:{token}:{i}": [item] for i, item in enumerate(items)}
 
     await dispatch_many(target, items[:2], concurrency=2)  # not journaled: no key is made up
     assert [
@@ -113,6 +114,23 @@ async def test_sqs_messages_of_a_journaled_run_carry_the_run_and_index_as_their_
         None,
         None,
     ]
+
+
+def test_lambda_a_keyed_item_awaiting_its_reply_carries_both_its_key_and_its_reply_id() -> None:
+    target = LambdaTarget(
+        "worker",
+        task="resize",
+        invocation_type="Event",
+        replies=True,
+        endpoint_url="http://127.0.0.1:9",
+        region_name=REGION,
+    )
+    payload = target.prepare_keyed("a.png", "run:token:3")
+    envelope = decode_task(payload.body)
+    assert envelope.idempotency_key == "run:token:3"
+    assert envelope.args == ["a.png"]
+    assert envelope.id == payload.reply_id  # the fan-in matches the reply by it
+    assert decode_task(target.prepare("a.png").body).idempotency_key is None
 
 
 async def test_sqs_fifo_queue_keeps_the_order_of_a_group(
@@ -533,7 +551,8 @@ async def test_http_target_names_a_journaled_item_in_an_idempotency_key_header(
             run_id="h",
         )
         assert result.values() == ["a", "flaky"]
-        assert seen == [("a", "h:0"), ("flaky", "h:1"), ("flaky", "h:1")]
+        token = (await journal.check_run("h"))["token"]
+        assert seen == [("a", f"h:{token}:0"), ("flaky", f"h:{token}:1"), ("flaky", f"h:{token}:1")]
         seen.clear()
         await dispatch_many(target, ["b"], concurrency=1)
         assert seen == [("b", None)]

@@ -211,7 +211,7 @@ async def _journaled(
 ) -> FanoutResult[Any]:
     """Run with each terminal state journaled; flush it, even on error; write the manifest."""
     log.info("fan-out run %s journaled in %s", run_id, journal.location)
-    writer = journal.writer(run_id)
+    writer = await journal.writer(run_id)
     sink = TableSink()
     run = Run(target, items, sink, options, journal=writer, replay=replay)
     writer.start()

@@ -22,7 +22,7 @@ from ._input import Gate, Input
 from ._options import Options, check_target, clock
 from ._outcome import FAILED, NOT_STARTED, SKIPPED, TIMED_OUT, Attempt, Limit, StopReason
 from ._sinks import Recorder, Replay, Sink, StreamSink, TableSink
-from ._target import AsyncCallableTarget, Batching, as_target
+from ._target import AsyncCallableTarget, Batching, as_target, keyed_preparer
 from ._timer import INF, AttemptTimer, Slot, attempt_failed, attempt_succeeded
 
 log = logging.getLogger("aiofanout")
@@ -66,6 +66,7 @@ class Run:
         self.failures = 0
         self.on_progress = options.on_progress
         self.journal = journal  # records each terminal state but SKIPPED (never started)
+        self.prepare_keyed = keyed_preparer(self.target) if journal is not None else None
         self.replay = replay  # items that ended in an earlier run: recorded, not run again
         # A stream's consumer sets the pace: workers wait for room in its buffer.
         self.stream_sink = sink if isinstance(sink, StreamSink) else None
@@ -193,10 +194,10 @@ class Run:
                 self.finish(index, item, (FAILED, None, exc), 0, started)
 
     def _prepare(self, index: int, item: Any) -> Any:
-        if self.journal is None:
+        if self.journal is None or self.prepare_keyed is None:
             return self.target.prepare(item)
         # A journaled item keeps its name across crashes: the far end can drop a re-run of it.
-        return self.target.prepare_keyed(item, self.journal.item_key(index))
+        return self.prepare_keyed(item, self.journal.item_key(index))
 
     async def item_worker(self) -> None:
         """Take items one at a time and see each through to its terminal state."""

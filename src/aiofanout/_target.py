@@ -13,7 +13,7 @@ import anyio.to_thread
 
 from ._errors import UsageError
 
-__all__ = ["Batching", "Target"]
+__all__ = ["Batching", "Target", "keyed_preparer"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,12 +89,15 @@ class Target:
     def prepare_keyed(self, item: Any, key: str) -> Any:
         """:meth:`prepare` for an item of a journaled run, which has a name for good: ``key``.
 
-        ``key`` is ``"<run id>:<item index>"``: the same on every attempt, in every continuation
+        ``key`` is ``"<run id>:<token>:<item index>"`` (the token is made when the run starts,
+        so a run id used again in another journal is another run): the same on every attempt, in
+        every continuation
         and after :func:`~aiofanout.resume`, and different for every item of the run. A target
         whose far end can drop duplicates sends it along (task envelopes carry it as their
         ``idempotency_key``, :class:`~aiofanout.HttpTarget` as an ``Idempotency-Key`` header),
         so an item that ran but was not journaled before a crash is not run again on resume.
-        The default ignores ``key``.
+        The default ignores ``key``. A subclass that overrides :meth:`prepare` but not this
+        method keeps its :meth:`prepare` in journaled runs too (see :func:`keyed_preparer`).
         """
         return self.prepare(item)
 
@@ -111,6 +114,21 @@ class Target:
         Raise instead when the whole batch failed. Only used when :attr:`batching` is set.
         """
         raise NotImplementedError(f"{type(self).__name__} must implement call_batch()")
+
+
+def keyed_preparer(target: Target) -> Callable[[Any, str], Any]:
+    """How a journaled run prepares an item: with :meth:`Target.prepare_keyed`, as a rule.
+
+    When the target's class overrides :meth:`~Target.prepare` below its ``prepare_keyed`` (a
+    subclass of ``LambdaTarget`` that shapes its payload in ``prepare``), it is ``prepare``,
+    the key unsent, as the subclass was written.
+    """
+    for cls in type(target).__mro__:
+        if "prepare_keyed" in vars(cls):
+            return target.prepare_keyed
+        if "prepare" in vars(cls):
+            return lambda item, _key: target.prepare(item)
+    return target.prepare_keyed
 
 
 class AsyncCallableTarget(Target):

@@ -10,7 +10,7 @@ import asyncio
 import os
 from typing import Any
 
-from aiofanout import App, DynamoDBStore, LambdaTarget, S3Journal, lambda_entrypoint
+from aiofanout import App, DynamoDBStore, LambdaTarget, Retry, S3Journal, lambda_entrypoint
 from aiofanout.durable import orchestrate
 
 app = App("orchestration-worker")
@@ -47,7 +47,12 @@ idempotent_worker_handler = idempotent_app.lambda_handler
 async def main(event: Any, context: Any) -> dict[str, Any]:
     """Fan ``ITEMS`` numbers out to the worker function, a chunk per invoke."""
     journal = S3Journal(os.environ["RUNS_BUCKET"], prefix="runs/")
-    target = LambdaTarget(os.environ["WORKER"], task="count", chunk_size=50)
+    # Re-sending to an idempotent worker is safe: a chunk that timed out (a loaded machine) or
+    # met an item still in progress from before a crash is sent again, and runs nothing twice.
+    resend = os.environ.get("WORKER_IS_IDEMPOTENT") == "1"
+    target = LambdaTarget(
+        os.environ["WORKER"], task="count", chunk_size=50, retry_ambiguous=resend or None
+    )
     items: range | list[int] = range(int(os.environ["ITEMS"]))
     if "DISTINCT" in os.environ:  # each value DISTINCT items apart: equal arguments, other items
         items = [n % int(os.environ["DISTINCT"]) for n in items]
@@ -60,6 +65,7 @@ async def main(event: Any, context: Any) -> dict[str, Any]:
         concurrency=int(os.environ.get("CONCURRENCY", "4")),
         timeout=float(os.environ.get("ATTEMPT_TIMEOUT", "3")),
         run_id=event.get("run_id"),
+        retry=Retry(attempts=5, base=0.2) if resend else None,
         destination=os.environ.get("SUMMARY_QUEUE") or None,
     )
 

@@ -102,23 +102,34 @@ class Journal:
         return run_id
 
     async def ensure_run(self, run_id: str) -> bool:
-        """Create the run unless it exists; whether it was created."""
-        meta = {"run_id": check_run_id(run_id), "started_at": time.time()}
+        """Create the run unless it exists; whether it was created.
+
+        The run gets a ``token`` of its own: a run id used again in another journal (a new
+        directory or prefix) is another run, and its items get other idempotency keys.
+        """
+        meta = {
+            "run_id": check_run_id(run_id),
+            "token": uuid.uuid4().hex[:12],
+            "started_at": time.time(),
+        }
         async with self:
             return await self.storage.put_new(f"{run_id}/run.json", json.dumps(meta).encode())
 
-    async def check_run(self, run_id: str) -> None:
-        """Raise :class:`NotFound` unless the run exists."""
+    async def check_run(self, run_id: str) -> dict[str, Any]:
+        """The run's record (its id, token and start); :class:`NotFound` if there is none."""
         async with self:
             found = await self.storage.get(f"{check_run_id(run_id)}/run.json")
         if found is None:
             raise NotFound(f"no run {run_id!r} in the journal at {self.location}")
+        return dict(json.loads(found))
 
-    def writer(self, run_id: str, *, generation: int = 0) -> RunWriter:
+    async def writer(self, run_id: str, *, generation: int = 0) -> RunWriter:
         """A writer of the run's parts (``generation``: see :class:`RunWriter`)."""
+        run = await self.check_run(run_id)
         return RunWriter(
             self.storage,
             run_id,
+            token=str(run.get("token", "")),
             generation=generation,
             part_records=self.part_records,
             flush_every=self.flush_every,

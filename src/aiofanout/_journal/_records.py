@@ -23,7 +23,7 @@ _STATUS_CODES = {status.value: code for code, status in enumerate(STATUSES)}
 _STATUS_BYTES = {status.encode(): code for status, code in _STATUS_CODES.items()}
 _ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)  # made once: not per line
 #: How :func:`encode_record` starts every line: the index and the status, nothing before them.
-_HEAD = re.compile(rb'\{"i":(\d+),"s":"([a-z_]+)"[,}]')
+_HEAD = re.compile(rb'\{"i":(0|[1-9]\d*),"s":"([a-z_]+)"[,}]')
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,13 +90,15 @@ def split_lines(data: bytes, where: str) -> Iterator[tuple[bytes, JournalRecord]
 def peek_lines(data: bytes, where: str) -> Iterator[tuple[bytes, int, int]]:
     """Each line of one part (newline included) with its index and status code, unparsed.
 
-    What a manifest needs of a line, about ten times faster than :func:`split_lines`: the
-    head :func:`encode_record` writes is matched, and a line without it is parsed in full (so
-    a line that is not a record still raises :class:`JournalError`).
+    What a manifest needs of a line, about ten times faster than :func:`split_lines`: a line
+    that starts with the head :func:`encode_record` writes and ends with its closing brace is
+    taken as it is; any other line is parsed in full, so a torn or foreign line still raises
+    :class:`JournalError`. (What lies between is read when the results are.)
     """
     for number, raw in enumerate(data.splitlines(keepends=True), start=1):
         head = _HEAD.match(raw)
-        if head is not None and (code := _STATUS_BYTES.get(head[2])) is not None:
+        whole = raw.endswith((b"}\n", b"}"))
+        if whole and head is not None and (code := _STATUS_BYTES.get(head[2])) is not None:
             yield _ended(raw), int(head[1]), code
         elif raw.strip():
             for line, record in split_lines(raw, f"{where}, line {number}"):

@@ -8,6 +8,7 @@ whole and never appended to, so a reader never sees half a part, on S3 or on dis
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from pathlib import Path
@@ -53,7 +54,7 @@ class FileStorage:
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root)
-        self.location = str(self.root)
+        self.location = str(self.root) + os.sep  # keys are appended to it in messages
 
     def _path(self, key: str) -> Path:
         return self.root.joinpath(*key.split("/"))
@@ -146,7 +147,8 @@ class S3Storage:
         if self._client is None:
             self._client, self._exit = client, exit_
         else:  # another call opened one while this one waited for its own: keep one
-            await exit_(None, None, None)
+            with contextlib.suppress(Exception):  # the spare's trouble is not this call's
+                await exit_(None, None, None)
 
     async def put(self, key: str, data: bytes) -> None:
         s3 = await self._s3()

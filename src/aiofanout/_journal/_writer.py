@@ -43,12 +43,14 @@ class RunWriter:
         storage: Storage,
         run_id: str,
         *,
+        token: str = "",
         generation: int = 0,
         part_records: int = 1000,
         flush_every: float = 1.0,
     ) -> None:
         self.storage = storage
         self.run_id = run_id
+        self.token = token  # made when the run started: one run id in two journals, two runs
         self.generation = generation
         self.part_records = part_records
         self.flush_every = flush_every
@@ -57,6 +59,7 @@ class RunWriter:
         self._lines: list[bytes] = []
         self._wake = asyncio.Event()
         self._taken = asyncio.Event()  # set each time the write loop takes the buffered lines
+        self._failing = False  # the last flush of the write loop failed
         self._closing = False
         self._task: asyncio.Task[None] | None = None
         self.written = 0  # lines written to parts so far
@@ -66,8 +69,8 @@ class RunWriter:
         self._task = asyncio.create_task(self._write_loop())
 
     def item_key(self, index: int) -> str:
-        """``"<run id>:<index>"``: what a target sends as the item's idempotency key."""
-        return f"{self.run_id}:{index}"
+        """``"<run id>:<token>:<index>"``: what a target sends as the item's idempotency key."""
+        return f"{self.run_id}:{self.token}:{index}"
 
     def record(self, index: int, result: Attempt, attempts: int, elapsed: float) -> Attempt:
         """Buffer an item's terminal state; what is recorded (a value not JSON fails the item)."""
@@ -77,8 +80,8 @@ class RunWriter:
             result = (FAILED, None, exc)
             line = encode_record(index, result, attempts, elapsed)
         self._lines.append(line)
-        if len(self._lines) >= self.part_records:
-            self._wake.set()
+        if len(self._lines) >= self.part_records and not self._failing:
+            self._wake.set()  # (a store that refuses parts is tried again every flush_every)
         return result
 
     async def wait_for_room(self) -> None:
@@ -95,7 +98,10 @@ class RunWriter:
             await self._taken.wait()
 
     def _writing(self) -> bool:
-        return self._task is not None and not self._task.done() and not self._closing
+        # While the store refuses parts, waiting would only slow the run: lines stay buffered
+        # for the next try, and aclose raises JournalError if they never get written.
+        running = self._task is not None and not self._task.done()
+        return running and not self._closing and not self._failing
 
     async def _write_loop(self) -> None:
         try:
@@ -108,6 +114,11 @@ class RunWriter:
                     await self.flush()
                 except JournalError as exc:  # the lines stay buffered; the next flush tries again
                     log.warning("%s; trying again at the next flush", exc)
+                    self._failing = True
+                    self._wake.clear()  # wakes asked for meanwhile: the next try is flush_every on
+                    self._taken.set()  # workers waiting for room go on: see _writing
+                else:
+                    self._failing = False
         finally:
             self._taken.set()  # nobody waits on a write loop that has ended
 

@@ -298,7 +298,7 @@ async def _run_segment(
     base = int(plan.start["index"])
     done = await journal.final_records(plan.run_id, since_generation=plan.replay_from)
     replay = {i - base: (r.attempt(), r.attempts, r.elapsed) for i, r in done.items() if i >= base}
-    writer = journal.writer(plan.run_id, generation=plan.invocation)
+    writer = await journal.writer(plan.run_id, generation=plan.invocation)
     segment = _Segment(plan, writer, {i + base for i in replay}, clock() + remaining - margin)
     sink = CountingSink()
     feed = segment.feed(source)

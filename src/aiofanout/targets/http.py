@@ -95,7 +95,7 @@ class HttpTarget(SharedTarget[Any]):
         return encode_raw_json(item, what="an HttpTarget item")
 
     def prepare_keyed(self, item: Any, key: str) -> _KeyedBody:
-        """The body, sent with an ``Idempotency-Key: <run id>:<index>`` header (IETF draft)."""
+        """The body, sent with an ``Idempotency-Key: <run id>:<token>:<index>`` header."""
         return _KeyedBody(self.prepare(item), {**self.headers, IDEMPOTENCY_HEADER: key})
 
     async def call(self, payload: Any, *, timeout: float | None) -> Any:

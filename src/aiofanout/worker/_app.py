@@ -143,9 +143,9 @@ class App:
         ``idempotent=True`` runs the task once per idempotency key (the app needs a store:
         ``App(idempotency=...)``); duplicates get the stored reply. The key is ``key(*args,
         **kwargs)`` of the call's JSON arguments when ``key`` is given; else the key the sender
-        put in the envelope (a journaled run names each item ``"<run id>:<index>"``, so an item
-        runs once however often a crash makes it sent); else a hash of the task name and the
-        arguments: equal calls are one call.
+        put in the envelope (a journaled run names each item ``"<run id>:<token>:<index>"``,
+        so an item runs once however often a crash makes it sent); else a hash of the task
+        name and the arguments: equal calls are one call.
         """
 
         def register(f: Callable[P, R]) -> Task[P, R]:

@@ -26,10 +26,10 @@ The key is, first to last:
 
 1. the task's ``key`` function of the call's JSON arguments (``@app.task(idempotent=True,
    key=...)``): what the call *means*, so two runs that charge one order charge it once;
-2. the envelope's ``idempotency_key``, which a journaled run fills with ``"<run id>:<item
-   index>"`` (:meth:`Target.prepare_keyed`): the same item of the same run, however often it is
-   sent, even when a crash lost the journal's record of it, and distinct items even when their
-   arguments are equal;
+2. the envelope's ``idempotency_key``, which a journaled run fills with
+   ``"<run id>:<token>:<item index>"`` (:meth:`Target.prepare_keyed`): the same item of the
+   same run, however often it is sent, even when a crash lost the journal's record of it, and
+   distinct items even when their arguments are equal;
 3. :func:`content_key`, a hash of the task name and the arguments.
 
 The store scopes it as ``app/task/key``.

@@ -174,7 +174,7 @@ class Task(Target, Generic[P, R]):
         """The idempotency key of one call.
 
         First to last: the task's ``key`` function of its arguments, the key its sender ``sent``
-        (a journaled run's ``"<run id>:<index>"``), a hash of the task and its arguments.
+        (a journaled run's ``"<run id>:<token>:<index>"``), a hash of the task and its arguments.
         """
         if self.key is not None:
             return user_key(self.name, self.key, args, kwargs)
