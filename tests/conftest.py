@@ -1,16 +1,20 @@
-"""Shared fixtures: fake AWS credentials, one moto server for the session, stub endpoints."""
+"""Shared fixtures: fake AWS credentials, one moto server for the session, the local stack."""
 
 from __future__ import annotations
 
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
+import pytest_asyncio
 from hypothesis import settings
 
 from aiofanout.testing import FAKE_CREDENTIALS, MotoServer
+
+if TYPE_CHECKING:
+    from aiofanout.local import LocalAws
 
 # A busy CI machine must not turn a slow example into a failure: no per-example deadline.
 settings.register_profile("aiofanout", deadline=None, print_blob=True)
@@ -55,3 +59,15 @@ async def fifo_queue_url(sqs: Any) -> AsyncIterator[str]:
     url = (await sqs.create_queue(QueueName=name, Attributes={"FifoQueue": "true"}))["QueueUrl"]
     yield url
     await sqs.delete_queue(QueueUrl=url)
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def aws() -> AsyncIterator[LocalAws]:
+    """The embedded local stack (moto server + local Lambda runtime), one per test module.
+
+    Modules that need functions or buckets set up with it define their own ``aws``.
+    """
+    from aiofanout.local import stack
+
+    async with stack() as local:
+        yield local

@@ -12,26 +12,18 @@ import json
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import pytest_asyncio
 
 from aiofanout import FileJournal, S3Journal
 from aiofanout.durable import orchestrate, resume_event
-from aiofanout.local import Faults, FunctionConfig, LocalAws, stack
+from aiofanout.local import Faults, FunctionConfig, LocalAws
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 FUNCTIONS = str(Path(__file__).with_name("lambda_functions"))
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def aws() -> AsyncIterator[LocalAws]:
-    async with stack() as local:
-        yield local
 
 
 class Orchestration:

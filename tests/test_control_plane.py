@@ -13,12 +13,10 @@ import hashlib
 import json
 import logging
 import re
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import pytest_asyncio
 
 from aiofanout.local import FunctionConfig, LocalAws, stack
 
@@ -28,12 +26,6 @@ pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 FUNCTIONS = str(Path(__file__).with_name("lambda_functions"))
 ROLE = "arn:aws:iam::123456789012:role/lambda-role"
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def aws() -> AsyncIterator[LocalAws]:
-    async with stack() as local:
-        yield local
 
 
 @pytest.fixture(scope="module")

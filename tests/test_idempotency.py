@@ -18,6 +18,7 @@ from aiofanout import (
     DynamoDBStore,
     FileJournal,
     InProgress,
+    Task,
     TaskFailed,
     UsageError,
     dispatch_many,
@@ -277,7 +278,8 @@ async def test_tasks_without_idempotent_are_unaffected(store: DynamoDBStore) -> 
     assert memory.records == {}
 
 
-async def test_an_eager_fan_out_of_equal_items_runs_each_distinct_item_once() -> None:
+def negating_app() -> tuple[App, Task[[int], Any], Counter[int]]:
+    """An app with a ``MemoryStore`` and an idempotent ``work`` that negates; its runs by item."""
     app = App("w", idempotency=MemoryStore())
     runs = Counter[int]()
 
@@ -286,6 +288,11 @@ async def test_an_eager_fan_out_of_equal_items_runs_each_distinct_item_once() ->
         runs[x] += 1
         return -x
 
+    return app, work, runs
+
+
+async def test_an_eager_fan_out_of_equal_items_runs_each_distinct_item_once() -> None:
+    _, work, runs = negating_app()
     result = await dispatch_many(work, [1, 2, 1, 2, 3], concurrency=1)
     assert result.values() == [-1, -2, -1, -2, -3]
     assert runs == {1: 1, 2: 1, 3: 1}  # the documented limit of the content key
@@ -294,14 +301,7 @@ async def test_an_eager_fan_out_of_equal_items_runs_each_distinct_item_once() ->
 async def test_a_journaled_run_keys_items_by_run_and_index_so_a_lost_record_runs_nothing_again(
     tmp_path: Path,
 ) -> None:
-    app = App("w", idempotency=MemoryStore())
-    runs = Counter[int]()
-
-    @app.task(idempotent=True)
-    async def work(x: int) -> int:
-        runs[x] += 1
-        return -x
-
+    app, work, runs = negating_app()
     journal = FileJournal(tmp_path)
     items = [1, 2, 1, 2, 3]
     result = await dispatch_many(work, items, concurrency=2, journal=journal, run_id="keyed")

@@ -23,19 +23,13 @@ import pytest
 import pytest_asyncio
 
 from aiofanout import LambdaTarget, SqsTarget, dispatch_many
-from aiofanout.local import EventSourceMapping, Faults, FunctionConfig, LocalAws, stack
+from aiofanout.local import EventSourceMapping, Faults, FunctionConfig, LocalAws
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 FUNCTIONS = str(Path(__file__).with_name("lambda_functions"))
 APP = "idempotent-worker"  # as in lambda_functions/idempotent_worker.py
 FRAGILE_TIMEOUT = 4.0  # ditto: fragile's timeout, when its in-progress record expires
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def aws() -> AsyncIterator[LocalAws]:
-    async with stack() as local:
-        yield local
 
 
 @dataclass(frozen=True)

@@ -7,12 +7,10 @@ import json
 import os
 import time
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import pytest_asyncio
 
 from aiofanout import (
     LambdaTarget,
@@ -29,12 +27,6 @@ from aiofanout.local import EventSourceMapping, Faults, FunctionConfig, LocalAws
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 FUNCTIONS = str(Path(__file__).with_name("lambda_functions"))
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def aws() -> AsyncIterator[LocalAws]:
-    async with stack() as local:
-        yield local
 
 
 def add(aws: LocalAws, handler: str, **kwargs: Any) -> str:
