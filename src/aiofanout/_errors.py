@@ -17,6 +17,7 @@ The tree::
     │   └── RequestRejected        any other 4xx: the request itself is wrong
     ├── PayloadTooLarge            over a configured limit; nothing was sent
     ├── TaskFailed                 the task ran and raised (remote ``type`` and ``message``)
+    ├── TaskTimedOut (TimeoutError) the worker stopped the task when its time ran out
     ├── InProgress                 an idempotent task's key is running elsewhere now (retryable)
     ├── JournalError               a run's journal could not be written or read
     ├── RecordedError              an item's error read back from a journal (type name, message)
@@ -68,6 +69,7 @@ __all__ = [
     "ServerError",
     "ServiceError",
     "TaskFailed",
+    "TaskTimedOut",
     "Throttled",
     "TransportError",
     "UnknownTask",
@@ -213,6 +215,15 @@ class TaskFailed(FanoutError):
 
     def __str__(self) -> str:
         return f"{self.remote_type}: {self.message}"
+
+
+class TaskTimedOut(FanoutError, TimeoutError):
+    """The worker stopped the task because its time ran out (its timeout or its sender's deadline).
+
+    A :class:`TimeoutError` too, so an attempt it ends is ``TIMED_OUT`` whichever side noticed
+    first: the sender's own timer, or the worker, which stops a task a little before the deadline
+    it was handed and says so in its reply.
+    """
 
 
 class InProgress(FanoutError):
