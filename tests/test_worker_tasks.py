@@ -153,7 +153,7 @@ async def test_the_envelope_deadline_bounds_the_task() -> None:
     result = await slow_app.run_envelope(raw)
     assert isinstance(result.error, TimeoutError)
     assert result.reply.error is not None
-    assert result.reply.error.type == "TimeoutError"
+    assert result.reply.error.type == "TaskTimedOut"
     assert not result.reply.error.retryable  # it may have done part of its work
 
 

@@ -19,6 +19,8 @@ from ._errors import FanoutFailed
 __all__ = ["FanoutResult", "Latency", "Limit", "Outcome", "Progress", "Status", "StopReason"]
 
 T = TypeVar("T")
+D = TypeVar("D")
+_NO_DEFAULT: Any = object()  # values() without a default: only what succeeded
 
 
 class Status(enum.StrEnum):
@@ -365,10 +367,26 @@ class FanoutResult(Sequence[Outcome[T]]):
             self._latency = Latency.of(durations)
         return self._latency
 
-    def values(self) -> list[T]:
-        """The values of the items that succeeded, in input order."""
+    @overload
+    def values(self) -> list[T]: ...
+    @overload
+    def values(self, *, default: D) -> list[T | D]: ...
+    def values(self, *, default: Any = _NO_DEFAULT) -> list[Any]:
+        """The values of the items that succeeded, in input order.
+
+        Without ``default`` only the items that succeeded are there, so with failures the list
+        is shorter than the input and ``values()[i]`` is not item ``i``. With ``default`` every
+        item has its place: ``values(default=None)[i]`` is item ``i``'s value, or ``default``
+        where it did not succeed.
+
+        Example::
+
+            squares = result.values(default=None)   # len(squares) == len(result)
+        """
         t = self._table
-        return [v for v, s in zip(t.values, t.status, strict=True) if s == SUCCEEDED]
+        if default is _NO_DEFAULT:
+            return [v for v, s in zip(t.values, t.status, strict=True) if s == SUCCEEDED]
+        return [v if s == SUCCEEDED else default for v, s in zip(t.values, t.status, strict=True)]
 
     def errors(self) -> list[BaseException]:
         """The errors of the items that failed or timed out, in input order."""

@@ -25,6 +25,7 @@ from ._wire import (
     decode_task,
     encode_reply,
     encode_task,
+    secret_from_env,
 )
 
 __all__ = [
@@ -36,6 +37,7 @@ __all__ = [
     "decode_task",
     "encode_reply",
     "encode_task",
+    "secret_from_env",
 ]
 
 show_public_path(__name__, __all__, globals())

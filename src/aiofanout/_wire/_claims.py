@@ -94,23 +94,40 @@ class ClaimCheck:
         :class:`ClaimRefused` when the reference points elsewhere, or the object is gone (read
         already, expired) or does not match.
         """
-        if ref.bucket != self.bucket or not ref.key.startswith(self.prefix):
-            raise ClaimRefused(
-                f"the claim names s3://{ref.bucket}/{ref.key}, outside this claim check's "
-                f"s3://{self.bucket}/{self.prefix}: refused"
-            )
+        self._refuse_outside(ref)
         async with self._client() as s3:
             try:
-                response = await s3.get_object(Bucket=ref.bucket, Key=ref.key)
-                async with response["Body"] as stream:
-                    data: bytes = await stream.read()
-            except s3.exceptions.NoSuchKey as exc:
+                # The object's size first: one declared as 10 bytes and 200 MiB in the bucket is
+                # refused without reading it. Then at most the declared size is read.
+                head = await s3.head_object(Bucket=ref.bucket, Key=ref.key)
+                _check_size(ref, int(head["ContentLength"]))
+                data = await _read_at_most(s3, ref)
+            except s3.exceptions.ClientError as exc:
+                code = exc.response.get("Error", {}).get("Code", "")
+                if code not in ("NoSuchKey", "404", "NotFound"):
+                    raise
                 raise ClaimRefused(f"claimed object s3://{ref.bucket}/{ref.key} is gone") from exc
         check(ref, data)
         return data
 
+    def owns(self, ref: ClaimRef) -> bool:
+        """Whether ``ref`` names an object of this claim check's own bucket and prefix."""
+        return ref.bucket == self.bucket and _confined(ref.key, self.prefix)
+
+    def _refuse_outside(self, ref: ClaimRef) -> None:
+        if not self.owns(ref):
+            raise ClaimRefused(
+                f"the claim names s3://{ref.bucket}/{ref.key}, outside this claim check's "
+                f"s3://{self.bucket}/{self.prefix}: refused"
+            )
+
     async def forget(self, ref: ClaimRef) -> None:
-        """Delete the object ``ref`` names (its work is done: nobody needs to read it again)."""
+        """Delete the object ``ref`` names (its work is done: nobody needs to read it again).
+
+        Only objects of this claim check's bucket and prefix: a message naming any other object
+        raises :class:`ClaimRefused` and nothing is deleted.
+        """
+        self._refuse_outside(ref)
         async with self._client() as s3:
             await s3.delete_object(Bucket=ref.bucket, Key=ref.key)
 
@@ -132,6 +149,29 @@ class ClaimCheck:
         ref = self.reference(body)
         await self.put(ref, body)
         return ReplyEnvelope(id=reply.id, ok=reply.ok, claim=ref)
+
+
+async def _read_at_most(s3: Any, ref: ClaimRef) -> bytes:
+    """The first ``ref.size`` bytes of the object (it may have grown since its HEAD)."""
+    if ref.size == 0:
+        return b""
+    response = await s3.get_object(Bucket=ref.bucket, Key=ref.key, Range=f"bytes=0-{ref.size - 1}")
+    async with response["Body"] as stream:
+        data: bytes = await stream.read()
+    return data
+
+
+def _confined(key: str, prefix: str) -> bool:
+    """``key`` is under ``prefix`` and cannot climb out of it (no ``..`` segment)."""
+    return key.startswith(prefix) and ".." not in key[len(prefix) :].split("/")
+
+
+def _check_size(ref: ClaimRef, size: int) -> None:
+    if size != ref.size:
+        raise ClaimRefused(
+            f"claimed object s3://{ref.bucket}/{ref.key} is {size:,} bytes, not the "
+            f"{ref.size:,} its reference names: replaced or corrupted, refused unread"
+        )
 
 
 def check(ref: ClaimRef, data: bytes) -> None:

@@ -13,6 +13,7 @@ import contextlib
 import hashlib
 import hmac
 import json
+import os
 import time
 import uuid
 from typing import Any, Literal
@@ -127,7 +128,38 @@ def new_id() -> str:
 
 
 def _key(secret: str | bytes) -> bytes:
+    check_secret(secret)
     return secret.encode() if isinstance(secret, str) else secret
+
+
+def check_secret(secret: str | bytes | None, *, owner: str = "secret") -> None:
+    """Refuse an empty secret: anyone can sign with the empty key. ``None`` means unsigned."""
+    if secret is not None and not secret:
+        raise UsageError(
+            f"{owner} is empty, and anyone can sign with an empty key: pass the shared secret "
+            "(secret_from_env('FANOUT_SECRET') reads it and fails when it is unset), or "
+            "secret=None to run unsigned on purpose"
+        )
+
+
+def secret_from_env(name: str = "FANOUT_SECRET") -> str:
+    """The signing secret from environment variable ``name``; a :class:`UsageError` if unset.
+
+    ``App(secret=os.environ.get("FANOUT_SECRET"))`` silently runs unsigned when the variable
+    is missing; this fails loudly instead. Pass ``secret=None`` to run unsigned on purpose.
+
+    Example::
+
+        app = App("images", secret=secret_from_env("FANOUT_SECRET"))
+    """
+    value = os.environ.get(name)
+    if not value:
+        state = "is not set" if value is None else "is empty"
+        raise UsageError(
+            f"environment variable {name} {state}: set it to the secret the senders and workers "
+            "share (the same value on both sides), or pass secret=None to run unsigned"
+        )
+    return value
 
 
 def sign(canonical: bytes, secret: str | bytes) -> str:
@@ -209,20 +241,36 @@ def _signed(canonical: bytes, secret: str | bytes | None) -> bytes:
     return canonical[:-1] + b',"sig":"' + sign(canonical, secret).encode() + b'"}'
 
 
+def _refuse_constant(name: str) -> Any:
+    raise InvalidEnvelope(f"message is not JSON: {name} is not a JSON number")
+
+
 def _loads(raw: bytes | str | dict[str, Any]) -> dict[str, Any]:
     if isinstance(raw, dict):
         return raw
     try:
-        data = json.loads(raw)
+        data = json.loads(raw, parse_constant=_refuse_constant)
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidEnvelope(f"message is not JSON: {exc}") from exc
+    except RecursionError as exc:
+        raise InvalidEnvelope("message is nested too deeply to be an envelope") from exc
     if not isinstance(data, dict):
         raise InvalidEnvelope(f"an envelope is a JSON object, got {type(data).__name__}")
     return data
 
 
-def _check_version(data: dict[str, Any]) -> None:
+def _check_version(data: dict[str, Any], *, kind: str = "task") -> None:
     version = data.get("v")
+    if "v" not in data:
+        # Most likely an event meant for another handler (a test payload, an EventBridge
+        # schedule): say what it is not, and what one looks like. Key names only, never values.
+        keys = sorted(str(k) for k in data)[:10]
+        raise InvalidEnvelope(
+            f'the event is not an aiofanout {kind} envelope (it has no "v"; its keys: '
+            f"{keys or 'none'}); send one built by aiofanout (a target, or "
+            "aiofanout.wire.encode_task(name, args, kwargs)), shaped like "
+            '{"v": 1, "id": "...", "task": "name", "args": [], "kwargs": {}}'
+        )
     if version != ENVELOPE_VERSION:
         raise InvalidEnvelope(
             f"unsupported envelope version {version!r}: this worker speaks version "
@@ -235,6 +283,8 @@ def verify(data: dict[str, Any], secret: str | bytes) -> None:
     signature = data.get("sig")
     if not isinstance(signature, str):
         raise BadSignature("envelope is unsigned, and this worker requires signed envelopes")
+    if not signature.isascii():  # compare_digest refuses non-ASCII str with a TypeError
+        raise BadSignature("envelope signature does not match: it is not a hex digest")
     unsigned = {k: v for k, v in data.items() if k != "sig"}
     try:
         canonical = _dumps(unsigned).encode()
@@ -256,19 +306,27 @@ def decode_task(
         envelope = decode_task(record["body"], secret=secret)
         print(envelope.task, envelope.args)
     """
-    if secret is None and isinstance(raw, bytes | str):
+    if secret is None and isinstance(raw, bytes | str) and not _may_hold_constants(raw):
         # Valid unsigned envelopes take pydantic's JSON parser in one pass; anything it refuses
         # goes the long way below, which explains what is wrong.
         with contextlib.suppress(ValidationError):
             return TaskEnvelope.model_validate_json(raw)
-    data = _loads(raw)
-    _check_version(data)
-    if secret is not None:
-        verify(data, secret)
     try:
+        data = _loads(raw)
+        _check_version(data)
+        if secret is not None:
+            verify(data, secret)
         return TaskEnvelope.model_validate(data)
     except ValidationError as exc:
         raise InvalidEnvelope(f"invalid task envelope: {_brief(exc)}") from exc
+    except RecursionError as exc:
+        raise InvalidEnvelope("envelope is nested too deeply to be checked") from exc
+
+
+def _may_hold_constants(raw: bytes | str) -> bool:
+    """Whether ``raw`` may hold ``NaN`` or ``Infinity``, which pydantic's parser accepts."""
+    text = raw if isinstance(raw, bytes) else raw.encode(errors="replace")
+    return b"NaN" in text or b"Infinity" in text
 
 
 def encode_reply(reply: ReplyEnvelope) -> bytes:
@@ -289,12 +347,14 @@ def decode_reply(raw: bytes | str | dict[str, Any]) -> ReplyEnvelope:
         reply = decode_reply(message["Body"])
         value = reply.value if reply.ok else None
     """
-    data = _loads(raw)
-    _check_version(data)
     try:
+        data = _loads(raw)
+        _check_version(data, kind="reply")
         return ReplyEnvelope.model_validate(data)
     except ValidationError as exc:
         raise InvalidEnvelope(f"invalid reply envelope: {_brief(exc)}") from exc
+    except RecursionError as exc:
+        raise InvalidEnvelope("reply is nested too deeply to be checked") from exc
 
 
 def now_ms() -> int:

@@ -9,15 +9,23 @@ from .._errors import EnvelopeError, FanoutError, InvalidEnvelope, TaskFailed
 from ._envelopes import ErrorInfo, LambdaErrorPayload, ReplyEnvelope, decode_reply
 
 
-def _envelope_error_classes() -> dict[str, type[EnvelopeError]]:
+def _wire_error_classes() -> dict[str, type[FanoutError]]:
+    """The library's errors a worker may answer with, by name, rebuilt as their own type.
+
+    :class:`TaskFailed` is the catch-all for anything else (a user's ``ValueError``), and the
+    errors whose constructor takes more than a message are left to it too.
+    """
     return {
         name: obj
         for name in _errors.__all__
-        if isinstance(obj := getattr(_errors, name), type) and issubclass(obj, EnvelopeError)
+        if isinstance(obj := getattr(_errors, name), type)
+        and issubclass(obj, FanoutError)
+        and obj is not TaskFailed
+        and obj.__init__ is FanoutError.__init__
     }
 
 
-_ENVELOPE_ERRORS = _envelope_error_classes()
+_WIRE_ERRORS = _wire_error_classes()
 
 
 def error_info(exc: BaseException) -> ErrorInfo:
@@ -31,10 +39,15 @@ def error_info(exc: BaseException) -> ErrorInfo:
 
 
 def error_from_info(info: ErrorInfo) -> FanoutError:
-    """Rebuild a library error from the wire (envelope errors keep their class)."""
-    cls = _ENVELOPE_ERRORS.get(info.type)
+    """Rebuild a library error from the wire: the library's own errors keep their class.
+
+    ``except InProgress`` and ``except TaskTimedOut`` work on the sender as on the worker; an
+    envelope error is never retryable whatever the wire says.
+    """
+    cls = _WIRE_ERRORS.get(info.type)
     if cls is not None:
-        return cls(info.message)
+        retryable = False if issubclass(cls, EnvelopeError) else info.retryable
+        return cls(info.message, retryable=retryable)
     return TaskFailed(info.message, remote_type=info.type, retryable=info.retryable)
 
 

@@ -21,12 +21,13 @@ from typing import Any, ParamSpec, TypeVar, overload
 import anyio.to_thread
 from pydantic import ValidationError
 
-from .._errors import DepthExceeded, Expired, UnknownTask, UsageError
+from .._errors import DepthExceeded, Expired, TaskTimedOut, UnknownTask, UsageError
 from .._wire import (
     DEFAULT_MAX_DEPTH,
     ClaimCheck,
     ReplyEnvelope,
     TaskEnvelope,
+    check_secret,
     current_deadline_ms,
     current_depth,
     decode_task,
@@ -71,7 +72,7 @@ class App:
 
     Example::
 
-        app = App("worker", secret=os.environ.get("FANOUT_SECRET"))
+        app = App("worker", secret=secret_from_env("FANOUT_SECRET"))
 
         @app.task
         async def add(a: int, b: int) -> int:
@@ -94,6 +95,7 @@ class App:
         claim_check: ClaimCheck | None = None,
     ) -> None:
         check_loop_mode("App", loop)
+        check_secret(secret, owner=f"App({name!r}, secret=...)")
         if max_depth < 0:
             raise UsageError(f"App(max_depth=...) must be >= 0, got {max_depth}")
         self.name = name
@@ -285,7 +287,7 @@ class App:
         except TimeoutError as exc:
             if not timer.expired():
                 raise  # the task's own TimeoutError
-            raise TimeoutError(
+            raise TaskTimedOut(
                 f"task {task.name!r} was stopped after {time_left:.3f} s: its timeout or its "
                 "sender's deadline passed"
             ) from exc

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from .._engine import dispatch_many
 from .._errors import InvalidEnvelope
 from .._wire import ReplyEnvelope, error_info
-from ._replies import send_reply_if_asked
+from ._replies import reply_queue, send_reply_if_asked
 from ._sqs import handle_sqs_batch, is_event_source_batch
 
 if TYPE_CHECKING:
@@ -33,10 +33,12 @@ async def handle_direct(app: App, event: Any) -> dict[str, Any]:
     """One envelope: return the reply, or raise so Lambda reports a function error.
 
     Raising (rather than returning an error reply) is what gives ``Event`` invocations Lambda's
-    own retries and on-failure destination. ``errorType`` is the exception's class name.
+    own retries and on-failure destination. ``errorType`` is the exception's class name. An
+    error already sent to the envelope's ``reply_to`` queue is the answer: the invocation
+    succeeds, and the sender's retry policy decides, so Lambda does not run the task again.
     """
     result = await _run_one(app, event)
-    if result.error is not None:
+    if result.error is not None and reply_queue(result) is None:
         raise result.error
     return result.reply.model_dump(mode="json", exclude_none=True)
 

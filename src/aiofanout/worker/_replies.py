@@ -59,8 +59,8 @@ async def settle_claim(
     a worker refuses whatever happens. A task that raised with nobody waiting keeps it: SQS or
     Lambda delivers the message again (what a crash leaves, the bucket's lifecycle rule clears).
     """
-    if claim is None or claim_check is None:
-        return
+    if claim is None or claim_check is None or not claim_check.owns(claim):
+        return  # never touch an object outside the bucket and prefix, refused or not
     envelope = result.envelope
     answered = envelope is not None and bool(envelope.reply_to)
     if result.error is None or answered or isinstance(result.error, EnvelopeError):

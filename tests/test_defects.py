@@ -1,0 +1,239 @@
+"""Defects a new user and an attack probe found, each pinned by a test that failed before its fix.
+
+Wire and worker points first (unit tests of one function), then the worker against a real moto
+server: a refused claim touches nothing, and an ``Event`` + ``replies`` error is answered once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import pytest_asyncio
+
+from aiofanout import (
+    App,
+    BadSignature,
+    ClaimCheck,
+    ClaimRefused,
+    InvalidEnvelope,
+    Status,
+    TaskTimedOut,
+    UsageError,
+    dispatch_many,
+)
+from aiofanout.testing import MotoServer
+from aiofanout.wire import ClaimRef, decode_task, encode_task, secret_from_env
+
+SECRET = "defects-secret"
+
+
+# -- point 6: hostile envelopes are refused as envelope errors, never a crash ---------------------
+
+
+def test_an_envelope_nested_thousands_deep_is_an_invalid_envelope() -> None:
+    deep = '{"v":1,"id":"e","task":"t","args":[' + "[" * 5000 + "]" * 5000 + "]}"
+    with pytest.raises(InvalidEnvelope, match="nested too deeply"):
+        decode_task(deep)
+    with pytest.raises(InvalidEnvelope, match="nested too deeply"):
+        decode_task(deep, secret=SECRET)
+
+
+def test_a_non_ascii_signature_is_a_bad_signature() -> None:
+    data = json.loads(encode_task("t", [1], {}, secret=SECRET))
+    data["sig"] = "é" * 64
+    with pytest.raises(BadSignature):
+        decode_task(json.dumps(data), secret=SECRET)
+
+
+@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
+def test_nan_and_infinity_are_not_json_on_the_unsigned_path(constant: str) -> None:
+    raw = '{"v":1,"id":"e","task":"t","args":[' + constant + "]}"
+    with pytest.raises(InvalidEnvelope, match="not JSON"):
+        decode_task(raw)
+    # A string that merely contains the word still decodes.
+    assert decode_task('{"v":1,"id":"e","task":"t","args":["NaN"]}').args == ["NaN"]
+
+
+# -- point 15: an event that is not an envelope says so ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "event",
+    [{"hello": "world"}, {"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}}],
+)
+def test_an_event_that_is_not_an_envelope_names_its_keys_and_the_way_to_build_one(
+    event: dict[str, Any],
+) -> None:
+    with pytest.raises(InvalidEnvelope) as caught:
+        decode_task(json.dumps(event))
+    message = caught.value.message
+    assert "not an aiofanout task envelope" in message
+    assert "upgrade" not in message
+    for key in event:
+        assert repr(key) in message
+    assert "world" not in message  # key names only, never values
+    assert "encode_task" in message
+
+
+# -- point 5: an empty secret, and the documented way to read one ---------------------------------
+
+
+def test_an_empty_secret_is_refused_everywhere_it_signs() -> None:
+    with pytest.raises(UsageError, match="empty"):
+        App("empty", secret="")
+    with pytest.raises(UsageError, match="empty"):
+        App("empty", secret=b"")
+    with pytest.raises(UsageError, match="empty"):
+        encode_task("t", [], {}, secret="")
+    App("unsigned", secret=None)  # the explicit opt-out stays
+
+
+def test_secret_from_env_fails_loudly_when_the_variable_is_missing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("FANOUT_SECRET", raising=False)
+    with pytest.raises(UsageError, match="FANOUT_SECRET is not set"):
+        secret_from_env("FANOUT_SECRET")
+    monkeypatch.setenv("FANOUT_SECRET", "")
+    with pytest.raises(UsageError, match="FANOUT_SECRET is empty"):
+        secret_from_env()
+    monkeypatch.setenv("FANOUT_SECRET", "s3cret")
+    assert App("signed", secret=secret_from_env()).secret == "s3cret"
+
+
+# -- point 16: values that keep their positions ---------------------------------------------------
+
+
+async def test_values_with_a_default_keep_every_item_in_its_place() -> None:
+    async def odd_fails(n: int) -> int:
+        if n % 2:
+            raise ValueError(n)
+        return n * 10
+
+    result = await dispatch_many(odd_fails, range(6), concurrency=3, retry=1)
+    assert result.values() == [0, 20, 40]  # only what succeeded
+    assert result.values(default=None) == [0, None, 20, None, 40, None]
+    assert len(result.values(default=-1)) == len(result)
+
+
+# -- point 17: the worker's own timeout is a timeout on the sender --------------------------------
+
+
+async def test_a_task_the_worker_stopped_ends_timed_out_not_failed() -> None:
+    worker = App("stops")
+
+    @worker.task(timeout=0.05)
+    async def slow(n: int) -> None:
+        await asyncio.sleep(10)
+
+    # Eager dispatch goes through the wire's encode, the worker's run and the reply's decode.
+    result = await dispatch_many(slow, [1], concurrency=1, retry=1)
+    [outcome] = result
+    assert outcome.status is Status.TIMED_OUT
+    assert isinstance(outcome.error, TaskTimedOut)
+    assert isinstance(outcome.error, TimeoutError)
+
+
+# -- point 1: a refused claim never touches the object (a real moto server) -----------------------
+
+
+@pytest_asyncio.fixture
+async def s3(moto: MotoServer, aioboto3_session: Any) -> AsyncIterator[Any]:
+    async with aioboto3_session.client("s3", endpoint_url=moto.endpoint_url) as client:
+        yield client
+
+
+async def _bucket(s3: Any) -> str:
+    name = f"b-{uuid.uuid4().hex[:12]}"
+    await s3.create_bucket(Bucket=name)
+    return name
+
+
+def _claimed(ref: ClaimRef, *, secret: str | None = None) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(encode_task("echo", [], {}, secret=None))
+    data["claim"] = ref.model_dump()
+    if secret is not None:
+        from aiofanout._wire import sign
+        from aiofanout._wire._envelopes import _dumps
+
+        data["sig"] = sign(_dumps(data).encode(), secret)
+    return data
+
+
+async def _exists(s3: Any, bucket: str, key: str) -> bool:
+    listed = await s3.list_objects_v2(Bucket=bucket, Prefix=key)
+    return any(o["Key"] == key for o in listed.get("Contents", []))
+
+
+@pytest.mark.parametrize("where", ["other bucket", "outside the prefix", "climbing out"])
+async def test_a_claim_outside_the_bucket_and_prefix_is_refused_and_nothing_is_deleted(
+    moto: MotoServer, s3: Any, where: str
+) -> None:
+    mine, other = await _bucket(s3), await _bucket(s3)
+    claims = ClaimCheck(bucket=mine, endpoint_url=moto.endpoint_url, region_name="us-east-1")
+    bucket, key = {
+        "other bucket": (other, "aiofanout/claims/precious"),
+        "outside the prefix": (mine, "precious/data"),
+        "climbing out": (mine, "aiofanout/claims/../precious"),
+    }[where]
+    await s3.put_object(Bucket=bucket, Key=key, Body=b"precious")
+    worker = App("claims", claim_check=claims)
+
+    @worker.task
+    async def echo() -> str:
+        return "ran"
+
+    ref = ClaimRef(bucket=bucket, key=key, size=8, sha256="0" * 64)
+    result = await worker.run_envelope(_claimed(ref))
+    assert isinstance(result.error, ClaimRefused)
+    assert await _exists(s3, bucket, key)  # refused, and left alone
+    with pytest.raises(ClaimRefused):
+        await claims.forget(ref)
+    assert await _exists(s3, bucket, key)
+
+
+async def test_an_object_larger_than_its_reference_is_refused_unread(
+    moto: MotoServer, s3: Any
+) -> None:
+    bucket = await _bucket(s3)
+    claims = ClaimCheck(bucket=bucket, endpoint_url=moto.endpoint_url, region_name="us-east-1")
+    key = claims.prefix + "big"
+    await s3.put_object(Bucket=bucket, Key=key, Body=b"x" * 2_000_000)
+    ref = ClaimRef(bucket=bucket, key=key, size=10, sha256="0" * 64)
+    with pytest.raises(ClaimRefused, match=r"2,000,000 bytes, not the 10.*unread"):
+        await claims.read(ref)
+
+
+# -- point 11: an Event + replies error is answered once, not re-run by Lambda --------------------
+
+
+async def test_an_error_sent_to_the_reply_queue_ends_the_invocation_without_raising(
+    moto: MotoServer, sqs: Any, queue_url: str
+) -> None:
+    worker = App("answers-once")
+    runs = []
+
+    @worker.task
+    async def boom() -> None:
+        runs.append(1)
+        raise ValueError("broken")
+
+    worker.runner.reply_client = sqs
+    envelope = json.loads(encode_task("boom", [], {}, reply_to=queue_url))
+    answer = await worker.handle(envelope, None)  # returns: Lambda sees success, no retries
+    assert answer["ok"] is False
+    assert answer["error"]["type"] == "ValueError"
+    received = await sqs.receive_message(QueueUrl=queue_url, WaitTimeSeconds=1)
+    [message] = received["Messages"]
+    reply = json.loads(message["Body"])
+    assert reply["id"] == envelope["id"]
+    assert reply["error"]["type"] == "ValueError"
+    assert runs == [1]
+    # Without a reply queue the error still fails the invocation (Lambda's retries, on-failure).
+    with pytest.raises(ValueError, match="broken"):
+        await worker.handle(json.loads(encode_task("boom", [], {})), None)
