@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator
 from types import TracebackType
 from typing import Any
 
-from .._errors import NotFound, UsageError
+from .._errors import JournalError, NotFound, UsageError
 from .._outcome import STATUSES, SUCCEEDED, Outcome
 from ._manifest import manifest_key, write_manifest
 from ._records import JournalRecord, split_lines
@@ -143,7 +143,7 @@ class Journal:
         async with self:
             keys = await self.storage.keys(part_prefix(run_id))
             for key in keys:
-                generation = int(key.rpartition("/")[2].split("-", 1)[0])
+                generation = _generation(key, self.location)
                 if generation < since_generation:
                     continue
                 data = await self.storage.get(key) or b""
@@ -182,10 +182,34 @@ class Journal:
             if manifest is None:
                 raise NotFound(f"run {run_id!r} has no manifest in {self.location} (yet)")
             for kind in ("succeeded", "failed"):
-                for key in manifest["results"][kind]:
+                for key in _result_keys(manifest, kind, run_id, self.location):
                     data = await self.storage.get(key) or b""
                     for _, record in split_lines(data, self.location + key):
                         yield _outcome(record)
+
+
+def _generation(key: str, location: str) -> int:
+    """The generation a part's name starts with; :class:`JournalError` for a foreign file."""
+    head = key.rpartition("/")[2].split("-", 1)[0]
+    if not head.isdigit() or not key.endswith(".jsonl"):
+        raise JournalError(
+            f"{location}{key} is not a journal part (aiofanout names them "
+            "<generation>-<time>-<writer>-<sequence>.jsonl): move it out of the run's parts/"
+        )
+    return int(head)
+
+
+def _result_keys(manifest: dict[str, Any], kind: str, run_id: str, location: str) -> list[str]:
+    """The manifest's result parts of ``kind``, each checked to be this run's."""
+    keys = manifest.get("results", {}).get(kind, [])
+    for key in keys:
+        if not isinstance(key, str) or not key.startswith(f"{run_id}/results/"):
+            raise JournalError(
+                f"{location}{manifest_key(run_id)} names result part {key!r}, which is not "
+                f"under {run_id}/results/: the manifest was altered; write it again with "
+                "journal.write_manifest(run_id)"
+            )
+    return list(keys)
 
 
 def _outcome(record: JournalRecord) -> Outcome[Any]:

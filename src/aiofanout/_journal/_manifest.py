@@ -20,6 +20,7 @@ from array import array
 from collections.abc import AsyncGenerator
 from typing import Any
 
+from .._errors import JournalError
 from .._outcome import STATUSES, SUCCEEDED
 from ._records import peek_lines
 from ._storage import Storage
@@ -31,6 +32,8 @@ MANIFEST_FORMAT = "aiofanout.manifest/1"
 UNSEEN = 255  # no record of this index yet
 COPIED = 254  # its final record is in a result part already
 READ_AHEAD = 8  # parts fetched at once while a manifest reads the journal
+#: How far past the journal's line count an index may be (lines a crash lost, then resumed).
+FAR_SLACK = 100_000
 
 
 def manifest_key(run_id: str) -> str:
@@ -65,19 +68,60 @@ async def write_manifest(
 
 
 async def _final_records(storage: Storage, keys: list[str]) -> tuple[bytearray, array[int]]:
-    """Pass 1: each index's final status, and the number of the part holding it."""
+    """Pass 1: each index's final status, and the number of the part holding it.
+
+    The columns grow with the indexes read, but an index is bounded by the journal's own lines
+    (each item of a run has a line): one far past every line read so far waits in ``far`` until
+    the end, and one past the journal's line count is an error, not gigabytes of columns.
+    """
     status = bytearray()
     final_part = array("I")
+    far: dict[int, tuple[int, int, str]] = {}  # index: (code, part number, part key)
+    lines_read = 0
     async with contextlib.aclosing(_lines_of(storage, keys)) as lines:
         async for number, _, index, code in lines:
+            lines_read += 1
             if index >= len(status):
-                grow = index + 1 - len(status)
-                status.extend(bytes([UNSEEN]) * grow)
-                final_part.extend(array("I", [0]) * grow)
+                if index >= 2 * lines_read + FAR_SLACK:
+                    known = far.get(index)
+                    if known is None or known[0] != SUCCEEDED:
+                        far[index] = (code, number, keys[number])
+                    continue
+                _grow(status, final_part, index + 1)
             if status[index] != SUCCEEDED:
                 status[index] = code
                 final_part[index] = number
+    _merge_far(status, final_part, far, lines_read, storage.location)
     return status, final_part
+
+
+def _grow(status: bytearray, final_part: array[int], size: int) -> None:
+    grow = size - len(status)
+    status.extend(bytes([UNSEEN]) * grow)
+    final_part.extend(array("I", [0]) * grow)
+
+
+def _merge_far(
+    status: bytearray,
+    final_part: array[int],
+    far: dict[int, tuple[int, int, str]],
+    lines_read: int,
+    location: str,
+) -> None:
+    """Put the far indexes in the columns, once they are known to be within the run."""
+    for index, (code, number, key) in sorted(far.items()):
+        if index >= lines_read + FAR_SLACK:
+            raise JournalError(
+                f"{location}{key}: item index {index} is past the {lines_read} lines of the "
+                "run's journal; the part was not written by aiofanout: move it out of the run"
+            )
+        if index >= len(status):
+            _grow(status, final_part, index + 1)
+        # A line read later for it, in the columns, may win.
+        later = final_part[index] <= number or code == SUCCEEDED
+        if status[index] != SUCCEEDED and later:
+            status[index] = code
+            final_part[index] = number
 
 
 async def _lines_of(

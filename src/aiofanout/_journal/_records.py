@@ -83,7 +83,15 @@ def split_lines(data: bytes, where: str) -> Iterator[tuple[bytes, JournalRecord]
                 float(line.get("t", 0.0)),
             )
         except (ValueError, KeyError, TypeError) as exc:
-            raise JournalError(f"{where}, line {number}: not a journal record ({exc})") from None
+            raise JournalError(
+                f"{where}, line {number}: not a journal record ({exc}); only aiofanout writes "
+                "a run's parts: move any other file out of the run's directory or prefix"
+            ) from None
+        if record.index < 0:
+            raise JournalError(
+                f"{where}, line {number}: item index {record.index} is negative; the part was "
+                "not written by aiofanout: move it out of the run's directory or prefix"
+            )
         yield _ended(raw), record
 
 

@@ -11,13 +11,14 @@ from __future__ import annotations
 import contextlib
 import os
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, Protocol
 
 import anyio.to_thread
 
 from .._aws_session import aws_session
-from .._errors import UsageError
+from .._errors import JournalError, UsageError
 
 __all__ = ["FileStorage", "S3Storage", "Storage"]
 
@@ -49,6 +50,21 @@ class Storage(Protocol):
         ...
 
 
+def check_key(key: str, location: str) -> str:
+    """``key`` if it stays under the journal's root; :class:`JournalError` if not.
+
+    Keys come from the journal's own files too (a manifest names its result parts): one that
+    climbs out (``../x``), is absolute or has empty parts would read or write outside the root.
+    """
+    parts = key.split("/")
+    if not key or key.startswith(("/", "\\")) or any(p in ("", ".", "..") for p in parts):
+        raise JournalError(
+            f"journal key {key!r} under {location} leaves the journal's root; a journal only "
+            "uses keys under its own location: check the run's manifest, or rewrite it"
+        )
+    return key
+
+
 class FileStorage:
     """A directory: one file per key, written to a temporary name and renamed into place."""
 
@@ -57,13 +73,16 @@ class FileStorage:
         self.location = str(self.root) + os.sep  # keys are appended to it in messages
 
     def _path(self, key: str) -> Path:
-        return self.root.joinpath(*key.split("/"))
+        return self.root.joinpath(*check_key(key, self.location).split("/"))
 
     def _write(self, key: str, data: bytes, *, new: bool) -> bool:
         path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        # A journal holds the tasks' values: only its owner reads it (0700 folders, 0600 files).
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}")
-        temporary.write_bytes(data)
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as file:
+            file.write(data)
         try:
             if not new:
                 os.replace(temporary, path)  # atomic: a reader sees the old or the new file
@@ -111,6 +130,20 @@ class FileStorage:
         return None
 
 
+@contextlib.asynccontextmanager
+async def _s3_errors(location: str, key: str) -> AsyncIterator[None]:
+    """Translate botocore's errors to :class:`JournalError` naming the object, chained."""
+    import botocore.exceptions  # (aioboto3's dependency: loaded only with S3 journals)
+
+    try:
+        yield
+    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
+        raise JournalError(
+            f"S3 journal at {location}: {key or 'listing'} failed: {exc}; check the bucket "
+            "exists, the credentials may read and write it, and the endpoint"
+        ) from exc
+
+
 class S3Storage:
     """Objects of one bucket under a prefix, through one aioboto3 client opened on first use."""
 
@@ -152,9 +185,14 @@ class S3Storage:
 
     async def put(self, key: str, data: bytes) -> None:
         s3 = await self._s3()
-        await s3.put_object(Bucket=self.bucket, Key=self.prefix + key, Body=data)
+        async with _s3_errors(self.location, check_key(key, self.location)):
+            await s3.put_object(Bucket=self.bucket, Key=self.prefix + key, Body=data)
 
     async def put_new(self, key: str, data: bytes) -> bool:
+        async with _s3_errors(self.location, check_key(key, self.location)):
+            return await self._put_new(key, data)
+
+    async def _put_new(self, key: str, data: bytes) -> bool:
         s3 = await self._s3()
         try:
             # S3's conditional write: one of two racing writers gets 412 PreconditionFailed.
@@ -168,6 +206,10 @@ class S3Storage:
         return True
 
     async def get(self, key: str) -> bytes | None:
+        async with _s3_errors(self.location, check_key(key, self.location)):
+            return await self._get(key)
+
+    async def _get(self, key: str) -> bytes | None:
         s3 = await self._s3()
         try:
             response = await s3.get_object(Bucket=self.bucket, Key=self.prefix + key)
@@ -178,6 +220,10 @@ class S3Storage:
         return data
 
     async def keys(self, prefix: str) -> list[str]:
+        async with _s3_errors(self.location, ""):
+            return await self._keys(prefix)
+
+    async def _keys(self, prefix: str) -> list[str]:
         s3 = await self._s3()
         found: list[str] = []
         paginator = s3.get_paginator("list_objects_v2")
