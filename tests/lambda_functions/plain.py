@@ -34,3 +34,13 @@ def crash(event: Any, context: Any) -> None:
 
 def fail(event: Any, context: Any) -> None:
     raise KeyError("missing-key")
+
+
+def environ(event: Any, context: Any) -> dict[str, str | None]:
+    """The named variables of the function's environment (what a leak test looks for)."""
+    return {name: os.environ.get(name) for name in event["names"]}
+
+
+def sized(event: Any, context: Any) -> str:
+    """A response of about ``event["bytes"]`` bytes (a JSON string)."""
+    return "x" * int(event["bytes"])

@@ -187,9 +187,9 @@ def environment_variables(
     config: FunctionConfig, log_stream: str, runtime_api: str, sqs_endpoint_url: str | None
 ) -> dict[str, str]:
     """The variables of an environment: this process's, minus Lambda's own, plus the function's."""
-    variables = {
-        k: v for k, v in os.environ.items() if not k.startswith(("AWS_LAMBDA_", "_HANDLER"))
-    }
+    # What AWS gives a function, not serve's own environment (a token there must not leak):
+    # only what a Python process needs to start and import awslambdaric.
+    variables = {k: v for k, v in os.environ.items() if k in _INHERITED}
     code_paths = [os.path.abspath(p) for p in config.code_paths]
     python_path = os.pathsep.join([*code_paths, variables.get("PYTHONPATH", "")]).strip(os.pathsep)
     variables |= {
@@ -206,10 +206,21 @@ def environment_variables(
         "PYTHONPATH": python_path,
         "PYTHONUNBUFFERED": "1",
     }
-    if sqs_endpoint_url is not None:
-        variables.setdefault("AWS_ENDPOINT_URL_SQS", sqs_endpoint_url)
-        variables.setdefault("AWS_ENDPOINT_URL_S3", sqs_endpoint_url)  # moto serves S3 too
+    if sqs_endpoint_url is not None:  # every service the moto server serves
+        variables["AWS_ENDPOINT_URL"] = sqs_endpoint_url
+        for service in MOTO_SERVICES:
+            variables[f"AWS_ENDPOINT_URL_{service}"] = sqs_endpoint_url
     return variables | dict(config.environment)
+
+
+# The variables of serve's environment a function's Python process needs to start.
+_INHERITED = frozenset(
+    {"PATH", "PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "HOME"}
+    # AWS hands a function its role's credentials: the local runtime hands it serve's.
+    | {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"}
+)
+# The services the moto server serves that a function of this library reaches.
+MOTO_SERVICES = ("SQS", "S3", "DYNAMODB", "STS", "SNS", "EVENTBRIDGE", "LOGS")
 
 
 def _exit_error(invocation: Invocation, code: int | None) -> Result:

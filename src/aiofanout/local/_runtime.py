@@ -64,6 +64,10 @@ KEPT_LOGS = 256
 log = logging.getLogger("aiofanout.local")
 
 
+# Bodies up to this size are read: a 6 MB function response, a 50 MB zip base64-encoded.
+_MAX_BODY = 70 * 1024 * 1024
+
+
 class LocalLambda:
     """The local Lambda runtime server. Use it through :func:`aiofanout.local.stack`, or alone.
 
@@ -113,7 +117,9 @@ class LocalLambda:
 
     async def start(self) -> LocalLambda:
         """Start serving on the loopback address (a free port unless one was given)."""
-        app = web.Application(middlewares=[aws_errors])
+        app = web.Application(
+            middlewares=[aws_errors],
+        )
         InvokeApi(self.functions, self.limits, self.invoke, self.log_tail).add_routes(app)
         RuntimeApi(self._environments).add_routes(app)
         add_control_routes(self, app)

@@ -33,6 +33,9 @@ from ._invocation import Invocation, Result
 
 RUNTIME_PREFIX = "/2018-06-01/runtime"
 JSON = "application/json"
+#: The largest response a synchronous invoke returns (6 MB, as AWS counts it), and AWS's words.
+MAX_RESPONSE = 6 * 1024 * 1024
+_TOO_LARGE = "Response payload size exceeded maximum allowed payload size (6291556 bytes)."
 
 
 class RuntimeApi:
@@ -82,7 +85,13 @@ class RuntimeApi:
 
     async def _response(self, request: web.Request) -> web.Response:
         env = self._env(request)
-        _settle(env, request.match_info["request_id"], Result(await request.read()))
+        request_id = request.match_info["request_id"]
+        body = await request.read()
+        if len(body) > MAX_RESPONSE:  # AWS answers the caller a function error, as here
+            result = Result.error("Function.ResponseSizeTooLarge", _TOO_LARGE, request_id)
+        else:
+            result = Result(body)
+        _settle(env, request_id, result)
         return _accepted()
 
     async def _error(self, request: web.Request) -> web.Response:

@@ -1,0 +1,65 @@
+"""A local function's environment is what AWS gives a function, through real processes.
+
+Not the environment of the process that runs the local runtime (a token there must not reach
+function code), but the function's own variables, the runtime's, and every local endpoint.
+"""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import pytest
+
+from aiofanout import LambdaTarget, TaskFailed, dispatch_many
+from aiofanout.local import FunctionConfig, LocalAws
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+FUNCTIONS = str(Path(__file__).with_name("lambda_functions"))
+
+
+async def test_a_function_sees_its_variables_and_the_local_endpoints_not_the_runtimes_own(
+    aws: LocalAws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DEVELOPER_TOKEN", "ghp-not-for-functions")
+    name = f"fn-{uuid.uuid4().hex[:8]}"
+    aws.add_function(
+        FunctionConfig(
+            name, "plain.environ", code_paths=[FUNCTIONS], environment={"MINE": "configured"}
+        )
+    )
+    target = LambdaTarget(
+        name, task=None, endpoint_url=aws.lambda_endpoint_url, region_name="us-east-1"
+    )
+    names = ["DEVELOPER_TOKEN", "MINE", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL"]
+    result = await dispatch_many(target, [{"names": names}], concurrency=1)
+    seen = result[0].value
+    assert seen["DEVELOPER_TOKEN"] is None
+    assert seen["MINE"] == "configured"
+    assert seen["AWS_ENDPOINT_URL_DYNAMODB"] == aws.endpoint_url  # the moto server
+    assert seen["AWS_ENDPOINT_URL"] == aws.endpoint_url
+
+
+@pytest.mark.parametrize("size", [2_000_000, 6_000_000])
+async def test_responses_up_to_six_mb_come_back_whole(aws: LocalAws, size: int) -> None:
+    name = f"fn-{uuid.uuid4().hex[:8]}"
+    aws.add_function(FunctionConfig(name, "plain.sized", code_paths=[FUNCTIONS]))
+    target = LambdaTarget(
+        name, task=None, endpoint_url=aws.lambda_endpoint_url, region_name="us-east-1"
+    )
+    result = await dispatch_many(target, [{"bytes": size}], concurrency=1, retry=1)
+    assert result[0].value == "x" * size
+
+
+async def test_a_response_over_six_mb_is_the_function_error_aws_answers(aws: LocalAws) -> None:
+    name = f"fn-{uuid.uuid4().hex[:8]}"
+    aws.add_function(FunctionConfig(name, "plain.sized", code_paths=[FUNCTIONS]))
+    target = LambdaTarget(
+        name, task=None, endpoint_url=aws.lambda_endpoint_url, region_name="us-east-1"
+    )
+    result = await dispatch_many(target, [{"bytes": 7_000_000}], concurrency=1, retry=1)
+    error = result[0].error
+    assert isinstance(error, TaskFailed)
+    assert error.remote_type == "Function.ResponseSizeTooLarge"
+    assert "6291556 bytes" in error.message
