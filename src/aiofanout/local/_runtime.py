@@ -117,9 +117,7 @@ class LocalLambda:
 
     async def start(self) -> LocalLambda:
         """Start serving on the loopback address (a free port unless one was given)."""
-        app = web.Application(
-            middlewares=[aws_errors],
-        )
+        app = web.Application(middlewares=[aws_errors], client_max_size=_MAX_BODY)
         InvokeApi(self.functions, self.limits, self.invoke, self.log_tail).add_routes(app)
         RuntimeApi(self._environments).add_routes(app)
         add_control_routes(self, app)
