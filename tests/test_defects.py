@@ -237,3 +237,26 @@ async def test_an_error_sent_to_the_reply_queue_ends_the_invocation_without_rais
     # Without a reply queue the error still fails the invocation (Lambda's retries, on-failure).
     with pytest.raises(ValueError, match="broken"):
         await worker.handle(json.loads(encode_task("boom", [], {})), None)
+
+
+# -- point 15: configuration mistakes are usage errors that name the fix --------------------------
+
+
+def test_an_endpoint_url_without_a_scheme_says_to_add_it() -> None:
+    from aiofanout import LambdaTarget
+
+    with pytest.raises(UsageError, match=r"endpoint_url='http://127\.0\.0\.1:9101'"):
+        LambdaTarget("worker", task=None, endpoint_url="127.0.0.1:9101")
+
+
+async def test_no_region_anywhere_is_a_usage_error_naming_region_name(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    from aiofanout import LambdaTarget
+
+    for name in ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    target = LambdaTarget("worker", task=None)
+    with pytest.raises(UsageError, match="region_name="):
+        await dispatch_many(target, [1], concurrency=1)

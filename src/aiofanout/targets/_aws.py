@@ -159,7 +159,7 @@ class AwsClientTarget(SharedTarget[Any]):
     ) -> None:
         self._session = session
         self._given_client = client
-        self.endpoint_url = endpoint_url
+        self.endpoint_url = check_endpoint_url(endpoint_url)
         self.region_name = region_name
 
     @property
@@ -174,17 +174,39 @@ class AwsClientTarget(SharedTarget[Any]):
             return self._given_client
         session = self._session or _aioboto3().Session()
         config = client_config(concurrency=concurrency, timeout=timeout, long_calls=self.long_calls)
-        # The context manager's enter makes the client; its exit is client.close(), in release().
-        return await session.client(
-            self.service,
-            endpoint_url=self.endpoint_url,
-            region_name=self.region_name,
-            config=config,
-        ).__aenter__()
+        from botocore.exceptions import NoRegionError
+
+        try:
+            # The context manager's enter makes the client; its exit is client.close(), in
+            # release().
+            return await session.client(
+                self.service,
+                endpoint_url=self.endpoint_url,
+                region_name=self.region_name,
+                config=config,
+            ).__aenter__()
+        except NoRegionError as exc:
+            raise UsageError(
+                f"no AWS region is configured for the {self.service} client: pass "
+                "region_name='us-east-1' (or yours) to the target, or set AWS_REGION / "
+                "AWS_DEFAULT_REGION, or a region in your AWS profile"
+            ) from exc
 
     async def release(self, resource: Any) -> None:
         if resource is not self._given_client:  # the user's own client is theirs to close
             await resource.close()
+
+
+def check_endpoint_url(endpoint_url: str | None) -> str | None:
+    """``endpoint_url`` if it is an http(s) URL; a :class:`UsageError` naming the fix if not."""
+    if endpoint_url is None:
+        return None
+    if not endpoint_url.startswith(("http://", "https://")):
+        raise UsageError(
+            f"endpoint_url={endpoint_url!r} is not a URL: give the scheme too, for example "
+            f"endpoint_url='http://{endpoint_url}'"
+        )
+    return endpoint_url
 
 
 def _warn_if_pool_too_small(client: Any, concurrency: int) -> None:
