@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from aiofanout import LambdaTarget, TaskFailed, dispatch_many
+from aiofanout import LambdaTarget, Status, TaskFailed, dispatch_many
 from aiofanout.local import FunctionConfig, LocalAws
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -63,3 +63,26 @@ async def test_a_response_over_six_mb_is_the_function_error_aws_answers(aws: Loc
     assert isinstance(error, TaskFailed)
     assert error.remote_type == "Function.ResponseSizeTooLarge"
     assert "6291556 bytes" in error.message
+
+
+async def test_a_reply_that_never_comes_ends_the_item_timed_out_without_a_timeout(
+    aws: LocalAws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from aiofanout.targets._fanin import Fanin
+
+    monkeypatch.setattr(Fanin, "reply_wait", 1.0)  # the 960 s default, shortened for the test
+    name = f"fn-{uuid.uuid4().hex[:8]}"
+    aws.add_function(FunctionConfig(name, "plain.echo", code_paths=[FUNCTIONS]))  # never replies
+    target = LambdaTarget(
+        name,
+        task="work",
+        invocation_type="Event",
+        replies=True,
+        endpoint_url=aws.lambda_endpoint_url,
+        sqs_endpoint_url=aws.endpoint_url,
+        region_name="us-east-1",
+    )
+    result = await dispatch_many(target, [1], concurrency=1, retry=1)  # no timeout, no deadline
+    [outcome] = result
+    assert outcome.status is Status.TIMED_OUT
+    assert "no reply to envelope" in str(outcome.error)

@@ -7,6 +7,7 @@ item's call a round trip (register, send, wait for the reply), detach when the t
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
@@ -69,12 +70,22 @@ def _endpoint_of(target: AwsClientTarget) -> str | None:
     return endpoint if isinstance(endpoint, str) else None
 
 
+#: The longest an item waits for its reply when the fan-out sets neither ``timeout`` nor
+#: ``deadline``: Lambda's longest run (15 minutes) and a minute for the reply to travel. A reply
+#: that never comes (a worker that refused the envelope, a lost message) ends the item
+#: ``TIMED_OUT`` then, instead of a fan-out that never returns.
+DEFAULT_REPLY_WAIT = 960.0
+
+
 class Fanin:
     """A target's replies: which queue, attached while the target is open, one item's round trip.
 
     ``replies`` is ``True`` (a queue made for the target, deleted when it closes) or a queue URL
-    (the user's, shared with every fan-out of this process that names it).
+    (the user's, shared with every fan-out of this process that names it). ``reply_wait``
+    bounds one round trip whatever the fan-out's own timeout and deadline are.
     """
+
+    reply_wait: float = DEFAULT_REPLY_WAIT
 
     def __init__(
         self,
@@ -118,6 +129,17 @@ class Fanin:
             self._stats = queue.stats
             await detach(queue)
 
+    async def _reply_within_wait(self, future: Awaitable[Any], envelope_id: str) -> Any:
+        try:
+            async with asyncio.timeout(self.reply_wait):
+                return await future
+        except TimeoutError as exc:
+            raise TimeoutError(
+                f"no reply to envelope {envelope_id} within {self.reply_wait:g} s: the worker may "
+                "have refused it (see its logs, or the function's on-failure destination); give "
+                "the fan-out a timeout= or deadline= to bound the wait sooner"
+            ) from exc
+
     async def round_trip(self, envelope_id: str, send: Callable[[], Awaitable[object]]) -> Any:
         """Send one envelope and return its reply's value, or raise its error.
 
@@ -131,7 +153,7 @@ class Fanin:
         try:
             if not future.done():
                 await send()
-            answer = await future
+            answer = await self._reply_within_wait(future, envelope_id)
             if isinstance(answer[0], ClaimRef):
                 answer = await self._claimed(answer[0], envelope_id)
             return raise_or_return(answer)
