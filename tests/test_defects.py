@@ -260,3 +260,43 @@ async def test_no_region_anywhere_is_a_usage_error_naming_region_name(
     target = LambdaTarget("worker", task=None)
     with pytest.raises(UsageError, match="region_name="):
         await dispatch_many(target, [1], concurrency=1)
+
+
+# -- point 9: the moto server never outlives its parent, and a port in use is an error -----------
+
+
+def test_a_moto_port_in_use_is_an_error_not_the_old_servers_state(moto: MotoServer) -> None:
+    with pytest.raises(UsageError, match=f"port {moto.port} .* is in use"):
+        MotoServer(port=moto.port).start()
+
+
+def test_the_moto_server_dies_with_a_parent_killed_by_sigkill() -> None:
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    script = (
+        "import sys, time\n"
+        "from aiofanout.testing import MotoServer\n"
+        "server = MotoServer().start()\n"
+        "print(server.port, server.process.pid, flush=True)\n"
+        "time.sleep(120)\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert parent.stdout is not None
+    port, child = (int(word) for word in parent.stdout.readline().split())
+    os.kill(parent.pid, signal.SIGKILL)
+    parent.wait(timeout=10)
+    parent.stdout.close()
+
+    def listening() -> bool:
+        with socket.socket() as sock:
+            return sock.connect_ex(("127.0.0.1", port)) == 0
+
+    give_up = time.monotonic() + 15
+    while listening() and time.monotonic() < give_up:
+        time.sleep(0.1)  # polling a condition: the orphan's watchdog notices within 0.5 s
+    assert not listening(), f"moto server pid {child} outlived its parent"

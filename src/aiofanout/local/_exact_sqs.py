@@ -36,8 +36,10 @@ Only the standard library here; moto is imported when :func:`install` runs.
 from __future__ import annotations
 
 import functools
+import os
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -162,8 +164,31 @@ def install() -> None:
     _patch(Queue, "wait_for_messages", _wait_for_messages)
 
 
+#: The pid of the process that started this server: when it is gone, so is the server.
+PARENT_PID_VARIABLE = "AIOFANOUT_PARENT_PID"
+
+
+def exit_with_parent(poll: float = 0.5) -> None:
+    """Exit as soon as the process that started this one has died (SIGKILL included).
+
+    A watchdog thread rather than ``PR_SET_PDEATHSIG``: the server is started from a worker
+    thread, and Linux sends that signal when the starting *thread* exits, not the process.
+    """
+    parent = os.environ.get(PARENT_PID_VARIABLE)
+    if not parent or not parent.isdigit():
+        return
+
+    def watch() -> None:
+        while os.getppid() == int(parent):
+            time.sleep(poll)
+        os._exit(0)  # orphaned: nobody can stop this server any more
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Patch SQS, then run moto's server with ``argv`` (``python -m moto.server`` arguments)."""
+    exit_with_parent()
     install()
     from moto.server import main as moto_main
 

@@ -18,6 +18,7 @@ import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
+from .._errors import UsageError
 from ._aws import REGION
 
 #: Credentials that only a local moto server accepts: tests never reach real AWS with them.
@@ -39,6 +40,25 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
+
+
+def _refuse_if_in_use(host: str, port: int) -> None:
+    """A :class:`UsageError` if something listens on ``host:port`` already.
+
+    Without it a new server would fail to bind while the old one answered in its place, with
+    the old one's state.
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # Connections of a server gone in TIME_WAIT are no listener: only a live one refuses.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            raise UsageError(
+                f"port {port} on {host} is in use (an earlier moto server still running?): "
+                "stop what listens there, or pick another port (--moto-port), or leave it out "
+                "for a free one"
+            ) from exc
 
 
 def wait_for_http(
@@ -108,7 +128,9 @@ class MotoServer:
 
     def start(self) -> MotoServer:
         """Start the process and wait until it answers."""
-        env = {**os.environ, **FAKE_CREDENTIALS}
+        _refuse_if_in_use(self.host, self.port)
+        # The server exits when this process dies, however it dies (see exit_with_parent).
+        env = {**os.environ, **FAKE_CREDENTIALS, "AIOFANOUT_PARENT_PID": str(os.getpid())}
         self.process = subprocess.Popen(
             [sys.executable, "-m", self.module, "-H", self.host, "-p", str(self.port)],
             stdout=subprocess.DEVNULL,
