@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 from aiofanout import BadSignature, InProgress, TaskTimedOut
-from aiofanout.targets._replies import parse
 
 
 def _on_failure_record(envelope_id: str, error_type: str) -> str:
@@ -29,6 +28,8 @@ def _on_failure_record(envelope_id: str, error_type: str) -> str:
 
 
 def test_an_on_failure_record_of_a_refused_envelope_reports_bad_signature() -> None:
+    from aiofanout.targets._replies import parse  # white-box: the reply router's parser
+
     envelope_id, (value, error) = parse(_on_failure_record("e-1", "BadSignature"))
 
     assert envelope_id == "e-1"
@@ -39,6 +40,8 @@ def test_an_on_failure_record_of_a_refused_envelope_reports_bad_signature() -> N
 
 
 def test_library_errors_in_an_on_failure_record_keep_their_type() -> None:
+    from aiofanout.targets._replies import parse  # white-box: the reply router's parser
+
     _, (_, timed_out) = parse(_on_failure_record("e-2", "TaskTimedOut"))
     _, (_, in_progress) = parse(_on_failure_record("e-3", "InProgress"))
 
