@@ -86,3 +86,40 @@ async def test_a_reply_that_never_comes_ends_the_item_timed_out_without_a_timeou
     [outcome] = result
     assert outcome.status is Status.TIMED_OUT
     assert "no reply to envelope" in str(outcome.error)
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Host": "evil.example:{port}", "Content-Type": "application/json"},  # DNS rebinding
+        {"Origin": "https://evil.example", "Content-Type": "application/json"},  # CSRF
+        {"Content-Type": "text/plain"},  # a form a page posts without a preflight
+    ],
+    ids=["foreign-host", "origin", "text-plain"],
+)
+async def test_what_a_browser_could_send_creates_no_function(
+    aws: LocalAws, headers: dict[str, str]
+) -> None:
+    import json
+
+    import aiohttp
+
+    port = aws.lambda_endpoint_url.rsplit(":", 1)[1]
+    name = f"fn-{uuid.uuid4().hex[:8]}"
+    body = json.dumps(
+        {
+            "FunctionName": name,
+            "Runtime": "python3.11",
+            "Handler": "plain.echo",
+            "Role": "arn:aws:iam::123456789012:role/r",
+            "Code": {"ZipFile": ""},
+        }
+    )
+    sent = {k: v.format(port=port) for k, v in headers.items()}
+    async with aiohttp.ClientSession() as http:
+        url = f"{aws.lambda_endpoint_url}/2015-03-31/functions"
+        async with http.post(url, data=body, headers=sent) as response:
+            assert response.status in (403, 415)
+            assert "x-amzn-ErrorType" in response.headers
+        async with http.get(f"{url}/{name}") as response:
+            assert response.status == 404  # nothing was created

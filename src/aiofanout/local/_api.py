@@ -79,6 +79,33 @@ async def aws_errors(request: web.Request, handler: Handler) -> web.StreamRespon
         return api_error(exc.status, exc.code, exc.message, **exc.extra)
 
 
+#: What a web page may send without a CORS preflight: never a control-plane write here.
+_BROWSER_BODIES = ("text/plain", "application/x-www-form-urlencoded", "multipart/form-data")
+_WRITES = ("POST", "PUT", "PATCH", "DELETE")
+
+
+@web.middleware
+async def loopback_only(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Refuse what a browser could send: a foreign ``Host``, an ``Origin``, a form body.
+
+    The runtime binds 127.0.0.1, but a web page can still reach it: a cross-site POST (CSRF)
+    or a name of the attacker's that resolves to 127.0.0.1 (DNS rebinding) would create and
+    run a function. SDKs, the AWS CLI and awslambdaric send ``Host: 127.0.0.1:<port>``, no
+    ``Origin`` and JSON bodies.
+    """
+    sockname = request.transport.get_extra_info("sockname") if request.transport else None
+    port = sockname[1] if isinstance(sockname, tuple) else None
+    if request.host not in (f"127.0.0.1:{port}", f"localhost:{port}"):
+        return api_error(403, "AccessDeniedException", f"Host {request.host!r} is not served here")
+    if "Origin" in request.headers:
+        return api_error(403, "AccessDeniedException", "requests from web pages are refused")
+    if request.method in _WRITES and request.content_type in _BROWSER_BODIES:
+        return api_error(
+            415, "UnsupportedMediaTypeException", f"a {request.content_type} body is refused"
+        )
+    return await handler(request)
+
+
 async def body_of(request: web.Request) -> dict[str, Any]:
     """The request's JSON object (400 ``InvalidRequestContentException`` if it is not one)."""
     raw = await request.read()

@@ -40,7 +40,7 @@ from aiohttp import web
 
 from .._errors import UsageError
 from .._limits import Limits
-from ._api import aws_errors, unsupported_operation
+from ._api import aws_errors, loopback_only, unsupported_operation
 from ._background import Background
 from ._code import CodeStore
 from ._config import EventSourceMapping, FunctionConfig
@@ -117,7 +117,7 @@ class LocalLambda:
 
     async def start(self) -> LocalLambda:
         """Start serving on the loopback address (a free port unless one was given)."""
-        app = web.Application(middlewares=[aws_errors], client_max_size=_MAX_BODY)
+        app = web.Application(middlewares=[loopback_only, aws_errors], client_max_size=_MAX_BODY)
         InvokeApi(self.functions, self.limits, self.invoke, self.log_tail).add_routes(app)
         RuntimeApi(self._environments).add_routes(app)
         add_control_routes(self, app)
