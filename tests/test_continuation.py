@@ -196,7 +196,8 @@ async def test_with_an_idempotent_worker_a_crash_and_resume_run_every_item_exact
     await run.start({"run_id": "crashy-once"})
 
     await run.next_message(run.failure_queue)  # the crash
-    assert run.executed()  # it came mid-run: the worker had run items
+    # Mid-run as a rule; on a loaded machine the workers' cold starts can outlast the 3.8 s
+    # before it, and then no item has run yet. Exactly once after the resume holds either way.
     journal = run.journal()
     assert len(await journal.final_records("crashy-once")) < 3_000
 
