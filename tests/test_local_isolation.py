@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -19,19 +20,24 @@ pytestmark = pytest.mark.asyncio(loop_scope="module")
 FUNCTIONS = str(Path(__file__).with_name("lambda_functions"))
 
 
+def function_target(
+    aws: LocalAws, handler: str, environment: dict[str, str] | None = None, **options: Any
+) -> LambdaTarget:
+    """A new function running ``handler`` from tests/lambda_functions, and a target for it."""
+    name = f"fn-{uuid.uuid4().hex[:8]}"
+    config = FunctionConfig(name, handler, code_paths=[FUNCTIONS], environment=environment or {})
+    aws.add_function(config)
+    options.setdefault("task", None)
+    return LambdaTarget(
+        name, endpoint_url=aws.lambda_endpoint_url, region_name="us-east-1", **options
+    )
+
+
 async def test_a_function_sees_its_variables_and_the_local_endpoints_not_the_runtimes_own(
     aws: LocalAws, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("DEVELOPER_TOKEN", "ghp-not-for-functions")
-    name = f"fn-{uuid.uuid4().hex[:8]}"
-    aws.add_function(
-        FunctionConfig(
-            name, "plain.environ", code_paths=[FUNCTIONS], environment={"MINE": "configured"}
-        )
-    )
-    target = LambdaTarget(
-        name, task=None, endpoint_url=aws.lambda_endpoint_url, region_name="us-east-1"
-    )
+    target = function_target(aws, "plain.environ", environment={"MINE": "configured"})
     names = ["DEVELOPER_TOKEN", "MINE", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL"]
     result = await dispatch_many(target, [{"names": names}], concurrency=1)
     seen = result[0].value
@@ -43,21 +49,13 @@ async def test_a_function_sees_its_variables_and_the_local_endpoints_not_the_run
 
 @pytest.mark.parametrize("size", [2_000_000, 6_000_000])
 async def test_responses_up_to_six_mb_come_back_whole(aws: LocalAws, size: int) -> None:
-    name = f"fn-{uuid.uuid4().hex[:8]}"
-    aws.add_function(FunctionConfig(name, "plain.sized", code_paths=[FUNCTIONS]))
-    target = LambdaTarget(
-        name, task=None, endpoint_url=aws.lambda_endpoint_url, region_name="us-east-1"
-    )
+    target = function_target(aws, "plain.sized")
     result = await dispatch_many(target, [{"bytes": size}], concurrency=1, retry=1)
     assert result[0].value == "x" * size
 
 
 async def test_a_response_over_six_mb_is_the_function_error_aws_answers(aws: LocalAws) -> None:
-    name = f"fn-{uuid.uuid4().hex[:8]}"
-    aws.add_function(FunctionConfig(name, "plain.sized", code_paths=[FUNCTIONS]))
-    target = LambdaTarget(
-        name, task=None, endpoint_url=aws.lambda_endpoint_url, region_name="us-east-1"
-    )
+    target = function_target(aws, "plain.sized")
     result = await dispatch_many(target, [{"bytes": 7_000_000}], concurrency=1, retry=1)
     error = result[0].error
     assert isinstance(error, TaskFailed)
@@ -71,16 +69,13 @@ async def test_a_reply_that_never_comes_ends_the_item_timed_out_without_a_timeou
     from aiofanout.targets._fanin import Fanin
 
     monkeypatch.setattr(Fanin, "reply_wait", 1.0)  # the 960 s default, shortened for the test
-    name = f"fn-{uuid.uuid4().hex[:8]}"
-    aws.add_function(FunctionConfig(name, "plain.echo", code_paths=[FUNCTIONS]))  # never replies
-    target = LambdaTarget(
-        name,
+    target = function_target(  # plain.echo never replies
+        aws,
+        "plain.echo",
         task="work",
         invocation_type="Event",
         replies=True,
-        endpoint_url=aws.lambda_endpoint_url,
         sqs_endpoint_url=aws.endpoint_url,
-        region_name="us-east-1",
     )
     result = await dispatch_many(target, [1], concurrency=1, retry=1)  # no timeout, no deadline
     [outcome] = result

@@ -197,7 +197,7 @@ class App:
             if envelope.reply_to and self.claim_check is not None:
                 reply = await reply_within_limit(self.claim_check, reply)
         except Exception as exc:
-            result = self._failed(envelope, exc)
+            result = _failed(envelope, exc)
         else:
             result = TaskResult(reply, None, envelope)
         await settle_claim(self.claim_check, claim, result)
@@ -234,13 +234,6 @@ class App:
             raise UsageError(
                 f"task {envelope.task!r} returned a value that is not JSON: {exc}"
             ) from exc
-
-    @staticmethod
-    def _failed(envelope: TaskEnvelope | None, error: Exception) -> TaskResult:
-        reply_id = envelope.id if envelope is not None else "?"
-        return TaskResult(
-            ReplyEnvelope(id=reply_id, ok=False, error=error_info(error)), error, envelope
-        )
 
     async def _run(self, task: Task[Any, Any], envelope: TaskEnvelope, bound: Bound) -> Any:
         started = time.monotonic()
@@ -328,6 +321,14 @@ class App:
             # The runner swaps in a new stack after closing one: register again with that one.
             resources.push_async_callback(self.idempotency.aclose)
             self._store_closes_with = resources
+
+
+def _failed(envelope: TaskEnvelope | None, error: Exception) -> TaskResult:
+    """The result of an envelope that was refused or whose task raised."""
+    reply_id = envelope.id if envelope is not None else "?"
+    return TaskResult(
+        ReplyEnvelope(id=reply_id, ok=False, error=error_info(error)), error, envelope
+    )
 
 
 def _refuse_if_expired(envelope: TaskEnvelope) -> None:
