@@ -9,22 +9,33 @@ operation botocore would call there (:func:`unsupported_operation`).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime
 import functools
 import json
 import re
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 
-from ._aws import function_arn, function_name
+from ._aws import function_arn
 from ._functions import Function, FunctionRegistry
 
 JSON = "application/json"
 LATEST = "$LATEST"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+#: A function's name as ``CreateFunction`` takes it (AWS: 1-64 letters, digits, ``-``, ``_``).
+NAME_PATTERN = "[a-zA-Z0-9-_]{1,64}"
+#: What names a function to operate on: its name or ARN, a qualifier (AWS's pattern).
+ADDRESS_PATTERN = (
+    r"(arn:(aws[a-zA-Z-]*)?:lambda:)?([a-z]{2}(-gov)?-[a-z]+-\d{1}:)?(\d{12}:)?(function:)?"
+    r"([a-zA-Z0-9-_\.]+)(:(\$LATEST|[a-zA-Z0-9-_]+))?"
+)
+_ADDRESS = re.compile(ADDRESS_PATTERN)
+_MARKER = re.compile("[0-9]{1,9}")
 
 
 class ApiError(Exception):
@@ -46,6 +57,23 @@ def not_found(message: str) -> ApiError:
 def invalid(message: str) -> ApiError:
     """400 ``InvalidParameterValueException``."""
     return ApiError(400, "InvalidParameterValueException", message)
+
+
+def validation(field: str, value: object, constraint: str) -> ApiError:
+    """400 ``ValidationException`` in AWS's words, the value shown escaped and shortened."""
+    return ApiError(
+        400,
+        "ValidationException",
+        f"1 validation error detected: Value '{shown(value)}' at '{field}' failed to satisfy "
+        f"constraint: {constraint}",
+    )
+
+
+def shown(value: object, limit: int = 100) -> str:
+    """``value`` fit for a message or a log line: control characters escaped, at most ``limit``."""
+    text = str(value)
+    text = text if len(text) <= limit else text[:limit] + "..."
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
 
 
 def api_error(status: int, code: str, message: str, **extra: Any) -> web.Response:
@@ -106,18 +134,69 @@ async def loopback_only(request: web.Request, handler: Handler) -> web.StreamRes
     return await handler(request)
 
 
+#: Seconds a request's body may take to arrive: a client that stops half way through gets a
+#: 408 and its connection closed, rather than holding a handler forever.
+BODY_TIMEOUT = 30.0
+
+
+@contextlib.asynccontextmanager
+async def body_deadline() -> AsyncIterator[None]:
+    """Bound the reading of a request's body by :data:`BODY_TIMEOUT` (408 past it)."""
+    try:
+        async with asyncio.timeout(BODY_TIMEOUT):
+            yield
+    except TimeoutError as exc:
+        raise ApiError(
+            408, "RequestTimeoutException", f"the request body did not arrive in {BODY_TIMEOUT} s"
+        ) from exc
+
+
 async def body_of(request: web.Request) -> dict[str, Any]:
     """The request's JSON object (400 ``InvalidRequestContentException`` if it is not one)."""
-    raw = await request.read()
+    try:
+        async with body_deadline():
+            raw = await request.read()
+    except web.HTTPRequestEntityTooLarge as exc:
+        raise too_large(request.client_max_size) from exc
     try:
         body = json.loads(raw) if raw else {}
-    except ValueError as exc:
-        raise ApiError(
-            400, "InvalidRequestContentException", f"Could not parse request body into json: {exc}"
-        ) from exc
+    except (ValueError, RecursionError) as exc:
+        raise unparsable(exc) from exc
     if not isinstance(body, dict):
         raise ApiError(400, "InvalidRequestContentException", "The request body must be an object")
     return body
+
+
+def too_large(limit: int, operation: str = "") -> ApiError:
+    """413 ``RequestEntityTooLargeException``, as AWS answers a request over its limit."""
+    suffix = f" for the {operation} operation" if operation else ""
+    return ApiError(
+        413, "RequestEntityTooLargeException", f"Request must be smaller than {limit} bytes{suffix}"
+    )
+
+
+def unparsable(exc: Exception) -> ApiError:
+    """400 ``InvalidRequestContentException`` for JSON that does not parse (or nests too deep)."""
+    reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+    return ApiError(
+        400, "InvalidRequestContentException", f"Could not parse request body into json: {reason}"
+    )
+
+
+def check_name(value: object) -> str:
+    """The name ``CreateFunction`` is given (its ARN in this account also names it), or 400."""
+    name = value.removeprefix(function_arn("")) if isinstance(value, str) else ""
+    if not re.fullmatch(NAME_PATTERN, name):
+        raise _bad_name(value, NAME_PATTERN, 140)
+    return name
+
+
+def _bad_name(value: object, pattern: str, longest: int) -> ApiError:
+    if len(str(value)) > longest:
+        constraint = f"Member must have length less than or equal to {longest}"
+    else:
+        constraint = f"Member must satisfy regular expression pattern: {pattern}"
+    return validation("functionName", value, constraint)
 
 
 def lookup(functions: FunctionRegistry, request: web.Request) -> Function:
@@ -126,8 +205,8 @@ def lookup(functions: FunctionRegistry, request: web.Request) -> Function:
     As on AWS, a missing function or an unknown qualifier is 404 ``ResourceNotFoundException``
     whose message names the ARN.
     """
-    name = function_name(request.match_info["name"]).partition(":")[0]
-    qualifier = request.query.get("Qualifier") or _qualifier_in(request.match_info["name"])
+    name, qualifier_in_name = address(request.match_info["name"])
+    qualifier = request.query.get("Qualifier") or qualifier_in_name
     function = functions.find(name)
     if function is None:
         raise not_found(f"Function not found: {function_arn(name)}")
@@ -136,21 +215,38 @@ def lookup(functions: FunctionRegistry, request: web.Request) -> Function:
     return function
 
 
-def _qualifier_in(name_or_arn: str) -> str | None:
-    """The qualifier of a qualified name or ARN (``worker:$LATEST``), if any."""
-    rest = name_or_arn.rpartition(":function:")[2] or name_or_arn
-    _, sep, qualifier = rest.partition(":")
-    return qualifier if sep else None
+def address(name_or_arn: str) -> tuple[str, str | None]:
+    """The name and qualifier (if any) of a function's name or ARN; 400 if it is neither."""
+    match = _ADDRESS.fullmatch(name_or_arn) if len(name_or_arn) <= 170 else None
+    if match is None or len(match.group(7)) > 64:
+        raise _bad_name(name_or_arn, ADDRESS_PATTERN, 170)
+    return match.group(7), match.group(9)
 
 
 def page(request: web.Request, key: str, items: list[Any], *, max_items: int) -> web.Response:
     """One page of a List operation: ``Marker`` and ``MaxItems`` in, ``NextMarker`` out."""
-    start = int(request.query.get("Marker") or 0)
-    count = int(request.query.get("MaxItems") or max_items)
+    marker = request.query.get("Marker") or "0"
+    if not _MARKER.fullmatch(marker):
+        raise invalid(f"Invalid Marker: {shown(marker)}")
+    start = int(marker)
+    count = _max_items(request.query.get("MaxItems"), max_items)
     answer: dict[str, Any] = {key: items[start : start + count]}
     if start + count < len(items):
         answer["NextMarker"] = str(start + count)
     return reply(answer)
+
+
+def _max_items(value: str | None, default: int) -> int:
+    """``MaxItems``: 1..10000 (AWS's ``MaxListItems``)."""
+    if value is None:
+        return default
+    if not _MARKER.fullmatch(value):
+        raise validation("maxItems", value, "Member must be an integer")
+    count = int(value)
+    if not 1 <= count <= 10_000:
+        limit = "greater than or equal to 1" if count < 1 else "less than or equal to 10000"
+        raise validation("maxItems", value, f"Member must have value {limit}")
+    return count
 
 
 def lambda_time(epoch: float) -> str:

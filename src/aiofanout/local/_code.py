@@ -4,7 +4,9 @@ Each upload is unpacked into a private directory of its own (mode 0700) under on
 root that the runtime owns and removes when it stops. An older upload's directory stays until
 then: environments started from it may still be finishing their invocation. Nothing in the
 zip runs here; only its members are written, and a member that would land outside its
-directory (an absolute path, ``..``) is refused.
+directory (an absolute path, ``..``) is refused. AWS's limits hold: a zip of at most 50 MB
+uploaded directly, at most 250 MB unzipped (counted from the members' declared sizes, which
+bound what extraction writes, so a zip bomb is refused before a byte is written).
 """
 
 from __future__ import annotations
@@ -19,7 +21,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ._api import ApiError, invalid
+from ._api import ApiError, invalid, too_large
+
+#: AWS's limits: a zip uploaded in the request, and everything a function's code unzips to.
+ZIPPED_LIMIT = 50 * 1024 * 1024
+UNZIPPED_LIMIT = 250 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,13 +44,19 @@ class CodeStore:
         self.s3_endpoint_url = s3_endpoint_url
         self._root: Path | None = None
 
-    async def unpack(self, code: dict[str, Any]) -> Code:
-        """Unpack a ``Code`` (``ZipFile`` base64, or ``S3Bucket`` and ``S3Key``)."""
+    async def unpack(self, code: dict[str, Any], operation: str) -> Code:
+        """Unpack a ``Code`` (``ZipFile`` base64, or ``S3Bucket`` and ``S3Key``).
+
+        ``operation`` (``CreateFunction``, ``UpdateFunctionCode``) names the request in the
+        413 AWS answers for a zip over 50 MB.
+        """
         if code.get("ZipFile"):
             try:
                 data = base64.b64decode(code["ZipFile"], validate=True)
-            except ValueError as exc:
+            except (ValueError, TypeError) as exc:
                 raise invalid("ZipFile is not base64") from exc
+            if len(data) > ZIPPED_LIMIT:
+                raise too_large(ZIPPED_LIMIT, operation)
         elif code.get("S3Bucket") and code.get("S3Key"):
             data = await self._from_s3(code["S3Bucket"], code["S3Key"])
         else:
@@ -55,14 +67,16 @@ class CodeStore:
         directory = Path(tempfile.mkdtemp(prefix="code-", dir=self._root_dir()))
         try:
             with zipfile.ZipFile(io.BytesIO(data)) as archive:
-                for member in archive.infolist():
-                    _check_member(member.filename)
+                _check_members(archive.infolist())
                 archive.extractall(directory)
-        except zipfile.BadZipFile as exc:
+        except BaseException as exc:
+            # Whatever stopped it (a bad zip, a member colliding with one written before it,
+            # a full disk), nothing half-written stays behind.
             shutil.rmtree(directory, ignore_errors=True)
-            raise invalid(f"Could not unzip uploaded file: {exc}") from exc
-        except ApiError:
-            shutil.rmtree(directory, ignore_errors=True)
+            if isinstance(exc, ApiError):
+                raise
+            if isinstance(exc, (zipfile.BadZipFile, OSError, ValueError)):
+                raise invalid(f"Could not unzip uploaded file: {exc}") from exc
             raise
         digest = base64.b64encode(hashlib.sha256(data).digest()).decode()
         return Code(str(directory), digest, len(data))
@@ -97,7 +111,11 @@ class CodeStore:
             shutil.rmtree(root, ignore_errors=True)
 
 
-def _check_member(name: str) -> None:
-    path = Path(name)
-    if path.is_absolute() or ".." in path.parts:
-        raise invalid(f"Could not unzip uploaded file: unsafe member {name!r}")
+def _check_members(members: list[zipfile.ZipInfo]) -> None:
+    """Refuse a member that would land outside its directory, or more than 250 MB in all."""
+    for member in members:
+        path = Path(member.filename)
+        if path.is_absolute() or ".." in path.parts:
+            raise invalid(f"Could not unzip uploaded file: unsafe member {member.filename!r}")
+    if sum(member.file_size for member in members) > UNZIPPED_LIMIT:
+        raise invalid(f"Unzipped size must be smaller than {UNZIPPED_LIMIT} bytes")

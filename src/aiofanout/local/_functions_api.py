@@ -18,7 +18,19 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from .._errors import UsageError
-from ._api import LATEST, ApiError, body_of, invalid, lambda_time, lookup, page, reply
+from ._api import (
+    LATEST,
+    ApiError,
+    body_of,
+    check_name,
+    invalid,
+    lambda_time,
+    lookup,
+    page,
+    reply,
+    shown,
+    validation,
+)
 from ._config import FunctionConfig
 from ._control import with_changes
 from ._functions import Deployment, Function
@@ -30,6 +42,9 @@ PREFIX = "/2015-03-31/functions"
 #: Environments a function with no reserved concurrency may have at once (AWS: the account's
 #: unreserved pool, 1,000 by default; a laptop is smaller).
 UNRESERVED_CONCURRENCY = 10
+#: (lowest, highest) ``Timeout`` (seconds) and ``MemorySize`` (MB), as AWS allows.
+TIMEOUT_RANGE = (1, 900)
+MEMORY_RANGE = (128, 10240)
 
 
 class FunctionsApi:
@@ -52,11 +67,11 @@ class FunctionsApi:
 
     async def _create(self, request: web.Request) -> web.Response:
         body = await body_of(request)
-        name = str(body.get("FunctionName", ""))
+        name = check_name(body.get("FunctionName", ""))
         if self._functions.find(name) is not None:
             raise ApiError(409, "ResourceConflictException", f"Function already exist: {name}")
         _check_package(body)
-        code = await self._runtime.code.unpack(body.get("Code") or {})
+        code = await self._runtime.code.unpack(body.get("Code") or {}, "CreateFunction")
         with _as_api_errors():
             config = FunctionConfig(
                 name,
@@ -106,7 +121,7 @@ class FunctionsApi:
 
     async def _update_code(self, request: web.Request) -> web.Response:
         function = lookup(self._functions, request)
-        code = await self._runtime.code.unpack(await body_of(request))
+        code = await self._runtime.code.unpack(await body_of(request), "UpdateFunctionCode")
         function.deployment.code_sha256 = code.sha256
         function.deployment.code_size = code.size
         config = with_changes(function.config, code_paths=[code.directory])
@@ -152,13 +167,40 @@ def _settings(body: dict[str, Any]) -> dict[str, Any]:
     """The ``FunctionConfig`` fields a Create/UpdateFunctionConfiguration request sets."""
     settings: dict[str, Any] = {}
     if "Timeout" in body:
-        settings["timeout"] = float(body["Timeout"])
+        settings["timeout"] = float(_integer(body, "Timeout", TIMEOUT_RANGE))
     if "MemorySize" in body:
-        settings["memory"] = int(body["MemorySize"])
+        settings["memory"] = _integer(body, "MemorySize", MEMORY_RANGE)
     if "Environment" in body:
-        variables = (body["Environment"] or {}).get("Variables") or {}
-        settings["environment"] = {str(k): str(v) for k, v in variables.items()}
+        settings["environment"] = _variables(body["Environment"])
     return settings
+
+
+def _integer(body: dict[str, Any], key: str, bounds: tuple[int, int]) -> int:
+    """``body[key]``, an integer within ``bounds`` (400 naming the field otherwise)."""
+    value, field = body[key], key[0].lower() + key[1:]
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise invalid(f"Value '{shown(value)}' at '{field}' must be an integer")
+    low, high = bounds
+    if value < low:
+        raise validation(field, value, f"Member must have value greater than or equal to {low}")
+    if value > high:
+        raise validation(field, value, f"Member must have value less than or equal to {high}")
+    return value
+
+
+def _variables(environment: Any) -> dict[str, str]:
+    """``Environment.Variables``: an object of strings (400 naming the field otherwise)."""
+    if environment is None:
+        return {}
+    if not isinstance(environment, dict):
+        raise invalid("Environment must be an object with Variables")
+    variables = environment.get("Variables") or {}
+    if not isinstance(variables, dict):
+        raise invalid("Environment.Variables must be an object of strings")
+    for key, value in variables.items():
+        if not isinstance(value, str):
+            raise invalid(f"The value of environment variable '{shown(key)}' must be a string")
+    return dict(variables)
 
 
 def _describe(deployment: Deployment, body: dict[str, Any]) -> None:

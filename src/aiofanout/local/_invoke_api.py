@@ -6,12 +6,12 @@ error too, flagged by ``X-Amz-Function-Error``), ``Event`` 202 once queued, ``Dr
 
 Errors, as AWS answers them: 404 ``ResourceNotFoundException`` naming the function's ARN (also
 for a qualifier other than ``$LATEST``); 400 ``InvalidRequestContentException`` for a payload
-that is not JSON; 413 for a payload over the limit, whatever its size (the body is read in
-chunks and counted, so no server limit answers first in plain text); 429
-``TooManyRequestsException`` with its ``Reason``. On the 413, AWS sends the code
-``RequestEntityTooLargeException``, which botocore's model does not know (it names
-``RequestTooLargeException``, so boto3's ``exceptions.RequestTooLargeException`` would not catch
-AWS's answer); this runtime sends the model's name, which boto3's class does catch.
+that is not JSON (or nests too deep to parse); 408 for a body that stops arriving; 413 for a
+payload over the limit, whatever its size (the body is read in chunks and counted, so no server
+limit answers first in plain text); 429 ``TooManyRequestsException`` with its ``Reason``. On
+the 413, AWS sends the code ``RequestEntityTooLargeException``, which botocore's model does not
+know (it names ``RequestTooLargeException``, so boto3's ``exceptions.RequestTooLargeException``
+would not catch AWS's answer); this runtime sends the model's name, which boto3's class does catch.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from collections.abc import Callable
 from aiohttp import web
 
 from .._limits import Limits
-from ._api import JSON, ApiError, lookup
+from ._api import JSON, ApiError, body_deadline, lookup
 from ._events import QueuedEvent
 from ._functions import FunctionRegistry
 from ._invocation import CONCURRENCY_LIMIT, Invoke, Throttle
@@ -75,10 +75,11 @@ class InvokeApi:
             else self._limits.lambda_sync_payload
         )
         chunks, size = [], 0
-        while chunk := await request.content.read(CHUNK):
-            size += len(chunk)
-            if size <= limit:
-                chunks.append(chunk)
+        async with body_deadline():
+            while chunk := await request.content.read(CHUNK):
+                size += len(chunk)
+                if size <= limit:
+                    chunks.append(chunk)
         if size > limit:
             raise ApiError(
                 413,
@@ -112,9 +113,10 @@ def _check_json(payload: bytes) -> None:
         return
     try:
         json.loads(payload)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
         raise ApiError(
             400,
             "InvalidRequestContentException",
-            f"Could not parse request body into json: Could not parse payload into json: {exc}",
+            f"Could not parse request body into json: Could not parse payload into json: {reason}",
         ) from exc
