@@ -42,6 +42,7 @@ class Recorder:
         self.in_flight = 0
         self.max_in_flight = 0
         self.attempts: dict[int, int] = {}
+        self.throttled: dict[int, int] = {}
         self.log: list[tuple[str, int]] = []
         self.start_times: list[float] = []
 
@@ -63,6 +64,7 @@ class Recorder:
                 raise ValueError(f"item {item} failed")
             if step == "retryable":
                 self.log.append(("fail", item))
+                self.throttled[item] = self.throttled.get(item, 0) + 1
                 raise Throttled(f"item {item} throttled")
             return item * 10
         finally:
@@ -117,7 +119,10 @@ def test_every_item_ends_once_in_order_under_the_cap(
     assert target.max_in_flight <= concurrency
     assert target.in_flight == 0
     for outcome in result:
-        assert outcome.attempts <= attempts
+        throttled = target.throttled.get(outcome.index, 0)
+        free = min(throttled, retry.throttles)  # a throttle spends no attempt, up to a budget
+        assert outcome.attempts - free <= attempts
+        assert outcome.attempts <= (1 if attempts == 1 else attempts + retry.throttles)
         assert outcome.attempts == target.attempts.get(outcome.index, 0)
         if outcome.status is Status.SUCCEEDED:
             assert outcome.value == outcome.item * 10
@@ -341,6 +346,41 @@ async def test_a_retry_after_hint_is_honoured() -> None:
     result = await dispatch_many(throttled_once, [7], concurrency=1, retry=Retry(2, base=0, cap=0))
     assert result.ok
     assert times[1] - times[0] >= 0.14
+
+
+async def test_a_throttle_spends_no_attempt_so_a_throttled_item_finishes_by_default() -> None:
+    plan: dict[int, Sequence[str]] = {0: ["retryable"] * 5 + ["ok"]}
+    result = await dispatch_many(Recorder(plan), [0], concurrency=1, retry=Retry(base=0, cap=0))
+    assert result.ok
+    assert result[0].attempts == 6  # 5 throttles and the success; Retry() allows 3 attempts
+
+
+async def test_throttles_have_a_budget_of_their_own_and_errors_keep_theirs() -> None:
+    endless: dict[int, Sequence[str]] = {0: ["retryable"]}
+    result = await dispatch_many(Recorder(endless), [0], concurrency=1, retry=Retry(base=0, cap=0))
+    assert result[0].status is Status.FAILED
+    assert isinstance(result[0].error, Throttled)
+    assert result[0].attempts == 3 + Retry().throttles  # ends: it does not throttle forever
+    mixed: dict[int, Sequence[str]] = {0: ["retryable", "hang", "retryable", "hang", "hang"]}
+    retry = Retry(3, base=0, cap=0)
+    result = await dispatch_many(Recorder(mixed), [0], concurrency=1, retry=retry, timeout=0.05)
+    assert result[0].status is Status.TIMED_OUT
+    assert result[0].attempts == 5  # 3 timed-out attempts, the 2 throttles between them free
+
+
+@pytest.mark.parametrize(("retry", "attempts"), [(Retry(3, throttles=0, base=0), 3), (1, 1)])
+async def test_throttles_zero_or_no_retries_end_a_throttled_item_as_before(
+    retry: Retry | int, attempts: int
+) -> None:
+    plan: dict[int, Sequence[str]] = {0: ["retryable"]}
+    result = await dispatch_many(Recorder(plan), [0], concurrency=1, retry=retry)
+    assert result[0].status is Status.FAILED
+    assert result[0].attempts == attempts
+
+
+def test_a_negative_throttle_budget_is_a_usage_error() -> None:
+    with pytest.raises(UsageError, match="throttles"):
+        Retry(throttles=-1)
 
 
 async def test_rate_spaces_starts_evenly() -> None:

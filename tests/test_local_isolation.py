@@ -21,11 +21,21 @@ FUNCTIONS = str(Path(__file__).with_name("lambda_functions"))
 
 
 def function_target(
-    aws: LocalAws, handler: str, environment: dict[str, str] | None = None, **options: Any
+    aws: LocalAws,
+    handler: str,
+    environment: dict[str, str] | None = None,
+    reserved_concurrency: int = 10,
+    **options: Any,
 ) -> LambdaTarget:
     """A new function running ``handler`` from tests/lambda_functions, and a target for it."""
     name = f"fn-{uuid.uuid4().hex[:8]}"
-    config = FunctionConfig(name, handler, code_paths=[FUNCTIONS], environment=environment or {})
+    config = FunctionConfig(
+        name,
+        handler,
+        code_paths=[FUNCTIONS],
+        environment=environment or {},
+        reserved_concurrency=reserved_concurrency,
+    )
     aws.add_function(config)
     options.setdefault("task", None)
     return LambdaTarget(
@@ -118,3 +128,13 @@ async def test_what_a_browser_could_send_creates_no_function(
             assert "x-amzn-ErrorType" in response.headers
         async with http.get(f"{url}/{name}") as response:
             assert response.status == 404  # nothing was created
+
+
+async def test_with_default_options_a_fan_out_past_reserved_concurrency_finishes_every_item(
+    aws: LocalAws,
+) -> None:
+    target = function_target(aws, "plain.sleep", reserved_concurrency=4)
+    items = [{"seconds": 0.05}] * 64
+    result = await dispatch_many(target, items, concurrency=32)  # 8x what the function takes
+    assert result.counts[Status.SUCCEEDED] == 64, [o.error for o in result if o.error]
+    assert sum(o.attempts for o in result) > 64  # it was throttled, and the throttles were free

@@ -12,7 +12,7 @@ import asyncio
 from collections.abc import Sequence
 from typing import Any
 
-from ._errors import FanoutError
+from ._errors import FanoutError, Throttled
 from ._input import Gate
 from ._options import Options, clock
 from ._outcome import CANCELLED, FAILED, SUCCEEDED, TIMED_OUT, Attempt
@@ -74,13 +74,16 @@ class Attempts:
             for r in replies
         ]
 
-    def may_retry(self, attempt: int, error: BaseException) -> bool:
-        """Whether the policy allows another attempt after ``error`` on attempt ``attempt``."""
-        if attempt >= self.retry.attempts or self.gate.halted:
+    def may_retry(self, attempt: int, error: BaseException, throttled: int) -> bool:
+        """Whether the policy allows another attempt after ``error`` on attempt ``attempt``.
+
+        ``throttled``: how many of the item's attempts so far were throttled, this one included.
+        """
+        if self.gate.halted:
             return False
         if isinstance(error, TimeoutError) and self.target.ambiguous_timeouts:
             return False
-        return self.retry.is_retryable(error)
+        return self.retry.allows(attempt, throttled, error)
 
     async def wait_to_retry(self, attempt: int, errors: Sequence[BaseException]) -> bool:
         """Back off before retrying after ``errors``; ``False``: do not retry after all."""
@@ -106,6 +109,11 @@ class Attempts:
         if start > clock():
             await asyncio.sleep(start - clock())
         return not self.gate.halted
+
+
+def is_throttle(error: BaseException | None) -> int:
+    """1 if ``error`` is the far end saying "later" (:class:`Throttled`), else 0: a count."""
+    return 1 if isinstance(error, Throttled) else 0
 
 
 def classify(exc: BaseException) -> int:

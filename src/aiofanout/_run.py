@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from ._adaptive import attempts_for
-from ._attempts import classify
+from ._attempts import classify, is_throttle
 from ._input import Gate, Input
 from ._options import Options, check_target, clock
 from ._outcome import FAILED, NOT_STARTED, SKIPPED, TIMED_OUT, Attempt, Limit, StopReason
@@ -257,9 +257,10 @@ class Run:
         """Retry a failed first attempt as the policy allows, then record the final state."""
         code, value, error = result
         attempt = 1
+        throttled = is_throttle(error)
         while (
             error is not None
-            and self.attempts.may_retry(attempt, error)
+            and self.attempts.may_retry(attempt, error, throttled)
             and await self.attempts.wait_to_retry(attempt, [error])
         ):
             retried = await self.attempts.once(entry.payload, slot)
@@ -267,6 +268,7 @@ class Run:
                 break
             attempt += 1
             code, value, error = retried
+            throttled += is_throttle(error)
         self.finish(entry.index, entry.item, (code, value, error), attempt, entry.started)
 
     # -- the same path, a batch at a time --------------------------------------------------------
@@ -291,6 +293,7 @@ async def _settle_batch(run: Run, batch: list[_Entry], slot: Slot) -> None:
     attempt = 0
     # Each entry with its last result; NOT_STARTED (SKIPPED) until a first attempt.
     pending: list[tuple[_Entry, Attempt]] = [(entry, NOT_STARTED) for entry in batch]
+    throttled: dict[int, int] = {}  # by item index: its attempts that were throttled
     while pending:
         attempt += 1
         results = await run.attempts.batch([entry.payload for entry, _ in pending], slot)
@@ -302,7 +305,8 @@ async def _settle_batch(run: Run, batch: list[_Entry], slot: Slot) -> None:
         now = clock()  # one clock read for the batch: its items ended together
         for (entry, _), result in zip(pending, results, strict=True):
             error = result[2]
-            if error is not None and run.attempts.may_retry(attempt, error):
+            times = throttled[entry.index] = throttled.get(entry.index, 0) + is_throttle(error)
+            if error is not None and run.attempts.may_retry(attempt, error, times):
                 retry.append((entry, result))
             else:
                 run.finish(entry.index, entry.item, result, attempt, entry.started, now)
