@@ -64,6 +64,25 @@ def test_the_demo_runs_every_phase_end_to_end() -> None:
     assert re.search(r"\d+ from the journal, \d+ run on resume, 0 twice", out)
 
 
+async def test_the_demo_names_the_error_of_an_item_that_fails_and_exits_1(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from aiofanout import _demo
+
+    async def fails_on_seven(item: int) -> dict[str, int]:
+        if item == 7:
+            raise LookupError("no photo 7")
+        return {"item": item}
+
+    monkeypatch.setattr(_demo, "simulated_io", fails_on_seven)
+    monkeypatch.setenv("COLUMNS", "400")
+    code = await _demo.run_demo(20, local=False)
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "in-process: 1 of 20 items did not succeed" in out
+    assert "item 7: LookupError: no photo 7" in out
+
+
 def test_serve_answers_boto3_and_stops_on_ctrl_c() -> None:
     import boto3
 

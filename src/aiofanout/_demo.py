@@ -237,4 +237,4 @@ async def run_demo(items: int, *, local: bool = True) -> int:
             await run_aws_phases(reporter, items)
     reporter.table()
     reporter.say(f"done in {time.monotonic() - started:.1f} s")
-    return 0
+    return 1 if reporter.failed else 0

@@ -35,6 +35,8 @@ class PhaseSummary:
     p99: float
     elapsed: float
     note: str = ""
+    #: The first few items that did not succeed, each as "item 3: TaskFailed: why".
+    failures: tuple[str, ...] = ()
 
     @classmethod
     def of(cls, name: str, result: FanoutResult[Any], note: str = "") -> PhaseSummary:
@@ -50,7 +52,29 @@ class PhaseSummary:
             lat.p99,
             result.elapsed,
             note,
+            _first_failures(result),
         )
+
+    @property
+    def failed(self) -> int:
+        """How many items ended without a value (failed, timed out or skipped)."""
+        return self.items - self.counts[Status.SUCCEEDED]
+
+
+_FAILURES_SHOWN = 3
+
+
+def _first_failures(result: FanoutResult[Any]) -> tuple[str, ...]:
+    shown: list[str] = []
+    for outcome in result:
+        if outcome.ok:
+            continue
+        error = outcome.error
+        reason = f"{type(error).__name__}: {error}" if error is not None else outcome.status.value
+        shown.append(f"item {outcome.index}: {reason}")
+        if len(shown) == _FAILURES_SHOWN:
+            break
+    return tuple(shown)
 
 
 class Reporter:
@@ -131,3 +155,14 @@ class Reporter:
                 r.note,
             )
         self.console.print(table)
+        for r in self.rows:
+            if r.failed:
+                headline = f"{r.name}: {r.failed} of {r.items} items did not succeed"
+                self.console.print(f"[red]{headline}[/red]")
+                for line in r.failures:
+                    self.console.print(f"  {line}", markup=False)
+
+    @property
+    def failed(self) -> bool:
+        """Whether any phase had an item that did not succeed (the demo then exits 1)."""
+        return any(r.failed for r in self.rows)
