@@ -15,8 +15,10 @@ import pytest
 
 from aiofanout import (
     App,
+    Call,
     DynamoDBStore,
     FileJournal,
+    IdempotencyKeyReused,
     InProgress,
     Task,
     UsageError,
@@ -166,7 +168,9 @@ async def test_a_crashed_run_holds_its_key_until_its_deadline_then_one_delivery_
         await crashed
     assert isinstance((await app.run_envelope(envelope)).error, InProgress)
 
-    key = f"w/job/{decode_task(envelope).idempotency_key}"
+    from aiofanout.worker._idempotency import store_key
+
+    key = store_key("w", "job", "arguments", [["a"], {}])
     record = await _record(moto, store.table, key)
     assert record["status"]["S"] == "IN_PROGRESS"
     expires_at_ms = int(record["expires_at_ms"]["N"])
@@ -226,12 +230,104 @@ async def test_a_key_function_makes_calls_with_one_key_one_call(store: DynamoDBS
         return f"charged {order['id']}"
 
     one = charge.envelope({"id": "o-1", "note": "first"})
-    same_order = charge.envelope({"id": "o-1", "note": "sent again, edited"})
+    same_order = charge.envelope({"id": "o-1", "note": "first"})  # a new envelope id
     assert decode_task(one).idempotency_key == "o-1"
     assert (await app.run_envelope(one)).reply.value == "charged o-1"
     assert (await app.run_envelope(same_order)).reply.value == "charged o-1"
     assert (await app.run_envelope(charge.envelope({"id": "o-2"}))).reply.value == "charged o-2"
     assert [o["id"] for o in charged] == ["o-1", "o-2"]
+
+
+async def test_a_key_sent_again_with_other_arguments_is_refused_naming_them() -> None:
+    app = App("w", idempotency=MemoryStore())
+    charged: list[int] = []
+
+    @app.task(idempotent=True, key=lambda order_id, amount: order_id)
+    async def charge(order_id: str, amount: int) -> str:
+        charged.append(amount)
+        return f"charged {amount}"
+
+    assert await charge.call(charge.prepare(Call("o-1", 100)), timeout=None) == "charged 100"
+    with pytest.raises(IdempotencyKeyReused) as caught:  # its own type, across the wire
+        await charge.call(charge.prepare(Call("o-1", amount=250)), timeout=None)
+    message = str(caught.value)
+    assert "these differ: amount." in message  # which argument, and not order_id
+    assert "250" not in message
+    assert "100" not in message  # no argument values
+    assert not caught.value.retryable
+    result = await dispatch_many(charge, [Call("o-1", 100), Call("o-1", 999)], concurrency=1)
+    assert result.values() == ["charged 100"]  # the first call's reply, as before
+    assert isinstance(result[1].error, IdempotencyKeyReused)
+    assert result[1].attempts == 1  # not retried: the same call gets the same answer
+    assert charged == [100]
+
+
+async def test_dynamodb_keeps_the_fingerprint_a_reused_key_is_checked_against(
+    store: DynamoDBStore,
+) -> None:
+    app = App("w", idempotency=store)
+
+    @app.task(idempotent=True, key=lambda order_id, amount: order_id)
+    async def charge(order_id: str, amount: int) -> int:
+        return amount
+
+    assert (await app.run_envelope(charge.envelope(Call("o-9", 5)))).reply.value == 5
+    assert (await app.run_envelope(charge.envelope(Call("o-9", 5)))).reply.value == 5
+    refused = await app.run_envelope(charge.envelope(Call("o-9", 6)))
+    assert isinstance(refused.error, IdempotencyKeyReused)
+    assert "amount" in str(refused.error)
+
+
+async def test_keys_of_other_apps_tasks_and_key_types_never_meet() -> None:
+    store = MemoryStore()
+    runs: list[str] = []
+
+    def app_with_task(app_name: str, task_name: str) -> App:
+        app = App(app_name, idempotency=store)
+
+        @app.task(idempotent=True, name=task_name)
+        async def record(x: int) -> str:
+            runs.append(f"{app_name}+{task_name}")
+            return f"{app_name}+{task_name}"
+
+        return app
+
+    a, ab = app_with_task("a", "b/c"), app_with_task("a/b", "c")
+    first = encode_task("b/c", [1], {}, idempotency_key="k")
+    second = encode_task("c", [1], {}, idempotency_key="k")
+    assert (await a.run_envelope(first)).reply.value == "a+b/c"
+    assert (await ab.run_envelope(second)).reply.value == "a/b+c"  # was a's reply
+    assert runs == ["a+b/c", "a/b+c"]
+
+    typed = App("t", idempotency=store)
+    seen: list[Any] = []
+
+    @typed.task(idempotent=True, key=lambda k: k)
+    async def keyed(k: int | str) -> str:
+        seen.append(k)
+        return repr(k)
+
+    assert (await typed.run_envelope(keyed.envelope(1))).reply.value == "1"
+    assert (await typed.run_envelope(keyed.envelope("1"))).reply.value == "'1'"
+    assert seen == [1, "1"]
+
+
+async def test_a_sender_chosen_key_never_takes_another_calls_place() -> None:
+    import hashlib
+    import json
+
+    app = App("w", idempotency=MemoryStore())
+
+    @app.task(idempotent=True)
+    async def pay(account: str) -> str:
+        return f"paid {account}"
+
+    # The hash the worker once keyed pay("alice") by; a sender chooses it as its own key.
+    canonical = json.dumps(["pay", ["alice"], {}], sort_keys=True, separators=(",", ":"))
+    hijack = "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
+    forged = encode_task("pay", ["mallory"], {}, idempotency_key=hijack)
+    assert (await app.run_envelope(forged)).reply.value == "paid mallory"
+    assert (await app.run_envelope(pay.envelope("alice"))).reply.value == "paid alice"
 
 
 async def test_an_envelope_sent_by_name_gets_the_same_key_on_the_worker() -> None:
@@ -243,13 +339,16 @@ async def test_an_envelope_sent_by_name_gets_the_same_key_on_the_worker() -> Non
         runs.append(x)
         return x + 1
 
+    from aiofanout.worker._idempotency import store_key
+
     by_name = encode_task("inc", [10], {})  # a sender without the task object: no key
     assert decode_task(by_name).idempotency_key is None
+    assert decode_task(inc.envelope(10)).idempotency_key is None  # the worker keys by arguments
     assert (await app.run_envelope(by_name)).reply.value == 11
     assert (await app.run_envelope(inc.envelope(10))).reply.value == 11
     assert runs == [10]
     assert list(app.idempotency.records) == [  # type: ignore[union-attr]
-        f"w/inc/{decode_task(inc.envelope(10)).idempotency_key}"
+        store_key("w", "inc", "arguments", [[10], {}])
     ]
 
 
@@ -308,7 +407,10 @@ async def test_a_journaled_run_keys_items_by_run_and_index_so_a_lost_record_runs
     store = app.idempotency
     assert isinstance(store, MemoryStore)
     token = (await journal.check_run("keyed"))["token"]  # made when the run started
-    assert sorted(store.records) == [f"w/work/keyed:{token}:{index}" for index in range(5)]
+    from aiofanout.worker._idempotency import store_key
+
+    keys = {store_key("w", "work", "sender", f"keyed:{token}:{index}") for index in range(5)}
+    assert set(store.records) == keys
 
     # A crash before the journal wrote its part loses the records of items that ran. Resume
     # sends them all again; the store knows each by its key and answers without running it.
@@ -344,7 +446,7 @@ async def test_a_key_function_outranks_the_run_key(tmp_path: Path) -> None:
         charged.append(order["id"])
         return f"charged {order['id']}"
 
-    orders = [{"id": "o-1"}, {"id": "o-1", "note": "sent twice"}, {"id": "o-2"}]
+    orders = [{"id": "o-1"}, {"id": "o-1"}, {"id": "o-2"}]
     journal = FileJournal(tmp_path)
     result = await dispatch_many(charge, orders, concurrency=1, journal=journal, run_id="orders")
     assert result.values() == ["charged o-1", "charged o-1", "charged o-2"]

@@ -98,11 +98,13 @@ class Worker:
 
     async def stored(self, task: str, key: str) -> dict[str, Any]:
         """The key's record in the idempotency table (``{}`` if there is none)."""
+        from aiofanout.worker._idempotency import store_key
+
         async with self.aws.client("dynamodb") as dynamodb:
             try:
                 answer = await dynamodb.get_item(
                     TableName=self.table,
-                    Key={"pk": {"S": f"{APP}/{task}/{key}"}},
+                    Key={"pk": {"S": store_key(APP, task, "key function", key)}},
                     ConsistentRead=True,
                 )
             except dynamodb.exceptions.ResourceNotFoundException:

@@ -19,6 +19,7 @@ The tree::
     ├── TaskFailed                 the task ran and raised (remote ``type`` and ``message``)
     ├── TaskTimedOut (TimeoutError) the worker stopped the task when its time ran out
     ├── InProgress                 an idempotent task's key is running elsewhere now (retryable)
+    ├── IdempotencyKeyReused       an idempotent task's key came again with other arguments
     ├── JournalError               a run's journal could not be written or read
     ├── RecordedError              an item's error read back from a journal (type name, message)
     └── EnvelopeError              a message a worker must refuse: it never runs
@@ -58,6 +59,7 @@ __all__ = [
     "Expired",
     "FanoutError",
     "FanoutFailed",
+    "IdempotencyKeyReused",
     "InProgress",
     "InvalidArguments",
     "InvalidEnvelope",
@@ -232,10 +234,24 @@ class InProgress(FanoutError):
     Retryable: by the time a retry comes, the first run has either finished (the retry gets its
     stored reply) or passed its deadline (the retry takes the key over and runs the task). An
     SQS record reports it in ``batchItemFailures``, so the queue delivers it again; a sender
-    sees it as a retryable :class:`TaskFailed` with ``remote_type="InProgress"``.
+    catches it as ``InProgress`` too, retryable.
     """
 
     retryable = True
+
+
+class IdempotencyKeyReused(FanoutError):
+    """An idempotent task's key was first used with other arguments; this call did not run.
+
+    The message names the arguments that differ (never their values). Not retryable: the same
+    call gets the same answer. Send the arguments the key was first used with, or give the call
+    a key of its own. A sender catches it as ``IdempotencyKeyReused``.
+
+    Example::
+
+        result = await dispatch_many(charge, orders, concurrency=8)
+        reused = [o for o in result.failures() if isinstance(o.error, IdempotencyKeyReused)]
+    """
 
 
 class EnvelopeError(FanoutError):

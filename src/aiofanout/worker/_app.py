@@ -146,8 +146,9 @@ class App:
         ``App(idempotency=...)``); duplicates get the stored reply. The key is ``key(*args,
         **kwargs)`` of the call's JSON arguments when ``key`` is given; else the key the sender
         put in the envelope (a journaled run names each item ``"<run id>:<token>:<index>"``,
-        so an item runs once however often a crash makes it sent); else a hash of the task
-        name and the arguments: equal calls are one call.
+        so an item runs once however often a crash makes it sent); else the arguments: equal
+        calls are one call. A key that comes again with other arguments is refused with
+        :class:`~aiofanout.IdempotencyKeyReused`, naming the arguments that differ.
         """
 
         def register(f: Callable[P, R]) -> Task[P, R]:
@@ -209,7 +210,7 @@ class App:
         """The task's reply; for an idempotent task, once per key (duplicates get the first)."""
         if not task.idempotent or self.idempotency is None:
             return await self._reply(task, envelope, bound)
-        key = task.idempotency_key(envelope.args, envelope.kwargs, envelope.idempotency_key)
+        key = task.call_key(envelope.args, envelope.kwargs, envelope.idempotency_key)
         time_left = run_time_left(task, envelope)
         # The claim ends when this run must have ended: its deadline, at which it is cancelled.
         expires_at_ms = now_ms() + int(
@@ -217,7 +218,7 @@ class App:
         )
         reply = await run_once(
             self.idempotency,
-            f"{self.name}/{task.name}/{key}",
+            key,
             expires_at_ms=expires_at_ms,
             run=functools.partial(self._reply, task, envelope, bound),
         )

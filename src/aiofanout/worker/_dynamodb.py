@@ -2,11 +2,12 @@
 
 The table (created on first use unless ``create_table=False``)::
 
-    partition key   pk             S   "app/task/key"
+    partition key   pk             S   the call's key, hashed (``store_key``: "v2:<sha256>")
     attributes      status         S   IN_PROGRESS | COMPLETED
                     owner          S   the id of the run that holds the key
                     expires_at_ms  N   epoch ms: the claim's end, or the stored reply's
                     reply          S   the reply envelope's JSON (COMPLETED only)
+                    arguments      S   a short hash per argument the key was claimed with
                     ttl            N   epoch seconds, DynamoDB's TTL attribute (cleans up)
     billing         PAY_PER_REQUEST
 
@@ -96,10 +97,12 @@ class DynamoDBStore:
 
     # -- the store protocol -------------------------------------------------------------------
 
-    async def claim(self, key: str, *, owner: str, expires_at_ms: int) -> Record | None:
+    async def claim(
+        self, key: str, *, owner: str, expires_at_ms: int, arguments: str
+    ) -> Record | None:
         client = await self._ready_client()
         for _ in range(_CLAIM_ATTEMPTS):
-            held = await self._put_if_free(client, key, owner, expires_at_ms)
+            held = await self._put_if_free(client, key, owner, expires_at_ms, arguments)
             if held is None:
                 return None
             if held:
@@ -111,7 +114,7 @@ class DynamoDBStore:
         raise ServiceError(f"idempotency key {key!r} changed hands too often", retryable=True)
 
     async def _put_if_free(
-        self, client: Any, key: str, owner: str, expires_at_ms: int
+        self, client: Any, key: str, owner: str, expires_at_ms: int, arguments: str
     ) -> dict[str, Any] | None:
         """``None`` if the claim was written, else the item that stopped it (``{}``: gone)."""
         item = {
@@ -120,6 +123,7 @@ class DynamoDBStore:
             "owner": {"S": owner},
             "expires_at_ms": {"N": str(expires_at_ms)},
             "ttl": {"N": str(expires_at_ms // 1000 + 1)},
+            "arguments": {"S": arguments},
         }
         with _translated(self.table):
             try:
@@ -245,7 +249,8 @@ class DynamoDBStore:
 def _record(item: dict[str, Any]) -> Record:
     status: Status = "COMPLETED" if item["status"]["S"] == "COMPLETED" else "IN_PROGRESS"
     reply = item.get("reply", {}).get("S")
-    return Record(status, item["owner"]["S"], int(item["expires_at_ms"]["N"]), reply)
+    arguments = item.get("arguments", {}).get("S")
+    return Record(status, item["owner"]["S"], int(item["expires_at_ms"]["N"]), reply, arguments)
 
 
 @contextlib.contextmanager

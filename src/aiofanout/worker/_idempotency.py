@@ -30,9 +30,18 @@ The key is, first to last:
    ``"<run id>:<token>:<item index>"`` (:meth:`Target.prepare_keyed`): the same item of the
    same run, however often it is sent, even when a crash lost the journal's record of it, and
    distinct items even when their arguments are equal;
-3. :func:`content_key`, a hash of the task name and the arguments.
+3. the call's JSON arguments themselves. Their limit: two calls with equal arguments are one
+   call (the second gets the first's reply), within the store's ``ttl``, even from two
+   different fan-outs. Give the task a ``key=`` function when equal arguments can mean two
+   pieces of work.
 
-The store scopes it as ``app/task/key``.
+The store keeps it under :func:`store_key`: a SHA-256 of the canonical JSON array ``["v2", app,
+task, source, key]``, so no two of them meet: app ``a`` with task ``b/c`` is not app ``a/b``
+with task ``c``, a key function's ``1`` is not its ``"1"``, and a key a sender chose is never
+the key of another call's arguments. Each record also holds a fingerprint of the arguments it
+ran with (a short hash per argument, never the values): the same key sent with other
+arguments raises :class:`~aiofanout.IdempotencyKeyReused` naming the arguments that differ,
+instead of quietly answering with the first call's reply (what Powertools does too).
 """
 
 from __future__ import annotations
@@ -44,7 +53,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, runtime_checkable
 
-from .._errors import FanoutError, InProgress, UsageError
+from .._errors import FanoutError, IdempotencyKeyReused, InProgress, UsageError
 from .._wire import ReplyEnvelope, decode_reply, encode_reply, new_id, now_ms
 
 log = logging.getLogger("aiofanout.worker")
@@ -60,16 +69,39 @@ _LONGEST_PLAIN_KEY = 200
 
 Status = Literal["IN_PROGRESS", "COMPLETED"]
 KeyFunction = Callable[..., str | int]
+#: Where a call's key came from, first to last (the module docstring tells why each wins).
+KeySource = Literal["key function", "sender", "arguments"]
+#: The version of :func:`store_key`'s layout, inside what it hashes.
+_LAYOUT = "v2"
 
 
 @dataclass(frozen=True, slots=True)
 class Record:
-    """What a store holds for one key: its state, its owner, when it expires, the reply."""
+    """What a store holds for one key: its state, its owner, when it expires, the reply.
+
+    ``arguments`` is the fingerprint of the arguments the key was claimed with (JSON of a short
+    hash per argument), or ``None`` from a store or a record that predates it.
+    """
 
     status: Status
     owner: str
     expires_at_ms: int
     reply: str | None = None
+    arguments: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CallKey:
+    """One call's idempotency key: its task, where it came from, and what the store holds.
+
+    ``stored`` is :func:`store_key`'s hash (what logs may show: it reveals no argument);
+    ``arguments`` the call's :func:`fingerprint`.
+    """
+
+    task: str
+    source: KeySource
+    stored: str
+    arguments: str
 
 
 @runtime_checkable
@@ -85,7 +117,7 @@ class IdempotencyStore(Protocol):
 
         class MyStore:
             ttl = 3600.0
-            async def claim(self, key, *, owner, expires_at_ms): ...
+            async def claim(self, key, *, owner, expires_at_ms, arguments): ...
             async def complete(self, key, *, owner, reply, expires_at_ms): ...
             async def release(self, key, *, owner): ...
             async def aclose(self): ...
@@ -96,8 +128,10 @@ class IdempotencyStore(Protocol):
     #: Seconds a completed reply is kept (and returned to duplicates).
     ttl: float
 
-    async def claim(self, key: str, *, owner: str, expires_at_ms: int) -> Record | None:
-        """Take ``key`` (``None``), or the record that holds it now."""
+    async def claim(
+        self, key: str, *, owner: str, expires_at_ms: int, arguments: str
+    ) -> Record | None:
+        """Take ``key`` (``None``), keeping ``arguments`` in its record; or the one holding it."""
         ...
 
     async def complete(self, key: str, *, owner: str, reply: str, expires_at_ms: int) -> bool:
@@ -133,18 +167,20 @@ class MemoryStore:
         return f"<MemoryStore: {len(self.records)} keys>"
 
     # No await between the look and the write below: on one loop each method is atomic.
-    async def claim(self, key: str, *, owner: str, expires_at_ms: int) -> Record | None:
+    async def claim(
+        self, key: str, *, owner: str, expires_at_ms: int, arguments: str
+    ) -> Record | None:
         held = self.records.get(key)
         if held is not None and held.expires_at_ms >= now_ms():
             return held
-        self.records[key] = Record("IN_PROGRESS", owner, expires_at_ms)
+        self.records[key] = Record("IN_PROGRESS", owner, expires_at_ms, arguments=arguments)
         return None
 
     async def complete(self, key: str, *, owner: str, reply: str, expires_at_ms: int) -> bool:
         held = self.records.get(key)
         if held is None or held.owner != owner:
             return False
-        self.records[key] = Record("COMPLETED", owner, expires_at_ms, reply)
+        self.records[key] = Record("COMPLETED", owner, expires_at_ms, reply, held.arguments)
         return True
 
     async def release(self, key: str, *, owner: str) -> None:
@@ -165,31 +201,58 @@ def check_ttl(ttl: float) -> None:
 # -- keys ---------------------------------------------------------------------------------------
 
 
-def content_key(task: str, args: list[Any], kwargs: dict[str, Any]) -> str:
-    """The default key: a SHA-256 of the task name and the call's JSON arguments.
-
-    It needs nothing from the sender but the call, so a sender by name and the worker agree on
-    it. Its limit: two calls with equal arguments are one call (the second gets the first's
-    reply), within the store's ``ttl``, even from two different fan-outs. Give the task a
-    ``key=`` function when equal arguments can mean two pieces of work.
-    """
+def _sha256_of_json(task: str, value: Any) -> str:
     try:
         canonical = json.dumps(
-            [task, args, kwargs], sort_keys=True, separators=(",", ":"), allow_nan=False
+            value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
         )
     except (TypeError, ValueError) as exc:
         raise UsageError(f"the arguments of task {task!r} must be JSON: {exc}") from exc
-    return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def user_key(task: str, key: KeyFunction, args: list[Any], kwargs: dict[str, Any]) -> str:
-    """The key a task's ``key=`` function gives for a call (long ones hashed to fit the wire)."""
+def store_key(app: str, task: str, source: KeySource, key: Any) -> str:
+    """The key a store keeps a call under: one hash of every part, so no two parts can meet.
+
+    ``key`` is the key function's value (its type kept: ``1`` is not ``"1"``), the sender's
+    string, or ``[args, kwargs]`` for a key from the arguments.
+    """
+    return f"{_LAYOUT}:" + _sha256_of_json(task, [_LAYOUT, app, task, source, key])
+
+
+def fingerprint(names: list[str], args: list[Any], kwargs: dict[str, Any]) -> str:
+    """A short hash of each argument, by parameter name (``names`` are the positional ones).
+
+    Kept with a key's record so that a reuse of the key with other arguments can say which
+    differ without storing a single value.
+    """
+    named = {names[i] if i < len(names) else f"args[{i}]": arg for i, arg in enumerate(args)}
+    named.update(kwargs)
+    hashes = {name: _sha256_of_json("", value)[:16] for name, value in named.items()}
+    return json.dumps(hashes, sort_keys=True, separators=(",", ":"))
+
+
+def differing_arguments(first: str, now: str) -> list[str]:
+    """The names of the arguments whose fingerprints differ (sorted), given two fingerprints."""
+    before, after = json.loads(first), json.loads(now)
+    return sorted(n for n in before.keys() | after.keys() if before.get(n) != after.get(n))
+
+
+def key_function_value(
+    task: str, key: KeyFunction, args: list[Any], kwargs: dict[str, Any]
+) -> str | int:
+    """What a task's ``key=`` function gives for a call: a str or an int, or a UsageError."""
     value = key(*args, **kwargs)
     if isinstance(value, bool) or not isinstance(value, str | int):
         raise UsageError(
             f"the key function of task {task!r} must return a str or an int, "
             f"got {type(value).__name__}"
         )
+    return value
+
+
+def wire_key(value: str | int) -> str:
+    """A key function's value as an envelope carries it (long ones hashed to fit the field)."""
     text = str(value)
     if len(text) > _LONGEST_PLAIN_KEY:
         return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
@@ -201,36 +264,47 @@ def user_key(task: str, key: KeyFunction, args: list[Any], kwargs: dict[str, Any
 
 async def run_once(
     store: IdempotencyStore,
-    key: str,
+    key: CallKey,
     *,
     expires_at_ms: int,
     run: Callable[[], Awaitable[ReplyEnvelope]],
 ) -> ReplyEnvelope:
     """``run()``'s reply, or the stored reply of an earlier run of ``key`` without running.
 
-    Raises :class:`InProgress` while another run holds ``key``; re-raises what ``run`` raised
-    after releasing ``key`` (a failure is not stored).
+    Raises :class:`InProgress` while another run holds ``key``, :class:`IdempotencyKeyReused`
+    when the key's record was made with other arguments; re-raises what ``run`` raised after
+    releasing ``key`` (a failure is not stored).
     """
     owner = new_id()
-    held = await store.claim(key, owner=owner, expires_at_ms=expires_at_ms)
+    held = await store.claim(
+        key.stored, owner=owner, expires_at_ms=expires_at_ms, arguments=key.arguments
+    )
     if held is not None:
         return _stored_reply(key, held)
     try:
         reply = await run()
     except Exception:
-        await _release_quietly(store, key, owner)
+        await _release_quietly(store, key.stored, owner)
         raise
-    await _complete(store, key, owner, reply)
+    await _complete(store, key.stored, owner, reply)
     return reply
 
 
-def _stored_reply(key: str, held: Record) -> ReplyEnvelope:
+def _stored_reply(key: CallKey, held: Record) -> ReplyEnvelope:
+    if held.arguments is not None and held.arguments != key.arguments:
+        differ = ", ".join(differing_arguments(held.arguments, key.arguments))
+        raise IdempotencyKeyReused(
+            f"task {key.task!r}: its idempotency key (from the {key.source}) was first used "
+            f"with other arguments; these differ: {differ}. Send the arguments it was first "
+            "used with, or give this call a key of its own"
+        )
     if held.status == "COMPLETED" and held.reply is not None:
         return decode_reply(held.reply)
     left = max(0.0, (held.expires_at_ms - now_ms()) / 1000)
     raise InProgress(
-        f"idempotency key {key!r} is being run by another delivery; it completes or expires "
-        f"within {left:.1f} s, try again after that"
+        f"task {key.task!r}: its idempotency key (from the {key.source}, stored as "
+        f"{key.stored}) is being run by another delivery; it completes or expires within "
+        f"{left:.1f} s, try again after that"
     )
 
 

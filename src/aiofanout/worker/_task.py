@@ -26,7 +26,15 @@ from .._wire import (
     split_item,
     unwrap_reply,
 )
-from ._idempotency import KeyFunction, content_key, user_key
+from ._idempotency import (
+    CallKey,
+    KeyFunction,
+    KeySource,
+    fingerprint,
+    key_function_value,
+    store_key,
+    wire_key,
+)
 
 if TYPE_CHECKING:
     from ._app import App
@@ -168,27 +176,37 @@ class Task(Target, Generic[P, R]):
         """The secret its envelopes are signed with (its app's)."""
         return self.app.secret
 
-    def idempotency_key(
-        self, args: list[Any], kwargs: dict[str, Any], sent: str | None = None
-    ) -> str:
-        """The idempotency key of one call.
+    def call_key(self, args: list[Any], kwargs: dict[str, Any], sent: str | None) -> CallKey:
+        """The idempotency key one call runs once per, as its app's store keeps it.
 
         First to last: the task's ``key`` function of its arguments, the key its sender ``sent``
-        (a journaled run's ``"<run id>:<token>:<index>"``), a hash of the task and its arguments.
+        (a journaled run's ``"<run id>:<token>:<index>"``), the arguments themselves.
         """
+        source: KeySource
+        key: Any
         if self.key is not None:
-            return user_key(self.name, self.key, args, kwargs)
-        return sent or content_key(self.name, args, kwargs)
+            source, key = "key function", key_function_value(self.name, self.key, args, kwargs)
+        elif sent is not None:
+            source, key = "sender", sent
+        else:
+            source, key = "arguments", [args, kwargs]
+        return CallKey(
+            self.name,
+            source,
+            store_key(self.app.name, self.name, source, key),
+            fingerprint(self.signature.positional, args, kwargs),
+        )
 
     def envelope(self, item: Any, **fields: Any) -> bytes:
         """Encode the task envelope for one fan-out item (depth and deadline handed on).
 
-        An idempotent task's envelope carries its :meth:`idempotency_key` (``fields`` may name
-        the one its sender has, which a ``key`` function overrides).
+        An idempotent task with a ``key`` function puts the key in its envelope, over the one
+        its sender has (``fields``); without one, the key is what the sender sent, or none (the
+        worker keys the call by its arguments).
         """
-        if self.idempotent:
-            sent = fields.get("idempotency_key")
-            fields["idempotency_key"] = self.idempotency_key(*split_item(item), sent)
+        if self.idempotent and self.key is not None:
+            value = key_function_value(self.name, self.key, *split_item(item))
+            fields["idempotency_key"] = wire_key(value)
         return build_envelope(
             self.name, item, secret=self.app.secret, max_depth=self.app.max_depth, **fields
         )
