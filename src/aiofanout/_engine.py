@@ -44,6 +44,7 @@ from types import TracebackType
 from typing import Any, Required, Self, TypedDict, TypeVar, Unpack, final, overload
 
 from ._errors import UsageError
+from ._input import sized_like
 from ._journal import Journal, check_run_id
 from ._options import Deadline, Options, ProgressCallback, Tolerance, clock
 from ._outcome import STATUSES, FanoutResult, Limit, Outcome, Status, StopReason
@@ -212,12 +213,15 @@ async def _journaled(
     """Run with each terminal state journaled; flush it, even on error; write the manifest."""
     log.info("fan-out run %s journaled in %s", run_id, journal.location)
     writer = await journal.writer(run_id)
+    assert writer.inputs is not None
+    checked = writer.inputs.checked(items)
     sink = TableSink()
-    run = Run(target, items, sink, options, journal=writer, replay=replay)
+    run = Run(target, sized_like(checked, items), sink, options, journal=writer, replay=replay)
     writer.start()
     try:
         await run.execute()
     finally:
+        await checked.aclose()
         await writer.aclose()
     manifest = await journal.write_manifest(run_id)
     return _result(run, sink, run_id=run_id, manifest=manifest)
@@ -249,9 +253,15 @@ async def resume(
     the result is one :class:`FanoutResult` as if the run had never stopped, with a fresh
     manifest. Items that failed before are tried again (a redrive). Resume as often as needed.
 
+    The run recorded a fingerprint of each item as it read it: an item that differs from the
+    run's at its index, or more or fewer items than the run had, is refused with a
+    :class:`UsageError` naming the first index that differs, once the work in flight ended
+    (what ran before it is journaled; run ``resume`` again with the run's items).
+
     Raises:
         NotFound: the journal has no run ``run_id``.
-        UsageError: no ``journal=``, or another option is wrong.
+        UsageError: no ``journal=``, or another option is wrong, or the items are not the
+            run's.
 
     Example::
 

@@ -122,13 +122,17 @@ class Input:
                     raise _Stopped from None
                 raise
 
-    def skip_rest(self) -> None:
-        """Record the never-started rest of a sized sync input as ``SKIPPED``."""
-        if self.size is None or self.iterator is None:
+    async def skip_rest(self) -> None:
+        """Record the never-started rest of a sized input as ``SKIPPED``."""
+        if self.size is None:
             return
         try:
-            for item in self.iterator:
-                self.sink.finish(self.sink.add(item), item, NOT_STARTED, 0, 0.0)
+            if self.iterator is not None:
+                for item in self.iterator:
+                    self.sink.finish(self.sink.add(item), item, NOT_STARTED, 0, 0.0)
+            elif self.aiterator is not None:
+                async for item in self.aiterator:
+                    self.sink.finish(self.sink.add(item), item, NOT_STARTED, 0, 0.0)
         except Exception as exc:
             self.gate.fail_input(exc)
 
@@ -146,6 +150,27 @@ class Input:
         close = getattr(self.iterator, "close", None)
         if close is not None:
             close()
+
+
+class SizedAsyncIterable:
+    """An async iterable that has the length of the input it reads (for progress and budgets)."""
+
+    def __init__(self, items: AsyncIterable[Any], size: int) -> None:
+        self.items = items
+        self.size = size
+
+    def __aiter__(self) -> AsyncIterator[Any]:
+        return aiter(self.items)
+
+    def __len__(self) -> int:
+        return self.size
+
+
+def sized_like(
+    items: AsyncIterable[Any], source: Iterable[Any] | AsyncIterable[Any]
+) -> AsyncIterable[Any]:
+    """``items``, with the length of ``source`` if it has one."""
+    return SizedAsyncIterable(items, len(source)) if isinstance(source, Sized) else items
 
 
 class _Stopped(Exception):

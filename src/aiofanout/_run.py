@@ -85,7 +85,7 @@ class Run:
             with self.share or contextlib.nullcontext():  # the adaptive limit counts this run
                 await self._run_workers()
             if self.gate.halted:
-                self.input.skip_rest()
+                await self.input.skip_rest()
         finally:
             try:
                 await self.target.close()

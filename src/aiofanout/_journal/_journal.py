@@ -4,6 +4,7 @@ Layout, under the journal's root (a directory, or an S3 prefix)::
 
     <run_id>/run.json              created once, when the run starts (claims the run id)
     <run_id>/parts/*.jsonl         terminal states, a part per flush (see ``_writer.py``)
+    <run_id>/inputs/*.fp, end.json a fingerprint per item read, its count (see ``_inputs.py``)
     <run_id>/manifest.json         the final outcomes, once the run ended (see ``_manifest.py``)
     <run_id>/results/*.jsonl       the manifest's succeeded and failed parts
     <run_id>/cursors/, claims/     a continued run's positions (``aiofanout.durable``)
@@ -22,6 +23,7 @@ from typing import Any
 
 from .._errors import JournalError, NotFound, UsageError
 from .._outcome import STATUSES, SUCCEEDED, Outcome
+from ._inputs import InputLog
 from ._manifest import manifest_key, write_manifest
 from ._records import JournalRecord, split_lines
 from ._storage import FileStorage, S3Storage, Storage
@@ -133,6 +135,7 @@ class Journal:
             generation=generation,
             part_records=self.part_records,
             flush_every=self.flush_every,
+            inputs=await InputLog.open(self.storage, run_id),
         )
 
     async def final_records(

@@ -16,6 +16,7 @@ import uuid
 
 from .._errors import JournalError, UsageError
 from .._outcome import FAILED, Attempt
+from ._inputs import InputLog
 from ._records import encode_record
 from ._storage import Storage
 
@@ -47,8 +48,10 @@ class RunWriter:
         generation: int = 0,
         part_records: int = 1000,
         flush_every: float = 1.0,
+        inputs: InputLog | None = None,
     ) -> None:
         self.storage = storage
+        self.inputs = inputs  # the fingerprints of the items read: written before their parts
         self.run_id = run_id
         self.token = token  # made when the run started: one run id in two journals, two runs
         self.generation = generation
@@ -123,9 +126,18 @@ class RunWriter:
             self._taken.set()  # nobody waits on a write loop that has ended
 
     async def flush(self) -> None:
-        """Write what is buffered as one part (retrying a failed write a few times)."""
+        """Write what is buffered as one part (retrying a failed write a few times).
+
+        The fingerprints of the items read so far go first: a part only records items read
+        before it, so every journaled item's fingerprint is written (see ``_inputs.py``).
+        """
         lines, self._lines = self._lines, []
         self._taken.set()
+        try:
+            await self._write_fingerprints()
+        except BaseException:
+            self._lines[:0] = lines
+            raise
         if not lines:
             return
         key = self._next_key()
@@ -135,6 +147,18 @@ class RunWriter:
             self._lines[:0] = lines  # not written: keep them, in order, for the next try
             raise
         self.written += len(lines)
+
+    async def _write_fingerprints(self) -> None:
+        taken = None if self.inputs is None else self.inputs.take()
+        if taken is None:
+            return
+        key, data = taken
+        try:
+            await _put_with_retries(self.storage, key, data)
+        except BaseException:
+            assert self.inputs is not None
+            self.inputs.give_back(data)
+            raise
 
     def _next_key(self) -> str:
         self._sequence += 1
@@ -150,6 +174,9 @@ class RunWriter:
         if task is not None:
             await task
         await self.flush()
+        marker = None if self.inputs is None else self.inputs.end_marker()
+        if marker is not None:
+            await _put_with_retries(self.storage, *marker)
 
 
 async def _put_with_retries(storage: Storage, key: str, data: bytes) -> None:

@@ -85,16 +85,26 @@ class _Segment:
     run: Run | None = None
 
     async def feed(self, source: Source) -> AsyncGenerator[Any, None]:
-        """The source's items from the start until it is time to stop taking them."""
+        """The source's items from the start until it is time to stop taking them.
+
+        Each is compared with the item the run read at its index before (a source that changed
+        between invocations is refused, naming the index: see ``aiofanout._journal._inputs``).
+        """
+        inputs = self.writer.inputs
+        assert inputs is not None
+        count = int(self.plan.start["index"])
         entries = source.read(self.plan.start)
         try:
             async for entry in entries:
                 if clock() >= self.stop_taking_at:
                     self.next_position = entry.position
                     return
+                await inputs.see(entry.index, entry.item)
                 if entry.index not in self.replayed:
                     self.pending[entry.index] = entry.position
+                count = entry.index + 1
                 yield entry.item
+            inputs.end(count)
         finally:
             await entries.aclose()
 
