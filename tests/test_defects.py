@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -300,3 +301,90 @@ def test_the_moto_server_dies_with_a_parent_killed_by_sigkill() -> None:
     while listening() and time.monotonic() < give_up:
         time.sleep(0.1)  # polling a condition: the orphan's watchdog notices within 0.5 s
     assert not listening(), f"moto server pid {child} outlived its parent"
+
+
+def test_sigterm_of_a_program_waiting_on_replies_deletes_its_reply_queue(
+    moto: MotoServer,
+) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    import boto3
+
+    sqs = boto3.client("sqs", endpoint_url=moto.endpoint_url, region_name="us-east-1")
+    work = sqs.create_queue(QueueName=f"work-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+    script = (
+        "import asyncio, sys\n"
+        "from aiofanout import dispatch_many\n"
+        "from aiofanout.targets import SqsTarget\n"
+        "async def main():\n"
+        "    target = SqsTarget(sys.argv[1], task='nap', replies=True,\n"
+        "                       endpoint_url=sys.argv[2], region_name='us-east-1')\n"
+        "    print('fanning out', flush=True)\n"
+        "    await dispatch_many(target, range(3), concurrency=3, timeout=120)\n"  # nobody answers
+        "asyncio.run(main())\n"
+    )
+
+    def reply_queues() -> list[str]:
+        urls = sqs.list_queues(QueueNamePrefix="aiofanout-replies-").get("QueueUrls", [])
+        return list(urls)
+
+    before = set(reply_queues())
+    program = subprocess.Popen(
+        [sys.executable, "-c", script, work, moto.endpoint_url],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert program.stdout is not None
+        assert program.stdout.readline().strip() == "fanning out"
+        give_up = time.monotonic() + 30
+        while not set(reply_queues()) - before and time.monotonic() < give_up:
+            time.sleep(0.1)  # polling a condition: the program makes its reply queue
+        made = set(reply_queues()) - before
+        assert made, "the program made no reply queue"
+        give_up = time.monotonic() + 30
+        while (
+            int(
+                sqs.get_queue_attributes(QueueUrl=work, AttributeNames=["All"])["Attributes"][
+                    "ApproximateNumberOfMessages"
+                ]
+            )
+            < 3
+            and time.monotonic() < give_up
+        ):
+            time.sleep(0.1)  # the items are sent: the program waits on their replies
+        program.send_signal(signal.SIGTERM)
+        assert program.wait(timeout=30) == -signal.SIGTERM  # it still ends by SIGTERM
+    finally:
+        program.kill()
+        program.communicate()
+    assert not made & set(reply_queues()), "SIGTERM left the reply queue behind"
+    sqs.delete_queue(QueueUrl=work)
+
+
+async def test_the_sigterm_handler_is_there_only_while_a_reply_queue_of_its_own_is(
+    moto: MotoServer, queue_url: str
+) -> None:
+    import signal
+
+    from aiofanout.targets import SqsTarget
+
+    target = SqsTarget(
+        queue_url, task="nap", replies=True, endpoint_url=moto.endpoint_url, region_name="us-east-1"
+    )
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    seen: list[object] = []
+    result = await dispatch_many(
+        target,
+        range(2),
+        concurrency=2,
+        timeout=1.0,
+        on_progress=lambda progress: seen.append(signal.getsignal(signal.SIGTERM)),
+    )
+    assert len(seen) > 2
+    assert signal.SIG_DFL not in seen[:-1]  # handled while the run waited on replies
+    assert result.counts[Status.TIMED_OUT] == 2  # nobody answered
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL

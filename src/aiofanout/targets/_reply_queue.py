@@ -13,12 +13,20 @@ stops while another runs: receivers side by side split the batches a worker send
 beyond the first costs calls and runs only while replies wait.
 Each receive's messages are routed first (the items go on at once), then deleted in one
 ``DeleteMessageBatch``.
+
+A queue made for ``replies=True`` must not outlive the process. Ctrl-C cancels the run, and the
+last detach deletes it; SIGTERM would end the process at once, so while such a queue exists
+(and SIGTERM has its default action) this loop handles SIGTERM: it deletes the queues it made,
+then ends the process by SIGTERM as it would have.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import signal
+import threading
 import time
 import uuid
 import weakref
@@ -172,11 +180,12 @@ class ReplyQueue:
                 task.cancel()
             await asyncio.gather(*receivers, return_exceptions=True)
             if self.owned:
-                await self._delete_queue()
+                await self.delete_queue()
         finally:
             await self._close_client()
 
-    async def _delete_queue(self) -> None:
+    async def delete_queue(self) -> None:
+        """Delete the queue (one made for ``replies=True``)."""
         try:
             with translate_botocore_errors():
                 await self.client.delete_queue(QueueUrl=self.url)
@@ -200,6 +209,47 @@ class _Registry:
 
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     queues: dict[str, ReplyQueue] = field(default_factory=dict)
+    handles_sigterm: bool = False  # this loop deletes its own queues on SIGTERM, then ends
+
+    def owned(self) -> list[ReplyQueue]:
+        return [queue for queue in self.queues.values() if queue.owned]
+
+    def watch_sigterm(self) -> None:
+        """Handle SIGTERM while this loop has queues of its own, if nobody else handles it."""
+        if self.handles_sigterm or threading.current_thread() is not threading.main_thread():
+            return
+        if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+            return  # the program handles SIGTERM: its shutdown detaches, and that deletes
+        loop = asyncio.get_running_loop()
+        with contextlib.suppress(NotImplementedError):  # (no signal handlers on Windows)
+            loop.add_signal_handler(signal.SIGTERM, self._on_sigterm)
+            self.handles_sigterm = True
+
+    def unwatch_sigterm(self) -> None:
+        if self.handles_sigterm and not self.owned():
+            asyncio.get_running_loop().remove_signal_handler(signal.SIGTERM)
+            self.handles_sigterm = False
+
+    def _on_sigterm(self) -> None:
+        task = asyncio.get_running_loop().create_task(self._delete_and_terminate())
+        _terminating.add(task)
+
+    async def _delete_and_terminate(self) -> None:
+        queues = self.owned()
+        log.warning("SIGTERM: deleting %d reply queue(s) of replies=True, then ending", len(queues))
+        try:
+            async with asyncio.timeout(TERMINATE_WITHIN):
+                await asyncio.gather(
+                    *(queue.delete_queue() for queue in queues), return_exceptions=True
+                )
+        finally:
+            asyncio.get_running_loop().remove_signal_handler(signal.SIGTERM)
+            signal.raise_signal(signal.SIGTERM)  # SIG_DFL again: the process ends as it would
+
+
+#: Seconds SIGTERM waits for the reply queues to be deleted before the process ends anyway.
+TERMINATE_WITHIN = 5.0
+_terminating: set[asyncio.Task[None]] = set()  # (a running task needs a reference)
 
 
 _registries: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Registry] = (
@@ -226,6 +276,8 @@ async def attach(url: str | None, make_client: ClientMaker, *, grace: float) -> 
         if queue is None:
             queue = await _open(url, make_client, grace=grace)
             registry.queues[queue.url] = queue
+            if queue.owned:
+                registry.watch_sigterm()
             queue.start()
         queue.users += 1
         return queue
@@ -257,4 +309,7 @@ async def detach(queue: ReplyQueue) -> None:
         if queue.users > 0:
             return
         registry.queues.pop(queue.url, None)
-        await queue.stop()
+        try:
+            await queue.stop()
+        finally:
+            registry.unwatch_sigterm()
