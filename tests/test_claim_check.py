@@ -87,13 +87,12 @@ async def test_the_signature_covers_the_reference_and_its_digest() -> None:
 
 async def test_a_claimed_reply_is_routed_as_its_reference() -> None:
     from aiofanout._wire import ClaimRef
-    from aiofanout.targets._replies import parse
+    from aiofanout.targets._replies import parse, reply_id
 
     ref = ClaimRef(bucket="b", key="k", size=3, sha256=sha("abc"))
-    envelope_id, (value, error) = parse(
-        encode_reply(ReplyEnvelope(id="r1", ok=True, claim=ref)).decode()
-    )
-    assert envelope_id == "r1"
+    body = encode_reply(ReplyEnvelope(id="r1", ok=True, claim=ref)).decode()
+    value, error = parse(body)
+    assert reply_id(body) == "r1"
     assert value == ref
     assert error is None
 

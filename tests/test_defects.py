@@ -23,6 +23,7 @@ from aiofanout import (
     ClaimRefused,
     InvalidEnvelope,
     Status,
+    TaskFailed,
     TaskTimedOut,
     UsageError,
     dispatch_many,
@@ -105,6 +106,118 @@ def test_secret_from_env_fails_loudly_when_the_variable_is_missing(
         secret_from_env()
     monkeypatch.setenv("FANOUT_SECRET", "s3cret")
     assert App("signed", secret=secret_from_env()).secret == "s3cret"
+
+
+async def test_a_reply_not_signed_by_the_worker_is_never_taken_as_a_result(
+    moto: MotoServer, sqs: Any, queue_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from aiofanout.targets import SqsTarget
+    from aiofanout.testing import sqs_event
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto.endpoint_url)  # the workers' reply client
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    signed, unsigned = App("signed", secret="s3cret"), App("unsigned")
+    for app in (signed, unsigned):
+
+        @app.task(name="double")
+        async def double(x: int) -> int:
+            return 2 * x
+
+    target = SqsTarget(
+        queue_url, task="double", secret="s3cret", replies=True,
+        endpoint_url=moto.endpoint_url, region_name="us-east-1",
+    )  # fmt: skip
+    run = asyncio.create_task(dispatch_many(target, [1, 2, 3], concurrency=3, timeout=30))
+    handled = 0
+    while handled < 3:
+        got = await sqs.receive_message(
+            QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1
+        )
+        for message in got.get("Messages", []):
+            envelope = json.loads(message["Body"])
+            [x] = envelope["args"]
+            if x == 1:  # anyone who can write to the reply queue, knowing the envelope id
+                forged = {"v": 1, "id": envelope["id"], "ok": True, "value": "forged"}
+                await sqs.send_message(
+                    QueueUrl=envelope["reply_to"], MessageBody=json.dumps(forged)
+                )
+            else:  # 2: a worker with the secret; 3: one without
+                worker = signed if x == 2 else unsigned
+                await worker.handle(sqs_event([message["Body"]]), None)
+            await sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+            handled += 1
+    result = await run
+    by_item = {outcome.item: outcome for outcome in result}
+    assert by_item[2].value == 4
+    assert "forged" not in [outcome.value for outcome in result]
+    assert isinstance(by_item[1].error, BadSignature)
+    assert isinstance(by_item[3].error, BadSignature)
+    assert "give the worker's App the same secret" in str(by_item[3].error)
+    for app in (signed, unsigned):
+        await app.runner.aclose()
+
+
+def test_an_invocation_record_counts_only_about_an_envelope_the_sender_signed() -> None:
+    from aiofanout.targets._replies import parse  # white-box: the reply queue's parser
+
+    def record(request: dict[str, Any]) -> str:
+        return json.dumps(
+            {
+                "requestContext": {"condition": "RetriesExhausted", "approximateInvokeCount": 3},
+                "requestPayload": request,
+                "responsePayload": {"errorType": "ValueError", "errorMessage": "boom"},
+            }
+        )
+
+    ours = json.loads(encode_task("t", [1], {}, id="e-1", secret="s3cret"))
+    theirs = {"v": 1, "id": "e-1", "task": "t", "args": [1]}
+    _, error = parse(record(ours), secret="s3cret")
+    assert isinstance(error, TaskFailed)
+    assert "boom" in error.message
+    _, forged = parse(record(theirs), secret="s3cret")
+    assert isinstance(forged, BadSignature)
+    assert "not sent here" in forged.message
+
+
+def test_a_signed_envelope_older_than_max_age_is_refused_unrun() -> None:
+    import hashlib
+    import hmac
+
+    from aiofanout import Expired
+    from aiofanout.wire import decode_task
+
+    app = App("fresh-only", secret="s3cret", max_age=60)
+    ran: list[int] = []
+
+    @app.task
+    async def note(x: int) -> int:
+        ran.append(x)
+        return x
+
+    def signed(issued_ms: int | None) -> bytes:
+        body = json.loads(encode_task("note", [issued_ms or 0], {}, secret="s3cret"))
+        del body["sig"]
+        body.pop("issued_ms")
+        if issued_ms is not None:
+            body["issued_ms"] = issued_ms
+        canonical = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+        body["sig"] = hmac.new(b"s3cret", canonical, hashlib.sha256).hexdigest()
+        return json.dumps(body).encode()
+
+    now = int(time.time() * 1000)
+    assert decode_task(encode_task("note", [], {}, secret="s3cret")).issued_ms is not None
+    fresh = asyncio.run(app.run_envelope(signed(now - 30_000)))
+    stale = asyncio.run(app.run_envelope(signed(now - 61_000)))
+    undated = asyncio.run(app.run_envelope(signed(None)))
+    assert fresh.error is None
+    assert isinstance(stale.error, Expired)
+    assert "past this app's max_age=60 s" in str(stale.error)
+    assert isinstance(undated.error, Expired)
+    assert ran == [now - 30_000]  # only the fresh one ran
+    with pytest.raises(UsageError, match="give the app a secret too"):
+        App("unsigned", max_age=60)
+    with pytest.raises(UsageError, match="seconds > 0"):
+        App("signed", secret="s3cret", max_age=0)
 
 
 # -- point 16: values that keep their positions ---------------------------------------------------

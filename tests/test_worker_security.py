@@ -28,11 +28,12 @@ def _on_failure_record(envelope_id: str, error_type: str) -> str:
 
 
 def test_an_on_failure_record_of_a_refused_envelope_reports_bad_signature() -> None:
-    from aiofanout.targets._replies import parse  # white-box: the reply router's parser
+    from aiofanout.targets._replies import parse, reply_id  # white-box: the router's parser
 
-    envelope_id, (value, error) = parse(_on_failure_record("e-1", "BadSignature"))
+    record = _on_failure_record("e-1", "BadSignature")
+    value, error = parse(record)
 
-    assert envelope_id == "e-1"
+    assert reply_id(record) == "e-1"
     assert value is None
     assert isinstance(error, BadSignature)
     assert not error.retryable
@@ -42,8 +43,8 @@ def test_an_on_failure_record_of_a_refused_envelope_reports_bad_signature() -> N
 def test_library_errors_in_an_on_failure_record_keep_their_type() -> None:
     from aiofanout.targets._replies import parse  # white-box: the reply router's parser
 
-    _, (_, timed_out) = parse(_on_failure_record("e-2", "TaskTimedOut"))
-    _, (_, in_progress) = parse(_on_failure_record("e-3", "InProgress"))
+    _, timed_out = parse(_on_failure_record("e-2", "TaskTimedOut"))
+    _, in_progress = parse(_on_failure_record("e-3", "InProgress"))
 
     assert isinstance(timed_out, TaskTimedOut)
     assert isinstance(timed_out, TimeoutError)

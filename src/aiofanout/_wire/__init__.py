@@ -31,6 +31,7 @@ from ._envelopes import (
     now_ms,
     secret_from_env,
     sign,
+    sign_reply,
     verify,
     with_deadline,
 )
@@ -80,6 +81,7 @@ __all__ = [
     "reply_value",
     "secret_from_env",
     "sign",
+    "sign_reply",
     "split_item",
     "split_task",
     "unwrap_reply",

@@ -57,7 +57,8 @@ class TaskEnvelope(_Wire):
     path to import), ``args``/``kwargs`` (JSON), ``attempt``, ``depth`` (hops of task-to-task
     dispatch), ``deadline_ms`` (epoch ms), ``reply_to`` (an SQS queue URL), ``idempotency_key``
     (what an idempotent task is run once per, unless the task has a ``key`` function of its
-    own, which wins), ``claim`` (the arguments wait in S3: :class:`ClaimRef`), ``sig``
+    own, which wins), ``claim`` (the arguments wait in S3: :class:`ClaimRef`), ``issued_ms``
+    (epoch ms when a signed envelope was made: what ``App(max_age=)`` measures), ``sig``
     (HMAC-SHA256, hex).
 
     Example (what a non-Python producer sends)::
@@ -77,6 +78,7 @@ class TaskEnvelope(_Wire):
     reply_to: str | None = None
     idempotency_key: str | None = Field(default=None, max_length=256)
     claim: ClaimRef | None = None
+    issued_ms: int | None = None
     sig: str | None = None
 
 
@@ -96,7 +98,10 @@ class ErrorInfo(_Wire):
 class ReplyEnvelope(_Wire):
     """The answer to one task envelope: ``ok`` with a ``value``, or an ``error``.
 
-    A reply over the SQS limit waits in S3: ``claim`` names the object (the whole reply).
+    A reply over the SQS limit waits in S3: ``claim`` names the object (the whole reply). A
+    worker with a secret signs its replies (``sig``, as a task envelope's), and a sender with
+    a secret accepts only signed ones from a reply queue: anyone who can write to the queue and
+    knows an envelope id could otherwise forge an item's result.
 
     Example::
 
@@ -109,6 +114,7 @@ class ReplyEnvelope(_Wire):
     value: JsonValue = None
     error: ErrorInfo | None = None
     claim: ClaimRef | None = None
+    sig: str | None = None
 
 
 class LambdaErrorPayload(BaseModel):
@@ -182,6 +188,10 @@ def encode_task(
 ) -> bytes:
     """Encode a task envelope to its wire bytes, signed when a secret is given.
 
+    A signed envelope carries ``issued_ms``, the time it was made: a worker with
+    ``App(max_age=...)`` refuses it once it is older than that (a captured envelope can be sent
+    again until its deadline, or forever if it has none, unless the worker bounds its age).
+
     Raises :class:`UsageError` when an argument is not JSON (sets, bytes, NaN, objects).
 
     Example::
@@ -203,6 +213,8 @@ def encode_task(
             body[name] = value
     if depth:
         body["depth"] = depth
+    if secret is not None:
+        body["issued_ms"] = now_ms()
     try:
         canonical = _dumps(body).encode()
     except (TypeError, ValueError) as exc:
@@ -278,20 +290,42 @@ def _check_version(data: dict[str, Any], *, kind: str = "task") -> None:
         )
 
 
-def verify(data: dict[str, Any], secret: str | bytes) -> None:
-    """Raise :class:`BadSignature` unless ``data`` carries a valid signature for ``secret``."""
+_UNSIGNED_TASK = "envelope is unsigned, and this worker requires signed envelopes"
+_UNSIGNED_REPLY = (
+    "reply is unsigned, and this sender signs its envelopes: give the worker's App the same "
+    "secret (a reply anyone could write to the queue is never taken as a result)"
+)
+
+
+def verify(data: dict[str, Any], secret: str | bytes, *, unsigned: str = _UNSIGNED_TASK) -> None:
+    """Raise :class:`BadSignature` unless ``data`` carries a valid signature for ``secret``.
+
+    ``unsigned`` is the message for data that carries no signature at all.
+    """
     signature = data.get("sig")
+    what = unsigned.split(" ", 1)[0]
     if not isinstance(signature, str):
-        raise BadSignature("envelope is unsigned, and this worker requires signed envelopes")
+        raise BadSignature(unsigned)
     if not signature.isascii():  # compare_digest refuses non-ASCII str with a TypeError
-        raise BadSignature("envelope signature does not match: it is not a hex digest")
-    unsigned = {k: v for k, v in data.items() if k != "sig"}
+        raise BadSignature(f"{what} signature does not match: it is not a hex digest")
+    unsigned_data = {k: v for k, v in data.items() if k != "sig"}
     try:
-        canonical = _dumps(unsigned).encode()
+        canonical = _dumps(unsigned_data).encode()
     except (TypeError, ValueError) as exc:
-        raise BadSignature(f"envelope cannot be put in canonical form: {exc}") from exc
+        raise BadSignature(f"{what} cannot be put in canonical form: {exc}") from exc
     if not hmac.compare_digest(sign(canonical, secret), signature):
-        raise BadSignature("envelope signature does not match: wrong secret or tampered message")
+        raise BadSignature(f"{what} signature does not match: wrong secret or tampered message")
+
+
+def sign_reply(reply: ReplyEnvelope, secret: str | bytes | None) -> ReplyEnvelope:
+    """The reply signed with ``secret`` (over its canonical form, as a task envelope is).
+
+    ``None`` returns the reply as it is (unsigned).
+    """
+    if secret is None:
+        return reply
+    body = reply.model_dump(mode="json", exclude_none=True, exclude={"sig"})
+    return reply.model_copy(update={"sig": sign(_dumps(body).encode(), secret)})
 
 
 def decode_task(
@@ -339,17 +373,24 @@ def encode_reply(reply: ReplyEnvelope) -> bytes:
     return reply.model_dump_json(exclude_none=True).encode()
 
 
-def decode_reply(raw: bytes | str | dict[str, Any]) -> ReplyEnvelope:
-    """Parse and validate a reply envelope.
+def decode_reply(
+    raw: bytes | str | dict[str, Any], *, secret: str | bytes | None = None
+) -> ReplyEnvelope:
+    """Parse and validate a reply envelope; with a secret, require its valid signature.
+
+    Raises :class:`InvalidEnvelope`, or :class:`BadSignature` for an unsigned or wrongly signed
+    reply when ``secret`` is given.
 
     Example::
 
-        reply = decode_reply(message["Body"])
+        reply = decode_reply(message["Body"], secret=secret)
         value = reply.value if reply.ok else None
     """
     try:
         data = _loads(raw)
         _check_version(data, kind="reply")
+        if secret is not None:
+            verify(data, secret, unsigned=_UNSIGNED_REPLY)
         return ReplyEnvelope.model_validate(data)
     except ValidationError as exc:
         raise InvalidEnvelope(f"invalid reply envelope: {_brief(exc)}") from exc

@@ -59,14 +59,15 @@ def unwrap_reply(reply: ReplyEnvelope) -> Any:
     raise error_from_info(error)
 
 
-def reply_value(reply: Any) -> Any:
+def reply_value(reply: Any, *, secret: str | bytes | None = None) -> Any:
     """The value of a reply that came back as JSON (a decoded reply envelope), or raise.
 
     A reply that is no envelope at all most likely came from a function that is not an
-    aiofanout ``App``: the error says so, and how to call such a function.
+    aiofanout ``App``: the error says so, and how to call such a function. With ``secret``, the
+    reply must be signed with it (:class:`BadSignature` if not).
     """
     try:
-        envelope = decode_reply(reply)
+        envelope = decode_reply(reply, secret=secret)
     except InvalidEnvelope as exc:
         hint = "is the function an aiofanout App? For any other function pass task=None"
         raise InvalidEnvelope(f"{exc.message}; {hint}") from exc

@@ -24,7 +24,7 @@ from .._wire import (
     with_deadline,
 )
 from ._aws import AwsClientTarget, sqs_client_maker, translate_botocore_errors
-from ._replies import DEFAULT_GRACE, Answer, ReplyStats, answer_of, raise_or_return
+from ._replies import DEFAULT_GRACE, Answer, ReplyStats, answer_of, parse, raise_or_return
 from ._reply_queue import MAX_RECEIVERS, POLL_WAIT, ClientMaker, ReplyQueue, attach, detach
 
 __all__ = ["Claim", "Fanin", "ReplyingTarget", "replies_of"]
@@ -98,6 +98,7 @@ class Fanin:
         if replies is not True and not (isinstance(replies, str) and replies):
             raise UsageError(f"replies must be True or an SQS queue URL, got {replies!r}")
         self.url = replies if isinstance(replies, str) else None
+        self.secret: str | bytes | None = None  # the sender's: replies must be signed with it
         self.grace = grace
         self.claim_check = claim_check
         self._make_client = make_client
@@ -153,7 +154,8 @@ class Fanin:
         try:
             if not future.done():
                 await send()
-            answer = await self._reply_within_wait(future, envelope_id)
+            received = await self._reply_within_wait(future, envelope_id)
+            answer = parse(received, secret=self.secret) if isinstance(received, str) else received
             if isinstance(answer[0], ClaimRef):
                 answer = await self._claimed(answer[0], envelope_id)
             return raise_or_return(answer)
@@ -206,6 +208,8 @@ class ReplyingTarget(AwsClientTarget):
         )
         self.claim_check = claim_check
         self._task, self._secret = task, secret
+        if self.fanin is not None:
+            self.fanin.secret = self._signing_secret()
         # Called with id= too: an item awaiting its reply carries an id known beforehand.
         self.encode: Callable[..., bytes] = envelope_encoder(task, secret=secret, reply_to=reply_to)
 

@@ -5,6 +5,10 @@ sent by the worker; Lambda's asynchronous invocation record (sent by a function'
 on-success destination, ``{"requestContext": ..., "requestPayload": <the envelope>, ...}``), which
 is matched by the envelope id inside ``requestPayload``; and anything else.
 
+The router reads only a message's id; the item waiting for it decodes it with its target's
+secret (:func:`parse`), so targets with different secrets can share a queue, and a reply that is
+unsigned or wrongly signed for a sender with a secret is a :class:`BadSignature`, never a value.
+
 What happens to a message is decided by its id (:meth:`ReplyRouter.route` answers whether to
 delete it):
 
@@ -27,18 +31,20 @@ import time
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
-from .._errors import FanoutError, InvalidEnvelope
-from .._wire import ErrorInfo, decode_reply, error_from_info, reply_value, unwrap_reply
+from .._errors import BadSignature, FanoutError, InvalidEnvelope
+from .._wire import ErrorInfo, decode_reply, error_from_info, reply_value, unwrap_reply, verify
 
 __all__ = [
     "DEFAULT_GRACE",
     "Answer",
+    "Received",
     "ReplyRouter",
     "ReplyStats",
     "answer_of",
     "parse",
     "raise_or_return",
     "record_answer",
+    "reply_id",
 ]
 
 log = logging.getLogger("aiofanout.replies")
@@ -48,6 +54,9 @@ DEFAULT_GRACE = 60.0
 #: What a reply means for its item: ``(value, None)`` or ``(None, error)``. Futures hold this
 #: pair rather than an exception, so an answer nobody awaits any more is never "unretrieved".
 Answer: TypeAlias = tuple[Any, FanoutError | None]
+#: What reaches a waiting item: the message's body, to decode with the item's secret, or an
+#: answer already (the queue is gone).
+Received: TypeAlias = str | Answer
 
 
 @dataclass(slots=True)
@@ -83,7 +92,7 @@ class _Ended:
 
     until: float
     answered: bool
-    late: Answer | None = None
+    late: Received | None = None
 
 
 class ReplyRouter:
@@ -92,15 +101,15 @@ class ReplyRouter:
     def __init__(self, *, grace: float = DEFAULT_GRACE, stats: ReplyStats | None = None) -> None:
         self.grace = grace
         self.stats = stats or ReplyStats()
-        self.waiting: dict[str, asyncio.Future[Answer]] = {}
+        self.waiting: dict[str, asyncio.Future[Received]] = {}
         self._ended: dict[str, _Ended] = {}  # in the order items ended: the oldest first
 
-    def expect(self, envelope_id: str) -> asyncio.Future[Answer]:
+    def expect(self, envelope_id: str) -> asyncio.Future[Received]:
         """Register an item before its envelope is sent; its future gets the first answer.
 
         A late answer kept from an earlier attempt of the same item is there at once.
         """
-        future: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[Received] = asyncio.get_running_loop().create_future()
         ended = self._ended.pop(envelope_id, None)
         if ended is not None and ended.late is not None:
             future.set_result(ended.late)
@@ -122,7 +131,8 @@ class ReplyRouter:
     def route(self, body: str, *, age: float) -> bool:
         """Give the message to its item; whether to delete it. ``age``: seconds since sent."""
         self._prune()
-        envelope_id, answer = parse(body)
+        envelope_id = reply_id(body)
+        answer = body
         future = self.waiting.get(envelope_id) if envelope_id else None
         if future is not None:
             if future.done():
@@ -164,37 +174,61 @@ class ReplyRouter:
             del self._ended[envelope_id]
 
 
-def parse(body: str) -> tuple[str | None, Answer]:
-    """The envelope id a message answers (``None``: unknown) and what it means for the item."""
+def reply_id(body: str) -> str | None:
+    """The envelope id a message answers: a reply's, or an invocation record's request's."""
     try:
-        reply = decode_reply(body)
+        data = json.loads(body)
+    except (ValueError, RecursionError):
+        return None
+    if isinstance(data, dict) and "v" not in data and "requestPayload" in data:
+        data = data["requestPayload"]
+    envelope_id = data.get("id") if isinstance(data, dict) else None
+    return envelope_id if isinstance(envelope_id, str) else None
+
+
+def parse(body: str, *, secret: str | bytes | None = None) -> Answer:
+    """What a message means for the item it answers, checked against the sender's ``secret``.
+
+    A reply must be signed with it; an invocation record (which Lambda writes, not the worker)
+    must carry the sender's own signed envelope, and on success the worker's signed reply.
+    """
+    try:
+        reply = decode_reply(body, secret=secret)
+    except BadSignature as exc:
+        return None, exc
     except InvalidEnvelope as exc:
-        return _parse_record(body, exc)
+        return _parse_record(body, exc, secret)
     if reply.claim is not None:
-        # The reply waits in S3: the item's round trip fetches it (this router does no I/O).
-        return reply.id, (reply.claim, None)
-    return reply.id, answer_of(unwrap_reply, reply)
+        # The reply waits in S3: the item's round trip fetches it (its digest is signed).
+        return reply.claim, None
+    return answer_of(unwrap_reply, reply)
 
 
-def _parse_record(body: str, not_a_reply: InvalidEnvelope) -> tuple[str | None, Answer]:
-    """Lambda's asynchronous invocation record, matched by the envelope inside it."""
+def _parse_record(body: str, not_a_reply: InvalidEnvelope, secret: str | bytes | None) -> Answer:
+    """Lambda's asynchronous invocation record, about the envelope inside it."""
     try:
         record = json.loads(body)
         request = record["requestPayload"]
-        envelope_id = request["id"]
     except (ValueError, TypeError, KeyError):
-        return None, (None, not_a_reply)
-    if not isinstance(envelope_id, str):
-        return None, (None, not_a_reply)
-    return envelope_id, record_answer(record)
+        return None, not_a_reply
+    if not isinstance(request, dict):
+        return None, not_a_reply
+    if secret is not None:
+        try:
+            verify(request, secret)
+        except BadSignature as exc:
+            return None, BadSignature(
+                f"an invocation record about an envelope not sent here: {exc}"
+            )
+    return record_answer(record, secret=secret)
 
 
-def record_answer(record: dict[str, Any]) -> Answer:
+def record_answer(record: dict[str, Any], *, secret: str | bytes | None = None) -> Answer:
     """What an invocation record means: the reply on success, else the runtime's error."""
     context = record.get("requestContext") or {}
     response = record.get("responsePayload")
     if context.get("condition") == "Success":
-        return answer_of(reply_value, response)
+        return answer_of(lambda reply: reply_value(reply, secret=secret), response)
     payload = response if isinstance(response, dict) else {}
     error_type = str(payload.get("errorType") or context.get("condition") or "Unhandled")
     message = str(payload.get("errorMessage") or response or "the invocation failed")

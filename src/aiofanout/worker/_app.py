@@ -33,6 +33,7 @@ from .._wire import (
     decode_task,
     error_info,
     now_ms,
+    sign_reply,
 )
 from ._handlers import handle_event
 from ._idempotency import DEFAULT_IN_PROGRESS, IdempotencyStore, KeyFunction, run_once
@@ -69,6 +70,11 @@ class App:
         claim_check: a :class:`ClaimCheck` (the senders' bucket): envelopes whose arguments
             wait in S3 are fetched, checked against their digest and the object deleted; a
             reply to ``reply_to`` over the SQS limit goes back through S3 the same way.
+        max_age: seconds a signed envelope stays valid after it was made (needs ``secret``):
+            older ones, a replay of a captured envelope or a redelivery past it, are refused
+            with :class:`Expired` and never run. Default ``None``: valid until the envelope's
+            deadline, or for ever if it has none. Make it longer than your redeliveries take
+            (SQS retention, Lambda's asynchronous retries: up to 6 hours).
 
     Example::
 
@@ -93,9 +99,11 @@ class App:
         loop: str = "reuse",
         idempotency: IdempotencyStore | None = None,
         claim_check: ClaimCheck | None = None,
+        max_age: float | None = None,
     ) -> None:
         check_loop_mode("App", loop)
         check_secret(secret, owner=f"App({name!r}, secret=...)")
+        self.max_age = _checked_max_age(max_age, secret)
         if max_depth < 0:
             raise UsageError(f"App(max_depth=...) must be >= 0, got {max_depth}")
         self.name = name
@@ -189,6 +197,7 @@ class App:
         try:
             envelope = decode_task(raw, secret=self.secret)
             _refuse_if_expired(envelope)
+            _refuse_if_older_than(envelope, self.max_age)
             if envelope.claim is not None:
                 claim = envelope.claim
                 envelope = await claimed_envelope(self.claim_check, envelope, self.name)
@@ -196,13 +205,13 @@ class App:
             bound = task.signature.bind(task.name, envelope.args, envelope.kwargs)
             reply = await self._reply_once(task, envelope, bound)
             if envelope.reply_to and self.claim_check is not None:
-                reply = await reply_within_limit(self.claim_check, reply)
+                reply = await reply_within_limit(self.claim_check, reply, secret=self.secret)
         except Exception as exc:
             result = _failed(envelope, exc)
         else:
             result = TaskResult(reply, None, envelope)
         await settle_claim(self.claim_check, claim, result)
-        return result
+        return TaskResult(sign_reply(result.reply, self.secret), result.error, result.envelope)
 
     async def _reply_once(
         self, task: Task[Any, Any], envelope: TaskEnvelope, bound: Bound
@@ -330,6 +339,38 @@ def _failed(envelope: TaskEnvelope | None, error: Exception) -> TaskResult:
     return TaskResult(
         ReplyEnvelope(id=reply_id, ok=False, error=error_info(error)), error, envelope
     )
+
+
+def _checked_max_age(max_age: object, secret: str | bytes | None) -> float | None:
+    if max_age is None:
+        return None
+    if isinstance(max_age, bool) or not isinstance(max_age, int | float) or not max_age > 0:
+        raise UsageError(f"App(max_age=...) is seconds > 0 (or None), got {max_age!r}")
+    if secret is None:
+        raise UsageError(
+            "App(max_age=...) bounds the age of signed envelopes: give the app a secret too "
+            "(an unsigned envelope's time can be written by anyone)"
+        )
+    return float(max_age)
+
+
+def _refuse_if_older_than(envelope: TaskEnvelope, max_age: float | None) -> None:
+    """Raise :class:`Expired` if ``max_age`` is set and the envelope is older (or undated)."""
+    if max_age is None:
+        return
+    if envelope.issued_ms is None:
+        raise Expired(
+            f"task {envelope.task!r} id={envelope.id} carries no issued_ms, and this app "
+            f"refuses signed envelopes older than max_age={max_age:g} s: send it with a "
+            "current aiofanout (encode_task stamps it when it signs)"
+        )
+    age = (now_ms() - envelope.issued_ms) / 1000
+    if age > max_age:
+        raise Expired(
+            f"task {envelope.task!r} id={envelope.id} was signed {age:.0f} s ago, past this "
+            f"app's max_age={max_age:g} s: it does not run (a replay, or a redelivery that "
+            "came too late)"
+        )
 
 
 def _refuse_if_expired(envelope: TaskEnvelope) -> None:

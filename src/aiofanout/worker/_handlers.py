@@ -57,7 +57,7 @@ async def handle_chunk(app: App, events: list[Any]) -> list[dict[str, Any]]:
 
 async def _run_one(app: App, event: Any) -> TaskResult:
     result = await app.run_envelope(_as_envelope(event))
-    await send_reply_if_asked(app.runner, result)
+    await send_reply_if_asked(app.runner, result, secret=app.secret)
     return result
 
 

@@ -25,6 +25,7 @@ from .._wire import (
     encode_reply,
     error_info,
     join_task,
+    sign_reply,
 )
 from ._runner import LoopRunner
 from ._task import TaskResult
@@ -71,17 +72,30 @@ async def settle_claim(
 
 
 async def reply_within_limit(
-    claim_check: ClaimCheck, reply: ReplyEnvelope, limits: Limits = LIMITS
+    claim_check: ClaimCheck,
+    reply: ReplyEnvelope,
+    limits: Limits = LIMITS,
+    *,
+    secret: str | bytes | None = None,
 ) -> ReplyEnvelope:
-    """A reply over the SQS message limit, stored in S3 and sent as a reference."""
-    body = encode_reply(reply)
+    """A reply over the SQS message limit, stored in S3 and sent as a reference.
+
+    Its size is measured signed, as it is sent; the reference is signed by the caller, and its
+    digest covers the stored reply.
+    """
+    body = encode_reply(sign_reply(reply, secret))
     if len(body) <= limits.sqs_message:
         return reply
     return await claim_check.store_reply(reply, body)
 
 
-def reply_body(result: TaskResult, limits: Limits = LIMITS) -> str:
-    """The reply's wire text, or an error reply when it is over the SQS message limit."""
+def reply_body(
+    result: TaskResult, limits: Limits = LIMITS, *, secret: str | bytes | None = None
+) -> str:
+    """The reply's wire text, or an error reply when it is over the SQS message limit.
+
+    The error reply is signed with ``secret`` (the reply itself was signed when it was made).
+    """
     body = encode_reply(result.reply)
     if len(body) <= limits.sqs_message:
         return body.decode()
@@ -91,17 +105,20 @@ def reply_body(result: TaskResult, limits: Limits = LIMITS) -> str:
     )
     log.error("reply of task id=%s not sent: %s", result.reply.id, error.message)
     refusal = ReplyEnvelope(id=result.reply.id, ok=False, error=error_info(error))
-    return encode_reply(refusal).decode()
+    return encode_reply(sign_reply(refusal, secret)).decode()
 
 
-async def send_reply_if_asked(runner: LoopRunner, result: TaskResult) -> None:
+async def send_reply_if_asked(
+    runner: LoopRunner, result: TaskResult, *, secret: str | bytes | None = None
+) -> None:
     """Send the reply envelope to the envelope's ``reply_to`` queue, if it named one."""
     queue_url = reply_queue(result)
     if queue_url is None:
         return
     client = await _reply_client(runner)
     try:
-        await client.send_message(QueueUrl=queue_url, MessageBody=reply_body(result))
+        body = reply_body(result, secret=secret)
+        await client.send_message(QueueUrl=queue_url, MessageBody=body)
     except Exception:
         log.exception("could not send the reply of task id=%s", result.reply.id)
         raise
@@ -120,7 +137,11 @@ def reply_queue(result: TaskResult) -> str | None:
 
 
 async def send_replies(
-    runner: LoopRunner, results: Sequence[tuple[str, TaskResult]], limits: Limits = LIMITS
+    runner: LoopRunner,
+    results: Sequence[tuple[str, TaskResult]],
+    limits: Limits = LIMITS,
+    *,
+    secret: str | bytes | None = None,
 ) -> set[str]:
     """Send the replies of several results (keyed, e.g. by ``messageId``) in batches.
 
@@ -131,7 +152,9 @@ async def send_replies(
     for key, result in results:
         queue_url = reply_queue(result)
         if queue_url is not None:
-            by_queue.setdefault(queue_url, []).append((key, reply_body(result, limits)))
+            by_queue.setdefault(queue_url, []).append(
+                (key, reply_body(result, limits, secret=secret))
+            )
     if not by_queue:
         return set()
     try:

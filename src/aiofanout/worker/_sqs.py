@@ -86,7 +86,7 @@ async def handle_sqs_batch(app: App, event: dict[str, Any], context: Any) -> dic
         failed = await _run_in_order(run, records, deadline)
     else:
         failed = await _run_concurrently(app, run, records, deadline)
-    unsent = await send_replies(app.runner, list(results.items()))
+    unsent = await send_replies(app.runner, list(results.items()), secret=app.secret)
     failed += [message_id for message_id in unsent if message_id not in failed]
     if failed:
         log.warning("sqs batch of %d records: %d failed", len(records), len(failed))
