@@ -92,6 +92,13 @@ def test_serve_answers_boto3_and_stops_on_ctrl_c() -> None:
         client = boto3.client("lambda", endpoint_url=served.lambda_url, region_name="us-east-1")
         response = client.invoke(FunctionName="echo", Payload=json.dumps({"via": "cli"}))
         assert json.loads(response["Payload"].read()) == {"via": "cli"}
+        banner = "\n".join(served.banner)
+        for service in ("SQS", "S3", "DynamoDB", "STS", "SNS", "EventBridge", "Logs", "IAM"):
+            assert service in banner  # every service the moto server serves is named
+        dynamodb = boto3.client("dynamodb", endpoint_url=served.moto_url, region_name="us-east-1")
+        assert dynamodb.list_tables()["TableNames"] == []
+        # The AWS CLI v1 ignores AWS_ENDPOINT_URL: the banner says to pass --endpoint-url.
+        assert "--endpoint-url on every command" in banner
         served.process.send_signal(signal.SIGINT)
         assert served.process.wait(timeout=30) in (0, 130)
 

@@ -138,3 +138,36 @@ async def test_with_default_options_a_fan_out_past_reserved_concurrency_finishes
     result = await dispatch_many(target, items, concurrency=32)  # 8x what the function takes
     assert result.counts[Status.SUCCEEDED] == 64, [o.error for o in result if o.error]
     assert sum(o.attempts for o in result) > 64  # it was throttled, and the throttles were free
+
+
+async def test_another_process_can_neither_take_nor_answer_an_environments_invocation(
+    aws: LocalAws,
+) -> None:
+    import asyncio
+
+    import aiohttp
+
+    from .control_plane_helpers import until
+
+    target = function_target(aws, "plain.sleep")
+    run = asyncio.create_task(dispatch_many(target, [{"seconds": 2}], concurrency=1, retry=1))
+    environments = aws.runtime._environments  # white-box: which port the environment polls
+    await until(lambda: any(e.current is not None for e in environments.by_id.values()))
+    [env] = [e for e in environments.by_id.values() if e.current is not None]
+    assert env.process is not None
+    assert env.current is not None
+    base = f"http://127.0.0.1:{env.port}"
+    runtime = "/2018-06-01/runtime/invocation"
+    forged = f"{runtime}/{env.current.request_id}/response"
+    async with aiohttp.ClientSession() as http:
+        for path in (f"{runtime}/next", f"/wrong-secret{runtime}/next"):
+            async with http.get(base + path, timeout=aiohttp.ClientTimeout(total=5)) as got:
+                assert got.status in (403, 404)  # never an invocation's payload
+        for path in (forged, f"/wrong-secret{forged}"):
+            async with http.post(base + path, json={"forged": True}) as got:
+                assert got.status in (403, 404)
+    result = await run
+    assert result[0].value == "awake"  # the environment's own answer, not the forged one
+    # What any process of the same user can read of the environment holds no secret.
+    environ = await asyncio.to_thread(Path(f"/proc/{env.process.pid}/environ").read_bytes)
+    assert env.secret.encode() not in environ

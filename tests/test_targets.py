@@ -227,6 +227,24 @@ async def test_sqs_per_entry_failures_fail_those_items_and_retry_only_server_fau
     assert len(json.loads(stub.requests[1])["Entries"]) == 1
 
 
+async def test_sqs_delay_hides_each_message_for_that_long(
+    moto: MotoServer, sqs: Any, queue_url: str
+) -> None:
+    from aiofanout import UsageError
+
+    target = SqsTarget(
+        queue_url, task="t", delay=2, endpoint_url=moto.endpoint_url, region_name=REGION
+    )
+    result = await dispatch_many(target, ["late"], concurrency=1)
+    assert result.ok
+    hidden = await sqs.receive_message(QueueUrl=queue_url, WaitTimeSeconds=0)
+    assert hidden.get("Messages", []) == []  # sent, and not visible yet
+    [message] = await receive_all(sqs, queue_url, 1)  # visible once the delay passed
+    assert decode_task(message["Body"]).args == ["late"]
+    with pytest.raises(UsageError, match="every message would expire unread"):
+        SqsTarget(queue_url, task="t", delay=60, expires=30)
+
+
 def test_sqs_fifo_misuse_is_refused_up_front() -> None:
     from aiofanout import UsageError
 

@@ -32,10 +32,11 @@ examples:
 
 
 SERVE_DESCRIPTION = (
-    "Start a moto server (SQS, S3, IAM) and the local Lambda runtime on 127.0.0.1, register "
-    "functions (options, a --config stack file, or the Lambda API: aws lambda create-function), "
-    "print the endpoints, and serve until Ctrl-C or SIGTERM. Point boto3, aioboto3 or the AWS "
-    "CLI at them with --endpoint-url."
+    "Start a moto server (SQS, S3, DynamoDB, SNS, IAM, ...) and the local Lambda runtime on "
+    "127.0.0.1, register functions (options, a --config stack file, or the Lambda API: aws "
+    "lambda create-function), print the endpoints, and serve until Ctrl-C or SIGTERM. Point "
+    "boto3 or aioboto3 at them with the printed AWS_ENDPOINT_URL* variables, the AWS CLI with "
+    "--endpoint-url."
 )
 
 
@@ -200,16 +201,20 @@ def banner(aws: LocalAws | Any, functions: Sequence[str]) -> str:
     ``invoke``: v2 reads ``--payload`` as base64 unless given ``--cli-binary-format
     raw-in-base64-out``, a flag v1 does not have (v1 sends the payload as given).
     """
+    from .local._aws import MOTO_SERVICES
+
     lam, moto = aws.lambda_endpoint_url, aws.endpoint_url
     name = functions[0] if functions else "NAME"
     lines = [
-        f"moto server (SQS, S3, IAM):  {moto}",
-        f"local Lambda (Lambda API):   {lam}",
+        f"moto server:   {moto}",
+        f"  serves {', '.join(MOTO_SERVICES.values())}; functions get it as AWS_ENDPOINT_URL_*",
+        f"local Lambda:  {lam}",
         "credentials: AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing, us-east-1",
         f"functions: {', '.join(functions) or '(none yet: aws lambda create-function)'}",
-        "environment for boto3 and the AWS CLI:",
+        "environment for boto3 and aioboto3 (botocore 1.31+ reads the AWS_ENDPOINT_URL* names):",
         f"  export AWS_ENDPOINT_URL_LAMBDA={lam} AWS_ENDPOINT_URL={moto} "
         "AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_DEFAULT_REGION=us-east-1",
+        "the AWS CLI: pass --endpoint-url on every command (the CLI v1 ignores AWS_ENDPOINT_URL);",
         "try (AWS CLI v1 as printed; v2: add --cli-binary-format raw-in-base64-out to invoke):",
         f"  aws --endpoint-url {lam} lambda list-functions",
         f"  aws --endpoint-url {lam} lambda invoke --function-name {name} --payload '{{}}' "

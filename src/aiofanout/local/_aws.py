@@ -12,6 +12,18 @@ from typing import Any
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
+#: The services of the moto server a function reaches, by their ``AWS_ENDPOINT_URL_<ID>`` id,
+#: and their names as AWS writes them (IAM too, which the control plane's roles use).
+MOTO_SERVICES = {
+    "SQS": "SQS",
+    "S3": "S3",
+    "DYNAMODB": "DynamoDB",
+    "STS": "STS",
+    "SNS": "SNS",
+    "EVENTBRIDGE": "EventBridge",
+    "LOGS": "CloudWatch Logs",
+    "IAM": "IAM",
+}
 
 
 def function_arn(name: str) -> str:

@@ -1,11 +1,12 @@
-"""Execution environments: one ``python -m awslambdaric`` process each, started, watched, killed.
+"""Execution environments: one awslambdaric process each, started, watched, killed.
 
-An environment polls the Runtime API on a port of its own (awslambdaric's init-error path uses
-``http.client``, which takes ``host:port`` and nothing more, so no path prefix tells them
-apart), so the runtime knows an environment by the port a request arrived on. Its process runs
-in its own process group (a kill reaches any fork) and asks Linux to kill it if the runtime
-dies without stopping it. Its output is relayed to the ``aiofanout.local.<function>`` logger
-with the function name and the request id, and kept per invocation for ``LogType: Tail``.
+An environment polls the Runtime API on a port of its own, so the runtime knows an environment
+by the port a request arrived on, and under a secret of its own (``_runtime_bootstrap.py``
+hands it over), so no other local process can take or answer the environment's invocations.
+Its process runs in its own process group (a kill reaches any fork) and asks Linux to kill it
+if the runtime dies without stopping it. Its output is relayed to the
+``aiofanout.local.<function>`` logger with the function name and the request id, and kept per
+invocation for ``LogType: Tail``.
 A process that ends fails the invocation it was running (``Runtime.ExitError``, or the init
 error it reported) and frees its slot in the function's pool.
 """
@@ -16,6 +17,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import secrets
 import signal
 import sys
 import time
@@ -25,7 +27,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from ._aws import REGION
+from ._aws import MOTO_SERVICES, REGION
 from ._invocation import Invocation, Result
 
 if TYPE_CHECKING:
@@ -51,6 +53,8 @@ class Environment:
     dead: bool = False
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     generation: int = 0  # the function's generation (config and code) it was started with
+    #: What every Runtime API request of this environment starts its path with.
+    secret: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     log: list[str] = field(default_factory=list)  # the current invocation's output lines
 
     def deliver(self, invocation: Invocation) -> None:
@@ -117,18 +121,23 @@ class Environments:
         )
         if self.lambda_endpoint_url is not None:  # a function invoking functions reaches us
             variables.setdefault("AWS_ENDPOINT_URL_LAMBDA", self.lambda_endpoint_url)
-        return await asyncio.create_subprocess_exec(
+        process = await asyncio.create_subprocess_exec(
             self.python,
-            "-m",
-            "awslambdaric",
+            BOOTSTRAP,
             config.runtime_handler,
             env=variables,
-            stdin=asyncio.subprocess.DEVNULL,
+            stdin=asyncio.subprocess.PIPE,  # the secret, then end of file (as /dev/null)
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
             preexec_fn=_die_with_parent,
             start_new_session=True,  # its own process group: a kill reaches any fork
         )
+        assert process.stdin is not None
+        process.stdin.write(f"{env.secret}\n".encode())
+        with contextlib.suppress(ConnectionError):  # it died at once: _watch reports it
+            await process.stdin.drain()
+        process.stdin.close()
+        return process
 
     async def _relay_logs(self, env: Environment) -> None:
         assert env.process is not None
@@ -213,14 +222,14 @@ def environment_variables(
     return variables | dict(config.environment)
 
 
+#: The script an environment runs: awslambdaric, with the environment's secret.
+BOOTSTRAP = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_runtime_bootstrap.py")
 # The variables of serve's environment a function's Python process needs to start.
 _INHERITED = frozenset(
     {"PATH", "PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "HOME"}
     # AWS hands a function its role's credentials: the local runtime hands it serve's.
     | {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"}
 )
-# The services the moto server serves that a function of this library reaches.
-MOTO_SERVICES = ("SQS", "S3", "DYNAMODB", "STS", "SNS", "EVENTBRIDGE", "LOGS")
 
 
 def _exit_error(invocation: Invocation, code: int | None) -> Result:

@@ -1,7 +1,10 @@
 """The Lambda Runtime API that awslambdaric polls in each environment.
 
 ``GET /next`` hands an environment its next invocation, ``POST .../response`` and
-``.../error`` settle it, ``POST /init/error`` reports a handler that could not be loaded.
+``.../error`` settle it, ``POST /init/error`` reports a handler that could not be loaded. Each
+path starts with the environment's secret (``/<secret>/2018-06-01/runtime/...``): a request on
+an environment's port without it is refused (403), so another local process can neither take
+its invocations nor answer them.
 
 Pitfalls of awslambdaric 4.x this code avoids: ``/next`` must answer with ``Content-Type:
 application/json`` (without it the client crashes), must never answer 5xx (the client exits),
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import json
 import os
 import signal
@@ -31,7 +35,7 @@ from ._environments import Environment, Environments
 from ._faults import Strike
 from ._invocation import Invocation, Result
 
-RUNTIME_PREFIX = "/2018-06-01/runtime"
+RUNTIME_PREFIX = "/{secret}/2018-06-01/runtime"
 JSON = "application/json"
 #: The largest response a synchronous invoke returns (6 MB, as AWS counts it), and AWS's words.
 MAX_RESPONSE = 6 * 1024 * 1024
@@ -56,6 +60,9 @@ class RuntimeApi:
         env = self._environments.at_port(sockname[1]) if sockname else None
         if env is None:
             raise web.HTTPGone()
+        given = request.match_info.get("secret", "").encode()
+        if not hmac.compare_digest(given, env.secret.encode()):
+            raise web.HTTPForbidden(text="not this environment's Runtime API secret")
         return env
 
     async def _next(self, request: web.Request) -> web.Response:

@@ -1,4 +1,4 @@
-"""The embedded stack: a moto server (SQS, S3, IAM) and the local Lambda runtime, on loopback."""
+"""The embedded stack: a moto server (SQS, S3, DynamoDB, IAM, ...) and the local Lambda runtime."""
 
 from __future__ import annotations
 

@@ -87,6 +87,11 @@ class SqsTarget(ReplyingTarget):
     FIFO queues (``.fifo``) need ``group_id`` (a string, or a function of the item) and, unless
     the queue deduplicates by content, ``dedup_id`` (a function of the item).
 
+    ``delay`` (0 to 900 seconds) hides each message from consumers for that long after it is
+    sent (SQS's ``DelaySeconds``; standard queues only: a FIFO queue takes its delay from the
+    queue's own attribute). The delay is part of the round trip with ``replies=`` (give a
+    ``timeout`` longer than it) and counts against ``expires=`` (which must be longer).
+
     Example::
 
         target = SqsTarget(queue_url, task=resize, replies=True, endpoint_url=aws.endpoint_url)
@@ -122,6 +127,12 @@ class SqsTarget(ReplyingTarget):
         self.queue_url = queue_url
         self.fifo = queue_url.endswith(".fifo")
         _check_options(self.fifo, group_id, delay)
+        if self.expires is not None and delay >= self.expires:
+            raise UsageError(
+                f"delay={delay} s hides each message at least as long as expires={self.expires:g}"
+                " s keeps it worth running: every message would expire unread; give expires= "
+                "more than the delay"
+            )
         self.group_id = group_id
         self.dedup_id = dedup_id
         self.delay = delay
