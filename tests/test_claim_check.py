@@ -87,7 +87,7 @@ async def test_the_signature_covers_the_reference_and_its_digest() -> None:
 
 async def test_a_claimed_reply_is_routed_as_its_reference() -> None:
     from aiofanout._wire import ClaimRef
-    from aiofanout.targets._replies import parse, reply_id
+    from aiofanout.targets._reply_router import parse, reply_id
 
     ref = ClaimRef(bucket="b", key="k", size=3, sha256=sha("abc"))
     body = encode_reply(ReplyEnvelope(id="r1", ok=True, claim=ref)).decode()

@@ -158,7 +158,7 @@ async def test_a_reply_not_signed_by_the_worker_is_never_taken_as_a_result(
 
 
 def test_an_invocation_record_counts_only_about_an_envelope_the_sender_signed() -> None:
-    from aiofanout.targets._replies import parse  # white-box: the reply queue's parser
+    from aiofanout.targets._reply_router import parse  # white-box: the reply queue's parser
 
     def record(request: dict[str, Any]) -> str:
         return json.dumps(

@@ -29,7 +29,7 @@ from aiofanout import (
     dispatch_many,
 )
 from aiofanout.local import EventSourceMapping, Faults, FunctionConfig, LocalAws, stack
-from aiofanout.targets._replies import (
+from aiofanout.targets._reply_router import (
     Answer,
     Received,
     ReplyRouter,

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from aiofanout import JournalError, dispatch_many
+from aiofanout import JournalError, NotFound, dispatch_many
 from aiofanout.durable import FileJournal, S3Journal, resume
 
 
@@ -94,4 +94,6 @@ async def test_s3_errors_are_journal_errors(moto: Any) -> None:
     journal = S3Journal(f"missing-{uuid.uuid4().hex[:8]}", endpoint_url=moto.endpoint_url)
     with pytest.raises(JournalError, match="check the bucket exists") as raised:
         await journal.start_run()
-    assert type(raised.value.__cause__).__name__ in ("ClientError", "NoSuchBucket")
+    translated = raised.value.__cause__  # the AWS core's error, chained to botocore's
+    assert isinstance(translated, NotFound)
+    assert type(translated.__cause__).__name__ in ("ClientError", "NoSuchBucket")

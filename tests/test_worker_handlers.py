@@ -348,12 +348,12 @@ async def test_an_expired_record_is_done_without_running_or_replying(
 async def test_no_reply_client_reports_only_the_records_awaiting_a_reply(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from aiofanout.worker import _replies
+    from aiofanout.worker import _reply_sender
 
     async def broken(runner: Any) -> Any:
         raise RuntimeError("no client")
 
-    monkeypatch.setattr(_replies, "_reply_client", broken)
+    monkeypatch.setattr(_reply_sender, "_reply_client", broken)
     app = App("replies")
 
     @app.task

@@ -28,7 +28,7 @@ def _on_failure_record(envelope_id: str, error_type: str) -> str:
 
 
 def test_an_on_failure_record_of_a_refused_envelope_reports_bad_signature() -> None:
-    from aiofanout.targets._replies import parse, reply_id  # white-box: the router's parser
+    from aiofanout.targets._reply_router import parse, reply_id  # white-box: the router's parser
 
     record = _on_failure_record("e-1", "BadSignature")
     value, error = parse(record)
@@ -41,7 +41,7 @@ def test_an_on_failure_record_of_a_refused_envelope_reports_bad_signature() -> N
 
 
 def test_library_errors_in_an_on_failure_record_keep_their_type() -> None:
-    from aiofanout.targets._replies import parse  # white-box: the reply router's parser
+    from aiofanout.targets._reply_router import parse  # white-box: the reply router's parser
 
     _, timed_out = parse(_on_failure_record("e-2", "TaskTimedOut"))
     _, in_progress = parse(_on_failure_record("e-3", "InProgress"))

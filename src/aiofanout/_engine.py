@@ -16,6 +16,7 @@ The layers, one concern each (as httpx's client sends through auth, redirects, o
 - ``_input.py``: the shared iterator, and the ``Gate`` that says whether new work may start;
 - ``_run.py``: the workers and the one path of an item (take, prepare, rate, attempt, settle);
 - ``_attempts.py``: one attempt under its timeout, the retry policy and the waits between;
+- ``_timer.py``: the one timer of a run, which ends attempts at their timeout or the deadline;
 - ``_adaptive.py``: with ``adaptive=True``, a permit per attempt under a limit that follows
   throttling, one limit per target;
 - ``_sinks.py``: where outcomes go, a column table or a stream's bounded buffer.
@@ -25,9 +26,10 @@ Every item ends in exactly one terminal state, recorded once by ``Run.finish``. 
 :class:`Outcome` objects to the caller through a bounded buffer, so a slow consumer slows the
 workers down instead of growing memory.
 
-Timeouts use ``asyncio.timeout_at`` (no extra task per call, unlike ``wait_for``). The per-attempt
-bound is the earlier of the attempt timeout and the overall deadline, so at the deadline every
-attempt in flight is cancelled at once and recorded ``TIMED_OUT``.
+Timeouts are one timer per run (``_timer.py``), not an ``asyncio.timeout`` per attempt: each
+worker's slot holds when its attempt must end, one callback scans the slots, and one handle at
+the deadline cancels every attempt still in flight, recorded ``TIMED_OUT``. Time is the running
+loop's (``_options.clock``), so a fan-out on a virtual-time loop runs in virtual seconds.
 
 Cancellation is structured: workers run in a ``TaskGroup``; cancelling the caller cancels every
 attempt in flight and waits for them, and ``CancelledError`` is never swallowed. A

@@ -7,6 +7,7 @@ before any work starts.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import math
 import time
@@ -20,7 +21,20 @@ from ._retry import Retry
 
 __all__ = ["Deadline"]
 
-clock = time.monotonic  # asyncio's loop clock: ``loop.time()`` is ``time.monotonic()``
+
+def clock() -> float:
+    """Now, on the running event loop's clock (``time.monotonic()`` outside a loop).
+
+    The engine reads time only here, so deadlines, timeouts, the rate and backoff all follow
+    the loop: on a virtual-time loop (the ``looptime`` pytest plugin, a simulator) a fan-out
+    runs in virtual seconds. A default loop's ``time()`` is ``time.monotonic()``.
+    """
+    try:
+        return asyncio.get_running_loop().time()
+    except RuntimeError:  # no loop runs: a Deadline made in sync code
+        return time.monotonic()
+
+
 DEFAULT_RETRY = Retry()
 MAX_THREADS = 64
 
@@ -31,7 +45,7 @@ ProgressCallback: TypeAlias = Callable[[Progress], object]
 @final
 @dataclass(frozen=True, slots=True)
 class Deadline:
-    """A point in time (``time.monotonic()``, the asyncio loop clock) when a fan-out must stop.
+    """A point in time on the event loop's clock (``loop.time()``) when a fan-out must stop.
 
     ``deadline=30`` means 30 seconds from the start of the fan-out; a ``Deadline`` pins an
     absolute time, such as the one of a Lambda invocation. A ``Deadline`` already passed is
@@ -47,7 +61,7 @@ class Deadline:
 
     def __post_init__(self) -> None:
         if isinstance(self.at, bool) or not isinstance(self.at, int | float):
-            raise UsageError(f"Deadline(at=...) is a time.monotonic() value, got {self.at!r}")
+            raise UsageError(f"Deadline(at=...) is a loop.time() value, got {self.at!r}")
         if not math.isfinite(self.at):
             raise UsageError(f"Deadline(at=...) must be finite, got {self.at!r}")
 

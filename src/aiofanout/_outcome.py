@@ -54,7 +54,7 @@ class StopReason(enum.StrEnum):
     BUDGET = "budget"
 
 
-# Status codes as stored in the columns: position in this tuple. 0 doubles as "still pending".
+# Status codes as stored in the columns: position in this tuple; PENDING (255) is "not ended yet".
 STATUSES: tuple[Status, ...] = tuple(Status)
 SUCCEEDED, FAILED, TIMED_OUT, CANCELLED, SKIPPED = range(5)
 PENDING = 255

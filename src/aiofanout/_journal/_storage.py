@@ -17,8 +17,8 @@ from typing import Any, Protocol
 
 import anyio.to_thread
 
-from .._aws_session import aws_session
-from .._errors import JournalError, UsageError
+from .._aws import aws_session, translate_botocore_errors
+from .._errors import FanoutError, JournalError, UsageError
 
 __all__ = ["FileStorage", "S3Storage", "Storage"]
 
@@ -132,12 +132,11 @@ class FileStorage:
 
 @contextlib.asynccontextmanager
 async def _s3_errors(location: str, key: str) -> AsyncIterator[None]:
-    """Translate botocore's errors to :class:`JournalError` naming the object, chained."""
-    import botocore.exceptions  # (aioboto3's dependency: loaded only with S3 journals)
-
+    """The AWS core's translation, as a :class:`JournalError` naming the object, chained."""
     try:
-        yield
-    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
+        with translate_botocore_errors():
+            yield
+    except FanoutError as exc:
         raise JournalError(
             f"S3 journal at {location}: {key or 'listing'} failed: {exc}; check the bucket "
             "exists, the credentials may read and write it, and the endpoint"

@@ -5,7 +5,7 @@
 - ``_items``: how a fan-out item becomes an envelope (``Call``, the depth and deadline handed on
   from the running task, the encoder a target uses);
 - ``_claims``: payloads over a message limit through S3 (``ClaimCheck``, the reference);
-- ``_replies``: how a reply or a function error turns back into a value or a library error.
+- ``_reply_values``: how a reply or a function error turns back into a value or a library error.
 
 Senders (targets, eager tasks) and workers import from here; nothing here knows the worker's
 registry or a target's transport. The public face is :mod:`aiofanout.wire`.
@@ -47,7 +47,7 @@ from ._items import (
     envelope_encoder,
     split_item,
 )
-from ._replies import error_from_info, error_info, function_error, reply_value, unwrap_reply
+from ._reply_values import error_from_info, error_info, function_error, reply_value, unwrap_reply
 
 __all__ = [
     "DEFAULT_MAX_DEPTH",

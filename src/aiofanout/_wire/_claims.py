@@ -20,7 +20,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from .._aws_session import aws_session
+from .._aws import aws_session
 from .._errors import ClaimRefused, InvalidEnvelope, UsageError
 from ._envelopes import (
     ClaimRef,

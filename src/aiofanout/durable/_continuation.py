@@ -25,7 +25,7 @@ from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Unpack
 
-from .._aws_session import aws_session
+from .._aws import aws_session
 from .._engine import FanoutOptions, _options
 from .._errors import UsageError
 from .._journal import Journal, RunWriter, check_run_id

@@ -27,9 +27,8 @@ import json
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import Any, Literal
 
-from .._aws_session import aws_session
+from .._aws import aws_session, from_client_error, translate_botocore_errors
 from .._errors import FanoutError, NotFound, UsageError
-from ..targets._aws import from_client_error, translate_botocore_errors
 from ._sources import Position, SourceItem
 
 __all__ = ["S3Lines"]

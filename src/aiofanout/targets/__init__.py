@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from .._public import show_public_path
 from .._target import Batching, Target
-from ._replies import ReplyStats
+from ._reply_router import ReplyStats
 from ._shared import SharedTarget
 from .http import HttpTarget
 from .lambda_ import LambdaTarget

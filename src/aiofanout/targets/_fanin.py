@@ -11,6 +11,7 @@ import asyncio
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
+from .._aws import translate_botocore_errors
 from .._errors import ClaimRefused, UsageError
 from .._wire import (
     ClaimCheck,
@@ -23,9 +24,9 @@ from .._wire import (
     unwrap_reply,
     with_deadline,
 )
-from ._aws import AwsClientTarget, sqs_client_maker, translate_botocore_errors
-from ._replies import DEFAULT_GRACE, Answer, ReplyStats, answer_of, parse, raise_or_return
+from ._aws_target import AwsClientTarget, sqs_client_maker
 from ._reply_queue import MAX_RECEIVERS, POLL_WAIT, ClientMaker, ReplyQueue, attach, detach
+from ._reply_router import DEFAULT_GRACE, Answer, ReplyStats, answer_of, parse, raise_or_return
 
 __all__ = ["Claim", "Fanin", "ReplyingTarget", "replies_of"]
 

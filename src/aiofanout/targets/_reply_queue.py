@@ -34,9 +34,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from .._aws import translate_botocore_errors
 from .._errors import FanoutError, NotFound
-from ._aws import translate_botocore_errors
-from ._replies import ReplyRouter, ReplyStats
+from ._reply_router import ReplyRouter, ReplyStats
 
 __all__ = ["MAX_RECEIVERS", "POLL_WAIT", "ClientMaker", "ReplyQueue", "attach", "detach"]
 

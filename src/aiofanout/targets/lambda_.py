@@ -7,11 +7,11 @@ import json
 from collections.abc import Sequence
 from typing import Any, Literal
 
+from .._aws import translate_botocore_errors
 from .._errors import InvalidEnvelope, PayloadTooLarge, ServiceError, UsageError
 from .._limits import Limits
 from .._target import Batching
 from .._wire import ClaimCheck, EnvelopeSource, function_error, reply_value
-from ._aws import translate_botocore_errors
 from ._fanin import Claim, ReplyingTarget, checked_expires
 
 __all__ = ["LambdaTarget"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from .._aws import THROTTLING_CODES, translate_botocore_errors
 from .._errors import (
     FanoutError,
     PayloadTooLarge,
@@ -16,7 +17,6 @@ from .._errors import (
 from .._limits import Limits
 from .._target import Batching
 from .._wire import ClaimCheck, EnvelopeSource
-from ._aws import THROTTLING_CODES, translate_botocore_errors
 from ._fanin import Claim, ReplyingTarget, checked_expires
 from ._sqs_sends import BatchSender
 

@@ -37,7 +37,7 @@ from .._wire import (
 )
 from ._handlers import handle_event
 from ._idempotency import DEFAULT_IN_PROGRESS, IdempotencyStore, KeyFunction, run_once
-from ._replies import claimed_envelope, reply_within_limit, settle_claim
+from ._reply_sender import claimed_envelope, reply_within_limit, settle_claim
 from ._runner import LoopRunner, check_loop_mode
 from ._task import Bound, Task, TaskResult
 

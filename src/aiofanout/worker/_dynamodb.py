@@ -28,7 +28,8 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
-from .._errors import ConnectError, ServiceError, UsageError
+from .._aws import aioboto3_module, translate_botocore_errors
+from .._errors import ConnectError, FanoutError, ServiceError, TransportError, UsageError
 from .._wire import now_ms
 from ._idempotency import DEFAULT_TTL, Record, Status, check_ttl
 
@@ -203,12 +204,9 @@ class DynamoDBStore:
         return self._client
 
     async def _open(self) -> Any:
-        try:
-            import aioboto3
-            from botocore.config import Config
-        except ImportError as exc:  # pragma: no cover - depends on the extras installed
-            raise UsageError("DynamoDBStore needs: pip install 'aiofanout[aws]'") from exc
-        session = aioboto3.Session(region_name=self.region_name)
+        session = aioboto3_module("DynamoDBStore").Session(region_name=self.region_name)
+        from botocore.config import Config  # (botocore comes with aioboto3)
+
         config = Config(retries={"mode": "standard", "max_attempts": 3})
         client = session.client("dynamodb", endpoint_url=self.endpoint_url, config=config)
         with _translated(self.table):
@@ -255,18 +253,14 @@ def _record(item: dict[str, Any]) -> Record:
 
 @contextlib.contextmanager
 def _translated(table: str) -> Iterator[None]:
-    """Translate botocore errors into the library tree; a store that cannot answer is retryable."""
-    from botocore.exceptions import BotoCoreError, ClientError
-
+    """The AWS core's translation, naming the table: a store that cannot answer is retryable."""
     try:
-        yield
-    except ClientError as exc:
-        error = exc.response.get("Error", {})
-        code = error.get("Code", "Unknown")
+        with translate_botocore_errors(ambiguous_retryable=True):
+            yield
+    except TransportError as exc:
+        raise ConnectError(f"idempotency table {table!r}: {exc.message}") from exc
+    except FanoutError as exc:
+        code = getattr(exc, "code", None)
         raise ServiceError(
-            f"idempotency table {table!r}: {code}: {error.get('Message', '')}",
-            code=code,
-            retryable=True,
+            f"idempotency table {table!r}: {exc.message}", code=code, retryable=True
         ) from exc
-    except BotoCoreError as exc:
-        raise ConnectError(f"idempotency table {table!r}: {exc}") from exc

@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any
 from .._engine import dispatch_many
 from .._errors import InvalidEnvelope
 from .._wire import ReplyEnvelope, error_info
-from ._replies import reply_queue, send_reply_if_asked
-from ._sqs import handle_sqs_batch, is_event_source_batch
+from ._reply_sender import reply_queue, send_reply_if_asked
+from ._sqs_batches import handle_sqs_batch, is_event_source_batch
 
 if TYPE_CHECKING:
     from ._app import App

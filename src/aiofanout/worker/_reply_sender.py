@@ -15,7 +15,8 @@ import logging
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from .._errors import ClaimRefused, EnvelopeError, Expired, PayloadTooLarge, UsageError
+from .._aws import aws_session
+from .._errors import ClaimRefused, EnvelopeError, Expired, PayloadTooLarge
 from .._limits import Limits
 from .._wire import (
     ClaimCheck,
@@ -200,10 +201,6 @@ async def _send_chunk(client: Any, queue_url: str, chunk: list[tuple[str, str]])
 
 async def _reply_client(runner: LoopRunner) -> Any:
     if runner.reply_client is None:
-        try:
-            import aioboto3
-        except ImportError as exc:  # pragma: no cover - depends on the extras installed
-            raise UsageError("replies to SQS need: pip install 'aiofanout[aws]'") from exc
-        session = aioboto3.Session()
+        session = aws_session(None, "replies to SQS")
         runner.reply_client = await runner.resources.enter_async_context(session.client("sqs"))
     return runner.reply_client

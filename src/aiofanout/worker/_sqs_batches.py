@@ -22,7 +22,7 @@ from .._engine import dispatch_many
 from .._errors import Expired, InvalidEnvelope
 from .._options import Deadline
 from .._outcome import Status
-from ._replies import send_replies
+from ._reply_sender import send_replies
 
 if TYPE_CHECKING:
     from ._app import App

@@ -1,13 +1,18 @@
-"""What the AWS targets share: a client sized for the fan-outs using it, and error translation.
+"""The one AWS core: the aioboto3 import, sessions, client settings, botocore errors translated.
 
-Three botocore defaults silently break a fan-out, so the client is built here and nowhere else:
+Every piece that talks to AWS itself (the targets, the worker's replies and idempotency store,
+claims, journals, sources, the local runtime) gets its session and client settings here, and has
+botocore's exceptions turned into the library's tree here, so a fix lands once.
+
+Three botocore defaults silently break a fan-out, so client settings are built here and nowhere
+else:
 
 - ``max_pool_connections`` defaults to 10: aiohttp's connector then holds every call past the
-  tenth in a queue with no timeout, so a cap of 200 becomes 10. It follows the caps here (of all
-  the fan-outs open at once: ``SharedTarget`` makes a larger client when one opens).
+  tenth in a queue with no timeout, so a cap of 200 becomes 10. It follows the caps (of all the
+  fan-outs open at once: ``SharedTarget`` makes a larger client when one opens).
 - botocore's ``legacy`` retry mode re-sends a call up to 5 times on a read timeout, a connection
   error, a 429 or a 5xx, invisibly; a slow ``RequestResponse`` invoke ran 5 times. Its own retries
-  are off here (``total_max_attempts=1``) and the engine decides, knowing what is safe.
+  are off (``total_max_attempts=1``) and the engine decides, knowing what is safe.
 - ``read_timeout`` defaults to 60 s; it is set above the attempt timeout so the engine's timeout,
   not botocore's, ends a slow call.
 """
@@ -15,11 +20,10 @@ Three botocore defaults silently break a fan-out, so the client is built here an
 from __future__ import annotations
 
 import contextlib
-import warnings
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
-from .._errors import (
+from ._errors import (
     AccessDenied,
     AmbiguousError,
     ConnectError,
@@ -33,7 +37,19 @@ from .._errors import (
     TransportError,
     UsageError,
 )
-from ._shared import SharedTarget
+
+__all__ = [
+    "CONNECT_TIMEOUT",
+    "READ_TIMEOUT_SLACK",
+    "THROTTLING_CODES",
+    "aioboto3_module",
+    "aws_session",
+    "check_endpoint_url",
+    "client_config",
+    "from_client_error",
+    "no_region_error",
+    "translate_botocore_errors",
+]
 
 LAMBDA_MAX_SECONDS = 900  # the longest a function may run
 READ_TIMEOUT_SLACK = 5.0
@@ -83,12 +99,23 @@ TOO_LARGE_CODES = frozenset(
 )
 
 
-def _aioboto3() -> Any:
+def aioboto3_module(feature: str = "talking to AWS") -> Any:
+    """The ``aioboto3`` module; a :class:`UsageError` naming ``feature`` and the extra if absent.
+
+    The one import of aioboto3: it is an extra (``aiofanout[aws]``), so the core installs light.
+    """
     try:
         import aioboto3
-    except ImportError as exc:
-        raise UsageError("the AWS targets need aioboto3: pip install 'aiofanout[aws]'") from exc
+    except ImportError as exc:  # pragma: no cover - depends on the extras installed
+        raise UsageError(f"{feature} needs aioboto3: pip install 'aiofanout[aws]'") from exc
     return aioboto3
+
+
+def aws_session(session: Any, feature: str) -> Any:
+    """``session`` if given, else a new aioboto3 ``Session`` (see :func:`aioboto3_module`)."""
+    if session is not None:
+        return session
+    return aioboto3_module(feature).Session()
 
 
 def client_config(*, concurrency: int, timeout: float | None, long_calls: bool) -> Any:
@@ -112,91 +139,6 @@ def client_config(*, concurrency: int, timeout: float | None, long_calls: bool) 
     )
 
 
-def sqs_client_maker(
-    *, session: Any, endpoint_url: str | None, region_name: str | None, pool: int, wait: float
-) -> Callable[[], Awaitable[tuple[Any, Callable[[], Awaitable[object]]]]]:
-    """How a reply queue makes its own SQS client: ``pool`` connections, polls of ``wait`` s.
-
-    botocore may retry these calls itself: a receive or a delete is safe to send again.
-    """
-
-    async def make() -> tuple[Any, Callable[[], Awaitable[object]]]:
-        from aiobotocore.config import AioConfig
-
-        config = AioConfig(
-            max_pool_connections=pool,
-            read_timeout=wait + READ_TIMEOUT_SLACK,
-            connect_timeout=CONNECT_TIMEOUT,
-            tcp_keepalive=True,
-        )
-        factory = (session or _aioboto3().Session()).client(
-            "sqs", endpoint_url=endpoint_url, region_name=region_name, config=config
-        )
-        client = await factory.__aenter__()
-        return client, client.close
-
-    return make
-
-
-class AwsClientTarget(SharedTarget[Any]):
-    """A target that calls one AWS service through an aiobotocore client it makes and sizes.
-
-    With ``client=``, that client is used as it is (and not closed; a warning says when its pool
-    is under the cap); with ``session=``, clients are made from it; otherwise from a new
-    ``aioboto3.Session()``.
-    """
-
-    service: str = ""
-    long_calls = False
-
-    def __init__(
-        self,
-        *,
-        session: Any = None,
-        client: Any = None,
-        endpoint_url: str | None = None,
-        region_name: str | None = None,
-    ) -> None:
-        self._session = session
-        self._given_client = client
-        self.endpoint_url = check_endpoint_url(endpoint_url)
-        self.region_name = region_name
-
-    @property
-    def client(self) -> Any:
-        """The client new calls go to (``UsageError`` when the target is not open)."""
-        with self.lease() as client:
-            return client
-
-    async def acquire(self, *, concurrency: int, timeout: float | None) -> Any:
-        if self._given_client is not None:
-            _warn_if_pool_too_small(self._given_client, concurrency)
-            return self._given_client
-        session = self._session or _aioboto3().Session()
-        config = client_config(concurrency=concurrency, timeout=timeout, long_calls=self.long_calls)
-        from botocore.exceptions import NoRegionError
-
-        try:
-            # The context manager's enter makes the client; its exit is client.close(), in
-            # release().
-            return await session.client(
-                self.service,
-                endpoint_url=self.endpoint_url,
-                region_name=self.region_name,
-                config=config,
-            ).__aenter__()
-        except NoRegionError as exc:
-            raise UsageError(
-                f"no AWS region is configured for the {self.service} client: pass "
-                "region_name='us-east-1' (or yours) to the target, or set AWS_REGION / "
-                "AWS_DEFAULT_REGION, or a region in your AWS profile"
-            ) from exc
-
-    async def release(self, resource: Any) -> None:
-        if resource is not self._given_client:  # the user's own client is theirs to close
-            await resource.close()
-
-
 def check_endpoint_url(endpoint_url: str | None) -> str | None:
     """``endpoint_url`` if it is an http(s) URL; a :class:`UsageError` naming the fix if not."""
     if endpoint_url is None:
@@ -209,17 +151,15 @@ def check_endpoint_url(endpoint_url: str | None) -> str | None:
     return endpoint_url
 
 
-def _warn_if_pool_too_small(client: Any, concurrency: int) -> None:
-    pool = getattr(getattr(client, "meta", None), "config", None)
-    size = getattr(pool, "max_pool_connections", None)
-    if isinstance(size, int) and size < concurrency:
-        warnings.warn(
-            f"the client's max_pool_connections is {size}, under the fan-out's concurrency of "
-            f"{concurrency}: only {size} calls can be in flight. Build the client with "
-            f"AioConfig(max_pool_connections={concurrency}), or let the target make its own",
-            UserWarning,
-            stacklevel=5,
-        )
+def no_region_error(service: str, exc: BaseException) -> UsageError:
+    """The :class:`UsageError` for botocore's ``NoRegionError`` when making a ``service`` client."""
+    error = UsageError(
+        f"no AWS region is configured for the {service} client: pass "
+        "region_name='us-east-1' (or yours), or set AWS_REGION / AWS_DEFAULT_REGION, or a "
+        "region in your AWS profile"
+    )
+    error.__cause__ = exc
+    return error
 
 
 @contextlib.contextmanager

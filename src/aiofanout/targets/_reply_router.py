@@ -27,11 +27,11 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import time
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
 from .._errors import BadSignature, FanoutError, InvalidEnvelope
+from .._options import clock
 from .._wire import ErrorInfo, decode_reply, error_from_info, reply_value, unwrap_reply, verify
 
 __all__ = [
@@ -120,7 +120,7 @@ class ReplyRouter:
         """The item's attempt is over (answered, timed out, failed to send, cancelled)."""
         future = self.waiting.pop(envelope_id, None)
         answered = future is not None and future.done() and not future.cancelled()
-        self._ended[envelope_id] = _Ended(time.monotonic() + self.grace, answered)
+        self._ended[envelope_id] = _Ended(clock() + self.grace, answered)
 
     def fail_all(self, error: FanoutError) -> None:
         """End every waiting item with ``error`` (the reply queue itself is gone)."""
@@ -166,7 +166,7 @@ class ReplyRouter:
         return True
 
     def _prune(self) -> None:
-        now = time.monotonic()
+        now = clock()
         while self._ended:
             envelope_id, ended = next(iter(self._ended.items()))
             if ended.until > now:
