@@ -48,6 +48,7 @@ from typing import Any, Required, Self, TypedDict, TypeVar, Unpack, final, overl
 from ._errors import UsageError
 from ._input import sized_like
 from ._journal import Journal, check_run_id
+from ._journaled import JournaledRun, replay_of
 from ._options import Deadline, Options, ProgressCallback, Tolerance, clock
 from ._outcome import STATUSES, FanoutResult, Limit, Outcome, Status, StopReason
 from ._retry import Retry
@@ -87,7 +88,7 @@ class FanoutOptions(TypedDict, total=False):
 _JOURNAL_OPTIONS = ("journal", "run_id")
 
 
-def _options(caller: str, options: dict[str, Any]) -> Options:
+def checked_options(caller: str, options: dict[str, Any]) -> Options:
     options = {k: v for k, v in options.items() if k not in _JOURNAL_OPTIONS}
     unknown = sorted(set(options) - set(FanoutOptions.__annotations__))
     if unknown:
@@ -166,7 +167,7 @@ async def dispatch_many(
         print(result.counts, result.latency.p99)
 
     """
-    checked = _options("dispatch_many", dict(options))
+    checked = checked_options("dispatch_many", dict(options))
     journal, run_id = _journal_of(options)
     if journal is not None:
         async with journal:
@@ -216,15 +217,12 @@ async def _journaled(
     log.info("fan-out run %s journaled in %s", run_id, journal.location)
     writer = await journal.writer(run_id)
     assert writer.inputs is not None
-    checked = writer.inputs.checked(items)
+    checked = writer.inputs.checked(items)  # each item compared with the run's as it is read
     sink = TableSink()
-    run = Run(target, sized_like(checked, items), sink, options, journal=writer, replay=replay)
-    writer.start()
-    try:
-        await run.execute()
-    finally:
-        await checked.aclose()
-        await writer.aclose()
+    journaled = JournaledRun(
+        target, sized_like(checked, items), sink, options, writer, replay=replay, reader=checked
+    )
+    run = await journaled.execute()
     manifest = await journal.write_manifest(run_id)
     return _result(run, sink, run_id=run_id, manifest=manifest)
 
@@ -275,7 +273,7 @@ async def resume(
         result = await resume(run_id, target, items, concurrency=100, journal=journal)
 
     """
-    checked = _options("resume", dict(options))
+    checked = checked_options("resume", dict(options))
     journal, _ = _journal_of({"journal": options.get("journal")})
     if journal is None:
         raise UsageError("resume() needs journal=: the journal the run was recorded in")
@@ -284,8 +282,9 @@ async def resume(
     async with journal:
         await journal.check_run(run_id)
         succeeded = await journal.final_records(run_id, succeeded_only=True)
-        replay = {i: (r.attempt(), r.attempts, r.elapsed) for i, r in succeeded.items()}
-        return await _journaled(target, items, checked, journal, run_id, replay=replay)
+        return await _journaled(
+            target, items, checked, journal, run_id, replay=replay_of(succeeded)
+        )
 
 
 @overload
@@ -315,7 +314,7 @@ def stream(target: object, items: Items, **options: Unpack[FanoutOptions]) -> Ou
                 if not outcome.ok:
                     log.warning("item %d: %s", outcome.index, outcome.error)
     """
-    checked = _options("stream", dict(options))
+    checked = checked_options("stream", dict(options))
     if options.get("journal") is not None or options.get("run_id") is not None:
         raise UsageError(
             "stream() does not journal: use dispatch_many(..., journal=...) and resume(), or "

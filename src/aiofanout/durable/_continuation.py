@@ -26,9 +26,10 @@ from dataclasses import dataclass, field
 from typing import Any, Unpack
 
 from .._aws import aws_session
-from .._engine import FanoutOptions, _options
+from .._engine import FanoutOptions, checked_options
 from .._errors import UsageError
 from .._journal import Journal, RunWriter, check_run_id
+from .._journaled import JournaledRun, replay_of
 from .._options import Deadline, Options, clock
 from .._outcome import STATUSES, TIMED_OUT, Attempt, StopReason
 from .._run import Run
@@ -230,7 +231,7 @@ def _checked(
     if max_invocations < 1:
         raise UsageError(f"max_invocations must be >= 1, got {max_invocations}")
     options["deadline"] = Deadline.from_lambda_context(context, margin=RESERVE)
-    return journal, _options("orchestrate", options)
+    return journal, checked_options("orchestrate", options)
 
 
 # -- where a segment starts ----------------------------------------------------------------------
@@ -307,18 +308,16 @@ async def _run_segment(
         )
     base = int(plan.start["index"])
     done = await journal.final_records(plan.run_id, since_generation=plan.replay_from)
-    replay = {i - base: (r.attempt(), r.attempts, r.elapsed) for i, r in done.items() if i >= base}
+    replay = replay_of(done, first=base)
     writer = await journal.writer(plan.run_id, generation=plan.invocation)
     segment = _Segment(plan, writer, {i + base for i in replay}, clock() + remaining - margin)
     sink = CountingSink()
     feed = segment.feed(source)
-    segment.run = Run(target, feed, sink, options, journal=segment, replay=replay)
-    writer.start()
-    try:
-        await segment.run.execute()
-    finally:
-        await feed.aclose()
-        await writer.aclose()
+    journaled = JournaledRun(
+        target, feed, sink, options, writer, recorder=segment, replay=replay, reader=feed
+    )
+    segment.run = journaled.run
+    await journaled.execute()
     counts = {s.value: n for s, n in zip(STATUSES, sink.counts, strict=True) if n}
     position, replay_from = segment.cursor()
     return counts, position, replay_from
