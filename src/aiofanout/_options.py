@@ -21,6 +21,9 @@ from ._retry import Retry
 
 __all__ = ["Deadline"]
 
+_MONOTONIC_LOOP_TIME = asyncio.BaseEventLoop.time
+_monotonic = time.monotonic
+
 
 def clock() -> float:
     """Now, on the running event loop's clock (``time.monotonic()`` outside a loop).
@@ -29,10 +32,10 @@ def clock() -> float:
     the loop: on a virtual-time loop (the ``looptime`` pytest plugin, a simulator) a fan-out
     runs in virtual seconds. A default loop's ``time()`` is ``time.monotonic()``.
     """
-    try:
-        return asyncio.get_running_loop().time()
-    except RuntimeError:  # no loop runs: a Deadline made in sync code
-        return time.monotonic()
+    loop = asyncio._get_running_loop()  # None outside a loop: no exception to catch
+    if loop is None or type(loop).time is _MONOTONIC_LOOP_TIME:
+        return _monotonic()  # what a default loop's time() returns, without its Python frame
+    return loop.time()
 
 
 DEFAULT_RETRY = Retry()
