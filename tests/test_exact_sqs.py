@@ -1,4 +1,4 @@
-"""The moto server behind ``python -m aiofanout.local._exact_sqs`` loses no SQS message.
+"""The moto server behind ``python -m aiofanout.local._moto._exact_sqs`` loses no SQS message.
 
 Real server processes on loopback ports and real aioboto3 clients. Clients never retry here
 (``total_max_attempts`` 1), so an HTTP 500 from the server shows up instead of being hidden.

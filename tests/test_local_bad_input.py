@@ -194,9 +194,9 @@ async def test_a_zip_over_fifty_mb_is_aws_413_in_json(aws: LocalAws) -> None:
 async def test_a_body_that_stops_arriving_is_timed_out(
     aws: LocalAws, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from aiofanout.local import _api
+    from aiofanout.local._control_plane import _http
 
-    monkeypatch.setattr(_api, "BODY_TIMEOUT", 0.5)  # 30 s by default
+    monkeypatch.setattr(_http, "BODY_TIMEOUT", 0.5)  # 30 s by default
     port = int(aws.lambda_endpoint_url.rsplit(":", 1)[1])
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     try:

@@ -64,7 +64,7 @@ def test_importing_aiofanout_testing_loads_nothing_that_needs_the_local_extra() 
     check = (
         "import sys, aiofanout.testing, aiofanout.local\n"
         "heavy = ['aiohttp', 'aioboto3', 'aiobotocore', 'aiofanout.local._runtime',"
-        " 'aiofanout.local._stack']\n"
+        " 'aiofanout.local._stack', 'aiofanout.local._sandbox', 'aiofanout.local._control_plane']\n"
         "print(','.join(m for m in heavy if m in sys.modules))\n"
     )
     out = subprocess.run(
@@ -74,7 +74,7 @@ def test_importing_aiofanout_testing_loads_nothing_that_needs_the_local_extra() 
 
 
 def test_the_sqs_record_helper_and_the_event_source_build_the_same_shape() -> None:
-    from aiofanout.local._esm import record_of
+    from aiofanout.local._event_sources import record_of
 
     helper = sqs_record("hello", queue="work", message_id="m-1")
     received = {

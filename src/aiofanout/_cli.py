@@ -137,7 +137,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 async def serve(args: argparse.Namespace) -> int:
     """Run the embedded stack until Ctrl-C or SIGTERM (both stop every process it started)."""
     from .local import stack
-    from .local._stack_file import StackFile
+    from .local._stack import StackFile
 
     configs = _function_configs(args)
     stack_file = StackFile.load(args.config) if args.config else StackFile()
@@ -201,7 +201,7 @@ def banner(aws: LocalAws | Any, functions: Sequence[str]) -> str:
     ``invoke``: v2 reads ``--payload`` as base64 unless given ``--cli-binary-format
     raw-in-base64-out``, a flag v1 does not have (v1 sends the payload as given).
     """
-    from .local._aws import MOTO_SERVICES
+    from .local._account import MOTO_SERVICES
 
     lam, moto = aws.lambda_endpoint_url, aws.endpoint_url
     name = functions[0] if functions else "NAME"

@@ -23,7 +23,7 @@ from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ._public import show_public_path
-from .local._aws import function_arn, queue_arn, sqs_event_record
+from .local._account import function_arn, queue_arn, sqs_event_record
 from .local._moto import (
     FAKE_CREDENTIALS,
     MotoServer,

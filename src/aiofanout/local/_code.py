@@ -6,7 +6,8 @@ then: environments started from it may still be finishing their invocation. Noth
 zip runs here; only its members are written, and a member that would land outside its
 directory (an absolute path, ``..``) is refused. AWS's limits hold: a zip of at most 50 MB
 uploaded directly, at most 250 MB unzipped (counted from the members' declared sizes, which
-bound what extraction writes, so a zip bomb is refused before a byte is written).
+bound what extraction writes, so a zip bomb is refused before a byte is written). What is
+refused raises :class:`CodeError`; the control plane answers it in AWS's words.
 """
 
 from __future__ import annotations
@@ -21,11 +22,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ._api import ApiError, invalid, too_large
+from ._account import REGION
 
 #: AWS's limits: a zip uploaded in the request, and everything a function's code unzips to.
 ZIPPED_LIMIT = 50 * 1024 * 1024
 UNZIPPED_LIMIT = 250 * 1024 * 1024
+
+
+class CodeError(Exception):
+    """Code that cannot be unpacked: not base64, not a zip, unsafe, too large, not in S3."""
+
+
+class CodeTooLarge(CodeError):
+    """A zip uploaded in the request over :data:`ZIPPED_LIMIT` (``limit`` bytes)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"a zip must be smaller than {limit} bytes")
+        self.limit = limit
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,23 +57,25 @@ class CodeStore:
         self.s3_endpoint_url = s3_endpoint_url
         self._root: Path | None = None
 
-    async def unpack(self, code: dict[str, Any], operation: str) -> Code:
+    async def unpack(self, code: dict[str, Any]) -> Code:
         """Unpack a ``Code`` (``ZipFile`` base64, or ``S3Bucket`` and ``S3Key``).
 
-        ``operation`` (``CreateFunction``, ``UpdateFunctionCode``) names the request in the
-        413 AWS answers for a zip over 50 MB.
+        Raises :class:`CodeTooLarge` for a zip over 50 MB, :class:`CodeError` for any other
+        code it refuses.
         """
         if code.get("ZipFile"):
             try:
                 data = base64.b64decode(code["ZipFile"], validate=True)
             except (ValueError, TypeError) as exc:
-                raise invalid("ZipFile is not base64") from exc
+                raise CodeError("ZipFile is not base64") from exc
             if len(data) > ZIPPED_LIMIT:
-                raise too_large(ZIPPED_LIMIT, operation)
+                raise CodeTooLarge(ZIPPED_LIMIT)
         elif code.get("S3Bucket") and code.get("S3Key"):
             data = await self._from_s3(code["S3Bucket"], code["S3Key"])
         else:
-            raise invalid("Please provide a source for function code (ZipFile or S3Bucket/S3Key).")
+            raise CodeError(
+                "Please provide a source for function code (ZipFile or S3Bucket/S3Key)."
+            )
         return self._unzip(data)
 
     def _unzip(self, data: bytes) -> Code:
@@ -73,20 +88,18 @@ class CodeStore:
             # Whatever stopped it (a bad zip, a member colliding with one written before it,
             # a full disk), nothing half-written stays behind.
             shutil.rmtree(directory, ignore_errors=True)
-            if isinstance(exc, ApiError):
+            if isinstance(exc, CodeError):
                 raise
             if isinstance(exc, (zipfile.BadZipFile, OSError, ValueError)):
-                raise invalid(f"Could not unzip uploaded file: {exc}") from exc
+                raise CodeError(f"Could not unzip uploaded file: {exc}") from exc
             raise
         digest = base64.b64encode(hashlib.sha256(data).digest()).decode()
         return Code(str(directory), digest, len(data))
 
     async def _from_s3(self, bucket: str, key: str) -> bytes:
         if self.s3_endpoint_url is None:
-            raise invalid("code in S3 needs the moto server (run the stack)")
+            raise CodeError("code in S3 needs the moto server (run the stack)")
         import aioboto3
-
-        from ._aws import REGION
 
         session = aioboto3.Session(region_name=REGION)
         async with session.client("s3", endpoint_url=self.s3_endpoint_url) as s3:
@@ -94,7 +107,7 @@ class CodeStore:
                 response = await s3.get_object(Bucket=bucket, Key=key)
                 return bytes(await response["Body"].read())
             except s3.exceptions.ClientError as exc:
-                raise invalid(
+                raise CodeError(
                     f"Error occurred while GetObject. S3 Error Code: "
                     f"{exc.response['Error']['Code']}. S3 Error Message: {exc}"
                 ) from exc
@@ -116,6 +129,6 @@ def _check_members(members: list[zipfile.ZipInfo]) -> None:
     for member in members:
         path = Path(member.filename)
         if path.is_absolute() or ".." in path.parts:
-            raise invalid(f"Could not unzip uploaded file: unsafe member {member.filename!r}")
+            raise CodeError(f"Could not unzip uploaded file: unsafe member {member.filename!r}")
     if sum(member.file_size for member in members) > UNZIPPED_LIMIT:
-        raise invalid(f"Unzipped size must be smaller than {UNZIPPED_LIMIT} bytes")
+        raise CodeError(f"Unzipped size must be smaller than {UNZIPPED_LIMIT} bytes")

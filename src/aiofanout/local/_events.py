@@ -16,13 +16,13 @@ import dataclasses
 import json
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from ._background import Background
-    from ._functions import Function
-    from ._invocation import Invoke, Result
-    from ._sqs import SqsClient
+    from ._config import FunctionConfig
+    from ._moto import SqsClient
+    from ._sandbox import Invoke, Result
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +33,22 @@ class QueuedEvent:
     payload: bytes
     attempt: int = 1
     accepted_at: float = dataclasses.field(default_factory=time.time)
+
+
+class EventFunction(Protocol):
+    """What the events of a function need of it (a ``_functions.Function`` has it all)."""
+
+    config: FunctionConfig
+    events: EventQueue
+    settings: dict[str, Any]  # the API's event invoke config is under :data:`KEY`
+
+    @property
+    def name(self) -> str:
+        """The function's name."""
+
+    @property
+    def arn(self) -> str:
+        """The function's (unqualified) ARN."""
 
 
 #: Where a function keeps the API's event invoke config (``Function.settings``).
@@ -50,7 +66,7 @@ class EventInvokeConfig:
     last_modified: float = dataclasses.field(default_factory=time.time)
 
 
-def event_invoke_config(function: Function) -> EventInvokeConfig | None:
+def event_invoke_config(function: EventFunction) -> EventInvokeConfig | None:
     """The function's event invoke config, if the API put one."""
     config = function.settings.get(KEY)
     return config if isinstance(config, EventInvokeConfig) else None
@@ -66,7 +82,7 @@ class Policy:
     on_failure: str | None = None
 
     @classmethod
-    def of(cls, function: Function) -> Policy:
+    def of(cls, function: EventFunction) -> Policy:
         """The API's event invoke config over the function's own (Python) settings."""
         config, api = function.config, event_invoke_config(function)
         if api is None:
@@ -104,13 +120,13 @@ class EventRunner:
         self._background = background
         self.clock = time.time  # what an event's age is measured by
 
-    async def run(self, function: Function) -> None:
+    async def run(self, function: EventFunction) -> None:
         """Take ``function``'s events as they come, until cancelled."""
         while True:
             event = await function.events.get()
             self._background.spawn(self._run_one(function, event))
 
-    async def _run_one(self, function: Function, event: QueuedEvent) -> None:
+    async def _run_one(self, function: EventFunction, event: QueuedEvent) -> None:
         policy = Policy.of(function)
         age = self.clock() - event.accepted_at
         if policy.maximum_age is not None and age > policy.maximum_age:

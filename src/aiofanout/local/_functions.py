@@ -1,25 +1,38 @@
-"""The functions a runtime serves: each one's config, environment pool, event queue and stats.
+"""The functions a runtime serves, and their life cycle: added, changed, retired, removed.
 
-:class:`FunctionRegistry` is the one place functions are added, replaced and looked up: the
-Python API (:meth:`LocalLambda.add_function`) and the control plane (``CreateFunction``,
-``PutFunctionConcurrency``, ...) write through it, so both see the same :class:`Function`.
+:class:`FunctionRegistry` is the one place functions are added, replaced and looked up; a
+:class:`Function` is a config with what the runtime keeps for it (environment pool, event queue,
+stats). :class:`Control` gives a function its one life cycle: the Python API
+(:meth:`LocalLambda.add_function`) and the control plane (``CreateFunction``,
+``PutFunctionConcurrency``, ...) both go through it. A change of config or code bumps the
+function's ``generation``: idle environments of an older one are stopped now, busy ones finish
+their invocation and retire (:meth:`LocalLambda.invoke` checks on release), and new ones start
+with the new config.
 """
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import random
 import sys
 import time
 import uuid
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._errors import UsageError
-from ._aws import ACCOUNT, function_arn, function_name
+from ._account import ACCOUNT, function_arn, function_name
 from ._config import FunctionConfig
 from ._events import EventQueue
 from ._faults import Injection
-from ._pool import Pool
+from ._sandbox import Pool
+
+if TYPE_CHECKING:
+    from ._background import Background
+    from ._events import EventRunner
+    from ._sandbox import Environment, Environments
 
 
 @dataclass(slots=True)
@@ -28,7 +41,6 @@ class FunctionStats:
 
     invocations: int = 0
     throttles: int = 0
-    cold_starts: list[float] = field(default_factory=list)  # seconds, spawn to first poll
 
 
 @dataclass(slots=True)
@@ -90,6 +102,16 @@ class Function:
         """The function's (unqualified) ARN."""
         return function_arn(self.config.name)
 
+    def start_environment(self, environments: Environments) -> Awaitable[Environment]:
+        """Start an environment of the function as it is now (a cold start), kept by its pool."""
+        return environments.start(
+            self.config, arn=self.arn, generation=self.generation, owner=self.pool
+        )
+
+    def is_stale(self, env: Environment) -> bool:
+        """Whether ``env`` runs an older config or code than the function has now."""
+        return env.generation != self.generation
+
     def draw_faults(self) -> Injection:
         """The faults injected into its next invocation."""
         return self.config.faults.draw(self.dice)
@@ -99,7 +121,7 @@ class Function:
         return {
             "invocations": self.stats.invocations,
             "throttles": self.stats.throttles,
-            "cold_starts_ms": [round(c * 1000, 1) for c in self.stats.cold_starts],
+            "cold_starts_ms": [round(c * 1000, 1) for c in self.pool.cold_starts],
             "environments": len(self.pool.members),
         }
 
@@ -134,3 +156,123 @@ class FunctionRegistry:
         if function is None:
             raise UsageError(f"no local function named {name!r}; add it with add_function()")
         return function
+
+
+# -- life cycle --------------------------------------------------------------------------------
+
+#: Seconds a provisioned environment has to start and poll for work.
+PROVISION_BUDGET = 30.0
+
+
+@dataclass(slots=True)
+class Provisioned:
+    """A ``ProvisionedConcurrencyConfig`` and how far its environments got."""
+
+    requested: int
+    allocated: int = 0
+    status: str = "IN_PROGRESS"  # then READY, or FAILED with a reason
+    reason: str | None = None
+    last_modified: float = field(default_factory=time.time)
+
+
+class Control:
+    """Adds, reconfigures, retires and removes functions of one runtime."""
+
+    def __init__(
+        self,
+        functions: FunctionRegistry,
+        environments: Environments,
+        events: EventRunner,
+        background: Background,
+    ) -> None:
+        self.functions = functions
+        self._environments = environments
+        self._events = events
+        self._background = background
+        self._event_tasks: dict[str, asyncio.Task[None]] = {}
+
+    def add(self, function: Function) -> None:
+        """Register ``function`` (one of the same name is replaced: its environments stop)."""
+        old = self.functions.put(function)
+        if old is not None:
+            self._stop(old)
+        self._event_tasks[function.name] = self._background.spawn(self._events.run(function))
+
+    def remove(self, name: str) -> Function | None:
+        """Delete the function ``name``: its environments and queued events stop."""
+        function = self.functions.remove(name)
+        if function is not None:
+            self._stop(function)
+        return function
+
+    def _stop(self, function: Function) -> None:
+        task = self._event_tasks.pop(function.name, None)
+        if task is not None:
+            task.cancel()
+        for env in list(function.pool.members.values()):
+            self._kill(env)
+
+    def reconfigure(self, function: Function, config: FunctionConfig) -> None:
+        """Give ``function`` a new config (or code): new environments use it, old ones retire."""
+        function.config = config
+        function.generation += 1
+        function.deployment.touch()
+        for env in list(function.pool.idle):
+            self._kill(env)
+        provisioned = function.settings.get("provisioned")
+        if isinstance(provisioned, Provisioned):
+            self.provision(function, provisioned.requested)
+
+    def set_limit(self, function: Function, limit: int) -> None:
+        """Allow ``limit`` environments at once.
+
+        Waiting invokes may start one now; above a lowered limit, idle environments stop now and
+        busy ones when their invocation ends (none is cut).
+        """
+        pool = function.pool
+        pool.limit = limit
+        while pool.over_limit() and pool.idle:
+            self._kill(pool.idle.popleft())
+        pool.capacity_changed()
+
+    def _kill(self, env: Environment) -> None:
+        env.dead = True  # no invoke takes it from now on
+        self._background.spawn(self._environments.kill(env))
+
+    # -- provisioned concurrency ------------------------------------------------------------
+
+    def provision(self, function: Function, requested: int) -> Provisioned:
+        """Start environments until ``requested`` are warm (``Status`` IN_PROGRESS, then READY)."""
+        provisioned = Provisioned(requested)
+        function.settings["provisioned"] = provisioned
+        self._background.spawn(self._provision(function, provisioned))
+        return provisioned
+
+    async def _provision(self, function: Function, provisioned: Provisioned) -> None:
+        warm = [e for e in function.pool.idle if not e.dead and not function.is_stale(e)]
+        provisioned.allocated = min(len(warm), provisioned.requested)
+        missing = provisioned.requested - provisioned.allocated
+        results = await asyncio.gather(
+            *(self._warm_one(function) for _ in range(missing)), return_exceptions=True
+        )
+        failures = [r for r in results if isinstance(r, BaseException)]
+        provisioned.allocated += len(results) - len(failures)
+        if failures:
+            provisioned.status, provisioned.reason = "FAILED", str(failures[0])
+        else:
+            provisioned.status = "READY"
+        provisioned.last_modified = time.time()
+
+    async def _warm_one(self, function: Function) -> None:
+        env = await function.start_environment(self._environments)
+        async with asyncio.timeout(PROVISION_BUDGET):
+            while env.ready_at is None:  # set by the Runtime API on the first poll
+                if env.dead:
+                    raise RuntimeError("the environment exited during init")
+                await asyncio.sleep(0.02)
+        function.pool.release(env)  # warm and idle: the next invoke takes it
+
+
+def with_changes(config: FunctionConfig, **changes: object) -> FunctionConfig:
+    """``config`` with ``changes`` (validated again)."""
+    return dataclasses.replace(config, **changes)  # type: ignore[arg-type]

@@ -1,25 +1,23 @@
 """A local Lambda runtime: the Invoke API in front, the Runtime API behind, awslambdaric between.
 
 moto runs no function code without Docker, so this is what stands in for Lambda here. One aiohttp
-application on 127.0.0.1 serves the Invoke API that botocore and the AWS CLI use, and the
-Runtime API each execution environment polls. An environment is a real ``python -m
-awslambdaric`` process, the AWS Runtime Interface Client, so a handler runs exactly as on AWS:
+application on 127.0.0.1 serves the Invoke API that botocore and the AWS CLI use, the rest of
+the Lambda API, and the Runtime API each execution environment polls. An environment is a real
+awslambdaric process, the AWS Runtime Interface Client, so a handler runs exactly as on AWS:
 same context object, deadline header, error payloads.
 
-:class:`LocalLambda` composes the parts, one concern per module:
+:class:`LocalLambda` composes the parts, grouped by thing:
 
 - ``_functions``: the registry of functions (config, pool, event queue, stats), the seam the
-  Python API and the control plane both write through; ``_control``: their life cycle
-  (added, reconfigured with old environments retiring, removed, provisioned);
-- ``_invoke_api`` and ``_runtime_api``: the two HTTP faces of invocation; ``_api``: AWS's JSON
-  errors and the unknown-operation answer; ``_routes``: the control plane's routes
-  (``_functions_api``, ``_concurrency_api``, ``_event_configs``, ``_mappings_api``);
-- ``_code``: zip code (inline or in S3 on the moto server), unpacked in a private directory;
-- ``_pool``: warm environments, waiting invokes, the reserved concurrency (429 past it);
-- ``_environments``: the awslambdaric processes, started, watched, killed, their logs relayed;
+  Python API and the control plane both write through, and their life cycle (``Control``:
+  added, reconfigured with old environments retiring, removed, provisioned); ``_code``: zip
+  code (inline or in S3 on the moto server), unpacked in a private directory;
+- ``_sandbox``: the environment pools, the awslambdaric processes, one invocation, the Runtime
+  API; ``_faults``: the injected faults, drawn once per invoke;
 - ``_events``: ``Event`` invocations, their retries, maximum age and destination records;
-- ``_mappings`` and ``_esm``: SQS event source mappings and their pollers; ``_faults``: the
-  injected faults, drawn once per invoke.
+- ``_event_sources``: SQS event source mappings and their pollers;
+- ``_control_plane``: the HTTP face, with the one route table;
+- ``_moto``: the runtime's SQS client of the moto server.
 
 This module keeps the life cycle and :meth:`LocalLambda.invoke`, the one path every invocation
 takes (synchronous, queued event or SQS batch): faults, a pool environment, the delivery, the
@@ -40,20 +38,23 @@ from aiohttp import web
 
 from .._errors import UsageError
 from .._limits import Limits
-from ._api import aws_errors, loopback_only, unsupported_operation
 from ._background import Background
 from ._code import CodeStore
 from ._config import EventSourceMapping, FunctionConfig
-from ._control import Control
-from ._environments import Environment, Environments
+from ._control_plane import application
+from ._event_sources import Mapping, Mappings
 from ._events import EventRunner
-from ._functions import Function, FunctionRegistry
-from ._invocation import CONCURRENCY_LIMIT, Invocation, Result, Throttle
-from ._invoke_api import InvokeApi
-from ._mappings import Mapping, Mappings
-from ._routes import add_control_routes
-from ._runtime_api import RuntimeApi
-from ._sqs import SqsClient
+from ._functions import Control, Function, FunctionRegistry
+from ._moto import SqsClient
+from ._sandbox import (
+    CONCURRENCY_LIMIT,
+    Environment,
+    Environments,
+    Invocation,
+    Result,
+    RuntimeApi,
+    Throttle,
+)
 
 #: Seconds an environment has to start and take its first invocation (AWS's init phase).
 INIT_BUDGET = 10.0
@@ -62,10 +63,6 @@ LOG_TAIL = 4096
 #: Invocation logs kept for ``LogType: Tail`` until the Invoke API picks them up.
 KEPT_LOGS = 256
 log = logging.getLogger("aiofanout.local")
-
-
-# Bodies up to this size are read: a 6 MB function response, a 50 MB zip base64-encoded.
-_MAX_BODY = 70 * 1024 * 1024
 
 
 class LocalLambda:
@@ -117,11 +114,16 @@ class LocalLambda:
 
     async def start(self) -> LocalLambda:
         """Start serving on the loopback address (a free port unless one was given)."""
-        app = web.Application(middlewares=[loopback_only, aws_errors], client_max_size=_MAX_BODY)
-        InvokeApi(self.functions, self.limits, self.invoke, self.log_tail).add_routes(app)
-        RuntimeApi(self._environments).add_routes(app)
-        add_control_routes(self, app)
-        app.router.add_route("*", "/{tail:.*}", unsupported_operation)  # last: what is left
+        app = application(
+            functions=self.functions,
+            control=self.control,
+            code=self.code,
+            mappings=self.mappings,
+            limits=self.limits,
+            invoke=self.invoke,
+            log_tail=self.log_tail,
+            runtime_api=RuntimeApi(self._environments),
+        )
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
         await self._runner.setup()
         self._environments.runner = self._runner
@@ -195,7 +197,7 @@ class LocalLambda:
                     "InjectedFault", "an error injected by Faults(error=...)", request_id
                 )
             env = await function.pool.acquire(
-                lambda: self._environments.start(function),
+                lambda: function.start_environment(self._environments),
                 patience=None if wait else function.config.throttle_after,
             )
         except Throttle:
@@ -207,9 +209,10 @@ class LocalLambda:
         invocation = Invocation(request_id, payload, timeout, result, faults=faults)
         env.deliver(invocation)
         # The environment is released by this task even if the caller goes away mid-invoke.
-        return await asyncio.shield(self._background.spawn(self._finish(env, invocation)))
+        finish = self._finish(function, env, invocation)
+        return await asyncio.shield(self._background.spawn(finish))
 
-    async def _finish(self, env: Environment, invocation: Invocation) -> Result:
+    async def _finish(self, function: Function, env: Environment, invocation: Invocation) -> Result:
         # The function's timeout counts from the delivery: on AWS the init phase (process
         # start, imports) has its own budget of 10 s.
         try:
@@ -226,17 +229,17 @@ class LocalLambda:
             result = _timed_out(invocation)
         await _let_output_arrive()
         self._record_log(env, invocation, result)
-        stale = self.control.is_stale(env) or env.function.pool.over_limit()
+        stale = function.is_stale(env) or function.pool.over_limit()
         if stale and not env.dead:
             # Its config or code changed meanwhile, or its function's limit was lowered: retire.
             await self._environments.kill(env)
         else:
-            env.function.pool.release(env)
+            function.pool.release(env)
         return result
 
     def _record_log(self, env: Environment, invocation: Invocation, result: Result) -> None:
         """Keep the invocation's log (as AWS writes it) for ``LogType: Tail``; log an error."""
-        request_id, name = invocation.request_id, env.function.name
+        request_id, name = invocation.request_id, env.config.name
         if result.error_type is not None:
             log.warning(
                 "%s %s function error %s: %s",

@@ -16,13 +16,11 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from ._api import body_of, invalid, lookup, not_found, reply
-from ._events import KEY, EventInvokeConfig, event_invoke_config
+from .._events import KEY, EventInvokeConfig, event_invoke_config
+from ._http import body_of, invalid, lookup, not_found, reply
 
 if TYPE_CHECKING:
-    from ._functions import Function, FunctionRegistry
-
-PATH = "/2019-09-25/functions/{name}/event-invoke-config"
+    from .._functions import Function, FunctionRegistry
 
 
 def from_request(body: dict[str, Any]) -> EventInvokeConfig:
@@ -67,21 +65,13 @@ class EventConfigsApi:
     def __init__(self, functions: FunctionRegistry) -> None:
         self._functions = functions
 
-    def add_routes(self, app: web.Application) -> None:
-        """Serve the operations from ``app``."""
-        app.router.add_put(PATH, self._put)
-        app.router.add_post(PATH, self._update)
-        app.router.add_get(PATH, self._get)
-        app.router.add_delete(PATH, self._delete)
-        app.router.add_get(PATH + "/list", self._list)
-
-    async def _put(self, request: web.Request) -> web.Response:
+    async def put_function_event_invoke_config(self, request: web.Request) -> web.Response:
         function = lookup(self._functions, request)
         config = from_request(await body_of(request))
         function.settings[KEY] = config
         return reply(to_api(config, function.arn))
 
-    async def _update(self, request: web.Request) -> web.Response:
+    async def update_function_event_invoke_config(self, request: web.Request) -> web.Response:
         function = lookup(self._functions, request)
         config = merged(
             event_invoke_config(function) or EventInvokeConfig(), await body_of(request)
@@ -89,17 +79,17 @@ class EventConfigsApi:
         function.settings[KEY] = config
         return reply(to_api(config, function.arn))
 
-    async def _get(self, request: web.Request) -> web.Response:
+    async def get_function_event_invoke_config(self, request: web.Request) -> web.Response:
         function = lookup(self._functions, request)
         return reply(to_api(self._existing(function), function.arn))
 
-    async def _delete(self, request: web.Request) -> web.Response:
+    async def delete_function_event_invoke_config(self, request: web.Request) -> web.Response:
         function = lookup(self._functions, request)
         self._existing(function)
         del function.settings[KEY]
         return reply(None, status=204)
 
-    async def _list(self, request: web.Request) -> web.Response:
+    async def list_function_event_invoke_configs(self, request: web.Request) -> web.Response:
         function = lookup(self._functions, request)
         config = event_invoke_config(function)
         configs = [to_api(config, function.arn)] if config is not None else []

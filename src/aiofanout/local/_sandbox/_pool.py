@@ -3,8 +3,10 @@
 As on Lambda: an idle (warm) environment takes the invoke; when all are busy a new one starts
 (a cold start), up to the reserved concurrency; past it the invoke waits up to its patience
 (``throttle_after``; 0 on AWS) for one to be released, then is throttled. Waiters are served in
-order (FIFO). The processes themselves are :mod:`._environments`' business: the pool only
-counts, hands out and takes back.
+order (FIFO). The pool owns its environments: it counts them from their start, hands them out,
+takes them back, and hears of their first poll (their cold start) and of their end through the
+callbacks each environment is given. The processes themselves are :mod:`._environments`'
+business.
 """
 
 from __future__ import annotations
@@ -30,10 +32,15 @@ class Pool:
         self.members: dict[str, Environment] = {}
         self.idle: deque[Environment] = deque()
         self.waiters: deque[asyncio.Future[Environment | None]] = deque()
+        self.cold_starts: list[float] = []  # seconds, spawn to first poll, of each environment
 
     def enlist(self, env: Environment) -> None:
         """Count a new environment against the limit (before its process starts)."""
         self.members[env.id] = env
+
+    def started(self, seconds: float) -> None:
+        """One of its environments took its first poll, ``seconds`` after its spawn."""
+        self.cold_starts.append(seconds)
 
     async def acquire(
         self, start: Callable[[], Awaitable[Environment]], *, patience: float | None
@@ -74,7 +81,7 @@ class Pool:
             self.idle.append(env)
 
     def remove(self, env: Environment) -> None:
-        """Forget an environment that died: its slot is free for a waiting invoke."""
+        """Forget an environment that ended: its slot is free for a waiting invoke."""
         self.members.pop(env.id, None)
         with contextlib.suppress(ValueError):
             self.idle.remove(env)

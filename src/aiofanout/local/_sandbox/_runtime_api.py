@@ -26,16 +26,14 @@ import hmac
 import json
 import os
 import signal
-import time
 import uuid
 
 from aiohttp import web
 
+from .._faults import Strike
 from ._environments import Environment, Environments
-from ._faults import Strike
 from ._invocation import Invocation, Result
 
-RUNTIME_PREFIX = "/{secret}/2018-06-01/runtime"
 JSON = "application/json"
 #: The largest response a synchronous invoke returns (6 MB, as AWS counts it), and AWS's words.
 MAX_RESPONSE = 6 * 1024 * 1024
@@ -43,17 +41,10 @@ _TOO_LARGE = "Response payload size exceeded maximum allowed payload size (62915
 
 
 class RuntimeApi:
-    """The Runtime API routes; an environment is known by the port the request arrived on."""
+    """The Runtime API's handlers; an environment is known by the port a request arrived on."""
 
     def __init__(self, environments: Environments) -> None:
         self._environments = environments
-
-    def add_routes(self, app: web.Application) -> None:
-        """Serve the Runtime API from ``app``."""
-        app.router.add_get(RUNTIME_PREFIX + "/invocation/next", self._next)
-        app.router.add_post(RUNTIME_PREFIX + "/invocation/{request_id}/response", self._response)
-        app.router.add_post(RUNTIME_PREFIX + "/invocation/{request_id}/error", self._error)
-        app.router.add_post(RUNTIME_PREFIX + "/init/error", self._init_error)
 
     def _env(self, request: web.Request) -> Environment:
         sockname = request.transport.get_extra_info("sockname") if request.transport else None
@@ -65,11 +56,9 @@ class RuntimeApi:
             raise web.HTTPForbidden(text="not this environment's Runtime API secret")
         return env
 
-    async def _next(self, request: web.Request) -> web.Response:
+    async def next_invocation(self, request: web.Request) -> web.Response:
         env = self._env(request)
-        if env.ready_at is None:
-            env.ready_at = time.monotonic()
-            env.function.stats.cold_starts.append(env.ready_at - env.spawned_at)
+        env.ready()
         invocation = await env.inbox.get()  # held open until work arrives
         if invocation is None:
             return _gone()
@@ -85,12 +74,12 @@ class RuntimeApi:
             headers={
                 "Lambda-Runtime-Aws-Request-Id": invocation.request_id,
                 "Lambda-Runtime-Deadline-Ms": str(invocation.deadline_ms),
-                "Lambda-Runtime-Invoked-Function-Arn": env.function.arn,
+                "Lambda-Runtime-Invoked-Function-Arn": env.arn,
                 "Lambda-Runtime-Trace-Id": f"Root=1-{uuid.uuid4().hex[:8]}-{uuid.uuid4().hex[:24]}",
             },
         )
 
-    async def _response(self, request: web.Request) -> web.Response:
+    async def invocation_response(self, request: web.Request) -> web.Response:
         env = self._env(request)
         request_id = request.match_info["request_id"]
         body = await request.read()
@@ -101,14 +90,14 @@ class RuntimeApi:
         _settle(env, request_id, result)
         return _accepted()
 
-    async def _error(self, request: web.Request) -> web.Response:
+    async def invocation_error(self, request: web.Request) -> web.Response:
         env = self._env(request)
         body = await request.read()
         error_type = request.headers.get("Lambda-Runtime-Function-Error-Type") or _error_type(body)
         _settle(env, request.match_info["request_id"], Result(body, error_type))
         return _accepted()
 
-    async def _init_error(self, request: web.Request) -> web.Response:
+    async def init_error(self, request: web.Request) -> web.Response:
         env = self._env(request)
         body = await request.read()
         env.init_error = Result(body, _error_type(body) or "Runtime.InitError")

@@ -18,16 +18,15 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from .._errors import UsageError
-from ._api import body_of, invalid, not_found, page, reply
-from ._aws import ACCOUNT, REGION, function_arn, function_name
-from ._config import EventSourceMapping
-from ._mappings import Mapping, Mappings, with_changes
+from ..._errors import UsageError
+from .._account import ACCOUNT, REGION, function_arn, function_name
+from .._config import EventSourceMapping
+from .._event_sources import Mapping, Mappings, with_changes
+from ._http import body_of, invalid, not_found, page, reply
 
 if TYPE_CHECKING:
-    from ._functions import FunctionRegistry
+    from .._functions import FunctionRegistry
 
-PREFIX = "/2015-03-31/event-source-mappings"
 DEFAULT_POLLERS = 5  # AWS starts an SQS source at 5 concurrent batches
 MOST_POLLERS = 20
 
@@ -39,17 +38,7 @@ class MappingsApi:
         self._functions = functions
         self._mappings = mappings
 
-    def add_routes(self, app: web.Application) -> None:
-        """Serve the operations from ``app``."""
-        app.router.add_post(PREFIX, self._create)
-        app.router.add_post(PREFIX + "/", self._create)
-        app.router.add_get(PREFIX, self._list)
-        app.router.add_get(PREFIX + "/", self._list)
-        app.router.add_get(PREFIX + "/{uuid}", self._get)
-        app.router.add_put(PREFIX + "/{uuid}", self._update)
-        app.router.add_delete(PREFIX + "/{uuid}", self._delete)
-
-    async def _create(self, request: web.Request) -> web.Response:
+    async def create_event_source_mapping(self, request: web.Request) -> web.Response:
         body = await body_of(request)
         source_arn = str(body.get("EventSourceArn", ""))
         if not source_arn.startswith("arn:aws:sqs:"):
@@ -68,10 +57,10 @@ class MappingsApi:
         self._mappings.add(mapping)
         return reply(shape(mapping), status=202)
 
-    async def _get(self, request: web.Request) -> web.Response:
+    async def get_event_source_mapping(self, request: web.Request) -> web.Response:
         return reply(shape(self._mapping(request)))
 
-    async def _list(self, request: web.Request) -> web.Response:
+    async def list_event_source_mappings(self, request: web.Request) -> web.Response:
         name = request.query.get("FunctionName")
         source = request.query.get("EventSourceArn")
         found = [
@@ -82,7 +71,7 @@ class MappingsApi:
         ]
         return page(request, "EventSourceMappings", [shape(m) for m in found], max_items=100)
 
-    async def _update(self, request: web.Request) -> web.Response:
+    async def update_event_source_mapping(self, request: web.Request) -> web.Response:
         mapping = self._mapping(request)
         body = await body_of(request)
         changes = _settings(body, mapping.config)
@@ -95,7 +84,7 @@ class MappingsApi:
         self._mappings.update(mapping, config, enabled=enabled)
         return reply(shape(mapping), status=202)
 
-    async def _delete(self, request: web.Request) -> web.Response:
+    async def delete_event_source_mapping(self, request: web.Request) -> web.Response:
         mapping = self._mapping(request)
         self._mappings.delete(mapping)
         return reply(shape(mapping), status=202)

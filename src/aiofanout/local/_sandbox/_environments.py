@@ -7,8 +7,11 @@ Its process runs in its own process group (a kill reaches any fork) and asks Lin
 if the runtime dies without stopping it. Its output is relayed to the
 ``aiofanout.local.<function>`` logger with the function name and the request id, and kept per
 invocation for ``LogType: Tail``.
-A process that ends fails the invocation it was running (``Runtime.ExitError``, or the init
-error it reported) and frees its slot in the function's pool.
+An environment belongs to its function's pool (its :class:`Owner`), which counts it from the
+start and hears of its first poll and of its end through callbacks; it keeps the config it was
+started with, so it never reaches back into its function. A process that ends fails the
+invocation it was running (``Runtime.ExitError``, or the init error it reported) and frees its
+slot in the pool.
 """
 
 from __future__ import annotations
@@ -22,18 +25,31 @@ import signal
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from aiohttp import web
 
-from ._aws import MOTO_SERVICES, REGION
+from .._account import MOTO_SERVICES, REGION
 from ._invocation import Invocation, Result
 
 if TYPE_CHECKING:
-    from ._background import Background
-    from ._config import FunctionConfig
-    from ._functions import Function
+    from .._background import Background
+    from .._config import FunctionConfig
+
+
+class Owner(Protocol):
+    """Who keeps an environment (its function's :class:`Pool`) and what it is told."""
+
+    def enlist(self, env: Environment, /) -> None:
+        """Count ``env`` against the limit, before its process starts."""
+
+    def started(self, seconds: float, /) -> None:
+        """An environment took its first poll, ``seconds`` after its spawn (a cold start)."""
+
+    def remove(self, env: Environment, /) -> None:
+        """``env`` ended: its slot is free."""
 
 
 @dataclass(eq=False)
@@ -41,7 +57,11 @@ class Environment:
     """One execution environment: an awslambdaric process and its Runtime API state."""
 
     id: str
-    function: Function
+    config: FunctionConfig  # its function's config (and code) when it started
+    arn: str  # its function's ARN, as the Runtime API tells the handler
+    generation: int  # its function's generation (config and code) when it started
+    on_ready: Callable[[float], None]  # told its cold start (seconds) on its first poll
+    on_end: Callable[[Environment], None]  # told it ended: its pool frees its slot
     process: asyncio.subprocess.Process | None = None
     site: web.TCPSite | None = None
     port: int = 0
@@ -52,10 +72,15 @@ class Environment:
     init_error: Result | None = None
     dead: bool = False
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
-    generation: int = 0  # the function's generation (config and code) it was started with
     #: What every Runtime API request of this environment starts its path with.
     secret: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     log: list[str] = field(default_factory=list)  # the current invocation's output lines
+
+    def ready(self) -> None:
+        """Its Runtime API was polled: the first poll ends its init phase (a cold start)."""
+        if self.ready_at is None:
+            self.ready_at = time.monotonic()
+            self.on_ready(self.ready_at - self.spawned_at)
 
     def deliver(self, invocation: Invocation) -> None:
         """Hand ``invocation`` to the environment's next (or waiting) ``/next`` poll."""
@@ -92,10 +117,14 @@ class Environments:
         """Process ids of the running environments."""
         return [e.process.pid for e in self.by_id.values() if e.process is not None]
 
-    async def start(self, function: Function) -> Environment:
-        """Start a new environment of ``function`` (a cold start) and return it."""
-        env = Environment(uuid.uuid4().hex[:12], function, generation=function.generation)
-        function.pool.enlist(env)
+    async def start(
+        self, config: FunctionConfig, *, arn: str, generation: int, owner: Owner
+    ) -> Environment:
+        """Start a new environment of a function (a cold start), kept by ``owner``; return it."""
+        env = Environment(
+            uuid.uuid4().hex[:12], config, arn, generation, owner.started, owner.remove
+        )
+        owner.enlist(env)
         self.by_id[env.id] = env
         try:
             await self._listen(env)
@@ -115,7 +144,7 @@ class Environments:
         self._by_port[env.port] = env
 
     async def _spawn_process(self, env: Environment) -> asyncio.subprocess.Process:
-        config = env.function.config
+        config = env.config
         variables = environment_variables(
             config, env.id, f"{self.host}:{env.port}", self.sqs_endpoint_url
         )
@@ -142,7 +171,7 @@ class Environments:
     async def _relay_logs(self, env: Environment) -> None:
         assert env.process is not None
         assert env.process.stdout is not None
-        name = env.function.name
+        name = env.config.name
         logger = logging.getLogger(f"aiofanout.local.{name}")
         async for raw in env.process.stdout:
             line = raw.decode(errors="replace").rstrip()
@@ -189,7 +218,7 @@ class Environments:
         if env.site is not None:
             site, env.site = env.site, None
             self._background.spawn(site.stop())
-        env.function.pool.remove(env)
+        env.on_end(env)
 
 
 def environment_variables(

@@ -7,8 +7,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from .._wire import lambda_error_body
-from ._faults import Injection
+from ..._wire import lambda_error_body
+from .._faults import Injection
 
 #: The ``Reason`` of a 429 when every environment a function may have is busy.
 CONCURRENCY_LIMIT = "ReservedFunctionConcurrentInvocationLimitExceeded"

@@ -17,8 +17,11 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from .._errors import UsageError
-from ._api import (
+from ..._errors import UsageError
+from .._code import CodeError, CodeTooLarge
+from .._config import FunctionConfig
+from .._functions import Deployment, Function, with_changes
+from ._http import (
     LATEST,
     ApiError,
     body_of,
@@ -29,16 +32,15 @@ from ._api import (
     page,
     reply,
     shown,
+    too_large,
     validation,
 )
-from ._config import FunctionConfig
-from ._control import with_changes
-from ._functions import Deployment, Function
 
 if TYPE_CHECKING:
-    from ._runtime import LocalLambda
+    from .._code import Code, CodeStore
+    from .._event_sources import Mappings
+    from .._functions import Control, FunctionRegistry
 
-PREFIX = "/2015-03-31/functions"
 #: Environments a function with no reserved concurrency may have at once (AWS: the account's
 #: unreserved pool, 1,000 by default; a laptop is smaller).
 UNRESERVED_CONCURRENCY = 10
@@ -50,28 +52,21 @@ MEMORY_RANGE = (128, 10240)
 class FunctionsApi:
     """``CreateFunction`` ... ``DeleteFunction`` over a runtime's functions."""
 
-    def __init__(self, runtime: LocalLambda) -> None:
-        self._runtime = runtime
-        self._functions = runtime.functions
+    def __init__(
+        self, functions: FunctionRegistry, control: Control, code: CodeStore, mappings: Mappings
+    ) -> None:
+        self._functions = functions
+        self._control = control
+        self._code = code
+        self._mappings = mappings
 
-    def add_routes(self, app: web.Application) -> None:
-        """Serve the function operations from ``app``."""
-        app.router.add_post(PREFIX, self._create)
-        app.router.add_get(PREFIX, self._list)
-        app.router.add_get(PREFIX + "/", self._list)
-        app.router.add_get(PREFIX + "/{name}", self._get)
-        app.router.add_delete(PREFIX + "/{name}", self._delete)
-        app.router.add_get(PREFIX + "/{name}/configuration", self._get_configuration)
-        app.router.add_put(PREFIX + "/{name}/configuration", self._update_configuration)
-        app.router.add_put(PREFIX + "/{name}/code", self._update_code)
-
-    async def _create(self, request: web.Request) -> web.Response:
+    async def create_function(self, request: web.Request) -> web.Response:
         body = await body_of(request)
         name = check_name(body.get("FunctionName", ""))
         if self._functions.find(name) is not None:
             raise ApiError(409, "ResourceConflictException", f"Function already exist: {name}")
         _check_package(body)
-        code = await self._runtime.code.unpack(body.get("Code") or {}, "CreateFunction")
+        code = await self._unpack(body.get("Code") or {}, "CreateFunction")
         with _as_api_errors():
             config = FunctionConfig(
                 name,
@@ -85,10 +80,10 @@ class FunctionsApi:
             runtime=_runtime_of(body), code_sha256=code.sha256, code_size=code.size
         )
         _describe(function.deployment, body)
-        self._runtime.control.add(function)
+        self._control.add(function)
         return reply(configuration(function), status=201)
 
-    async def _get(self, request: web.Request) -> web.Response:
+    async def get_function(self, request: web.Request) -> web.Response:
         function = lookup(self._functions, request)
         answer: dict[str, Any] = {
             "Configuration": configuration(function),
@@ -98,14 +93,14 @@ class FunctionsApi:
             answer["Concurrency"] = {"ReservedConcurrentExecutions": function.reserved}
         return reply(answer)
 
-    async def _get_configuration(self, request: web.Request) -> web.Response:
+    async def get_function_configuration(self, request: web.Request) -> web.Response:
         return reply(configuration(lookup(self._functions, request)))
 
-    async def _list(self, request: web.Request) -> web.Response:
+    async def list_functions(self, request: web.Request) -> web.Response:
         functions = [configuration(f) for f in self._functions.all()]
         return page(request, "Functions", functions, max_items=50)
 
-    async def _update_configuration(self, request: web.Request) -> web.Response:
+    async def update_function_configuration(self, request: web.Request) -> web.Response:
         function = lookup(self._functions, request)
         body = await body_of(request)
         changes = _settings(body)
@@ -116,23 +111,32 @@ class FunctionsApi:
         if "Runtime" in body:
             function.deployment.runtime = _runtime_of(body)
         _describe(function.deployment, body)
-        self._runtime.control.reconfigure(function, config)
+        self._control.reconfigure(function, config)
         return reply(configuration(function))
 
-    async def _update_code(self, request: web.Request) -> web.Response:
+    async def update_function_code(self, request: web.Request) -> web.Response:
         function = lookup(self._functions, request)
-        code = await self._runtime.code.unpack(await body_of(request), "UpdateFunctionCode")
+        code = await self._unpack(await body_of(request), "UpdateFunctionCode")
         function.deployment.code_sha256 = code.sha256
         function.deployment.code_size = code.size
         config = with_changes(function.config, code_paths=[code.directory])
-        self._runtime.control.reconfigure(function, config)
+        self._control.reconfigure(function, config)
         return reply(configuration(function))
 
-    async def _delete(self, request: web.Request) -> web.Response:
+    async def delete_function(self, request: web.Request) -> web.Response:
         function = lookup(self._functions, request)
-        self._runtime.control.remove(function.name)
-        self._runtime.mappings.disable_for(function.name)
+        self._control.remove(function.name)
+        self._mappings.disable_for(function.name)
         return reply(None, status=204)
+
+    async def _unpack(self, code: dict[str, Any], operation: str) -> Code:
+        """Unpack uploaded code; what is refused is answered as AWS answers ``operation``."""
+        try:
+            return await self._code.unpack(code)
+        except CodeTooLarge as exc:
+            raise too_large(exc.limit, operation) from exc
+        except CodeError as exc:
+            raise invalid(str(exc)) from exc
 
 
 def configuration(function: Function) -> dict[str, Any]:

@@ -18,55 +18,43 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from ._api import ApiError, body_of, invalid, lambda_time, lookup, reply
-from ._control import Provisioned
+from .._functions import Provisioned
 from ._functions_api import UNRESERVED_CONCURRENCY
+from ._http import ApiError, body_of, invalid, lambda_time, lookup, reply
 
 if TYPE_CHECKING:
-    from ._runtime import LocalLambda
-
-RESERVED = "/functions/{name}/concurrency"
-PROVISIONED = "/2019-09-30/functions/{name}/provisioned-concurrency"
+    from .._functions import Control, FunctionRegistry
 
 
 class ConcurrencyApi:
     """Reserved (``*FunctionConcurrency``) and provisioned (``*ProvisionedConcurrencyConfig``)."""
 
-    def __init__(self, runtime: LocalLambda) -> None:
-        self._runtime = runtime
-        self._functions = runtime.functions
+    def __init__(self, functions: FunctionRegistry, control: Control) -> None:
+        self._functions = functions
+        self._control = control
 
-    def add_routes(self, app: web.Application) -> None:
-        """Serve the concurrency operations from ``app``."""
-        app.router.add_put("/2017-10-31" + RESERVED, self._put_reserved)
-        app.router.add_get("/2019-09-30" + RESERVED, self._get_reserved)
-        app.router.add_delete("/2017-10-31" + RESERVED, self._delete_reserved)
-        app.router.add_put(PROVISIONED, self._put_provisioned)
-        app.router.add_get(PROVISIONED, self._get_provisioned)
-        app.router.add_delete(PROVISIONED, self._delete_provisioned)
-
-    async def _put_reserved(self, request: web.Request) -> web.Response:
+    async def put_function_concurrency(self, request: web.Request) -> web.Response:
         function = lookup(self._functions, request)
         value = (await body_of(request)).get("ReservedConcurrentExecutions")
         if not isinstance(value, int) or value < 0:
             raise invalid("ReservedConcurrentExecutions must be an integer >= 0")
         function.reserved = value
-        self._runtime.control.set_limit(function, value)
+        self._control.set_limit(function, value)
         return reply({"ReservedConcurrentExecutions": value})
 
-    async def _get_reserved(self, request: web.Request) -> web.Response:
+    async def get_function_concurrency(self, request: web.Request) -> web.Response:
         function = lookup(self._functions, request)
         if function.reserved is None:
             return reply({})
         return reply({"ReservedConcurrentExecutions": function.reserved})
 
-    async def _delete_reserved(self, request: web.Request) -> web.Response:
+    async def delete_function_concurrency(self, request: web.Request) -> web.Response:
         function = lookup(self._functions, request)
         function.reserved = None
-        self._runtime.control.set_limit(function, UNRESERVED_CONCURRENCY)
+        self._control.set_limit(function, UNRESERVED_CONCURRENCY)
         return reply(None, status=204)
 
-    async def _put_provisioned(self, request: web.Request) -> web.Response:
+    async def put_provisioned_concurrency_config(self, request: web.Request) -> web.Response:
         function = lookup(self._functions, request)
         requested = (await body_of(request)).get("ProvisionedConcurrentExecutions")
         if not isinstance(requested, int) or requested < 1:
@@ -76,14 +64,14 @@ class ConcurrencyApi:
                 "Requested Provisioned Concurrency should not be greater than the "
                 f"reservedConcurrentExecution for function ({function.pool.limit})"
             )
-        provisioned = self._runtime.control.provision(function, requested)
+        provisioned = self._control.provision(function, requested)
         return reply(_shape(provisioned), status=202)
 
-    async def _get_provisioned(self, request: web.Request) -> web.Response:
+    async def get_provisioned_concurrency_config(self, request: web.Request) -> web.Response:
         function = lookup(self._functions, request)
         return reply(_shape(_provisioned(function.settings)))
 
-    async def _delete_provisioned(self, request: web.Request) -> web.Response:
+    async def delete_provisioned_concurrency_config(self, request: web.Request) -> web.Response:
         function = lookup(self._functions, request)
         _provisioned(function.settings)
         del function.settings["provisioned"]  # its environments stay, as on-demand warm ones

@@ -24,11 +24,11 @@ whenever it found nothing, and holding the lock there would stall every other cl
 
 Not covered: moto's own Lambda event source mappings (``Queue.add_message`` invokes a Docker
 Lambda inline) would run that invoke under the lock. aiofanout's local stack polls queues through
-the API instead (``aiofanout/local/_esm.py``), so it never takes that path.
+the API instead (``aiofanout/local/_event_sources.py``), so it never takes that path.
 
 Run the server through it (same arguments as ``python -m moto.server``)::
 
-    python -m aiofanout.local._exact_sqs -H 127.0.0.1 -p 5000
+    python -m aiofanout.local._moto._exact_sqs -H 127.0.0.1 -p 5000
 
 Only the standard library here; moto is imported when :func:`install` runs.
 """

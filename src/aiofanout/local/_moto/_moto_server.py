@@ -18,8 +18,8 @@ import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
-from .._errors import UsageError
-from ._aws import REGION
+from ..._errors import UsageError
+from .._account import REGION
 
 #: Credentials that only a local moto server accepts: tests never reach real AWS with them.
 FAKE_CREDENTIALS = {
@@ -117,8 +117,8 @@ class MotoServer:
         self.port = port or free_port(host)
         # moto's own SQS is not thread-safe and its server answers on threads: it loses,
         # duplicates and wrongly dead-letters messages under concurrent consumers. The entry
-        # point below serializes the SQS backend first (see _exact_sqs.py).
-        self.module = "aiofanout.local._exact_sqs" if exact_sqs else "moto.server"
+        # point below serializes the SQS backend first (see _exact_sqs.py, beside this module).
+        self.module = "aiofanout.local._moto._exact_sqs" if exact_sqs else "moto.server"
         self.process: subprocess.Popen[bytes] | None = None
 
     @property

@@ -21,8 +21,8 @@ from typing import Any
 
 from aiohttp import web
 
-from ._aws import function_arn
-from ._functions import Function, FunctionRegistry
+from .._account import function_arn
+from .._functions import Function, FunctionRegistry
 
 JSON = "application/json"
 LATEST = "$LATEST"

@@ -5,8 +5,8 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
-from .._errors import UsageError
-from ._aws import REGION
+from ..._errors import UsageError
+from .._account import REGION
 
 
 class SqsClient:

@@ -23,17 +23,17 @@ from collections.abc import Callable
 
 from aiohttp import web
 
-from .._limits import Limits
-from ._api import JSON, ApiError, body_deadline, lookup
-from ._events import QueuedEvent
-from ._functions import FunctionRegistry
-from ._invocation import CONCURRENCY_LIMIT, Invoke, Throttle
+from ..._limits import Limits
+from .._events import QueuedEvent
+from .._functions import FunctionRegistry
+from .._sandbox import CONCURRENCY_LIMIT, Invoke, Throttle
+from ._http import JSON, ApiError, body_deadline, lookup
 
 CHUNK = 1024 * 1024
 
 
 class InvokeApi:
-    """The Invoke API routes, in front of ``invoke`` and the functions' event queues."""
+    """The Invoke API's handler, in front of ``invoke`` and the functions' event queues."""
 
     def __init__(
         self,
@@ -47,11 +47,7 @@ class InvokeApi:
         self._invoke = invoke
         self._log_tail = log_tail
 
-    def add_routes(self, app: web.Application) -> None:
-        """Serve the Invoke API from ``app``."""
-        app.router.add_post("/2015-03-31/functions/{name}/invocations", self._invocations)
-
-    async def _invocations(self, request: web.Request) -> web.Response:
+    async def invoke(self, request: web.Request) -> web.Response:
         function = lookup(self._functions, request)
         kind = request.headers.get("X-Amz-Invocation-Type", "RequestResponse")
         if kind not in ("RequestResponse", "Event", "DryRun"):

@@ -1,0 +1,29 @@
+"""The sandbox: execution environments, their pools, invocations and the Runtime API they poll.
+
+- ``_pool``: one function's environments: warm ones, waiting invokes, the reserved concurrency;
+- ``_environments``: the awslambdaric processes, started, watched, killed, their logs relayed;
+- ``_invocation``: one invocation on its way, how it ended, the signature of ``invoke``;
+- ``_runtime_api``: the Lambda Runtime API each environment polls, where injected crashes and
+  hangs strike;
+- ``_runtime_bootstrap.py``: the script an environment runs (by path, never imported here).
+
+Nothing here knows a function beyond the config an environment was started with: the pool that
+keeps an environment hears of its start and end through callbacks.
+"""
+
+from ._environments import Environment, Environments
+from ._invocation import CONCURRENCY_LIMIT, Invocation, Invoke, Result, Throttle
+from ._pool import Pool
+from ._runtime_api import RuntimeApi
+
+__all__ = [
+    "CONCURRENCY_LIMIT",
+    "Environment",
+    "Environments",
+    "Invocation",
+    "Invoke",
+    "Pool",
+    "Result",
+    "RuntimeApi",
+    "Throttle",
+]
