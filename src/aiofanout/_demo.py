@@ -13,6 +13,7 @@ behind the local runtime, with SQS on a moto server: all on 127.0.0.1, no AWS ac
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import random
 import tempfile
 import time
@@ -228,10 +229,7 @@ async def run_demo(items: int, *, local: bool = True) -> int:
     await run_in_process(reporter, items)
     await run_resumed(reporter, items)
     if local:
-        try:
-            import aioboto3  # noqa: F401
-            import awslambdaric  # noqa: F401
-        except ImportError:
+        if any(importlib.util.find_spec(name) is None for name in ("aioboto3", "awslambdaric")):
             reporter.say("[yellow]skipping the AWS phases: pip install 'aiofanout[local]'[/yellow]")
         else:
             await run_aws_phases(reporter, items)

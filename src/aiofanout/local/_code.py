@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .._aws import aioboto3_module
 from ._account import REGION
 
 #: AWS's limits: a zip uploaded in the request, and everything a function's code unzips to.
@@ -99,9 +100,7 @@ class CodeStore:
     async def _from_s3(self, bucket: str, key: str) -> bytes:
         if self.s3_endpoint_url is None:
             raise CodeError("code in S3 needs the moto server (run the stack)")
-        import aioboto3
-
-        session = aioboto3.Session(region_name=REGION)
+        session = aioboto3_module("the local runtime").Session(region_name=REGION)
         async with session.client("s3", endpoint_url=self.s3_endpoint_url) as s3:
             try:
                 response = await s3.get_object(Bucket=bucket, Key=key)

@@ -39,6 +39,7 @@ from typing import Any
 
 import anyio.to_thread
 
+from .._aws import aioboto3_module
 from .._errors import UsageError
 from ._account import REGION, queue_arn
 from ._config import EventSourceMapping, FunctionConfig
@@ -126,12 +127,10 @@ async def stack(
 
 
 def _local_aws(moto: MotoServer, runtime: LocalLambda) -> LocalAws:
-    import aioboto3
-
     return LocalAws(
         endpoint_url=moto.endpoint_url,
         lambda_endpoint_url=runtime.endpoint_url,
-        session=aioboto3.Session(region_name=REGION),
+        session=aioboto3_module("stack()").Session(region_name=REGION),
         runtime=runtime,
         moto=moto,
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
+from ..._aws import aioboto3_module
 from ..._errors import UsageError
 from .._account import REGION
 
@@ -22,10 +23,9 @@ class SqsClient:
         if self._client is None:
             if self.endpoint_url is None:
                 raise UsageError("SQS features need LocalLambda(sqs_endpoint_url=...)")
-            import aioboto3
             from aiobotocore.config import AioConfig
 
-            session = aioboto3.Session(region_name=REGION)
+            session = aioboto3_module("the local runtime").Session(region_name=REGION)
             config = AioConfig(max_pool_connections=50, retries={"total_max_attempts": 3})
             self._client = await self._stack.enter_async_context(
                 session.client("sqs", endpoint_url=self.endpoint_url, config=config)
