@@ -39,6 +39,7 @@ from ._handlers import handle_event
 from ._idempotency import DEFAULT_IN_PROGRESS, IdempotencyStore, KeyFunction, run_once
 from ._reply_sender import claimed_envelope, reply_within_limit, settle_claim
 from ._runner import LoopRunner, check_loop_mode
+from ._settlement import settlement
 from ._task import Bound, Task, TaskResult
 
 #: When the Lambda invocation being handled ends (epoch ms), for idempotency claims: a run cut
@@ -190,8 +191,14 @@ class App:
             )
         return task
 
-    async def run_envelope(self, raw: bytes | str | dict[str, Any]) -> TaskResult:
-        """Decode, check, run one envelope; never raises for what the message or task did."""
+    async def run_envelope(
+        self, raw: bytes | str | dict[str, Any], *, answered: bool = False
+    ) -> TaskResult:
+        """Decode, check, run one envelope; never raises for what the message or task did.
+
+        ``answered``: the way the envelope came in carries its reply back (a chunk's
+        response), so it is done whatever happened (see ``_settlement.py``).
+        """
         envelope: TaskEnvelope | None = None
         claim = None
         try:
@@ -210,7 +217,7 @@ class App:
             result = _failed(envelope, exc)
         else:
             result = TaskResult(reply, None, envelope)
-        await settle_claim(self.claim_check, claim, result)
+        await settle_claim(self.claim_check, claim, settlement(result, answered=answered))
         return TaskResult(sign_reply(result.reply, self.secret), result.error, result.envelope)
 
     async def _reply_once(

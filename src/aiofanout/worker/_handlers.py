@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Any
 from .._engine import dispatch_many
 from .._errors import InvalidEnvelope
 from .._wire import ReplyEnvelope, error_info
-from ._reply_sender import reply_queue, send_reply_if_asked
+from ._reply_sender import send_reply_if_asked
+from ._settlement import Settlement, settlement
 from ._sqs_batches import handle_sqs_batch, is_event_source_batch
 
 if TYPE_CHECKING:
@@ -33,12 +34,14 @@ async def handle_direct(app: App, event: Any) -> dict[str, Any]:
     """One envelope: return the reply, or raise so Lambda reports a function error.
 
     Raising (rather than returning an error reply) is what gives ``Event`` invocations Lambda's
-    own retries and on-failure destination. ``errorType`` is the exception's class name. An
-    error already sent to the envelope's ``reply_to`` queue is the answer: the invocation
-    succeeds, and the sender's retry policy decides, so Lambda does not run the task again.
+    own retries and on-failure destination. ``errorType`` is the exception's class name. What
+    is done by the one settlement rule (``_settlement.py``) returns its reply instead: an error
+    already sent to the envelope's ``reply_to`` queue (the sender's retry policy decides, so
+    Lambda does not run the task again), or an expired envelope (nobody waits for it).
     """
     result = await _run_one(app, event)
-    if result.error is not None and reply_queue(result) is None:
+    if settlement(result) is Settlement.AGAIN:
+        assert result.error is not None
         raise result.error
     return result.reply.model_dump(mode="json", exclude_none=True)
 
@@ -46,7 +49,10 @@ async def handle_direct(app: App, event: Any) -> dict[str, Any]:
 async def handle_chunk(app: App, events: list[Any]) -> list[dict[str, Any]]:
     """A list of envelopes (a chunked fan-out): one reply each, in order; never raises."""
     results = await dispatch_many(
-        functools.partial(_run_one, app), events, concurrency=app.concurrency, retry=1
+        functools.partial(_run_one, app, answered=True),
+        events,
+        concurrency=app.concurrency,
+        retry=1,
     )
     replies = []
     for outcome in results:
@@ -55,8 +61,8 @@ async def handle_chunk(app: App, events: list[Any]) -> list[dict[str, Any]]:
     return replies
 
 
-async def _run_one(app: App, event: Any) -> TaskResult:
-    result = await app.run_envelope(_as_envelope(event))
+async def _run_one(app: App, event: Any, *, answered: bool = False) -> TaskResult:
+    result = await app.run_envelope(_as_envelope(event), answered=answered)
     await send_reply_if_asked(app.runner, result, secret=app.secret)
     return result
 

@@ -16,7 +16,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from .._aws import aws_session
-from .._errors import ClaimRefused, EnvelopeError, Expired, PayloadTooLarge
+from .._errors import ClaimRefused, Expired, PayloadTooLarge
 from .._limits import Limits
 from .._wire import (
     ClaimCheck,
@@ -29,6 +29,7 @@ from .._wire import (
     sign_reply,
 )
 from ._runner import LoopRunner
+from ._settlement import Settlement
 from ._task import TaskResult
 
 log = logging.getLogger("aiofanout.worker")
@@ -53,19 +54,17 @@ async def claimed_envelope(
 
 
 async def settle_claim(
-    claim_check: ClaimCheck | None, claim: ClaimRef | None, result: TaskResult
+    claim_check: ClaimCheck | None, claim: ClaimRef | None, settled: Settlement
 ) -> None:
-    """Delete a claimed object once its message will not be delivered again.
+    """Delete a claimed object once its message is done (see ``_settlement.py``).
 
-    That is: the task succeeded, its sender got an answer (``reply_to``), or the message is one
-    a worker refuses whatever happens. A task that raised with nobody waiting keeps it: SQS or
-    Lambda delivers the message again (what a crash leaves, the bucket's lifecycle rule clears).
+    An envelope to be delivered again keeps it: SQS or Lambda brings the message back, or on to
+    its dead-letter queue or on-failure destination, with its arguments still there (what is
+    never delivered again, the bucket's lifecycle rule clears).
     """
     if claim is None or claim_check is None or not claim_check.owns(claim):
         return  # never touch an object outside the bucket and prefix, refused or not
-    envelope = result.envelope
-    answered = envelope is not None and bool(envelope.reply_to)
-    if result.error is None or answered or isinstance(result.error, EnvelopeError):
+    if settled is Settlement.DONE:
         try:
             await claim_check.forget(claim)
         except Exception:

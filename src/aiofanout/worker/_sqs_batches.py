@@ -19,10 +19,11 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from .._engine import dispatch_many
-from .._errors import Expired, InvalidEnvelope
+from .._errors import InvalidEnvelope
 from .._options import Deadline
 from .._outcome import Status
 from ._reply_sender import send_replies
+from ._settlement import Settlement, settlement
 
 if TYPE_CHECKING:
     from ._app import App
@@ -122,21 +123,9 @@ async def _run_in_order(
 async def _run_record(app: App, results: dict[str, TaskResult], record: dict[str, Any]) -> None:
     result = await app.run_envelope(record.get("body", ""))
     results[record["messageId"]] = result  # its reply is sent with the batch's
-    if result.error is not None and not _done_anyway(result):
+    if settlement(result) is Settlement.AGAIN:  # reported: SQS delivers it again, then the DLQ
+        assert result.error is not None
         raise result.error
-
-
-def _done_anyway(result: TaskResult) -> bool:
-    """Whether a record that did not succeed is still done, so SQS does not deliver it again.
-
-    An expired envelope: its sender stopped waiting, running it later is work nobody reads.
-    An envelope whose sender waits for a reply: the error reply is its answer (sent with the
-    batch; a reply that could not be sent fails the record), and the sender's retry policy, not
-    SQS, decides whether to try again.
-    """
-    if isinstance(result.error, Expired):
-        return True
-    return result.envelope is not None and bool(result.envelope.reply_to)
 
 
 def _deadline_of(context: Any, margin: float) -> Deadline | None:
