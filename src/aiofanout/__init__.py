@@ -44,8 +44,9 @@ from ._errors import (
 from ._journal import FileJournal, S3Journal
 from ._limits import Limits
 from ._options import Deadline
-from ._outcome import FanoutResult, Latency, Limit, Outcome, Progress, Status, StopReason
+from ._outcome import Latency, Limit, Outcome, Progress, Status, StopReason
 from ._public import show_public_path
+from ._result import FanoutResult
 from ._retry import Retry
 from ._target import Batching, Target
 from ._wire import Call, ClaimCheck

@@ -50,7 +50,8 @@ from ._input import sized_like
 from ._journal import Journal, check_run_id
 from ._journaled import JournaledRun, replay_of
 from ._options import Deadline, Options, ProgressCallback, Tolerance, clock
-from ._outcome import STATUSES, FanoutResult, Limit, Outcome, Status, StopReason
+from ._outcome import STATUSES, Limit, Outcome, Status, StopReason
+from ._result import FanoutResult
 from ._retry import Retry
 from ._run import Run
 from ._sinks import Replay, StreamSink, TableSink

@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ._errors import UsageError
-from ._outcome import FanoutResult, Progress, Status
+from ._outcome import Progress, Status
+from ._result import FanoutResult
 
 
 def _rich() -> Any:

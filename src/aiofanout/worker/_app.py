@@ -35,12 +35,13 @@ from .._wire import (
     now_ms,
     sign_reply,
 )
+from ._envelope_runner import TaskResult
 from ._handlers import handle_event
 from ._idempotency import DEFAULT_IN_PROGRESS, IdempotencyStore, KeyFunction, run_once
 from ._reply_sender import claimed_envelope, reply_within_limit, settle_claim
 from ._runner import LoopRunner, check_loop_mode
 from ._settlement import settlement
-from ._task import Bound, Task, TaskResult
+from ._task import Bound, Task
 
 #: When the Lambda invocation being handled ends (epoch ms), for idempotency claims: a run cut
 #: off there must not hold its key any longer.

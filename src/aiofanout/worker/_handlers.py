@@ -1,7 +1,7 @@
 """Routing a Lambda event: an SQS batch, a chunk of envelopes, or one envelope.
 
-``App.handle`` hands every event here. The app is a parameter, never imported at run time: the
-app module imports this one, so the dependency points one way.
+``App.handle`` hands every event here, with itself as an :class:`EnvelopeRunner` (a protocol):
+the app module imports this one and never the other way, type-only imports included.
 """
 
 from __future__ import annotations
@@ -17,11 +17,10 @@ from ._settlement import Settlement, settlement
 from ._sqs_batches import handle_sqs_batch, is_event_source_batch
 
 if TYPE_CHECKING:
-    from ._app import App
-    from ._task import TaskResult
+    from ._envelope_runner import EnvelopeRunner, TaskResult
 
 
-async def handle_event(app: App, event: Any, context: Any) -> Any:
+async def handle_event(app: EnvelopeRunner, event: Any, context: Any) -> Any:
     """Route a Lambda event: SQS batch, chunk of envelopes, or one envelope."""
     if is_event_source_batch(event):
         return await handle_sqs_batch(app, event, context)
@@ -30,7 +29,7 @@ async def handle_event(app: App, event: Any, context: Any) -> Any:
     return await handle_direct(app, event)
 
 
-async def handle_direct(app: App, event: Any) -> dict[str, Any]:
+async def handle_direct(app: EnvelopeRunner, event: Any) -> dict[str, Any]:
     """One envelope: return the reply, or raise so Lambda reports a function error.
 
     Raising (rather than returning an error reply) is what gives ``Event`` invocations Lambda's
@@ -46,7 +45,7 @@ async def handle_direct(app: App, event: Any) -> dict[str, Any]:
     return result.reply.model_dump(mode="json", exclude_none=True)
 
 
-async def handle_chunk(app: App, events: list[Any]) -> list[dict[str, Any]]:
+async def handle_chunk(app: EnvelopeRunner, events: list[Any]) -> list[dict[str, Any]]:
     """A list of envelopes (a chunked fan-out): one reply each, in order; never raises."""
     results = await dispatch_many(
         functools.partial(_run_one, app, answered=True),
@@ -61,7 +60,7 @@ async def handle_chunk(app: App, events: list[Any]) -> list[dict[str, Any]]:
     return replies
 
 
-async def _run_one(app: App, event: Any, *, answered: bool = False) -> TaskResult:
+async def _run_one(app: EnvelopeRunner, event: Any, *, answered: bool = False) -> TaskResult:
     result = await app.run_envelope(_as_envelope(event), answered=answered)
     await send_reply_if_asked(app.runner, result, secret=app.secret)
     return result

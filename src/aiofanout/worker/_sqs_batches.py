@@ -26,8 +26,7 @@ from ._reply_sender import send_replies
 from ._settlement import Settlement, settlement
 
 if TYPE_CHECKING:
-    from ._app import App
-    from ._task import TaskResult
+    from ._envelope_runner import EnvelopeRunner, TaskResult
 
 log = logging.getLogger("aiofanout.worker")
 
@@ -69,7 +68,9 @@ def _source_of(record: Any) -> str:
     return f"from {source}" if isinstance(source, str) else "with no eventSource"
 
 
-async def handle_sqs_batch(app: App, event: dict[str, Any], context: Any) -> dict[str, Any]:
+async def handle_sqs_batch(
+    app: EnvelopeRunner, event: dict[str, Any], context: Any
+) -> dict[str, Any]:
     """Run an SQS batch; report every record that did not succeed in ``batchItemFailures``.
 
     Records run concurrently under ``app.concurrency``; a FIFO batch runs in order and stops at
@@ -98,7 +99,7 @@ RunRecord: TypeAlias = Callable[[dict[str, Any]], Awaitable[None]]
 
 
 async def _run_concurrently(
-    app: App, run: RunRecord, records: list[dict[str, Any]], deadline: Deadline | None
+    app: EnvelopeRunner, run: RunRecord, records: list[dict[str, Any]], deadline: Deadline | None
 ) -> list[str]:
     result = await dispatch_many(
         run, records, concurrency=app.concurrency, deadline=deadline, retry=1
@@ -120,7 +121,9 @@ async def _run_in_order(
     return []
 
 
-async def _run_record(app: App, results: dict[str, TaskResult], record: dict[str, Any]) -> None:
+async def _run_record(
+    app: EnvelopeRunner, results: dict[str, TaskResult], record: dict[str, Any]
+) -> None:
     result = await app.run_envelope(record.get("body", ""))
     results[record["messageId"]] = result  # its reply is sent with the batch's
     if settlement(result) is Settlement.AGAIN:  # reported: SQS delivers it again, then the DLQ

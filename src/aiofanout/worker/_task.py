@@ -10,7 +10,6 @@ import functools
 import inspect
 import typing
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeAlias, TypeVar
 
 from pydantic import TypeAdapter, ValidationError
@@ -18,8 +17,6 @@ from pydantic import TypeAdapter, ValidationError
 from .._errors import InvalidArguments, UsageError
 from .._target import Target
 from .._wire import (
-    ReplyEnvelope,
-    TaskEnvelope,
     build_envelope,
     decode_reply,
     encode_reply,
@@ -37,7 +34,7 @@ from ._idempotency import (
 )
 
 if TYPE_CHECKING:
-    from ._app import App
+    from ._envelope_runner import TaskOwner
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -114,15 +111,6 @@ class Signature:
             ) from exc
 
 
-@dataclass(frozen=True, slots=True)
-class TaskResult:
-    """What running one envelope gave: the reply, the task's exception, the envelope if valid."""
-
-    reply: ReplyEnvelope
-    error: BaseException | None
-    envelope: TaskEnvelope | None = None
-
-
 class Task(Target, Generic[P, R]):
     """A registered task: still the plain function when called, and a fan-out target.
 
@@ -143,7 +131,7 @@ class Task(Target, Generic[P, R]):
 
     def __init__(
         self,
-        app: App,
+        app: TaskOwner,
         fn: Callable[P, R],
         *,
         name: str,
