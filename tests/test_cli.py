@@ -8,10 +8,11 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+
+from aiofanout.testing import eventually_sync
 
 from .serving import serving
 
@@ -107,11 +108,12 @@ def test_serve_answers_boto3_and_stops_on_ctrl_c() -> None:
 def test_serve_leaves_no_child_behind() -> None:
     before = _children_of_serve()
     test_serve_answers_boto3_and_stops_on_ctrl_c()
+
     # The children may take a moment to exit after serve does: wait for it, up to a bound.
-    deadline = time.monotonic() + 20
-    while (left := _children_of_serve() - before) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not left
+    def no_child_left() -> bool:
+        return not _children_of_serve() - before
+
+    eventually_sync(no_child_left, timeout=20)
 
 
 def _children_of_serve() -> set[int]:

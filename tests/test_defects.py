@@ -28,7 +28,7 @@ from aiofanout import (
     UsageError,
     dispatch_many,
 )
-from aiofanout.testing import MotoServer
+from aiofanout.testing import MotoServer, eventually_sync
 from aiofanout.wire import ClaimRef, decode_task, encode_task, secret_from_env
 
 SECRET = "defects-secret"
@@ -390,7 +390,6 @@ def test_the_moto_server_dies_with_a_parent_killed_by_sigkill() -> None:
     import socket
     import subprocess
     import sys
-    import time
 
     script = (
         "import sys, time\n"
@@ -401,7 +400,7 @@ def test_the_moto_server_dies_with_a_parent_killed_by_sigkill() -> None:
     )
     parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
     assert parent.stdout is not None
-    port, child = (int(word) for word in parent.stdout.readline().split())
+    port, _moto_pid = (int(word) for word in parent.stdout.readline().split())
     os.kill(parent.pid, signal.SIGKILL)
     parent.wait(timeout=10)
     parent.stdout.close()
@@ -410,10 +409,8 @@ def test_the_moto_server_dies_with_a_parent_killed_by_sigkill() -> None:
         with socket.socket() as sock:
             return sock.connect_ex(("127.0.0.1", port)) == 0
 
-    give_up = time.monotonic() + 15
-    while listening() and time.monotonic() < give_up:
-        time.sleep(0.1)  # polling a condition: the orphan's watchdog notices within 0.5 s
-    assert not listening(), f"moto server pid {child} outlived its parent"
+    # The orphan's watchdog notices within 0.5 s.
+    eventually_sync(lambda: not listening(), timeout=15, interval=0.1)  # child outlived parent?
 
 
 def test_sigterm_of_a_program_waiting_on_replies_deletes_its_reply_queue(
@@ -453,22 +450,14 @@ def test_sigterm_of_a_program_waiting_on_replies_deletes_its_reply_queue(
     try:
         assert program.stdout is not None
         assert program.stdout.readline().strip() == "fanning out"
-        give_up = time.monotonic() + 30
-        while not set(reply_queues()) - before and time.monotonic() < give_up:
-            time.sleep(0.1)  # polling a condition: the program makes its reply queue
-        made = set(reply_queues()) - before
-        assert made, "the program made no reply queue"
-        give_up = time.monotonic() + 30
-        while (
-            int(
-                sqs.get_queue_attributes(QueueUrl=work, AttributeNames=["All"])["Attributes"][
-                    "ApproximateNumberOfMessages"
-                ]
-            )
-            < 3
-            and time.monotonic() < give_up
-        ):
-            time.sleep(0.1)  # the items are sent: the program waits on their replies
+        # The program makes its reply queue.
+        made = eventually_sync(lambda: set(reply_queues()) - before, timeout=30, interval=0.1)
+
+        def all_sent() -> bool:  # the items are sent: the program waits on their replies
+            attributes = sqs.get_queue_attributes(QueueUrl=work, AttributeNames=["All"])
+            return int(attributes["Attributes"]["ApproximateNumberOfMessages"]) >= 3
+
+        eventually_sync(all_sent, timeout=30, interval=0.1)
         program.send_signal(signal.SIGTERM)
         assert program.wait(timeout=30) == -signal.SIGTERM  # it still ends by SIGTERM
     finally:

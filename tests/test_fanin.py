@@ -37,7 +37,7 @@ from aiofanout.targets._replies import (
     raise_or_return,
     reply_id,
 )
-from aiofanout.testing import LambdaContext, sqs_event
+from aiofanout.testing import LambdaContext, eventually, sqs_event
 from aiofanout.wire import ErrorInfo, ReplyEnvelope, encode_reply
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -315,8 +315,7 @@ async def test_a_cancelled_fan_out_deletes_its_reply_queue(aws: LocalAws) -> Non
     assert target.fanin is not None
     running = asyncio.create_task(dispatch_many(target, [0, 0, 20, 20], concurrency=4))
     # The quick ones came back: the queue is in use (a counter another task updates).
-    while target.reply_stats.received < 2:  # noqa: ASYNC110
-        await asyncio.sleep(0.05)
+    await eventually(lambda: target.reply_stats.received >= 2)
     reply_url = target.fanin.last_url
     assert await exists(aws, reply_url)
     running.cancel()

@@ -38,7 +38,7 @@ from aiofanout import (
     UsageError,
     dispatch_many,
 )
-from aiofanout.testing import MotoServer, free_port
+from aiofanout.testing import MotoServer, eventually, free_port
 from aiofanout.wire import decode_task
 
 from .stubs import (
@@ -64,16 +64,19 @@ REGION = "us-east-1"
 
 async def receive_all(sqs: Any, url: str, expected: int) -> list[dict[str, Any]]:
     messages: list[dict[str, Any]] = []
-    deadline = time.monotonic() + 20
-    while len(messages) < expected and time.monotonic() < deadline:
+
+    async def all_received() -> bool:
         got = await sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0)
         batch = got.get("Messages", [])
-        messages += batch
+        messages.extend(batch)
         if batch:  # a FIFO group stays locked until its messages are deleted
             entries = [
                 {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(batch)
             ]
             await sqs.delete_message_batch(QueueUrl=url, Entries=entries)
+        return len(messages) >= expected
+
+    await eventually(all_received, timeout=20, interval=0)
     return messages
 
 

@@ -1,5 +1,7 @@
 """Helpers for testing code that uses aiofanout: fake Lambda contexts, SQS events, servers.
 
+``eventually`` (and ``eventually_sync``) wait on a condition instead of a sleep.
+
 With pytest, ``-p aiofanout.testing`` (or ``pytest_plugins`` in the root conftest) adds the
 fixtures ``moto_server`` (session-wide) and ``local_aws`` (the embedded stack, per test).
 
@@ -16,11 +18,13 @@ Example::
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import inspect
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from ._public import show_public_path
 from .local._aws import function_arn, queue_arn, sqs_event_record
@@ -39,6 +43,8 @@ __all__ = [
     "FAKE_CREDENTIALS",
     "LambdaContext",
     "MotoServer",
+    "eventually",
+    "eventually_sync",
     "fake_aws_credentials",
     "free_port",
     "local_aws",
@@ -47,6 +53,8 @@ __all__ = [
     "sqs_record",
     "wait_for_http",
 ]
+
+T = TypeVar("T")
 
 
 class LambdaContext:
@@ -134,6 +142,82 @@ def sqs_event(
         failures = app.lambda_handler(sqs_event([task.envelope(1), b"not json"]), None)
     """
     return {"Records": [sqs_record(b, queue=queue, fifo=fifo) for b in bodies]}
+
+
+@overload
+async def eventually(
+    condition: Callable[[], Awaitable[T]], *, timeout: float = 30.0, interval: float = 0.05
+) -> T: ...
+
+
+@overload
+async def eventually(
+    condition: Callable[[], T], *, timeout: float = 30.0, interval: float = 0.05
+) -> T: ...
+
+
+async def eventually(
+    condition: Callable[[], Any], *, timeout: float = 30.0, interval: float = 0.05
+) -> Any:
+    """Wait until ``condition()`` is truthy and return that value (a condition, not a sleep).
+
+    ``condition`` is called every ``interval`` seconds (``0``: at every turn of the event loop);
+    when it returns an awaitable (an ``async def`` function, or ``asyncio.to_thread`` for a
+    blocking check such as a boto3 call against a server on this loop), that is awaited. An
+    exception from it propagates at once. After ``timeout`` seconds it raises
+    :class:`AssertionError` naming the condition and the last value it returned.
+
+    Example::
+
+        await eventually(lambda: target.reply_stats.received >= 2)
+        messages = await eventually(functools.partial(asyncio.to_thread, receive, url))
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        value = condition()
+        if inspect.isawaitable(value):
+            value = await value
+        if value:
+            return value
+        if loop.time() >= deadline:
+            raise AssertionError(_not_true(condition, timeout, value))
+        await asyncio.sleep(interval)
+
+
+def eventually_sync(
+    condition: Callable[[], T], *, timeout: float = 30.0, interval: float = 0.05
+) -> T:
+    """:func:`eventually` for a test without an event loop: polls ``condition`` in this thread.
+
+    Example::
+
+        process.send_signal(signal.SIGTERM)
+        eventually_sync(lambda: not Path(f"/proc/{child}").exists(), timeout=20)
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(_not_true(condition, timeout, value))
+        time.sleep(interval)
+
+
+def _not_true(condition: Callable[[], object], timeout: float, last: object) -> str:
+    return f"{_describe(condition)} did not come true in {timeout:g} s (last value: {last!r})"
+
+
+def _describe(condition: Callable[[], object]) -> str:
+    """The condition's name, or for a lambda the line of source that holds it."""
+    name = getattr(condition, "__qualname__", None) or repr(condition)
+    if name.endswith("<lambda>"):
+        try:
+            return f"the condition `{inspect.getsource(condition).strip()}`"
+        except (OSError, TypeError):  # no source at hand (an interactive session)
+            pass
+    return f"the condition {name}"
 
 
 def moto_server() -> Iterator[MotoServer]:
