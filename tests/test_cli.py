@@ -85,6 +85,11 @@ async def test_the_demo_names_the_error_of_an_item_that_fails_and_exits_1(
 
 
 def test_serve_answers_boto3_and_stops_on_ctrl_c() -> None:
+    _serve_answer_boto3_and_stop_on_ctrl_c()
+
+
+def _serve_answer_boto3_and_stop_on_ctrl_c() -> None:
+    """Serve a function, invoke it with boto3, check the banner, then stop serve with Ctrl-C."""
     import boto3
 
     functions = str(ROOT / "tests" / "lambda_functions")
@@ -107,7 +112,7 @@ def test_serve_answers_boto3_and_stops_on_ctrl_c() -> None:
 @pytest.mark.skipif(not Path("/proc").exists(), reason="needs /proc to list processes")
 def test_serve_leaves_no_child_behind() -> None:
     before = _children_of_serve()
-    test_serve_answers_boto3_and_stops_on_ctrl_c()
+    _serve_answer_boto3_and_stop_on_ctrl_c()
 
     # The children may take a moment to exit after serve does: wait for it, up to a bound.
     def no_child_left() -> bool:
