@@ -24,6 +24,10 @@ from aiofanout.testing import eventually_sync, free_port
 
 from .serving import Served, serving, wait_for_line
 
+# End to end through real processes: every test here is slow.
+pytestmark = pytest.mark.slow
+
+
 ROOT = Path(__file__).resolve().parents[1]
 FUNCTIONS = ROOT / "tests" / "lambda_functions"
 CLI_HOME = Path(tempfile.gettempdir()) / "aiofanout-awscli-v1"

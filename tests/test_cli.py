@@ -33,6 +33,7 @@ def run(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow
 def test_help_explains_the_commands() -> None:
     done = run("--help")
     assert done.returncode == 0
@@ -41,12 +42,14 @@ def test_help_explains_the_commands() -> None:
     assert "--function" in run("serve", "--help").stdout
 
 
+@pytest.mark.slow
 def test_a_bad_function_spec_is_a_clear_error() -> None:
     done = run("serve", "--function", "no-handler")
     assert done.returncode == 2
     assert "NAME=HANDLER" in done.stderr
 
 
+@pytest.mark.slow
 def test_the_demo_runs_every_phase_end_to_end() -> None:
     done = run("demo", "--items", "30")
     assert done.returncode == 0, done.stderr[-2000:]
@@ -84,6 +87,7 @@ async def test_the_demo_names_the_error_of_an_item_that_fails_and_exits_1(
     assert "item 7: LookupError: no photo 7" in out
 
 
+@pytest.mark.slow
 def test_serve_answers_boto3_and_stops_on_ctrl_c() -> None:
     _serve_answer_boto3_and_stop_on_ctrl_c()
 
@@ -110,6 +114,7 @@ def _serve_answer_boto3_and_stop_on_ctrl_c() -> None:
 
 
 @pytest.mark.skipif(not Path("/proc").exists(), reason="needs /proc to list processes")
+@pytest.mark.slow
 def test_serve_leaves_no_child_behind() -> None:
     before = _children_of_serve()
     _serve_answer_boto3_and_stop_on_ctrl_c()

@@ -22,7 +22,8 @@ from aiofanout.durable import orchestrate, resume_event
 from aiofanout.local import Faults, FunctionConfig, LocalAws
 from aiofanout.testing import eventually
 
-pytestmark = pytest.mark.asyncio(loop_scope="module")
+# End to end on a local stack of real processes: every test here is slow.
+pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.slow]
 
 FUNCTIONS = str(Path(__file__).with_name("lambda_functions"))
 

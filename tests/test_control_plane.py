@@ -23,7 +23,8 @@ from aiofanout.testing import eventually
 
 from .control_plane_helpers import call, client, receive, unique, zipped
 
-pytestmark = pytest.mark.asyncio(loop_scope="module")
+# End to end on a local stack of real processes: every test here is slow.
+pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.slow]
 
 FUNCTIONS = str(Path(__file__).with_name("lambda_functions"))
 ROLE = "arn:aws:iam::123456789012:role/lambda-role"

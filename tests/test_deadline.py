@@ -35,6 +35,9 @@ from aiofanout.local import EventSourceMapping, FunctionConfig, LocalAws, stack
 from aiofanout.testing import eventually
 from aiofanout.wire import decode_task, encode_task
 
+# End to end through real processes: every test here is slow.
+pytestmark = pytest.mark.slow
+
 
 def now_ms() -> int:
     return int(time.time() * 1000)

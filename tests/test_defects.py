@@ -108,6 +108,7 @@ def test_secret_from_env_fails_loudly_when_the_variable_is_missing(
     assert App("signed", secret=secret_from_env()).secret == "s3cret"
 
 
+@pytest.mark.slow
 async def test_a_reply_not_signed_by_the_worker_is_never_taken_as_a_result(
     moto: MotoServer, sqs: Any, queue_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -285,6 +286,7 @@ async def _exists(s3: Any, bucket: str, key: str) -> bool:
 
 
 @pytest.mark.parametrize("where", ["other bucket", "outside the prefix", "climbing out"])
+@pytest.mark.slow
 async def test_a_claim_outside_the_bucket_and_prefix_is_refused_and_nothing_is_deleted(
     moto: MotoServer, s3: Any, where: str
 ) -> None:
@@ -311,6 +313,7 @@ async def test_a_claim_outside_the_bucket_and_prefix_is_refused_and_nothing_is_d
     assert await _exists(s3, bucket, key)
 
 
+@pytest.mark.slow
 async def test_an_object_larger_than_its_reference_is_refused_unread(
     moto: MotoServer, s3: Any
 ) -> None:
@@ -384,6 +387,7 @@ def test_a_moto_port_in_use_is_an_error_not_the_old_servers_state(moto: MotoServ
         MotoServer(port=moto.port).start()
 
 
+@pytest.mark.slow
 def test_the_moto_server_dies_with_a_parent_killed_by_sigkill() -> None:
     import os
     import signal
@@ -413,6 +417,7 @@ def test_the_moto_server_dies_with_a_parent_killed_by_sigkill() -> None:
     eventually_sync(lambda: not listening(), timeout=15, interval=0.1)  # child outlived parent?
 
 
+@pytest.mark.slow
 def test_sigterm_of_a_program_waiting_on_replies_deletes_its_reply_queue(
     moto: MotoServer,
 ) -> None:
@@ -467,6 +472,7 @@ def test_sigterm_of_a_program_waiting_on_replies_deletes_its_reply_queue(
     sqs.delete_queue(QueueUrl=work)
 
 
+@pytest.mark.slow
 async def test_the_sigterm_handler_is_there_only_while_a_reply_queue_of_its_own_is(
     moto: MotoServer, queue_url: str
 ) -> None:

@@ -20,7 +20,8 @@ from aiofanout import LambdaTarget, Retry, TaskFailed, UsageError, dispatch_many
 from aiofanout.local import Faults, FunctionConfig, LocalAws
 from aiofanout.testing import eventually
 
-pytestmark = pytest.mark.asyncio(loop_scope="module")
+# End to end on a local stack of real processes: every test here is slow.
+pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.slow]
 
 FUNCTIONS = str(Path(__file__).with_name("lambda_functions"))
 

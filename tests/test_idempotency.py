@@ -142,6 +142,7 @@ async def test_a_sender_sees_in_progress_as_a_retryable_task_failure(
     assert await first == 5
 
 
+@pytest.mark.slow
 async def test_a_crashed_run_holds_its_key_until_its_deadline_then_one_delivery_takes_over(
     moto: MotoServer, store: DynamoDBStore
 ) -> None:
@@ -186,6 +187,7 @@ async def test_a_crashed_run_holds_its_key_until_its_deadline_then_one_delivery_
     assert runs == ["a", "a"]
 
 
+@pytest.mark.slow
 async def test_an_sqs_batch_delivered_twice_runs_each_task_once(store: DynamoDBStore) -> None:
     app = App("w", idempotency=store)
     runs = Counter[int]()

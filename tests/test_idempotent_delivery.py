@@ -24,7 +24,8 @@ from aiofanout import LambdaTarget, SqsTarget, dispatch_many
 from aiofanout.local import EventSourceMapping, Faults, FunctionConfig, LocalAws
 from aiofanout.testing import eventually
 
-pytestmark = pytest.mark.asyncio(loop_scope="module")
+# End to end on a local stack of real processes: every test here is slow.
+pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.slow]
 
 FUNCTIONS = str(Path(__file__).with_name("lambda_functions"))
 APP = "idempotent-worker"  # as in lambda_functions/idempotent_worker.py

@@ -90,6 +90,7 @@ async def test_items_that_never_wait_still_let_the_journal_write_a_part_at_a_tim
     assert max(sizes) <= 100 + 8
 
 
+@pytest.mark.slow
 async def test_a_store_that_refuses_parts_is_tried_again_at_its_pace_and_the_run_goes_on(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -328,6 +329,7 @@ async def bucket(moto: MotoServer, aioboto3_session: Any) -> AsyncIterator[str]:
         yield name
 
 
+@pytest.mark.slow
 async def test_an_s3_journal_resumes_a_run_and_streams_its_results(
     moto: MotoServer, bucket: str
 ) -> None:

@@ -24,7 +24,8 @@ from aiofanout import (
 from aiofanout.local import EventSourceMapping, Faults, FunctionConfig, LocalAws, stack
 from aiofanout.testing import eventually
 
-pytestmark = pytest.mark.asyncio(loop_scope="module")
+# End to end on a local stack of real processes: every test here is slow.
+pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.slow]
 
 FUNCTIONS = str(Path(__file__).with_name("lambda_functions"))
 

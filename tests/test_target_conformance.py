@@ -94,6 +94,7 @@ async def test_the_lambda_target_conforms_against_the_invoke_api() -> None:
         )
 
 
+@pytest.mark.slow
 async def test_the_lambda_target_conforms_on_moto_for_a_missing_function(moto: MotoServer) -> None:
     def target() -> LambdaTarget:
         return LambdaTarget(
@@ -114,6 +115,7 @@ async def work_queue(sqs: Any) -> AsyncIterator[str]:
     await sqs.delete_queue(QueueUrl=url)
 
 
+@pytest.mark.slow
 async def test_the_sqs_target_conforms_on_moto(moto: MotoServer, work_queue: str) -> None:
     def target() -> SqsTarget:
         return SqsTarget(work_queue, task="t", endpoint_url=moto.endpoint_url, region_name=REGION)
@@ -121,6 +123,7 @@ async def test_the_sqs_target_conforms_on_moto(moto: MotoServer, work_queue: str
     await check_target(target, [1, "two", {"three": 3}])
 
 
+@pytest.mark.slow
 async def test_the_sqs_target_conforms_on_moto_for_a_missing_queue(moto: MotoServer) -> None:
     missing = f"{moto.endpoint_url}/123456789012/no-such-{uuid.uuid4().hex[:6]}"
     await check_target(

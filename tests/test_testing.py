@@ -24,6 +24,7 @@ from aiofanout.testing import (
 FUNCTIONS = str(Path(__file__).with_name("lambda_functions"))
 
 
+@pytest.mark.slow
 async def test_the_local_aws_fixture_runs_a_function(local_aws: LocalAws) -> None:
     local_aws.add_function(FunctionConfig("echo", "plain.echo", code_paths=[FUNCTIONS]))
     target = LambdaTarget(
@@ -33,6 +34,7 @@ async def test_the_local_aws_fixture_runs_a_function(local_aws: LocalAws) -> Non
     assert result.values() == [{"a": 1}]
 
 
+@pytest.mark.slow
 async def test_the_moto_server_fixture_serves_sqs(moto_server: MotoServer) -> None:
     import aioboto3
 
@@ -66,6 +68,7 @@ def test_sqs_events_have_the_shape_lambda_sends() -> None:
         MotoServer(host="10.0.0.1")
 
 
+@pytest.mark.slow
 def test_importing_aiofanout_testing_loads_nothing_that_needs_the_local_extra() -> None:
     import subprocess
     import sys
