@@ -1,4 +1,4 @@
-"""Every job of the project, one session each: ``nox -s tests lint typecheck bench demo``.
+"""Every job of the project, one session each: ``nox -s tests fast lint typecheck bench demo``.
 
 ``nox -s ci`` runs tests, lint and typecheck in one environment (what ``.ci/run`` calls).
 """
@@ -41,6 +41,13 @@ def tests(session: nox.Session) -> None:
     """The whole test suite (pass pytest arguments after ``--``)."""
     session.install("-e", DEV)
     _tests(session)
+
+
+@nox.session(python=PYTHON)
+def fast(session: nox.Session) -> None:
+    """The tests not marked ``slow`` (pass pytest arguments after ``--``): under a minute."""
+    session.install("-e", DEV)
+    session.run("pytest", "-m", "not slow", *session.posargs)
 
 
 @nox.session(python=PYTHON)

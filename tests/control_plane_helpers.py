@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import io
-import time
 import uuid
 import zipfile
 from collections.abc import Callable
 from typing import Any
+
+from aiofanout.testing import eventually
 
 HANDLER = """
 import os, time
@@ -50,33 +51,16 @@ async def call(method: Callable[..., Any], **kwargs: Any) -> Any:
     return await asyncio.to_thread(method, **kwargs)
 
 
-async def eventually(check: Callable[[], Any], *, timeout: float = 30.0) -> Any:
-    """Poll an async-safe ``check`` until it returns a truthy value (the condition, not a sleep)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await asyncio.to_thread(check)
-        if value:
-            return value
-        assert time.monotonic() < deadline, "the condition did not come true in time"
-        await asyncio.sleep(0.05)
-
-
-async def until(predicate: Callable[[], bool], *, timeout: float = 30.0) -> None:
-    """Wait (on this loop) until ``predicate()`` holds; fail after ``timeout`` s."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "the condition did not come true in time"
-        await asyncio.sleep(0.02)
-
-
-def receive(sqs: Any, url: str, count: int, *, timeout: float = 30.0) -> list[dict[str, Any]]:
+async def receive(sqs: Any, url: str, count: int, *, timeout: float = 30.0) -> list[dict[str, Any]]:
     """Receive (and delete) ``count`` messages of a queue, long polling; fail after ``timeout``."""
     messages: list[dict[str, Any]] = []
-    deadline = time.monotonic() + timeout
-    while len(messages) < count:
-        assert time.monotonic() < deadline, f"got {len(messages)} of {count} messages in time"
+
+    def all_received() -> bool:  # boto3 blocks: run in a thread (the stack serves on this loop)
         got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1)
         for message in got.get("Messages", []):
             messages.append(message)
             sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+        return len(messages) >= count
+
+    await eventually(lambda: asyncio.to_thread(all_received), timeout=timeout, interval=0)
     return messages

@@ -25,20 +25,13 @@ from aiofanout import (
 )
 from aiofanout._adaptive import MAX_PATIENCE, Limiter, Share
 from aiofanout._input import Gate
+from aiofanout.testing import eventually
 
 PATIENT = Retry(attempts=100, base=0.001, cap=0.004)  # every item ends up succeeding
 
 
 def busy() -> Throttled:
     return Throttled("Rate Exceeded.", code="TooManyRequestsException")
-
-
-async def until(condition: Any, timeout: float = 20.0) -> None:
-    """Wait until ``condition()`` holds, checking at every turn of the loop."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not condition():
-        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
-        await asyncio.sleep(0.001)
 
 
 # -- the controller alone ---------------------------------------------------------------------
@@ -168,7 +161,7 @@ async def test_a_waiter_gets_the_permit_released_and_a_cancelled_one_leaks_none(
     (_held,) = await c.take(1)
     first = asyncio.create_task(c.limiter.acquire(c.gate))
     second = asyncio.create_task(c.limiter.acquire(c.gate))
-    await until(lambda: len(c.limiter.waiters) == 2)
+    await eventually(lambda: len(c.limiter.waiters) == 2, timeout=20, interval=0.001)
     second.cancel()
     c.limiter.hand_back()
     assert await first == 0
@@ -267,7 +260,11 @@ async def test_fan_outs_side_by_side_through_one_target_share_one_limit() -> Non
             on_progress=seen.append,
         )
     )
-    await until(lambda: bool(seen) and seen[-1].limit is not None and seen[-1].limit.current <= 9)
+    await eventually(
+        lambda: bool(seen) and seen[-1].limit is not None and seen[-1].limit.current <= 9,
+        timeout=20,
+        interval=0.001,
+    )
     arrivals = len(target.concurrency)
     second = await dispatch_many(target, range(100), concurrency=32, retry=PATIENT, adaptive=True)
     result = await first

@@ -15,15 +15,18 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from aiofanout.testing import free_port
+from aiofanout.testing import eventually_sync, free_port
 
 from .serving import Served, serving, wait_for_line
+
+# End to end through real processes: every test here is slow.
+pytestmark = pytest.mark.slow
+
 
 ROOT = Path(__file__).resolve().parents[1]
 FUNCTIONS = ROOT / "tests" / "lambda_functions"
@@ -211,12 +214,11 @@ def test_sigterm_stops_serve_and_every_process_it_started(serve: Served) -> None
     assert len(children) >= 2  # the moto server and at least one awslambdaric
     serve.process.send_signal(signal.SIGTERM)
     assert serve.process.wait(timeout=30) == 0
-    deadline = time.monotonic() + 20
-    while (left := {p for p in children if Path(f"/proc/{p}").exists()}) and (
-        time.monotonic() < deadline
-    ):
-        time.sleep(0.05)
-    assert not left, f"left running after SIGTERM: {left}"
+
+    def none_left_running() -> bool:
+        return not {p for p in children if Path(f"/proc/{p}").exists()}
+
+    eventually_sync(none_left_running, timeout=20)
 
 
 def _children(pid: int) -> set[int]:

@@ -32,7 +32,8 @@ from aiofanout import (
 from aiofanout.local import EventSourceMapping, FunctionConfig, LocalAws, stack
 from aiofanout.wire import ReplyEnvelope, decode_task, encode_reply, encode_task
 
-pytestmark = pytest.mark.asyncio(loop_scope="module")
+# End to end on a local stack of real processes: every test here is slow.
+pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.slow]
 
 FUNCTIONS = str(Path(__file__).with_name("lambda_functions"))
 SECRET = "claim-check-secret"

@@ -8,10 +8,11 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+
+from aiofanout.testing import eventually_sync
 
 from .serving import serving
 
@@ -32,6 +33,7 @@ def run(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow
 def test_help_explains_the_commands() -> None:
     done = run("--help")
     assert done.returncode == 0
@@ -40,12 +42,14 @@ def test_help_explains_the_commands() -> None:
     assert "--function" in run("serve", "--help").stdout
 
 
+@pytest.mark.slow
 def test_a_bad_function_spec_is_a_clear_error() -> None:
     done = run("serve", "--function", "no-handler")
     assert done.returncode == 2
     assert "NAME=HANDLER" in done.stderr
 
 
+@pytest.mark.slow
 def test_the_demo_runs_every_phase_end_to_end() -> None:
     done = run("demo", "--items", "30")
     assert done.returncode == 0, done.stderr[-2000:]
@@ -83,7 +87,13 @@ async def test_the_demo_names_the_error_of_an_item_that_fails_and_exits_1(
     assert "item 7: LookupError: no photo 7" in out
 
 
+@pytest.mark.slow
 def test_serve_answers_boto3_and_stops_on_ctrl_c() -> None:
+    _serve_answer_boto3_and_stop_on_ctrl_c()
+
+
+def _serve_answer_boto3_and_stop_on_ctrl_c() -> None:
+    """Serve a function, invoke it with boto3, check the banner, then stop serve with Ctrl-C."""
     import boto3
 
     functions = str(ROOT / "tests" / "lambda_functions")
@@ -104,14 +114,16 @@ def test_serve_answers_boto3_and_stops_on_ctrl_c() -> None:
 
 
 @pytest.mark.skipif(not Path("/proc").exists(), reason="needs /proc to list processes")
+@pytest.mark.slow
 def test_serve_leaves_no_child_behind() -> None:
     before = _children_of_serve()
-    test_serve_answers_boto3_and_stops_on_ctrl_c()
+    _serve_answer_boto3_and_stop_on_ctrl_c()
+
     # The children may take a moment to exit after serve does: wait for it, up to a bound.
-    deadline = time.monotonic() + 20
-    while (left := _children_of_serve() - before) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not left
+    def no_child_left() -> bool:
+        return not _children_of_serve() - before
+
+    eventually_sync(no_child_left, timeout=20)
 
 
 def _children_of_serve() -> set[int]:

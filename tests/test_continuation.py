@@ -20,8 +20,10 @@ import pytest
 from aiofanout import FileJournal, S3Journal
 from aiofanout.durable import orchestrate, resume_event
 from aiofanout.local import Faults, FunctionConfig, LocalAws
+from aiofanout.testing import eventually
 
-pytestmark = pytest.mark.asyncio(loop_scope="module")
+# End to end on a local stack of real processes: every test here is slow.
+pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.slow]
 
 FUNCTIONS = str(Path(__file__).with_name("lambda_functions"))
 
@@ -111,15 +113,18 @@ class Orchestration:
     async def next_message(self, queue_url: str, bound: float = 150.0) -> dict[str, Any]:
         """The next message on ``queue_url`` (long polls, at most ``bound`` seconds)."""
         async with self.aws.client("sqs") as sqs:
-            until = asyncio.get_running_loop().time() + bound
-            while asyncio.get_running_loop().time() < until:
+
+            async def received() -> dict[str, Any] | None:
                 got = await sqs.receive_message(QueueUrl=queue_url, WaitTimeSeconds=2)
                 for message in got.get("Messages", []):
                     await sqs.delete_message(
                         QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"]
                     )
-                    return dict(json.loads(message["Body"]))
-        raise AssertionError(f"nothing arrived on {queue_url} in {bound} s")
+                    return dict(message)
+                return None
+
+            message = await eventually(received, timeout=bound, interval=0)
+        return dict(json.loads(message["Body"]))
 
     def executed(self) -> Counter[int]:
         text = self.executions.read_text() if self.executions.exists() else ""

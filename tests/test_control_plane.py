@@ -19,10 +19,12 @@ from typing import Any
 import pytest
 
 from aiofanout.local import FunctionConfig, LocalAws, stack
+from aiofanout.testing import eventually
 
-from .control_plane_helpers import call, client, eventually, receive, unique, until, zipped
+from .control_plane_helpers import call, client, receive, unique, zipped
 
-pytestmark = pytest.mark.asyncio(loop_scope="module")
+# End to end on a local stack of real processes: every test here is slow.
+pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.slow]
 
 FUNCTIONS = str(Path(__file__).with_name("lambda_functions"))
 ROLE = "arn:aws:iam::123456789012:role/lambda-role"
@@ -134,7 +136,7 @@ async def test_a_busy_environment_finishes_on_the_old_code_and_retires(
 
     running = asyncio.ensure_future(slow)
     function = aws.runtime.functions.get(name)
-    await until(lambda: any(env.current for env in function.pool.members.values()))
+    await eventually(lambda: any(env.current for env in function.pool.members.values()))
     await call(lam.update_function_code, FunctionName=name, ZipFile=zipped("2"))
     old = json.loads((await running).body)
     assert old["version"] == "1"  # it finished where it started
@@ -248,7 +250,7 @@ async def test_function_output_and_errors_reach_the_logs_with_name_and_request_i
         lam.invoke, FunctionName=name, InvocationType="Event", Payload=json.dumps({"fail": True})
     )
     request_id = response["ResponseMetadata"]["RequestId"]
-    await until(
+    await eventually(
         lambda: any(
             r.levelno == logging.WARNING and request_id in r.getMessage() for r in caplog.records
         )
@@ -276,7 +278,7 @@ async def test_reserved_concurrency_is_enforced_and_reported(aws: LocalAws, lam:
     function = await call(lam.get_function, FunctionName=name)
     assert function["Concurrency"] == {"ReservedConcurrentExecutions": 1}
     busy = asyncio.ensure_future(aws.runtime.invoke(name, b'{"sleep": 1}'))
-    await until(
+    await eventually(
         lambda: any(e.current for e in aws.runtime.functions.get(name).pool.members.values())
     )
     # Past the reserved concurrency: 429 TooManyRequestsException, Reason as the API ref lists.
@@ -298,12 +300,12 @@ async def test_a_lowered_reserved_concurrency_retires_environments_as_they_finis
     await call(lam.put_function_concurrency, FunctionName=name, ReservedConcurrentExecutions=3)
     pool = aws.runtime.functions.get(name).pool
     busy = [asyncio.ensure_future(aws.runtime.invoke(name, b'{"sleep": 1}')) for _ in range(3)]
-    await until(lambda: sum(1 for e in pool.members.values() if e.current) == 3)
+    await eventually(lambda: sum(1 for e in pool.members.values() if e.current) == 3)
     await call(lam.put_function_concurrency, FunctionName=name, ReservedConcurrentExecutions=1)
     results = await asyncio.gather(*busy)
     assert all(r.error_type is None for r in results)  # none of the running invokes was cut
     # Above the new limit, environments retire as their invocations end: one stays warm.
-    await until(lambda: len(pool.members) <= 1)
+    await eventually(lambda: len(pool.members) <= 1)
     assert aws.runtime.stats(name)["environments"] <= 1
 
 
@@ -325,7 +327,7 @@ async def test_provisioned_concurrency_starts_environments_ahead_and_reports_sta
         got = lam.get_provisioned_concurrency_config(FunctionName=name, Qualifier="$LATEST")
         return got if got["Status"] == "READY" else None
 
-    got = await eventually(ready)
+    got = await eventually(lambda: asyncio.to_thread(ready))
     assert got["AllocatedProvisionedConcurrentExecutions"] == 2
     stats = aws.runtime.stats(name)
     assert (stats["environments"], len(stats["cold_starts_ms"])) == (2, 2)
@@ -410,12 +412,12 @@ async def test_destinations_receive_aws_invocation_records(lam: Any, sqs: Any) -
     await call(lam.invoke, FunctionName=name, InvocationType="Event", Payload=b'{"n": 1}')
     await call(lam.invoke, FunctionName=name, InvocationType="Event", Payload=b'{"fail": true}')
     # The asynchronous invocation record (DESIGN.md; Lambda guide "Destinations").
-    [ok] = [json.loads(m["Body"]) for m in await call(receive, sqs=sqs, url=successes, count=1)]
+    [ok] = [json.loads(m["Body"]) for m in await receive(sqs, successes, 1)]
     assert ok["requestContext"]["condition"] == "Success"
     assert ok["requestPayload"] == {"n": 1}
     assert ok["responsePayload"] == {"version": "1", "greeting": None}
     assert "functionError" not in ok["responseContext"]
-    [bad] = [json.loads(m["Body"]) for m in await call(receive, sqs=sqs, url=failures, count=1)]
+    [bad] = [json.loads(m["Body"]) for m in await receive(sqs, failures, 1)]
     assert bad["requestContext"]["condition"] == "RetriesExhausted"
     assert bad["requestContext"]["approximateInvokeCount"] == 1  # MaximumRetryAttempts=0
     assert bad["responseContext"]["functionError"] == "Unhandled"
@@ -438,7 +440,7 @@ async def test_an_event_older_than_the_maximum_age_goes_to_on_failure_unrun(
     # The minimum age is 60 s (model); the runner's clock jumps an hour instead of waiting.
     monkeypatch.setattr(aws.runtime._events, "clock", lambda: time.time() + 3600)
     await call(lam.invoke, FunctionName=name, InvocationType="Event", Payload=b'{"n": 2}')
-    [aged] = [json.loads(m["Body"]) for m in await call(receive, sqs=sqs, url=failures, count=1)]
+    [aged] = [json.loads(m["Body"]) for m in await receive(sqs, failures, 1)]
     assert aged["requestContext"]["condition"] == "EventAgeExceeded"
     assert aged["requestPayload"] == {"n": 2}
     assert aws.runtime.stats(name)["invocations"] == 0
@@ -481,16 +483,16 @@ async def test_an_sqs_mapping_created_through_the_api_runs_and_reports_its_state
         got = lam.get_event_source_mapping(UUID=uuid_)
         return got if got["State"] == state else None
 
-    await eventually(lambda: state_is("Enabled"))
+    await eventually(lambda: asyncio.to_thread(state_is, "Enabled"))
     for n in range(7):
         await call(sqs.send_message, QueueUrl=url, MessageBody=json.dumps({"n": n}))
-    await eventually(lambda: queue_is_drained(sqs, url))
+    await eventually(lambda: asyncio.to_thread(queue_is_drained, sqs, url))
     assert aws.runtime.stats(name)["invocations"] >= 2  # batches of at most 5
     listed = await call(lam.list_event_source_mappings, FunctionName=name)
     assert [m["UUID"] for m in listed["EventSourceMappings"]] == [uuid_]
     updated = await call(lam.update_event_source_mapping, UUID=uuid_, BatchSize=3, Enabled=False)
     assert (updated["State"], updated["BatchSize"]) == ("Updating", 3)
-    await eventually(lambda: state_is("Disabled"))
+    await eventually(lambda: asyncio.to_thread(state_is, "Disabled"))
     deleted = await call(lam.delete_event_source_mapping, UUID=uuid_)
     assert deleted["State"] == "Deleting"
 
@@ -501,7 +503,7 @@ async def test_an_sqs_mapping_created_through_the_api_runs_and_reports_its_state
             return True
         return False
 
-    await eventually(gone)
+    await eventually(lambda: asyncio.to_thread(gone))
 
 
 async def test_a_disabled_mapping_leaves_the_queue_alone(aws: LocalAws, lam: Any, sqs: Any) -> None:
@@ -512,13 +514,15 @@ async def test_a_disabled_mapping_leaves_the_queue_alone(aws: LocalAws, lam: Any
     )
     assert created["BatchSize"] == 10  # AWS's default for SQS
     await eventually(
-        lambda: lam.get_event_source_mapping(UUID=created["UUID"])["State"] == "Disabled"
+        lambda: asyncio.to_thread(
+            lambda: lam.get_event_source_mapping(UUID=created["UUID"])["State"] == "Disabled"
+        )
     )
     mapping = aws.runtime.mappings.by_uuid[created["UUID"]]
     assert mapping.pollers == []
     await call(lam.update_event_source_mapping, UUID=created["UUID"], Enabled=True)
     await call(sqs.send_message, QueueUrl=url, MessageBody="{}")
-    await eventually(lambda: queue_is_drained(sqs, url))
+    await eventually(lambda: asyncio.to_thread(queue_is_drained, sqs, url))
     await call(lam.delete_event_source_mapping, UUID=created["UUID"])
 
 

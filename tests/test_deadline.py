@@ -32,7 +32,11 @@ from aiofanout import (
     dispatch_many,
 )
 from aiofanout.local import EventSourceMapping, FunctionConfig, LocalAws, stack
+from aiofanout.testing import eventually
 from aiofanout.wire import decode_task, encode_task
+
+# End to end through real processes: every test here is slow.
+pytestmark = pytest.mark.slow
 
 
 def now_ms() -> int:
@@ -151,21 +155,14 @@ async def test_a_request_response_task_is_stopped_at_its_attempt_timeout(
 
 
 async def _queue_drained(aws: LocalAws, url: str) -> None:
+    names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
     async with aws.client("sqs") as sqs:
-        for _ in range(300):
-            attributes = (
-                await sqs.get_queue_attributes(
-                    QueueUrl=url,
-                    AttributeNames=[
-                        "ApproximateNumberOfMessages",
-                        "ApproximateNumberOfMessagesNotVisible",
-                    ],
-                )
-            )["Attributes"]
-            if not any(int(value) for value in attributes.values()):
-                return
-            await asyncio.sleep(0.1)
-    raise AssertionError(f"queue {url} was not drained")
+
+        async def drained() -> bool:
+            got = await sqs.get_queue_attributes(QueueUrl=url, AttributeNames=names)
+            return not any(int(value) for value in got["Attributes"].values())
+
+        await eventually(drained, timeout=30, interval=0.1)
 
 
 async def test_sqs_messages_received_after_the_senders_deadline(

@@ -28,7 +28,7 @@ from aiofanout import (
     UsageError,
     dispatch_many,
 )
-from aiofanout.testing import MotoServer
+from aiofanout.testing import MotoServer, eventually_sync
 from aiofanout.wire import ClaimRef, decode_task, encode_task, secret_from_env
 
 SECRET = "defects-secret"
@@ -108,6 +108,7 @@ def test_secret_from_env_fails_loudly_when_the_variable_is_missing(
     assert App("signed", secret=secret_from_env()).secret == "s3cret"
 
 
+@pytest.mark.slow
 async def test_a_reply_not_signed_by_the_worker_is_never_taken_as_a_result(
     moto: MotoServer, sqs: Any, queue_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -285,6 +286,7 @@ async def _exists(s3: Any, bucket: str, key: str) -> bool:
 
 
 @pytest.mark.parametrize("where", ["other bucket", "outside the prefix", "climbing out"])
+@pytest.mark.slow
 async def test_a_claim_outside_the_bucket_and_prefix_is_refused_and_nothing_is_deleted(
     moto: MotoServer, s3: Any, where: str
 ) -> None:
@@ -311,6 +313,7 @@ async def test_a_claim_outside_the_bucket_and_prefix_is_refused_and_nothing_is_d
     assert await _exists(s3, bucket, key)
 
 
+@pytest.mark.slow
 async def test_an_object_larger_than_its_reference_is_refused_unread(
     moto: MotoServer, s3: Any
 ) -> None:
@@ -384,13 +387,13 @@ def test_a_moto_port_in_use_is_an_error_not_the_old_servers_state(moto: MotoServ
         MotoServer(port=moto.port).start()
 
 
+@pytest.mark.slow
 def test_the_moto_server_dies_with_a_parent_killed_by_sigkill() -> None:
     import os
     import signal
     import socket
     import subprocess
     import sys
-    import time
 
     script = (
         "import sys, time\n"
@@ -401,7 +404,7 @@ def test_the_moto_server_dies_with_a_parent_killed_by_sigkill() -> None:
     )
     parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
     assert parent.stdout is not None
-    port, child = (int(word) for word in parent.stdout.readline().split())
+    port, _moto_pid = (int(word) for word in parent.stdout.readline().split())
     os.kill(parent.pid, signal.SIGKILL)
     parent.wait(timeout=10)
     parent.stdout.close()
@@ -410,12 +413,11 @@ def test_the_moto_server_dies_with_a_parent_killed_by_sigkill() -> None:
         with socket.socket() as sock:
             return sock.connect_ex(("127.0.0.1", port)) == 0
 
-    give_up = time.monotonic() + 15
-    while listening() and time.monotonic() < give_up:
-        time.sleep(0.1)  # polling a condition: the orphan's watchdog notices within 0.5 s
-    assert not listening(), f"moto server pid {child} outlived its parent"
+    # The orphan's watchdog notices within 0.5 s.
+    eventually_sync(lambda: not listening(), timeout=15, interval=0.1)  # child outlived parent?
 
 
+@pytest.mark.slow
 def test_sigterm_of_a_program_waiting_on_replies_deletes_its_reply_queue(
     moto: MotoServer,
 ) -> None:
@@ -453,22 +455,14 @@ def test_sigterm_of_a_program_waiting_on_replies_deletes_its_reply_queue(
     try:
         assert program.stdout is not None
         assert program.stdout.readline().strip() == "fanning out"
-        give_up = time.monotonic() + 30
-        while not set(reply_queues()) - before and time.monotonic() < give_up:
-            time.sleep(0.1)  # polling a condition: the program makes its reply queue
-        made = set(reply_queues()) - before
-        assert made, "the program made no reply queue"
-        give_up = time.monotonic() + 30
-        while (
-            int(
-                sqs.get_queue_attributes(QueueUrl=work, AttributeNames=["All"])["Attributes"][
-                    "ApproximateNumberOfMessages"
-                ]
-            )
-            < 3
-            and time.monotonic() < give_up
-        ):
-            time.sleep(0.1)  # the items are sent: the program waits on their replies
+        # The program makes its reply queue.
+        made = eventually_sync(lambda: set(reply_queues()) - before, timeout=30, interval=0.1)
+
+        def all_sent() -> bool:  # the items are sent: the program waits on their replies
+            attributes = sqs.get_queue_attributes(QueueUrl=work, AttributeNames=["All"])
+            return int(attributes["Attributes"]["ApproximateNumberOfMessages"]) >= 3
+
+        eventually_sync(all_sent, timeout=30, interval=0.1)
         program.send_signal(signal.SIGTERM)
         assert program.wait(timeout=30) == -signal.SIGTERM  # it still ends by SIGTERM
     finally:
@@ -478,6 +472,7 @@ def test_sigterm_of_a_program_waiting_on_replies_deletes_its_reply_queue(
     sqs.delete_queue(QueueUrl=work)
 
 
+@pytest.mark.slow
 async def test_the_sigterm_handler_is_there_only_while_a_reply_queue_of_its_own_is(
     moto: MotoServer, queue_url: str
 ) -> None:

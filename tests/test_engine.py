@@ -87,6 +87,7 @@ plans = st.lists(st.lists(step, min_size=1, max_size=4), min_size=0, max_size=40
     tolerate=st.one_of(st.none(), st.integers(0, 5)),
     deadline=st.one_of(st.none(), st.floats(0.02, 0.2)),
 )
+@pytest.mark.slow
 def test_every_item_ends_once_in_order_under_the_cap(
     plan: list[list[str]],
     concurrency: int,

@@ -164,6 +164,7 @@ async def redrive(server: MotoServer, consumers: int, messages: int = MESSAGES) 
 
 
 @pytest.mark.parametrize("consumers", [1, 2, 4])
+@pytest.mark.slow
 async def test_every_message_is_received_twice_then_dead_lettered_once(
     exact: MotoServer, consumers: int
 ) -> None:
@@ -171,6 +172,7 @@ async def test_every_message_is_received_twice_then_dead_lettered_once(
     assert anomalies == dict.fromkeys(anomalies, 0)
 
 
+@pytest.mark.slow
 async def test_comparison_a_plain_moto_server_fails_the_same_redrive(plain: MotoServer) -> None:
     """Not a test of ours: it shows the redrive test above has teeth (moto 5.2.5).
 
@@ -223,6 +225,7 @@ async def _delete(sqs: Any, url: str, traffic: Traffic, *, batched: bool) -> Non
                 await sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
 
 
+@pytest.mark.slow
 async def test_concurrent_senders_receivers_and_deleters_lose_and_repeat_nothing(
     exact: MotoServer,
 ) -> None:
@@ -250,6 +253,7 @@ async def test_concurrent_senders_receivers_and_deleters_lose_and_repeat_nothing
     assert depth == 0  # nothing deleted came back, even in flight
 
 
+@pytest.mark.slow
 async def test_a_long_poll_does_not_hold_up_other_queues(exact: MotoServer) -> None:
     """The lock is let go while a receive waits; the waiting receive still gets a new message."""
     async with await _client(exact) as sqs:
@@ -277,6 +281,7 @@ async def test_a_long_poll_does_not_hold_up_other_queues(exact: MotoServer) -> N
         await sqs.delete_queue(QueueUrl=busy)
 
 
+@pytest.mark.slow
 async def test_a_long_poll_on_a_blocked_fifo_group_does_not_hold_up_others(
     exact: MotoServer,
 ) -> None:

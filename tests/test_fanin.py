@@ -37,7 +37,7 @@ from aiofanout.targets._reply_router import (
     raise_or_return,
     reply_id,
 )
-from aiofanout.testing import LambdaContext, sqs_event
+from aiofanout.testing import LambdaContext, eventually, sqs_event
 from aiofanout.wire import ErrorInfo, ReplyEnvelope, encode_reply
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -241,6 +241,7 @@ async def sample_while(
     return samples
 
 
+@pytest.mark.slow
 async def test_sqs_round_trip_values_in_order_errors_at_once_duplicates_once(
     aws: LocalAws,
 ) -> None:
@@ -289,6 +290,7 @@ async def test_sqs_round_trip_values_in_order_errors_at_once_duplicates_once(
     assert not await exists(aws, fanin.last_url)
 
 
+@pytest.mark.slow
 async def test_at_the_deadline_unanswered_items_time_out_and_the_queue_is_deleted(
     aws: LocalAws,
 ) -> None:
@@ -307,6 +309,7 @@ async def test_at_the_deadline_unanswered_items_time_out_and_the_queue_is_delete
     assert not await exists(aws, target.fanin.last_url)
 
 
+@pytest.mark.slow
 async def test_a_cancelled_fan_out_deletes_its_reply_queue(aws: LocalAws) -> None:
     queue_url = await work_queue(aws, batch_size=1, pollers=2)
     target = SqsTarget(
@@ -315,8 +318,7 @@ async def test_a_cancelled_fan_out_deletes_its_reply_queue(aws: LocalAws) -> Non
     assert target.fanin is not None
     running = asyncio.create_task(dispatch_many(target, [0, 0, 20, 20], concurrency=4))
     # The quick ones came back: the queue is in use (a counter another task updates).
-    while target.reply_stats.received < 2:  # noqa: ASYNC110
-        await asyncio.sleep(0.05)
+    await eventually(lambda: target.reply_stats.received >= 2)
     reply_url = target.fanin.last_url
     assert await exists(aws, reply_url)
     running.cancel()
@@ -325,6 +327,7 @@ async def test_a_cancelled_fan_out_deletes_its_reply_queue(aws: LocalAws) -> Non
     assert not await exists(aws, reply_url)
 
 
+@pytest.mark.slow
 async def test_event_replies_and_crashes_through_the_on_failure_destination(
     aws: LocalAws,
 ) -> None:
@@ -372,6 +375,7 @@ async def test_event_replies_and_crashes_through_the_on_failure_destination(
     assert not await exists(aws, target.fanin.last_url)
 
 
+@pytest.mark.slow
 async def test_two_fan_outs_share_a_reply_queue_and_each_gets_its_own(aws: LocalAws) -> None:
     queue_url = await work_queue(aws)
     reply_url = await aws.create_queue(f"replies-{uuid.uuid4().hex[:8]}")

@@ -9,7 +9,6 @@ killed it, so a mark missing then can never appear later.
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from collections import Counter
 from pathlib import Path
@@ -19,8 +18,10 @@ import pytest
 
 from aiofanout import LambdaTarget, Retry, TaskFailed, UsageError, dispatch_many
 from aiofanout.local import Faults, FunctionConfig, LocalAws
+from aiofanout.testing import eventually
 
-pytestmark = pytest.mark.asyncio(loop_scope="module")
+# End to end on a local stack of real processes: every test here is slow.
+pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.slow]
 
 FUNCTIONS = str(Path(__file__).with_name("lambda_functions"))
 
@@ -155,10 +156,14 @@ async def test_events_crashing_mid_handler_each_finish_once_or_reach_the_on_fail
         await warm_up_on_failure(aws, tmp_path, sqs, failures)
         events = fn.target(invocation_type="Event")
         assert (await dispatch_many(events, items, concurrency=sent)).ok
-        deadline = time.monotonic() + 60
-        while set(fn.count("finish")) | dead != set(range(sent)):
-            assert time.monotonic() < deadline, "some events neither finished nor failed"
-            dead |= await receive_ids(sqs, failures)
+
+        async def every_event_finished_or_failed() -> bool:
+            if set(fn.count("finish")) | dead == set(range(sent)):
+                return True
+            dead.update(await receive_ids(sqs, failures))
+            return False
+
+        await eventually(every_event_finished_or_failed, timeout=60, interval=0)
     finished = fn.count("finish")
     starts = fn.count("start")
     assert len(finished) + len(dead) == sent  # none lost, none counted twice
@@ -177,9 +182,11 @@ async def warm_up_on_failure(aws: LocalAws, tmp_path: Path, sqs: Any, failures: 
     fn = Marked(aws, tmp_path, Faults(error=1.0), on_failure=failures, event_retries=0)
     events = fn.target(invocation_type="Event")
     assert (await dispatch_many(events, [{"id": -1}], concurrency=1)).ok
-    deadline = time.monotonic() + 30
-    while await receive_ids(sqs, failures) != {-1}:
-        assert time.monotonic() < deadline, "the warm-up event never reached the queue"
+
+    async def the_warm_up_event_reached_the_queue() -> bool:
+        return await receive_ids(sqs, failures) == {-1}
+
+    await eventually(the_warm_up_event_reached_the_queue, timeout=30, interval=0)
 
 
 async def receive_ids(sqs: Any, url: str) -> set[int]:

@@ -25,7 +25,7 @@ from aiofanout import (
     dispatch_many,
     resume,
 )
-from aiofanout.testing import LambdaContext, MotoServer, sqs_event
+from aiofanout.testing import LambdaContext, MotoServer, eventually, sqs_event
 from aiofanout.wire import decode_task, encode_task
 from aiofanout.worker import MemoryStore
 
@@ -142,6 +142,7 @@ async def test_a_sender_sees_in_progress_as_a_retryable_task_failure(
     assert await first == 5
 
 
+@pytest.mark.slow
 async def test_a_crashed_run_holds_its_key_until_its_deadline_then_one_delivery_takes_over(
     moto: MotoServer, store: DynamoDBStore
 ) -> None:
@@ -175,7 +176,7 @@ async def test_a_crashed_run_holds_its_key_until_its_deadline_then_one_delivery_
     assert record["status"]["S"] == "IN_PROGRESS"
     expires_at_ms = int(record["expires_at_ms"]["N"])
     assert expires_at_ms <= now_ms() + timeout * 1000  # at the task's own deadline
-    await asyncio.sleep(max(0, expires_at_ms - now_ms()) / 1000 + 0.01)  # until it expires
+    await eventually(lambda: now_ms() > expires_at_ms, interval=0.01)  # until it expires
     assert now_ms() > expires_at_ms
 
     results = await asyncio.gather(*(app.run_envelope(envelope) for _ in range(3)))
@@ -186,6 +187,7 @@ async def test_a_crashed_run_holds_its_key_until_its_deadline_then_one_delivery_
     assert runs == ["a", "a"]
 
 
+@pytest.mark.slow
 async def test_an_sqs_batch_delivered_twice_runs_each_task_once(store: DynamoDBStore) -> None:
     app = App("w", idempotency=store)
     runs = Counter[int]()

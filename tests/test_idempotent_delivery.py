@@ -9,9 +9,7 @@ its process being killed): deliveries outnumber items, yet each task body ran on
 
 from __future__ import annotations
 
-import asyncio
 import json
-import time
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -24,8 +22,10 @@ import pytest_asyncio
 
 from aiofanout import LambdaTarget, SqsTarget, dispatch_many
 from aiofanout.local import EventSourceMapping, Faults, FunctionConfig, LocalAws
+from aiofanout.testing import eventually
 
-pytestmark = pytest.mark.asyncio(loop_scope="module")
+# End to end on a local stack of real processes: every test here is slow.
+pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.slow]
 
 FUNCTIONS = str(Path(__file__).with_name("lambda_functions"))
 APP = "idempotent-worker"  # as in lambda_functions/idempotent_worker.py
@@ -113,20 +113,6 @@ class Worker:
         return item
 
 
-async def wait_for(condition: Callable[[], Any], what: str, *, within: float = 30.0) -> None:
-    """Poll ``condition`` (sync or async) until it holds; fail after ``within`` seconds."""
-    deadline = time.monotonic() + within
-    while True:
-        held = condition()
-        if asyncio.iscoroutine(held):
-            held = await held
-        if held:
-            return
-        if time.monotonic() > deadline:
-            pytest.fail(f"gave up after {within:g} s waiting for {what}")
-        await asyncio.sleep(0.05)
-
-
 @pytest_asyncio.fixture(loop_scope="module")
 async def sqs_queue(aws: LocalAws) -> AsyncIterator[Callable[..., Awaitable[str]]]:
     """Make a queue that feeds a worker; its mappings stop polling after the test."""
@@ -176,7 +162,7 @@ async def test_every_sqs_message_delivered_twice_runs_its_task_once(
     url = await sqs_queue(worker, batch_size=10, pollers=1)
     keys = [f"sqs-{n}" for n in range(20)]
     assert (await dispatch_many(sqs_target(aws, url, "work"), keys, concurrency=10)).ok
-    await wait_for(lambda: queue_is_empty(aws, url), "every message deleted")
+    await eventually(lambda: queue_is_empty(aws, url))  # every message deleted
 
     deliveries = worker.count("delivery")
     assert set(deliveries) == set(keys)
@@ -210,7 +196,7 @@ async def test_events_re_run_after_crashes_run_their_task_once(
     keys = [f"event-{n}" for n in range(8)]
     assert (await dispatch_many(target, keys, concurrency=8)).ok
     tries = 3 * len(keys)
-    await wait_for(lambda: len(worker.lines("answer")) == tries, f"{tries} answers", within=40)
+    await eventually(lambda: len(worker.lines("answer")) == tries, timeout=40)  # the tries' answers
 
     assert worker.count("delivery") == Counter(dict.fromkeys(keys, 3))  # each event re-run
     assert all(worker.came_back_after_its_run(key) for key in keys)
@@ -228,7 +214,7 @@ async def test_a_run_that_died_holds_its_key_until_its_deadline_then_runs_once_m
     assert (await dispatch_many(sqs_target(aws, url, "fragile"), [key], concurrency=1)).ok
 
     # The first run claimed the key, started and died: its record stays IN_PROGRESS.
-    await wait_for(lambda: worker.count("start")[key] == 1, "the first run's start")
+    await eventually(lambda: worker.count("start")[key] == 1)  # the first run's start
     [first] = worker.lines("start")
     claim = await worker.stored("fragile", key)
     assert claim.get("status") == {"S": "IN_PROGRESS"}, claim
@@ -236,8 +222,8 @@ async def test_a_run_that_died_holds_its_key_until_its_deadline_then_runs_once_m
     # It expires at the task's deadline: its timeout after the claim, just before the start.
     assert 0 < expires_at_ms - first.ms <= FRAGILE_TIMEOUT * 1000
 
-    await wait_for(lambda: worker.count("finish")[key] == 1, "the run after the deadline")
-    await wait_for(lambda: queue_is_empty(aws, url), "the message deleted")
+    await eventually(lambda: worker.count("finish")[key] == 1)  # the run after the deadline
+    await eventually(lambda: queue_is_empty(aws, url))  # the message deleted
     starts, answers = worker.lines("start"), worker.lines("answer")
     assert len(starts) == 2  # the run that died and the run after its deadline, nothing else
     assert len(worker.lines("finish")) == 1
@@ -261,7 +247,7 @@ async def test_a_run_cut_off_by_its_invocations_deadline_frees_its_key_by_that_d
     url = await sqs_queue(worker, batch_size=1, pollers=1)
     key = f"endless-{uuid.uuid4().hex[:8]}"
     assert (await dispatch_many(sqs_target(aws, url, "endless"), [key], concurrency=1)).ok
-    await wait_for(lambda: worker.count("answer")[key] >= 1, "the first delivery's answer")
+    await eventually(lambda: worker.count("answer")[key] >= 1)  # the first delivery's answer
     first = worker.lines("delivery")[0]
     assert [line.key for line in worker.lines("start")] == [key]  # it ran, then was cut off
     claim = await worker.stored("endless", key)

@@ -13,7 +13,7 @@ import subprocess
 import sys
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,7 @@ from aiofanout import (
     resume,
     stream,
 )
-from aiofanout.testing import MotoServer
+from aiofanout.testing import MotoServer, eventually, eventually_sync
 
 HERE = Path(__file__).parent
 
@@ -90,6 +90,7 @@ async def test_items_that_never_wait_still_let_the_journal_write_a_part_at_a_tim
     assert max(sizes) <= 100 + 8
 
 
+@pytest.mark.slow
 async def test_a_store_that_refuses_parts_is_tried_again_at_its_pace_and_the_run_goes_on(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -195,8 +196,8 @@ async def test_a_cancelled_run_keeps_what_ended_and_resume_finishes_it(tmp_path:
         dispatch_many(slow, range(1000), concurrency=10, journal=journal, run_id=run_id)
     )
     await hundred_done.wait()
-    while len(work.runs) < 100:  # the last of 0..99 finish within a few loop turns  # noqa: ASYNC110
-        await asyncio.sleep(0)
+    # The last of 0..99 finish within a few loop turns.
+    await eventually(lambda: len(work.runs) >= 100, interval=0)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
@@ -222,7 +223,11 @@ def test_a_killed_process_loses_at_most_its_unwritten_part_and_resume_ends_every
         env=env,
     )
     try:
-        _wait_for(lambda: _lines(executions) >= 700, child)
+        eventually_sync(
+            _progressed_while_alive(lambda: _lines(executions) >= 700, child),
+            timeout=60,
+            interval=0.02,
+        )
         child.send_signal(signal.SIGKILL)
         child.wait(timeout=30)
     finally:
@@ -266,14 +271,16 @@ def _indexes(path: Path) -> list[int]:
     return [int(line) for line in path.read_text().split()]
 
 
-def _wait_for(condition: Any, child: subprocess.Popen[bytes], bound: float = 60.0) -> None:
-    import time
+def _progressed_while_alive(condition: Any, child: subprocess.Popen[bytes]) -> Callable[[], bool]:
+    """``condition``, which fails at once if ``child`` ends before it holds."""
 
-    until = time.monotonic() + bound
-    while not condition():
+    def progressed() -> bool:
+        if condition():
+            return True
         assert child.poll() is None, "the journaled run ended before it could be killed"
-        assert time.monotonic() < until, "the journaled run made no progress"
-        time.sleep(0.02)
+        return False
+
+    return progressed
 
 
 async def test_values_that_are_not_json_fail_their_item_in_the_result_and_the_journal(
@@ -322,6 +329,7 @@ async def bucket(moto: MotoServer, aioboto3_session: Any) -> AsyncIterator[str]:
         yield name
 
 
+@pytest.mark.slow
 async def test_an_s3_journal_resumes_a_run_and_streams_its_results(
     moto: MotoServer, bucket: str
 ) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -23,8 +22,10 @@ from aiofanout import (
     dispatch_many,
 )
 from aiofanout.local import EventSourceMapping, Faults, FunctionConfig, LocalAws, stack
+from aiofanout.testing import eventually
 
-pytestmark = pytest.mark.asyncio(loop_scope="module")
+# End to end on a local stack of real processes: every test here is slow.
+pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.slow]
 
 FUNCTIONS = str(Path(__file__).with_name("lambda_functions"))
 
@@ -77,7 +78,9 @@ async def test_event_and_dry_run_through_the_runtime(aws: LocalAws, tmp_path: Pa
     event = target(aws, name, task="square", invocation_type="Event")
     result = await dispatch_many(event, [3, 4], concurrency=2)
     assert [v["status"] for v in result.values()] == [202, 202]
-    await wait_for(lambda: notes.exists() and len(notes.read_text().splitlines()) == 2)
+    await eventually(
+        lambda: notes.exists() and len(notes.read_text().splitlines()) == 2, timeout=20
+    )
     assert sorted(notes.read_text().splitlines()) == ["square 3", "square 4"]
     dry = await dispatch_many(target(aws, name, invocation_type="DryRun"), [1], concurrency=1)
     assert dry.values() == [None]
@@ -231,7 +234,7 @@ async def test_an_sqs_mapping_with_partial_failures_ends_with_every_message_done
     sent = await dispatch_many(send, range(1, 25), concurrency=2)
     assert sent.ok
     async with aws.client("sqs") as sqs:
-        await wait_for_async(lambda: queue_is_empty(sqs, queue), timeout=60)
+        await eventually(lambda: queue_is_empty(sqs, queue), timeout=60, interval=0.2)
         dead = await receive_until(sqs, dlq, 3)
     dead_args = sorted(json.loads(m["Body"])["args"][0] for m in dead)
     assert dead_args == [7, 14, 21]
@@ -295,20 +298,6 @@ def alive(pid: int) -> bool:
     return not (status.exists() and "zombie" in status.read_text())
 
 
-async def wait_for(condition: Any, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.05)
-
-
-async def wait_for_async(condition: Any, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while not await condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.2)
-
-
 async def queue_is_empty(sqs: Any, url: str) -> bool:
     names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
     attributes = (await sqs.get_queue_attributes(QueueUrl=url, AttributeNames=names))["Attributes"]
@@ -319,11 +308,13 @@ async def receive_until(
     sqs: Any, url: str, count: int, timeout: float = 30
 ) -> list[dict[str, Any]]:
     messages: list[dict[str, Any]] = []
-    deadline = time.monotonic() + timeout
-    while len(messages) < count:
-        assert time.monotonic() < deadline, f"only {len(messages)} of {count} messages arrived"
+
+    async def all_arrived() -> bool:
         got = await sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1)
-        messages += got.get("Messages", [])
+        messages.extend(got.get("Messages", []))
+        return len(messages) >= count
+
+    await eventually(all_arrived, timeout=timeout, interval=0)
     return messages
 
 
@@ -428,7 +419,7 @@ async def test_environments_die_with_a_runtime_that_is_killed_outright(tmp_path:
         # death signal the runtime asked Linux for (PR_SET_PDEATHSIG) ends it.
         parent.send_signal(signal.SIGKILL)
         await parent.wait()
-        await wait_for(lambda: not any(alive(pid) for pid in pids), timeout=10)
+        await eventually(lambda: not any(alive(pid) for pid in pids), timeout=10)
     finally:
         if parent.returncode is None:
             parent.kill()

@@ -22,7 +22,8 @@ import pytest
 
 from aiofanout.local import LocalAws
 
-pytestmark = pytest.mark.asyncio(loop_scope="module")
+# End to end on a local stack of real processes: every test here is slow.
+pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.slow]
 
 ROLE = "arn:aws:iam::123456789012:role/r"
 

@@ -14,8 +14,10 @@ import pytest
 
 from aiofanout import LambdaTarget, Status, TaskFailed, dispatch_many
 from aiofanout.local import FunctionConfig, LocalAws
+from aiofanout.testing import eventually
 
-pytestmark = pytest.mark.asyncio(loop_scope="module")
+# End to end on a local stack of real processes: every test here is slow.
+pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.slow]
 
 FUNCTIONS = str(Path(__file__).with_name("lambda_functions"))
 
@@ -147,12 +149,10 @@ async def test_another_process_can_neither_take_nor_answer_an_environments_invoc
 
     import aiohttp
 
-    from .control_plane_helpers import until
-
     target = function_target(aws, "plain.sleep")
     run = asyncio.create_task(dispatch_many(target, [{"seconds": 2}], concurrency=1, retry=1))
     environments = aws.runtime._environments  # white-box: which port the environment polls
-    await until(lambda: any(e.current is not None for e in environments.by_id.values()))
+    await eventually(lambda: any(e.current is not None for e in environments.by_id.values()))
     [env] = [e for e in environments.by_id.values() if e.current is not None]
     assert env.process is not None
     assert env.current is not None

@@ -48,6 +48,7 @@ async def test_items_in_another_order_are_refused_at_the_first_index_that_differ
     assert sorted(ran) == list(range(1, 400, 2))
 
 
+@pytest.mark.slow
 async def test_one_changed_item_deep_in_a_long_run_is_named_and_memory_stays_flat(
     tmp_path: Path,
 ) -> None:
@@ -130,6 +131,7 @@ class _Context:
         return int((self._ends - time.monotonic()) * 1000)
 
 
+@pytest.mark.slow
 async def test_a_continued_run_whose_source_changed_is_refused(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

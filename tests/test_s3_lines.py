@@ -141,6 +141,7 @@ def csv_object(count: int) -> tuple[bytes, list[dict[str, str]]]:
 # -- everything, in order, and back from any position ----------------------------------------------
 
 
+@pytest.mark.slow
 async def test_jsonl_items_come_back_in_order_with_their_line_offsets(
     moto: MotoServer, s3: Any, bucket: str, counting: CountingSession
 ) -> None:
@@ -163,6 +164,7 @@ async def test_jsonl_items_come_back_in_order_with_their_line_offsets(
     assert counting.open == 0
 
 
+@pytest.mark.slow
 async def test_every_position_read_again_yields_its_item_then_the_rest(
     moto: MotoServer, s3: Any, bucket: str, counting: CountingSession
 ) -> None:
@@ -190,6 +192,7 @@ async def test_every_position_read_again_yields_its_item_then_the_rest(
     assert counting.open == 0
 
 
+@pytest.mark.slow
 async def test_csv_rows_are_dicts_and_resume_knowing_the_header(
     moto: MotoServer, s3: Any, bucket: str, counting: CountingSession
 ) -> None:
@@ -241,6 +244,7 @@ async def test_reading_a_few_items_fetches_a_few_lines_and_a_chunk(
     assert counting.open == 0
 
 
+@pytest.mark.slow
 async def test_a_csv_resumed_mid_object_fetches_the_header_and_its_rows_only(
     moto: MotoServer, s3: Any, bucket: str, counting: CountingSession
 ) -> None:

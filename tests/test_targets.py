@@ -38,7 +38,7 @@ from aiofanout import (
     UsageError,
     dispatch_many,
 )
-from aiofanout.testing import MotoServer, free_port
+from aiofanout.testing import MotoServer, eventually, free_port
 from aiofanout.wire import decode_task
 
 from .stubs import (
@@ -64,16 +64,19 @@ REGION = "us-east-1"
 
 async def receive_all(sqs: Any, url: str, expected: int) -> list[dict[str, Any]]:
     messages: list[dict[str, Any]] = []
-    deadline = time.monotonic() + 20
-    while len(messages) < expected and time.monotonic() < deadline:
+
+    async def all_received() -> bool:
         got = await sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0)
         batch = got.get("Messages", [])
-        messages += batch
+        messages.extend(batch)
         if batch:  # a FIFO group stays locked until its messages are deleted
             entries = [
                 {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(batch)
             ]
             await sqs.delete_message_batch(QueueUrl=url, Entries=entries)
+        return len(messages) >= expected
+
+    await eventually(all_received, timeout=20, interval=0)
     return messages
 
 
@@ -171,6 +174,7 @@ async def test_sqs_an_endpoint_that_refuses_connections_is_a_retryable_connect_e
     assert all(o.attempts == 2 for o in result)
 
 
+@pytest.mark.slow
 async def test_sqs_batches_group_by_count_and_by_bytes() -> None:
     async with StubServer(sqs_batch()) as stub:
         limits = Limits(sqs_batch=3000, sqs_message=2000)
@@ -227,6 +231,7 @@ async def test_sqs_per_entry_failures_fail_those_items_and_retry_only_server_fau
     assert len(json.loads(stub.requests[1])["Entries"]) == 1
 
 
+@pytest.mark.slow
 async def test_sqs_delay_hides_each_message_for_that_long(
     moto: MotoServer, sqs: Any, queue_url: str
 ) -> None:
@@ -340,6 +345,7 @@ async def test_lambda_chunks_send_one_invoke_per_chunk_and_one_value_per_item() 
     assert sorted(len(json.loads(r)) for r in stub.requests) == [2, 4, 4]
 
 
+@pytest.mark.slow
 async def test_lambda_throttling_is_retried_after_the_retry_after_hint() -> None:
     calls: list[float] = []
 
@@ -421,6 +427,7 @@ async def test_lambda_envelope_refusals_keep_their_class() -> None:
     assert isinstance(result[0].error, UnknownTask)
 
 
+@pytest.mark.slow
 async def test_lambda_a_slow_invoke_times_out_once_and_is_not_re_sent() -> None:
     async def handle(request: web.Request, body: bytes) -> web.StreamResponse:
         await slow(2)
@@ -435,6 +442,7 @@ async def test_lambda_a_slow_invoke_times_out_once_and_is_not_re_sent() -> None:
         assert len(stub.requests) == 1
 
 
+@pytest.mark.slow
 async def test_lambda_retry_ambiguous_opts_in_to_re_sending() -> None:
     async def handle(request: web.Request, body: bytes) -> web.StreamResponse:
         await slow(2)
@@ -698,6 +706,7 @@ async def test_a_shared_target_grows_for_a_larger_fan_out_beside_a_smaller_one()
     assert gate.peak == 30  # on the cap-1 client it was 1
 
 
+@pytest.mark.slow
 async def test_fan_outs_side_by_side_each_keep_their_whole_cap() -> None:
     gate = Gate(expected=30)
     async with StubServer(gated(gate)) as stub:
@@ -711,6 +720,7 @@ async def test_fan_outs_side_by_side_each_keep_their_whole_cap() -> None:
     assert gate.peak == 30  # a client sized for one of them held both at 15 together
 
 
+@pytest.mark.slow
 async def test_a_target_kept_open_with_the_default_grows_for_a_larger_fan_out() -> None:
     gate = Gate(expected=30)
     async with StubServer(gated(gate)) as stub:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -10,11 +12,19 @@ import pytest
 
 from aiofanout import LambdaTarget, SqsTarget, dispatch_many
 from aiofanout.local import FunctionConfig, LocalAws
-from aiofanout.testing import LambdaContext, MotoServer, sqs_event, sqs_record
+from aiofanout.testing import (
+    LambdaContext,
+    MotoServer,
+    eventually,
+    eventually_sync,
+    sqs_event,
+    sqs_record,
+)
 
 FUNCTIONS = str(Path(__file__).with_name("lambda_functions"))
 
 
+@pytest.mark.slow
 async def test_the_local_aws_fixture_runs_a_function(local_aws: LocalAws) -> None:
     local_aws.add_function(FunctionConfig("echo", "plain.echo", code_paths=[FUNCTIONS]))
     target = LambdaTarget(
@@ -24,6 +34,7 @@ async def test_the_local_aws_fixture_runs_a_function(local_aws: LocalAws) -> Non
     assert result.values() == [{"a": 1}]
 
 
+@pytest.mark.slow
 async def test_the_moto_server_fixture_serves_sqs(moto_server: MotoServer) -> None:
     import aioboto3
 
@@ -57,6 +68,7 @@ def test_sqs_events_have_the_shape_lambda_sends() -> None:
         MotoServer(host="10.0.0.1")
 
 
+@pytest.mark.slow
 def test_importing_aiofanout_testing_loads_nothing_that_needs_the_local_extra() -> None:
     import subprocess
     import sys
@@ -98,3 +110,45 @@ def test_public_objects_of_local_and_testing_show_their_public_module() -> None:
             obj = getattr(module, name)
             if inspect.isclass(obj) or inspect.isfunction(obj):
                 assert obj.__module__ == module.__name__, (module.__name__, name)
+
+
+async def test_eventually_returns_the_first_truthy_value_of_a_sync_or_async_condition() -> None:
+    calls: list[int] = []
+
+    def third_time() -> int:
+        calls.append(1)
+        return len(calls) if len(calls) >= 3 else 0
+
+    assert await eventually(third_time, interval=0) == 3
+
+    async def answer() -> str:
+        return "ready"
+
+    assert await eventually(answer) == "ready"
+    assert await eventually(lambda: asyncio.to_thread(lambda: [1])) == [1]
+
+
+async def test_eventually_names_the_condition_and_its_last_value_when_it_gives_up() -> None:
+    def queue_depth_is_zero() -> int:
+        return 0
+
+    with pytest.raises(AssertionError, match=r"queue_depth_is_zero did not come true in 0.05 s"):
+        await eventually(queue_depth_is_zero, timeout=0.05, interval=0.01)
+    seen: list[int] = []
+    with pytest.raises(AssertionError, match=r"`.*lambda: seen.*`.*\(last value: \[\]\)"):
+        await eventually(lambda: seen, timeout=0.05, interval=0.01)
+
+
+async def test_eventually_lets_an_error_of_the_condition_through_at_once() -> None:
+    def broken() -> bool:
+        raise KeyError("gone")
+
+    with pytest.raises(KeyError):
+        await eventually(broken, timeout=60)
+
+
+def test_eventually_sync_polls_in_this_thread() -> None:
+    started = time.monotonic()
+    assert eventually_sync(lambda: time.monotonic() - started > 0.02, interval=0.005)
+    with pytest.raises(AssertionError, match=r"\(last value: None\)"):
+        eventually_sync(lambda: None, timeout=0.03, interval=0.01)

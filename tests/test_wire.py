@@ -31,6 +31,7 @@ json_values = st.recursive(
     kwargs=st.dictionaries(st.text(min_size=1, max_size=8), json_values, max_size=3),
     secret=st.one_of(st.none(), st.text(min_size=1, max_size=20)),
 )
+@pytest.mark.slow
 def test_any_json_arguments_survive_the_round_trip(
     args: list[Any], kwargs: dict[str, Any], secret: str | None
 ) -> None:
@@ -50,6 +51,7 @@ def test_any_json_arguments_survive_the_round_trip(
     position=st.integers(min_value=0),
     replacement=st.integers(0, 255),
 )
+@pytest.mark.slow
 def test_any_tampering_with_a_signed_envelope_is_refused(
     args: list[Any], position: int, replacement: int
 ) -> None:

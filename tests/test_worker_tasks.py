@@ -214,6 +214,7 @@ async def test_logs_carry_ids_but_never_arguments(caplog: pytest.LogCaptureFixtu
     assert "hunter3" not in caplog.text
 
 
+@pytest.mark.slow
 async def test_binding_checks_every_shape_of_signature() -> None:
     shapes = App("shapes")
 
