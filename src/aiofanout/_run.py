@@ -331,9 +331,9 @@ async def _take_batch(
         entry, carry = (carry, None) if carry is not None else (await next_entry(), None)
         if entry is None:
             break
-        if batching.max_bytes is not None:
-            if batch and size + len(entry.payload) > batching.max_bytes:
-                return batch, entry
-            size += len(entry.payload)
+        length = len(entry.payload) if batching.max_bytes is not None else 0
+        if not batching.has_room(len(batch), size, length):
+            return batch, entry
         batch.append(entry)
+        size += length
     return batch, carry

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 import anyio.to_thread
 
 from ._errors import UsageError
+
+T = TypeVar("T")
 
 __all__ = ["Batching", "Target", "keyed_preparer"]
 
@@ -41,6 +43,30 @@ class Batching:
     def __post_init__(self) -> None:
         if self.max_items < 1:
             raise UsageError(f"Batching(max_items=...) must be >= 1, got {self.max_items}")
+
+    def has_room(self, count: int, size: int, length: int) -> bool:
+        """Whether a batch of ``count`` items and ``size`` bytes takes one of ``length`` more.
+
+        The first item always fits: one larger than ``max_bytes`` goes alone, and its call
+        says what is wrong with it.
+        """
+        if count >= self.max_items:
+            return False
+        return count == 0 or self.max_bytes is None or size + length <= self.max_bytes
+
+    def split(self, items: Iterable[T], length: Callable[[T], int]) -> Iterator[list[T]]:
+        """``items`` in order, packed into batches (``length``: an item's size in bytes)."""
+        batch: list[T] = []
+        size = 0
+        for item in items:
+            n = length(item)
+            if not self.has_room(len(batch), size, n):
+                yield batch
+                batch, size = [], 0
+            batch.append(item)
+            size += n
+        if batch:
+            yield batch
 
 
 class Target:

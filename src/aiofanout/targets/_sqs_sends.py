@@ -10,7 +10,7 @@ and their sends fill a batch again.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from .._target import Batching
@@ -54,7 +54,7 @@ class BatchSender:
         self._flush_scheduled = False
         pending, self._pending = self._pending, []
         loop = asyncio.get_running_loop()
-        for batch in _batches(pending, self._batching):
+        for batch in self._batching.split(pending, lambda entry: len(entry[0])):
             task = loop.create_task(self._send(batch))
             self._sending.add(task)
             task.add_done_callback(self._sending.discard)
@@ -77,22 +77,3 @@ class BatchSender:
         """Wait for the batches still being sent (their callers may have given up)."""
         if self._sending:
             await asyncio.gather(*self._sending, return_exceptions=True)
-
-
-def _batches(
-    pending: list[tuple[Any, asyncio.Future[Any]]], batching: Batching
-) -> Iterator[list[tuple[Any, asyncio.Future[Any]]]]:
-    batch: list[tuple[Any, asyncio.Future[Any]]] = []
-    size = 0
-    for entry in pending:
-        length = len(entry[0])
-        full = len(batch) >= batching.max_items or (
-            batching.max_bytes is not None and size + length > batching.max_bytes
-        )
-        if batch and full:
-            yield batch
-            batch, size = [], 0
-        batch.append(entry)
-        size += length
-    if batch:
-        yield batch

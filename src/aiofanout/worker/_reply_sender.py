@@ -12,12 +12,13 @@ reuse its connections; the runner closes it with the loop.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from .._aws import aws_session
 from .._errors import ClaimRefused, Expired, PayloadTooLarge
 from .._limits import Limits
+from .._target import Batching
 from .._wire import (
     ClaimCheck,
     ClaimRef,
@@ -164,25 +165,11 @@ async def send_replies(
         log.exception("no SQS client for the replies of this batch")
         return {key for replies in by_queue.values() for key, _ in replies}
     unsent: set[str] = set()
+    batching = Batching(limits.sqs_batch_entries, limits.sqs_batch)
     for queue_url, replies in by_queue.items():
-        for chunk in _chunks(replies, limits):
+        for chunk in batching.split(replies, lambda reply: len(reply[1].encode())):
             unsent |= await _send_chunk(client, queue_url, chunk)
     return unsent
-
-
-def _chunks(replies: list[tuple[str, str]], limits: Limits) -> Iterator[list[tuple[str, str]]]:
-    """At most ``sqs_batch_entries`` replies and ``sqs_batch`` bytes per chunk."""
-    chunk: list[tuple[str, str]] = []
-    size = 0
-    for key, body in replies:
-        length = len(body.encode())
-        if chunk and (len(chunk) >= limits.sqs_batch_entries or size + length > limits.sqs_batch):
-            yield chunk
-            chunk, size = [], 0
-        chunk.append((key, body))
-        size += length
-    if chunk:
-        yield chunk
 
 
 async def _send_chunk(client: Any, queue_url: str, chunk: list[tuple[str, str]]) -> set[str]:
