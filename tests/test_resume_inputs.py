@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import time
 import tracemalloc
 from collections import Counter
 from pathlib import Path
@@ -13,6 +12,7 @@ import pytest
 
 from aiofanout import Status, UsageError, dispatch_many
 from aiofanout.durable import FileJournal, orchestrate, resume, resume_event
+from aiofanout.testing import LambdaContext
 
 
 async def _half_done(tmp_path: Path, n: int = 400, **options: int) -> tuple[FileJournal, str]:
@@ -120,18 +120,6 @@ async def test_items_that_are_not_json_are_compared_by_their_repr(tmp_path: Path
     assert again.values() == [1, 2]
 
 
-class _Context:
-    def __init__(self, request_id: str, seconds: float) -> None:
-        self.aws_request_id = request_id
-        self.function_name = "orchestrator"
-        self.invoked_function_arn = None
-        self._ends = time.monotonic() + seconds
-
-    def get_remaining_time_in_millis(self) -> int:
-        return int((self._ends - time.monotonic()) * 1000)
-
-
-@pytest.mark.slow
 async def test_a_continued_run_whose_source_changed_is_refused(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -148,7 +136,7 @@ async def test_a_continued_run_whose_source_changed_is_refused(
         return n
 
     first = await orchestrate(
-        work, range(200), event={}, context=_Context("R1", 4), journal=journal,
+        work, range(200), event={}, context=LambdaContext(remaining_ms=4_000), journal=journal,
         concurrency=2, margin=2.0, max_invocations=1, run_id="changed",
     )  # fmt: skip
     assert first["state"] == "budget_exhausted"
@@ -156,10 +144,10 @@ async def test_a_continued_run_whose_source_changed_is_refused(
     with pytest.raises(UsageError, match=r"item 0 is not the item the run had at index 0"):
         await orchestrate(
             work, [x + 1 for x in range(200)], event=resume_event("changed"),
-            context=_Context("R2", 12), journal=journal, concurrency=2, margin=2.0,
+            context=LambdaContext(remaining_ms=12_000), journal=journal, concurrency=2, margin=2.0,
         )  # fmt: skip
     last = await orchestrate(
-        work, range(200), event=resume_event("changed"), context=_Context("R3", 12),
+        work, range(200), event=resume_event("changed"), context=LambdaContext(remaining_ms=12_000),
         journal=journal, concurrency=2, margin=2.0,
     )  # fmt: skip
     assert last["state"] == "finished"

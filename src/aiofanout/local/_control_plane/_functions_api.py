@@ -10,14 +10,11 @@ Only ``python3.x`` zip functions; only the ``$LATEST`` qualifier.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from ..._errors import UsageError
 from .._code import CodeError, CodeTooLarge
 from .._config import FunctionConfig
 from .._functions import Deployment, Function, with_changes
@@ -33,6 +30,7 @@ from ._http import (
     reply,
     shown,
     too_large,
+    usage_errors_as_invalid,
     validation,
 )
 
@@ -67,7 +65,7 @@ class FunctionsApi:
             raise ApiError(409, "ResourceConflictException", f"Function already exist: {name}")
         _check_package(body)
         code = await self._unpack(body.get("Code") or {}, "CreateFunction")
-        with _as_api_errors():
+        with usage_errors_as_invalid():
             config = FunctionConfig(
                 name,
                 str(body.get("Handler", "")),
@@ -106,7 +104,7 @@ class FunctionsApi:
         changes = _settings(body)
         if "Handler" in body:
             changes["handler"] = str(body["Handler"])
-        with _as_api_errors():
+        with usage_errors_as_invalid():
             config = with_changes(function.config, **changes)
         if "Runtime" in body:
             function.deployment.runtime = _runtime_of(body)
@@ -235,12 +233,3 @@ def _runtime_of(body: dict[str, Any]) -> str:
 def _location(function: Function) -> str:
     paths = list(function.config.code_paths) or ["."]
     return Path(paths[0]).resolve().as_uri()
-
-
-@contextlib.contextmanager
-def _as_api_errors() -> Iterator[None]:
-    """A config the runtime refuses is a 400 ``InvalidParameterValueException``."""
-    try:
-        yield
-    except UsageError as exc:
-        raise invalid(str(exc)) from exc

@@ -16,11 +16,12 @@ import functools
 import json
 import re
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 from aiohttp import web
 
+from ..._errors import UsageError
 from .._account import function_arn
 from .._functions import Function, FunctionRegistry
 
@@ -57,6 +58,15 @@ def not_found(message: str) -> ApiError:
 def invalid(message: str) -> ApiError:
     """400 ``InvalidParameterValueException``."""
     return ApiError(400, "InvalidParameterValueException", message)
+
+
+@contextlib.contextmanager
+def usage_errors_as_invalid() -> Iterator[None]:
+    """A config the runtime refuses (a :class:`UsageError`) is a 400 ``InvalidParameterValue``."""
+    try:
+        yield
+    except UsageError as exc:
+        raise invalid(str(exc)) from exc
 
 
 def validation(field: str, value: object, constraint: str) -> ApiError:

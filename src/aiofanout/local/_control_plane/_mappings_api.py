@@ -12,17 +12,14 @@ locally), else :data:`DEFAULT_POLLERS`.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from ..._errors import UsageError
 from .._account import ACCOUNT, REGION, function_arn, function_name
 from .._config import EventSourceMapping
 from .._event_sources import Mapping, Mappings, with_changes
-from ._http import body_of, invalid, not_found, page, reply
+from ._http import body_of, invalid, not_found, page, reply, usage_errors_as_invalid
 
 if TYPE_CHECKING:
     from .._functions import FunctionRegistry
@@ -50,7 +47,7 @@ class MappingsApi:
             queue_url = await self._mappings.queue_url(source_arn)
         except ClientError as exc:  # the queue does not exist: as AWS reports it
             raise invalid(f"Error occurred while ReceiveMessage. SQS Error: {exc}") from exc
-        with _as_api_errors():
+        with usage_errors_as_invalid():
             config = EventSourceMapping(queue_url, name, **_settings(body, None))
         mapping = Mapping(config, source_arn, enabled=bool(body.get("Enabled", True)))
         _describe(mapping, body)
@@ -77,7 +74,7 @@ class MappingsApi:
         changes = _settings(body, mapping.config)
         if "FunctionName" in body:
             changes["function"] = self._function(body)
-        with _as_api_errors():
+        with usage_errors_as_invalid():
             config = with_changes(mapping.config, **changes)
         enabled = bool(body.get("Enabled", mapping.enabled))
         _describe(mapping, body)
@@ -154,11 +151,3 @@ def _describe(mapping: Mapping, body: dict[str, Any]) -> None:
     most = (body.get("ScalingConfig") or {}).get("MaximumConcurrency")
     if most is not None:
         mapping.max_concurrency = int(most)
-
-
-@contextlib.contextmanager
-def _as_api_errors() -> Iterator[None]:
-    try:
-        yield
-    except UsageError as exc:
-        raise invalid(str(exc)) from exc
