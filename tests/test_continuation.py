@@ -164,8 +164,10 @@ async def test_a_crashed_orchestrator_is_resumed_and_what_succeeded_does_not_run
 ) -> None:
     run = Orchestration(aws, tmp_path, items=8_000, item_seconds=0.05)
     await run.create()
-    # Seed 29 kills the first invocation's environment 3.8 s in: in the middle of taking items.
-    run.add_orchestrator(Faults(crash=1.0, crash_at="during", seed=29))
+    # Seed 109 kills the first invocation's environment 4.7 s in: in the middle of taking items
+    # (it stops taking them at 5 s), late enough that the workers' cold starts are over even on
+    # a loaded machine, so some items succeeded before the crash.
+    run.add_orchestrator(Faults(crash=1.0, crash_at="during", seed=109))
     await run.start({"run_id": "crashy"})
 
     failed = await run.next_message(run.failure_queue)  # the crash, on the on-failure queue
