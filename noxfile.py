@@ -15,7 +15,9 @@ PYTHON = "3.11"
 
 
 def _tests(session: nox.Session) -> None:
-    session.run("pytest", *session.posargs)
+    # One worker per core, a test file per worker at a time (its module's stack is started
+    # once): the suite waits on processes and sockets far more than it computes.
+    session.run("pytest", "--numprocesses=auto", "--dist=loadfile", *session.posargs)
 
 
 def _lint(session: nox.Session) -> None:

@@ -92,8 +92,11 @@ def test_serve_answers_boto3_and_stops_on_ctrl_c() -> None:
     _serve_answer_boto3_and_stop_on_ctrl_c()
 
 
-def _serve_answer_boto3_and_stop_on_ctrl_c() -> None:
-    """Serve a function, invoke it with boto3, check the banner, then stop serve with Ctrl-C."""
+def _serve_answer_boto3_and_stop_on_ctrl_c() -> set[int]:
+    """Serve a function, invoke it with boto3, check the banner, then stop serve with Ctrl-C.
+
+    Returns the processes serve had started (its descendants while it ran).
+    """
     import boto3
 
     functions = str(ROOT / "tests" / "lambda_functions")
@@ -109,35 +112,47 @@ def _serve_answer_boto3_and_stop_on_ctrl_c() -> None:
         assert dynamodb.list_tables()["TableNames"] == []
         # The AWS CLI v1 ignores AWS_ENDPOINT_URL: the banner says to pass --endpoint-url.
         assert "--endpoint-url on every command" in banner
+        started = _descendants(served.process.pid)
         served.process.send_signal(signal.SIGINT)
         assert served.process.wait(timeout=30) in (0, 130)
+    return started
 
 
 @pytest.mark.skipif(not Path("/proc").exists(), reason="needs /proc to list processes")
 @pytest.mark.slow
 def test_serve_leaves_no_child_behind() -> None:
-    before = _children_of_serve()
-    _serve_answer_boto3_and_stop_on_ctrl_c()
+    started = _serve_answer_boto3_and_stop_on_ctrl_c()
+    assert len(started) >= 2  # the moto server and the function's environment at least
 
     # The children may take a moment to exit after serve does: wait for it, up to a bound.
     def no_child_left() -> bool:
-        return not _children_of_serve() - before
+        return not any(_alive(pid) for pid in started)
 
     eventually_sync(no_child_left, timeout=20)
 
 
-def _children_of_serve() -> set[int]:
-    return _processes_running("awslambdaric") | _processes_running("moto.server")
-
-
-def _processes_running(word: str) -> set[int]:
-    pids = set()
+def _descendants(root: int) -> set[int]:
+    """The processes below ``root`` now (their parents read from /proc)."""
+    parents: dict[int, int] = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+                stat = (entry / "stat").read_text()
             except OSError:
                 continue
-            if word in cmdline and int(entry.name) != os.getpid():
-                pids.add(int(entry.name))
-    return pids
+            parents[int(entry.name)] = int(stat.rpartition(")")[2].split()[1])
+    found: set[int] = set()
+    frontier = {root}
+    while frontier:
+        frontier = {pid for pid, parent in parents.items() if parent in frontier} - found
+        found |= frontier
+    return found
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` still runs (a zombie, exited but not reaped, does not)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except OSError:
+        return False
+    return state != "Z"

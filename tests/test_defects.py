@@ -180,7 +180,7 @@ def test_an_invocation_record_counts_only_about_an_envelope_the_sender_signed() 
     assert "not sent here" in forged.message
 
 
-def test_a_signed_envelope_older_than_max_age_is_refused_unrun() -> None:
+async def test_a_signed_envelope_older_than_max_age_is_refused_unrun() -> None:
     import hashlib
     import hmac
 
@@ -207,9 +207,9 @@ def test_a_signed_envelope_older_than_max_age_is_refused_unrun() -> None:
 
     now = int(time.time() * 1000)
     assert decode_task(encode_task("note", [], {}, secret="s3cret")).issued_ms is not None
-    fresh = asyncio.run(app.run_envelope(signed(now - 30_000)))
-    stale = asyncio.run(app.run_envelope(signed(now - 61_000)))
-    undated = asyncio.run(app.run_envelope(signed(None)))
+    fresh = await app.run_envelope(signed(now - 30_000))
+    stale = await app.run_envelope(signed(now - 61_000))
+    undated = await app.run_envelope(signed(None))
     assert fresh.error is None
     assert isinstance(stale.error, Expired)
     assert "past this app's max_age=60 s" in str(stale.error)
