@@ -126,13 +126,7 @@ class SqsTarget(ReplyingTarget):
         self.expires = checked_expires(expires, waits=replies not in (None, False))
         self.queue_url = queue_url
         self.fifo = queue_url.endswith(".fifo")
-        _check_options(self.fifo, group_id, delay)
-        if self.expires is not None and delay >= self.expires:
-            raise UsageError(
-                f"delay={delay} s hides each message at least as long as expires={self.expires:g}"
-                " s keeps it worth running: every message would expire unread; give expires= "
-                "more than the delay"
-            )
+        _check_options(self.fifo, group_id, delay, self.expires)
         self.group_id = group_id
         self.dedup_id = dedup_id
         self.delay = delay
@@ -213,7 +207,7 @@ class SqsTarget(ReplyingTarget):
         return entry
 
 
-def _check_options(fifo: bool, group_id: object, delay: int) -> None:
+def _check_options(fifo: bool, group_id: object, delay: int, expires: float | None) -> None:
     if fifo and group_id is None:
         raise UsageError(
             "a FIFO queue needs group_id=: a string, or a function of the item "
@@ -223,6 +217,12 @@ def _check_options(fifo: bool, group_id: object, delay: int) -> None:
         raise UsageError("FIFO queues take no per-message delay: set the queue's DelaySeconds")
     if not 0 <= delay <= MAX_DELAY_SECONDS:
         raise UsageError(f"delay must be 0..{MAX_DELAY_SECONDS} seconds, got {delay}")
+    if expires is not None and delay >= expires:
+        raise UsageError(
+            f"delay={delay} s hides each message at least as long as expires={expires:g} s keeps "
+            "it worth running: every message would expire unread; give expires= more than the "
+            "delay"
+        )
 
 
 def entry_error(failed: dict[str, Any]) -> FanoutError:

@@ -245,71 +245,13 @@ class App:
     async def _reply(
         self, task: Task[Any, Any], envelope: TaskEnvelope, bound: Bound
     ) -> ReplyEnvelope:
-        value = await self._run(task, envelope, bound)
+        value = await _run(task, envelope, bound)
         try:
             return ReplyEnvelope(id=envelope.id, ok=True, value=value)
         except ValidationError as exc:
             raise UsageError(
                 f"task {envelope.task!r} returned a value that is not JSON: {exc}"
             ) from exc
-
-    async def _run(self, task: Task[Any, Any], envelope: TaskEnvelope, bound: Bound) -> Any:
-        started = time.monotonic()
-        extra = {"task": task.name, "task_id": envelope.id, "batch_id": envelope.batch_id}
-        depth_token = current_depth.set(envelope.depth)
-        time_left = run_time_left(task, envelope)
-        # What the task dispatches inherits the tighter of its timeout and its sender's deadline.
-        handed_on = None if time_left is None else now_ms() + int(time_left * 1000)
-        deadline_token = current_deadline_ms.set(handed_on)
-        try:
-            value = await self._call_within(task, bound, time_left)
-        except Exception as exc:
-            log.warning(
-                "task %s id=%s batch=%s failed: %s",
-                task.name,
-                envelope.id,
-                envelope.batch_id,
-                type(exc).__name__,
-                extra=extra,
-            )
-            raise
-        finally:
-            current_depth.reset(depth_token)
-            current_deadline_ms.reset(deadline_token)
-        log.info(
-            "task %s id=%s batch=%s ok in %.1f ms",
-            task.name,
-            envelope.id,
-            envelope.batch_id,
-            (time.monotonic() - started) * 1000,
-            extra=extra,
-        )
-        return value
-
-    @classmethod
-    async def _call_within(cls, task: Task[Any, Any], bound: Bound, time_left: float | None) -> Any:
-        """Run the task, stopped when its time is up (its timeout or its sender's deadline)."""
-        if time_left is None:
-            return await cls._call(task, bound)
-        timer = asyncio.timeout(time_left)
-        try:
-            async with timer:
-                return await cls._call(task, bound)
-        except TimeoutError as exc:
-            if not timer.expired():
-                raise  # the task's own TimeoutError
-            raise TaskTimedOut(
-                f"task {task.name!r} was stopped after {time_left:.3f} s: its timeout or its "
-                "sender's deadline passed"
-            ) from exc
-
-    @staticmethod
-    async def _call(task: Task[Any, Any], bound: Bound) -> Any:
-        args, kwargs = bound
-        if task.is_async:
-            return await task.fn(*args, **kwargs)
-        call = functools.partial(task.fn, *args, **kwargs)
-        return await anyio.to_thread.run_sync(call)
 
     # -- Lambda entry points (routing in _handlers.py) ---------------------------------------
 
@@ -347,6 +289,66 @@ def _failed(envelope: TaskEnvelope | None, error: Exception) -> TaskResult:
     return TaskResult(
         ReplyEnvelope(id=reply_id, ok=False, error=error_info(error)), error, envelope
     )
+
+
+async def _run(task: Task[Any, Any], envelope: TaskEnvelope, bound: Bound) -> Any:
+    """Run the task under its depth and deadline, logged (never its arguments)."""
+    started = time.monotonic()
+    extra = {"task": task.name, "task_id": envelope.id, "batch_id": envelope.batch_id}
+    depth_token = current_depth.set(envelope.depth)
+    time_left = run_time_left(task, envelope)
+    # What the task dispatches inherits the tighter of its timeout and its sender's deadline.
+    handed_on = None if time_left is None else now_ms() + int(time_left * 1000)
+    deadline_token = current_deadline_ms.set(handed_on)
+    try:
+        value = await _call_within(task, bound, time_left)
+    except Exception as exc:
+        log.warning(
+            "task %s id=%s batch=%s failed: %s",
+            task.name,
+            envelope.id,
+            envelope.batch_id,
+            type(exc).__name__,
+            extra=extra,
+        )
+        raise
+    finally:
+        current_depth.reset(depth_token)
+        current_deadline_ms.reset(deadline_token)
+    log.info(
+        "task %s id=%s batch=%s ok in %.1f ms",
+        task.name,
+        envelope.id,
+        envelope.batch_id,
+        (time.monotonic() - started) * 1000,
+        extra=extra,
+    )
+    return value
+
+
+async def _call_within(task: Task[Any, Any], bound: Bound, time_left: float | None) -> Any:
+    """Run the task, stopped when its time is up (its timeout or its sender's deadline)."""
+    if time_left is None:
+        return await _call(task, bound)
+    timer = asyncio.timeout(time_left)
+    try:
+        async with timer:
+            return await _call(task, bound)
+    except TimeoutError as exc:
+        if not timer.expired():
+            raise  # the task's own TimeoutError
+        raise TaskTimedOut(
+            f"task {task.name!r} was stopped after {time_left:.3f} s: its timeout or its "
+            "sender's deadline passed"
+        ) from exc
+
+
+async def _call(task: Task[Any, Any], bound: Bound) -> Any:
+    args, kwargs = bound
+    if task.is_async:
+        return await task.fn(*args, **kwargs)
+    call = functools.partial(task.fn, *args, **kwargs)
+    return await anyio.to_thread.run_sync(call)
 
 
 def _checked_max_age(max_age: object, secret: str | bytes | None) -> float | None:
