@@ -1,9 +1,10 @@
 """The engine runs on the loop's clock: rate, backoff, timeouts and deadlines in virtual seconds.
 
-Under the ``looptime`` plugin the loop's time jumps ahead whenever every task waits, so these
-tests take no real time, and each asserts the exact virtual time the engine took. With the
-engine on ``time.monotonic`` they fail: a 10 s job finishes in no real time, before any
-timeout or deadline the engine measures in real seconds.
+On a ``looptime`` loop the time jumps ahead whenever every task waits, so these tests take no
+real time, and each asserts the exact virtual time the engine took. With the engine on
+``time.monotonic`` they fail: a 10 s job finishes in no real time, before any timeout or
+deadline the engine measures in real seconds. (The loop is made here, not by looptime's pytest
+plugin, which makes an event loop for every test and leaves it unclosed.)
 """
 
 from __future__ import annotations
@@ -11,15 +12,28 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections import Counter
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
 
+import looptime
 import pytest
 
 from aiofanout import Retry, Status, dispatch_many
 
-pytestmark = pytest.mark.looptime
+T = TypeVar("T")
 
 
-async def test_a_timeout_and_a_deadline_act_in_virtual_seconds() -> None:
+def in_virtual_time(main: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run ``main()`` on a fresh event loop whose clock is virtual, and close the loop."""
+    with asyncio.Runner(loop_factory=looptime.new_event_loop) as runner:
+        return runner.run(main())
+
+
+def test_a_timeout_and_a_deadline_act_in_virtual_seconds() -> None:
+    in_virtual_time(_test_a_timeout_and_a_deadline_act_in_virtual_seconds)
+
+
+async def _test_a_timeout_and_a_deadline_act_in_virtual_seconds() -> None:
     loop = asyncio.get_running_loop()
 
     async def ten_seconds(x: int) -> int:
@@ -36,7 +50,11 @@ async def test_a_timeout_and_a_deadline_act_in_virtual_seconds() -> None:
     assert [round(o.elapsed, 1) for o in result] == [3.0, 3.0, 2.0, 2.0]
 
 
-async def test_a_rate_spaces_the_starts_in_virtual_seconds_until_the_deadline() -> None:
+def test_a_rate_spaces_the_starts_in_virtual_seconds_until_the_deadline() -> None:
+    in_virtual_time(_test_a_rate_spaces_the_starts_in_virtual_seconds_until_the_deadline)
+
+
+async def _test_a_rate_spaces_the_starts_in_virtual_seconds_until_the_deadline() -> None:
     loop = asyncio.get_running_loop()
     starts: list[float] = []
 
@@ -58,7 +76,11 @@ class Later(Exception):
     retry_after = 2.0
 
 
-async def test_backoff_waits_in_virtual_seconds() -> None:
+def test_backoff_waits_in_virtual_seconds() -> None:
+    in_virtual_time(_test_backoff_waits_in_virtual_seconds)
+
+
+async def _test_backoff_waits_in_virtual_seconds() -> None:
     loop = asyncio.get_running_loop()
     tries: Counter[int] = Counter()
 
