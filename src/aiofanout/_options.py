@@ -38,6 +38,12 @@ def clock() -> float:
     return loop.time()
 
 
+def loop_clock() -> Callable[[], float]:
+    """:func:`clock` as a function for a hot loop: the running loop's own time function."""
+    loop = asyncio.get_running_loop()
+    return _monotonic if type(loop).time is _MONOTONIC_LOOP_TIME else loop.time
+
+
 DEFAULT_RETRY = Retry()
 MAX_THREADS = 64
 

@@ -19,7 +19,7 @@ from typing import Any
 from ._adaptive import attempts_for
 from ._attempts import classify, is_throttle
 from ._input import Gate, Input
-from ._options import Options, check_target, clock
+from ._options import Options, check_target, clock, loop_clock
 from ._outcome import FAILED, NOT_STARTED, SKIPPED, TIMED_OUT, Attempt, Limit, StopReason
 from ._sinks import Recorder, Replay, Sink, StreamSink, TableSink
 from ._target import AsyncCallableTarget, Batching, as_target, keyed_preparer
@@ -219,7 +219,7 @@ class Run:
         """
         assert isinstance(self.target, AsyncCallableTarget)
         assert self.input.iterator is not None
-        fn, gate, now = self.target.fn, self.gate, clock
+        fn, gate, now = self.target.fn, self.gate, loop_clock()  # one lookup, not one per item
         add, succeed = self.sink.add, self.sink.succeed
         slot, timed, span, deadline = self.timer.slot(), self.timer.active, *self.timer.limits()
         started = now()  # then each item starts when the one before it ended
