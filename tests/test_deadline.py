@@ -180,9 +180,10 @@ async def test_sqs_messages_received_after_the_senders_deadline(
         )
 
     folder = str(tmp_path)
-    # Nobody consumes the queue yet: the round trip times out at the fan-out's deadline.
+    # Nobody consumes the queue yet: the round trip times out at the fan-out's deadline (3 s:
+    # making the reply queue counts against it, and on a loaded machine took over 1 s).
     waited = await dispatch_many(
-        target(replies=True), [Call(folder, "awaited", 0.0)], concurrency=1, deadline=1.0
+        target(replies=True), [Call(folder, "awaited", 0.0)], concurrency=1, deadline=3.0
     )
     assert waited[0].status is Status.TIMED_OUT
     sent = await dispatch_many(

@@ -117,3 +117,19 @@ async def test_a_claim_is_kept_exactly_when_the_envelope_is_delivered_again(
     assert reply["ok"] is False
     assert not kept(failed_key)
     await app.runner.aclose()
+
+
+async def test_a_refused_envelope_is_logged_without_its_arguments(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    app = _app()
+    body = encode_task(
+        "ok", ["secret-argument"], {}, deadline_ms=int(time.time() * 1000) - 1_000, secret=SECRET
+    )
+    with caplog.at_level("WARNING", logger="aiofanout.worker"):
+        result = await app.run_envelope(body)
+    assert isinstance(result.error, Expired)
+    [record] = [r for r in caplog.records if "refused envelope" in r.getMessage()]
+    assert "Expired" in record.getMessage()  # done without running: the log is where it shows
+    assert json.loads(body)["id"] in record.getMessage()
+    assert "secret-argument" not in caplog.text

@@ -21,7 +21,7 @@ from typing import Any, ParamSpec, TypeVar, overload
 import anyio.to_thread
 from pydantic import ValidationError
 
-from .._errors import DepthExceeded, Expired, TaskTimedOut, UnknownTask, UsageError
+from .._errors import DepthExceeded, EnvelopeError, Expired, TaskTimedOut, UnknownTask, UsageError
 from .._wire import (
     DEFAULT_MAX_DEPTH,
     ClaimCheck,
@@ -284,8 +284,15 @@ class App:
 
 
 def _failed(envelope: TaskEnvelope | None, error: Exception) -> TaskResult:
-    """The result of an envelope that was refused or whose task raised."""
+    """The result of an envelope that was refused or whose task raised.
+
+    A refusal is logged (a task's own failure is, by :func:`_run`): an expired envelope is done
+    without running, and the log is where it shows. Never the arguments: the library's envelope
+    errors name a task, an id, a field, never a value.
+    """
     reply_id = envelope.id if envelope is not None else "?"
+    if isinstance(error, EnvelopeError):
+        log.warning("refused envelope id=%s: %s: %s", reply_id, type(error).__name__, error)
     return TaskResult(
         ReplyEnvelope(id=reply_id, ok=False, error=error_info(error)), error, envelope
     )
