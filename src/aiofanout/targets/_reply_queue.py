@@ -121,7 +121,8 @@ class ReplyQueue:
         # each other would split such a batch, so more receivers cost calls unless needed.)
         running = len(self._receivers)
         return (
-            self._full_streak >= FULL_STREAK
+            not self._stopping
+            and self._full_streak >= FULL_STREAK
             and running < MAX_RECEIVERS
             and len(self.router.waiting) > BATCH * running
         )
@@ -176,9 +177,11 @@ class ReplyQueue:
         try:
             if receivers and not self.owned:
                 await asyncio.wait(receivers, timeout=POLL_WAIT + 5)
-            for task in receivers:
-                task.cancel()
-            await asyncio.gather(*receivers, return_exceptions=True)
+            # Until none runs: a receiver may have started another just as this began.
+            while pending := [task for task in self._receivers if not task.done()]:
+                for task in pending:
+                    task.cancel()
+                await asyncio.gather(*pending, return_exceptions=True)
             if self.owned:
                 await self.delete_queue()
         finally:
