@@ -23,6 +23,22 @@ def _rich() -> Any:
     return rich
 
 
+_HEADERS = (
+    "phase",
+    "items",
+    "ok",
+    "failed",
+    "timed out",
+    "skipped",
+    "retries",
+    "p50 ms",
+    "p95 ms",
+    "p99 ms",
+    "items/s",
+    "note",
+)
+
+
 @dataclass(slots=True)
 class PhaseSummary:
     """One row of the summary table."""
@@ -124,20 +140,7 @@ class Reporter:
         """Print the summary table of every phase."""
         rich = _rich()
         table = rich.table.Table(title="aiofanout demo: summary")
-        for header in (
-            "phase",
-            "items",
-            "ok",
-            "failed",
-            "timed out",
-            "skipped",
-            "retries",
-            "p50 ms",
-            "p95 ms",
-            "p99 ms",
-            "items/s",
-            "note",
-        ):
+        for header in _HEADERS:
             table.add_column(header, justify="left" if header in ("phase", "note") else "right")
         for r in self.rows:
             rate = r.items / r.elapsed if r.elapsed > 0 else 0.0
@@ -156,6 +159,10 @@ class Reporter:
                 r.note,
             )
         self.console.print(table)
+        self._print_failures()
+
+    def _print_failures(self) -> None:
+        """Each phase's items that did not succeed, with their errors (never their arguments)."""
         for r in self.rows:
             if r.failed:
                 headline = f"{r.name}: {r.failed} of {r.items} items did not succeed"
