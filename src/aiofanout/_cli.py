@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import signal
 import sys
@@ -13,7 +14,9 @@ from typing import TYPE_CHECKING, Any
 from ._errors import UsageError
 
 if TYPE_CHECKING:
-    from .local import FunctionConfig, LocalAws
+    from contextlib import AbstractAsyncContextManager
+
+    from .local import DeployedTemplate, FunctionConfig, LocalAws, Template
 
 DESCRIPTION = """\
 aiofanout fans work out from asyncio (to coroutines, threads, AWS Lambda, SQS and HTTP) and
@@ -28,6 +31,7 @@ examples:
   python -m aiofanout demo
   python -m aiofanout serve --function worker=worker.lambda_handler --code-path examples
   python -m aiofanout serve --port 9001 --config local-aws.toml
+  python -m aiofanout serve --template build/template.yaml --parameter Stage=dev
 """
 
 
@@ -81,10 +85,14 @@ def _add_demo(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
 
 
 def _add_serve(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from .local._template import SUBSET
+
     serve = commands.add_parser(
         "serve",
         help="run the local AWS stack in the foreground and print its endpoints",
         description=SERVE_DESCRIPTION,
+        epilog=SUBSET,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     for flag, metavar, text in REPEATABLE_SERVE_OPTIONS:
         serve.add_argument(
@@ -103,6 +111,23 @@ def _add_serve(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--config",
         metavar="FILE",
         help="a TOML stack file: functions, queues, event source mappings, event invoke configs",
+    )
+    serve.add_argument(
+        "--template",
+        metavar="FILE",
+        help="a SAM or CloudFormation template (YAML or JSON) to run, within the subset below",
+    )
+    serve.add_argument(
+        "--parameter",
+        metavar="KEY=VALUE",
+        action="append",
+        default=[],
+        help="a template parameter, over its Default (repeatable)",
+    )
+    serve.add_argument(
+        "--strict",
+        action="store_true",
+        help="refuse the template's types and properties the local stack would skip or ignore",
     )
     serve.add_argument("--timeout", type=float, default=30.0, help="function timeout, seconds")
     serve.add_argument(
@@ -141,6 +166,7 @@ async def serve(args: argparse.Namespace) -> int:
 
     configs = _function_configs(args)
     stack_file = StackFile.load(args.config) if args.config else StackFile()
+    template = _template(args)
     _show_function_output()
     stopped = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -148,9 +174,13 @@ async def serve(args: argparse.Namespace) -> int:
     try:
         async with stack(functions=configs, port=args.port, moto_port=args.moto_port) as aws:
             await stack_file.apply(aws)
-            names = [c.name for c in [*configs, *stack_file.functions]]
-            print(banner(aws, names), flush=True)
-            await stopped.wait()
+            async with _deployed(template, aws) as deployed:
+                names = [c.name for c in [*configs, *stack_file.functions]]
+                if deployed is not None:
+                    names += deployed.functions.values()
+                    print(deployed.report())
+                print(banner(aws, names), flush=True)
+                await stopped.wait()
     finally:
         loop.remove_signal_handler(signal.SIGTERM)
     return 0
@@ -160,12 +190,7 @@ def _function_configs(args: argparse.Namespace) -> list[FunctionConfig]:
     """The functions of ``--function``, with the other options."""
     from .local import FunctionConfig
 
-    environment = {}
-    for pair in args.env:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise UsageError(f"--env takes KEY=VALUE, got {pair!r}")
-        environment[key] = value
+    environment = _pairs(args.env, "--env")
     configs = []
     for spec in args.function:
         name, sep, handler = spec.partition("=")
@@ -183,6 +208,36 @@ def _function_configs(args: argparse.Namespace) -> list[FunctionConfig]:
             )
         )
     return configs
+
+
+def _pairs(pairs: Sequence[str], flag: str) -> dict[str, str]:
+    """``KEY=VALUE`` options as a mapping."""
+    found = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise UsageError(f"{flag} takes KEY=VALUE, got {pair!r}")
+        found[key] = value
+    return found
+
+
+def _template(args: argparse.Namespace) -> Template | None:
+    """The ``--template``, read and checked before anything starts."""
+    if args.template is None:
+        if args.parameter or args.strict:
+            raise UsageError("--parameter and --strict go with --template")
+        return None
+    from .local import Template
+
+    parameters = _pairs(args.parameter, "--parameter")
+    return Template.load(args.template, parameters=parameters, strict=args.strict)
+
+
+def _deployed(
+    template: Template | None, aws: LocalAws
+) -> AbstractAsyncContextManager[DeployedTemplate | None]:
+    """The template deployed on ``aws`` while serving (nothing without one)."""
+    return contextlib.nullcontext() if template is None else template.deploy(aws)
 
 
 def _show_function_output() -> None:

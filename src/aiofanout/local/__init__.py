@@ -30,11 +30,27 @@ from ._faults import Faults
 if TYPE_CHECKING:
     from ._runtime import LocalLambda
     from ._stack import LocalAws, stack
+    from ._template._deploy import DeployedTemplate, Template
 
-__all__ = ["EventSourceMapping", "Faults", "FunctionConfig", "LocalAws", "LocalLambda", "stack"]
+__all__ = [
+    "DeployedTemplate",
+    "EventSourceMapping",
+    "Faults",
+    "FunctionConfig",
+    "LocalAws",
+    "LocalLambda",
+    "Template",
+    "stack",
+]
 
-# The names that need aiohttp, and their modules: loaded on first access (PEP 562).
-_NEEDS_AIOHTTP = {"LocalAws": "._stack", "LocalLambda": "._runtime", "stack": "._stack"}
+# The names that need aiohttp (or PyYAML), and their modules: loaded on first access (PEP 562).
+_NEEDS_AIOHTTP = {
+    "DeployedTemplate": "._template._deploy",
+    "LocalAws": "._stack",
+    "LocalLambda": "._runtime",
+    "Template": "._template._deploy",
+    "stack": "._stack",
+}
 
 show_public_path(__name__, ["EventSourceMapping", "Faults", "FunctionConfig"], globals())
 
