@@ -51,7 +51,7 @@ class DeployedTemplate:
     queues: Mapping[str, str] = field(default_factory=dict)  # logical id: queue URL
     buckets: Mapping[str, str] = field(default_factory=dict)  # logical id: bucket name
     tables: Mapping[str, str] = field(default_factory=dict)  # logical id: table name
-    resources: Mapping[str, str] = field(default_factory=dict)  # logical id: what Ref gives
+    resources: Mapping[str, str] = field(default_factory=dict)  # logical id: Ref, if created
     outputs: Mapping[str, str] = field(default_factory=dict)
     skipped: tuple[str, ...] = ()  # one line each: what was not created, and why
     lines: tuple[tuple[str, str, str], ...] = ()  # (what, logical id, detail), in order
@@ -156,7 +156,7 @@ def _deployed(document: Document, ctx: Context) -> DeployedTemplate:
         queues=by_kind.get(QUEUE.type, {}),
         buckets=by_kind.get(BUCKET.type, {}),
         tables=by_kind.get(TABLE.type, {}),
-        resources={name: made.ref for name, made in created.items()},
+        resources={name: made.ref for name, made in created.items() if not made.placeholder},
         outputs=_outputs(document.outputs, ctx.resolver),
         skipped=tuple(str(n) for n in document.notes if n.level >= logging.WARNING),
         lines=tuple(ctx.report),
