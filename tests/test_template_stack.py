@@ -95,13 +95,13 @@ async def test_event_with_replies_and_the_templates_on_failure_destination(
     assert sent.counts[Status.SUCCEEDED] == 1  # accepted (202)
     async with client(served, "sqs") as sqs:
 
-        async def record() -> Any:
+        async def failure_records() -> Any:
             got = await sqs.receive_message(
                 QueueUrl=outputs(served)["EventFailuresUrl"], WaitTimeSeconds=1
             )
             return got.get("Messages")
 
-        [message] = await eventually(record)
+        [message] = await eventually(failure_records)
     record = json.loads(message["Body"])
     assert record["requestContext"]["condition"] == "RetriesExhausted"
     assert record["requestContext"]["approximateInvokeCount"] == 1

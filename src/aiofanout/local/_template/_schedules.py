@@ -4,8 +4,9 @@ As on AWS, times are UTC to the minute. A rate starts when its rule is created: 
 is one rate later (``rate(5 minutes)`` fires 5, 10, 15 ... minutes after the stack started),
 never at once. A cron fires at every minute its six fields (minutes, hours, day of month,
 month, day of week 1-7 = SUN-SAT, year) match, with ``*``, ``?``, lists, ranges, steps and
-names (``JAN``, ``MON-FRI``); ``L``, ``W`` and ``#`` are refused with a :class:`UsageError`. A
-fire missed while the machine slept is not made up, as EventBridge does not backfill.
+names (``JAN``, ``MON-FRI``); ``L``, ``W`` and ``#`` are refused with a :class:`UsageError`. Of
+fires missed while the machine slept, only the latest fires, once (EventBridge, always awake,
+misses none; nothing backfills them here).
 
 :class:`Scheduler` runs one task per schedule, ended together by :meth:`Scheduler.stop`. It
 reads the time from a clock (the wall clock by default; a test passes its own) and never
@@ -45,8 +46,8 @@ class Schedule(Protocol):
     def first(self, created: dt.datetime) -> dt.datetime | None:
         """The first fire after ``created`` (``None``: never)."""
 
-    def following(self, due: dt.datetime, now: dt.datetime) -> dt.datetime | None:
-        """The fire after the one due at ``due``, later than ``now`` (missed ones are skipped)."""
+    def next(self, due: dt.datetime) -> dt.datetime | None:
+        """The fire after the one due at ``due`` (``None``: never again)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,9 +59,8 @@ class Rate:
     def first(self, created: dt.datetime) -> dt.datetime:
         return created + self.period
 
-    def following(self, due: dt.datetime, now: dt.datetime) -> dt.datetime:
-        missed = max(0, (now - due) // self.period)
-        return due + (missed + 1) * self.period
+    def next(self, due: dt.datetime) -> dt.datetime:
+        return due + self.period
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,8 +77,8 @@ class Cron:
     def first(self, created: dt.datetime) -> dt.datetime | None:
         return self.after(created)
 
-    def following(self, due: dt.datetime, now: dt.datetime) -> dt.datetime | None:
-        return self.after(max(due, now))
+    def next(self, due: dt.datetime) -> dt.datetime | None:
+        return self.after(due)
 
     def after(self, moment: dt.datetime) -> dt.datetime | None:
         """The first matching minute strictly after ``moment``."""
@@ -227,15 +227,20 @@ class Scheduler:
     ) -> None:
         due = schedule.first(self.clock())
         while due is not None:
-            wait = (due - self.clock()).total_seconds()
-            if wait > 0:
-                await asyncio.sleep(min(wait, NAP))
+            now = self.clock()
+            if due > now:
+                await asyncio.sleep(min((due - now).total_seconds(), NAP))
                 continue
+            # Fires missed while the clock jumped (a machine that slept) are not made up: the
+            # latest of them fires, once.
+            following = schedule.next(due)
+            while following is not None and following <= now:
+                due, following = following, schedule.next(following)
             try:
                 fire(due)
             except Exception:  # one bad fire must not end the schedule
                 log.exception("schedule %s failed to fire", name)
-            due = schedule.following(due, self.clock())
+            due = following
 
     async def stop(self) -> None:
         """End every schedule's task."""
