@@ -112,6 +112,20 @@ def _add_serve(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="FILE",
         help="a TOML stack file: functions, queues, event source mappings, event invoke configs",
     )
+    _add_template_options(serve)
+    serve.add_argument("--timeout", type=float, default=30.0, help="function timeout, seconds")
+    serve.add_argument(
+        "--memory", type=int, default=128, help="function memory, MB (informational)"
+    )
+    serve.add_argument(
+        "--reserved-concurrency",
+        type=int,
+        default=10,
+        help="environments per function; more concurrent invokes get 429 (default: 10)",
+    )
+
+
+def _add_template_options(serve: argparse.ArgumentParser) -> None:
     serve.add_argument(
         "--template",
         metavar="FILE",
@@ -128,16 +142,6 @@ def _add_serve(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--strict",
         action="store_true",
         help="refuse the template's types and properties the local stack would skip or ignore",
-    )
-    serve.add_argument("--timeout", type=float, default=30.0, help="function timeout, seconds")
-    serve.add_argument(
-        "--memory", type=int, default=128, help="function memory, MB (informational)"
-    )
-    serve.add_argument(
-        "--reserved-concurrency",
-        type=int,
-        default=10,
-        help="environments per function; more concurrent invokes get 429 (default: 10)",
     )
 
 
