@@ -22,7 +22,7 @@ from typing import Any
 import aioboto3
 import pytest
 
-from aiofanout import LambdaTarget, SqsTarget, Status, TaskFailed, dispatch_many
+from aiofanout import LambdaTarget, SqsTarget, Status, TaskFailed, UsageError, dispatch_many
 from aiofanout.local import Template, stack
 from aiofanout.testing import eventually
 
@@ -287,6 +287,14 @@ async def test_a_cloudformation_template_through_the_python_hook(tmp_path: Path)
         lines = deployed.report()
         assert "cron(0 3 * * ? *) -> relay-Relay" in lines
         assert "RelayRole" not in deployed.resources  # IAM: accepted, not created
+        # What the moto server refuses is an error naming the resource.
+        bad = tmp_path / "bad.yaml"
+        bad.write_text(
+            "Resources: {Bad: {Type: 'AWS::SQS::Queue', Properties: {QueueName: 'a b'}}}"
+        )
+        with pytest.raises(UsageError, match=r"Resources\.Bad: the local stack refused it"):
+            async with Template.load(bad).deploy(aws):
+                pass
 
 
 SCHEDULED = """\

@@ -17,9 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..._errors import UsageError
 from ._document import Document, read_document
 from ._intrinsics import Created, Resolver, text
-from ._kinds import Context, Kind
+from ._kinds import Context, Kind, Resource
 from ._lambdas import FUNCTION
 from ._moto_resources import BUCKET, QUEUE, TABLE
 from ._schedules import Scheduler
@@ -134,14 +135,26 @@ class Template:
         try:
             async with ctx.exits:
                 for name, resource in document.resources.items():
-                    if name in document.placeholders:
-                        created = Created(resource.type, name, placeholder=True)
-                    else:
-                        created = await KINDS[resource.type].create(ctx, resource)
-                    ctx.resolver.created[name] = created
+                    ctx.resolver.created[name] = await _create(ctx, resource, document)
             yield _deployed(document, ctx)
         finally:
             await scheduler.stop()
+
+
+async def _create(ctx: Context, resource: Resource, document: Document) -> Created:
+    """Create one resource; what goes wrong names it (a moto error too)."""
+    from botocore.exceptions import ClientError
+
+    if resource.name in document.placeholders:
+        return Created(resource.type, resource.name, placeholder=True)
+    try:
+        return await KINDS[resource.type].create(ctx, resource)
+    except ClientError as exc:
+        raise UsageError(f"{resource.where}: the local stack refused it: {exc}") from exc
+    except UsageError as exc:
+        if str(exc).startswith(resource.where):
+            raise
+        raise UsageError(f"{resource.where}: {exc}") from exc
 
 
 def _deployed(document: Document, ctx: Context) -> DeployedTemplate:
