@@ -117,7 +117,7 @@ async def test_sqs_with_replies_through_the_templates_event_source(served: Serve
         endpoint_url=served.moto_url,
         region_name=REGION,
     )
-    result = await dispatch_many(target, range(30), concurrency=10, timeout=60)
+    result = await dispatch_many(target, range(30), concurrency=10, timeout=30, deadline=60)
     assert result.values() == [n * n for n in range(30)]
 
 

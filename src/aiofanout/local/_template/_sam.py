@@ -77,10 +77,10 @@ def _is_mapping(value: Any) -> bool:
     """A plain mapping, not an intrinsic function (which is a value, replaced whole)."""
     if not isinstance(value, dict):
         return False
-    return not (len(value) == 1 and next(iter(value)) in ("Ref", "Condition", *_FN))
-
-
-_FN = ("Fn::GetAtt", "Fn::Sub", "Fn::Join", "Fn::If", "Fn::Select", "Fn::FindInMap")
+    if len(value) != 1:
+        return True
+    key = next(iter(value))
+    return not (key in ("Ref", "Condition") or key.startswith("Fn::"))
 
 
 def _function(name: str, body: dict[str, Any], props: dict[str, Any], notes: list[Note]) -> Any:
