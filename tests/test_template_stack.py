@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import json
 import time
 import zipfile
@@ -152,16 +153,20 @@ async def test_the_templates_function_settings_are_on_the_lambda_api(served: Ser
     name = outputs(served)["WorkerName"]
     async with client(served, "lambda") as lam:
         function = await lam.get_function(FunctionName=name)
-        [mapping] = (await lam.list_event_source_mappings(FunctionName=name))["EventSourceMappings"]
+        listed = await lam.list_event_source_mappings(FunctionName=name)
         invoke_config = await lam.get_function_event_invoke_config(FunctionName=name)
     configuration = function["Configuration"]
     assert (configuration["Timeout"], configuration["MemorySize"]) == (30, 256)
     assert configuration["Runtime"] == "python3.11"
     assert function["Concurrency"] == {"ReservedConcurrentExecutions": 4}
+    mappings = {m["EventSourceArn"].rpartition(":")[2]: m for m in listed["EventSourceMappings"]}
+    assert mappings["local-PausedQueue"]["State"] == "Disabled"  # its event's Enabled: false
+    assert mappings["local-PausedQueue"]["FunctionResponseTypes"] == []
+    mapping = mappings["local-WorkQueue"]
+    assert mapping["State"] == "Enabled"
     assert mapping["BatchSize"] == 10
     assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert mapping["ScalingConfig"] == {"MaximumConcurrency": 2}
-    assert mapping["EventSourceArn"].endswith(":local-WorkQueue")
     assert invoke_config["MaximumRetryAttempts"] == 0
     failures = invoke_config["DestinationConfig"]["OnFailure"]["Destination"]
     assert failures.endswith(":local-EventFailures")
@@ -310,7 +315,16 @@ Resources:
       Environment: {Variables: {FIRED_QUEUE_URL: !Ref Fired, STAGE: scheduled}}
       Events:
         EveryMinute: {Type: Schedule, Properties: {Schedule: rate(1 minute)}}
+        Ticks: {Type: Schedule, Properties: {Schedule: rate(2 minutes), Input: '{"tick": 1}'}}
 """
+
+
+async def an_event_of(aws: Any, url: str, event: Any) -> Any:
+    """A message of the queue whose event is ``event`` (the others are taken and dropped)."""
+    async with aws.client("sqs") as sqs:
+        got = await sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1)
+    bodies = [json.loads(m["Body"]) for m in got.get("Messages", [])]
+    return next((body for body in bodies if body["event"] == event), None)
 
 
 async def test_a_schedule_fires_one_rate_after_it_is_created_and_stops_with_the_block(
@@ -329,7 +343,13 @@ async def test_a_schedule_fires_one_rate_after_it_is_created_and_stops_with_the_
         async with Template.load(path).deploy(aws, clock=clock) as deployed:
             after = clock()
             message = await one_message(aws, deployed.queues["Fired"])  # the first fire's
+            # The other schedule sends its Input as the event.
+            ticked = await eventually(
+                functools.partial(an_event_of, aws, deployed.queues["Fired"], {"tick": 1}),
+                timeout=30,
+            )
         assert not [t for t in asyncio.all_tasks() if "Scheduler._run" in repr(t.get_coro())]
+    assert ticked == {"event": {"tick": 1}, "stage": "scheduled"}
     body = json.loads(message["Body"])
     event = body["event"]
     assert body["stage"] == "scheduled"

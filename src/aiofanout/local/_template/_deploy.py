@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import logging
+import re
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -102,6 +103,11 @@ class Template:
         stack_name: str = "local",
     ) -> Template:
         """Read and check the template at ``path`` (nothing starts)."""
+        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9-]{0,127}", stack_name):
+            raise UsageError(
+                f"stack_name {stack_name!r}: a letter, then letters, digits and hyphens "
+                "(128 at most), as CloudFormation names a stack"
+            )
         document = read_document(
             Path(path).resolve(),
             parameters=dict(parameters or {}),
