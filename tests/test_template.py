@@ -90,6 +90,13 @@ def test_an_unknown_tag_or_no_resources_is_a_clear_error(tmp_path: Path) -> None
         Template.load(write(tmp_path, "Outputs: {}"))
 
 
+def test_a_stack_name_is_checked_as_cloudformation_checks_it(tmp_path: Path) -> None:
+    path = write(tmp_path, "Resources: {Q: {Type: 'AWS::SQS::Queue'}}")
+    with pytest.raises(UsageError, match="a letter, then letters, digits and hyphens"):
+        Template.load(path, stack_name="my stack")
+    Template.load(path, stack_name="my-stack-2")
+
+
 def test_a_json_template_loads(tmp_path: Path) -> None:
     path = tmp_path / "template.json"
     path.write_text('{"Resources": {"Q": {"Type": "AWS::SQS::Queue"}}}')
