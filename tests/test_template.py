@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aiofanout import UsageError
@@ -101,6 +101,7 @@ def test_a_json_template_loads(tmp_path: Path) -> None:
 # -- intrinsics ---------------------------------------------------------------------------------
 
 
+@settings(max_examples=50)  # each example draws a value per name: well under a second
 @given(st.lists(st.tuples(LITERALS, NAMES), max_size=6), LITERALS, st.data())
 def test_sub_replaces_each_variable_and_keeps_the_rest(
     parts: list[tuple[str, str]], tail: str, data: st.DataObject
