@@ -18,19 +18,18 @@ import pytest
 import pytest_asyncio
 
 from aiofanout import (
-    App,
-    BadSignature,
     Call,
     ClaimCheck,
-    ClaimRefused,
     LambdaTarget,
     PayloadTooLarge,
     SqsTarget,
     Status,
     dispatch_many,
 )
+from aiofanout.errors import BadSignature, ClaimRefused
 from aiofanout.local import EventSourceMapping, FunctionConfig, LocalAws, stack
 from aiofanout.wire import ReplyEnvelope, decode_task, encode_reply, encode_task
+from aiofanout.worker import App
 
 # End to end on a local stack of real processes: every test here is slow.
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.slow]

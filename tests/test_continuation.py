@@ -12,14 +12,16 @@ import json
 import time
 import uuid
 from collections import Counter
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from aiofanout import FileJournal, S3Journal
+from aiofanout import FileJournal, Retry, S3Journal, Throttled
 from aiofanout.durable import orchestrate, resume_event
 from aiofanout.local import Faults, FunctionConfig, LocalAws
+from aiofanout.targets import Batching, Target
 from aiofanout.testing import eventually
 
 # End to end on a local stack of real processes: every test here is slow.
@@ -297,3 +299,55 @@ async def test_the_invocation_budget_stops_the_chain_and_resume_event_finishes_t
     assert second["invocation"] == 2
     assert second["counts"] == {"succeeded": 200}
     assert ran == Counter(range(200))  # each item once, across the two invocations
+
+
+class Chunks(Target):
+    """``work`` behind a target that takes items four at a time (as ``chunk_size=4`` does)."""
+
+    batching = Batching(max_items=4)
+
+    def __init__(self, work: Callable[[int], Awaitable[int]]) -> None:
+        self.work = work
+
+    async def call_batch(self, payloads: Sequence[Any], *, timeout: float | None) -> list[Any]:
+        replies: list[Any] = []
+        for n in payloads:
+            try:
+                replies.append(await self.work(n))
+            except Throttled as exc:
+                replies.append(exc)
+        return replies
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["one-by-one", "in-chunks"])
+async def test_a_retry_the_invocations_end_refuses_is_made_by_the_next_invocation(
+    tmp_path: Path, no_aws_lambda: None, chunked: bool
+) -> None:
+    # Item 3's first attempt is throttled "for 30 s": a retry past this invocation's end. The
+    # invocation's end is not the run's, so the item is not journaled as failed but left to the
+    # next invocation (here a resume), which runs it.
+    journal = FileJournal(tmp_path)
+    ran: Counter[int] = Counter()
+
+    async def work(n: int) -> int:
+        ran[n] += 1
+        if n == 3 and ran[n] == 1:
+            raise Throttled("slow down", retry_after=30.0)
+        return n
+
+    target: Any = Chunks(work) if chunked else work
+    options: dict[str, Any] = {"concurrency": 2, "margin": 2.0, "max_invocations": 1}
+    first = await orchestrate(
+        target, range(8), event={}, context=LambdaContext("R1", 6), journal=journal,
+        retry=Retry(attempts=3), run_id="refused", **options,
+    )  # fmt: skip
+    assert first["state"] == "budget_exhausted"  # item 3 is still to do
+    assert 3 not in await journal.final_records("refused")
+
+    second = await orchestrate(
+        target, range(8), event=resume_event("refused"), context=LambdaContext("R2", 6),
+        journal=journal, retry=Retry(attempts=3), **options,
+    )  # fmt: skip
+    assert second["state"] == "finished"
+    assert second["counts"] == {"succeeded": 8}
+    assert ran == Counter({**dict.fromkeys(range(8), 1), 3: 2})

@@ -19,21 +19,12 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from aiofanout import (
-    App,
-    BadSignature,
-    Call,
-    Expired,
-    LambdaTarget,
-    Retry,
-    SqsTarget,
-    Status,
-    TaskTimedOut,
-    dispatch_many,
-)
+from aiofanout import Call, LambdaTarget, Retry, SqsTarget, Status, TaskTimedOut, dispatch_many
+from aiofanout.errors import BadSignature, Expired
 from aiofanout.local import EventSourceMapping, FunctionConfig, LocalAws, stack
 from aiofanout.testing import eventually
 from aiofanout.wire import decode_task, encode_task
+from aiofanout.worker import App
 
 # End to end through real processes: every test here is slow.
 pytestmark = pytest.mark.slow

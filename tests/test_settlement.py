@@ -12,9 +12,10 @@ from typing import Any
 
 import pytest
 
-from aiofanout import App, BadSignature, Expired
+from aiofanout.errors import BadSignature, Expired
 from aiofanout.testing import MotoServer, sqs_event
 from aiofanout.wire import encode_task
+from aiofanout.worker import App
 
 SECRET = "settle-secret"
 

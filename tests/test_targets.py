@@ -16,30 +16,32 @@ import pytest
 from aiohttp import web
 
 from aiofanout import (
-    AccessDenied,
     AmbiguousError,
-    App,
     Call,
-    ConnectError,
     FileJournal,
     HttpTarget,
     LambdaTarget,
-    Limits,
-    NotFound,
+    PayloadLimits,
     PayloadTooLarge,
-    RequestRejected,
     Retry,
-    ServerError,
     SqsTarget,
     Status,
     TaskFailed,
     Throttled,
-    UnknownTask,
     UsageError,
     dispatch_many,
 )
+from aiofanout.errors import (
+    AccessDenied,
+    ConnectError,
+    NotFound,
+    RequestRejected,
+    ServerError,
+    UnknownTask,
+)
 from aiofanout.testing import MotoServer, eventually, free_port
 from aiofanout.wire import decode_task
+from aiofanout.worker import App
 
 from .stubs import (
     Gate,
@@ -177,7 +179,7 @@ async def test_sqs_an_endpoint_that_refuses_connections_is_a_retryable_connect_e
 @pytest.mark.slow
 async def test_sqs_batches_group_by_count_and_by_bytes() -> None:
     async with StubServer(sqs_batch()) as stub:
-        limits = Limits(sqs_batch=3000, sqs_message=2000)
+        limits = PayloadLimits(sqs_batch=3000, sqs_message=2000)
         target = SqsTarget(
             f"{stub.url}/1/q", task=None, endpoint_url=stub.url, region_name=REGION, limits=limits
         )
@@ -484,10 +486,12 @@ async def test_lambda_the_client_pool_follows_the_cap() -> None:
 
 async def test_lambda_payload_limits_are_checked_before_sending() -> None:
     async with StubServer(lambda_ok()) as stub:
-        target = stub_target(stub, invocation_type="Event", limits=Limits(lambda_async_payload=500))
+        target = stub_target(
+            stub, invocation_type="Event", limits=PayloadLimits(lambda_async_payload=500)
+        )
         result = await dispatch_many(target, ["x" * 600, "small"], concurrency=1)
         assert isinstance(result[0].error, PayloadTooLarge)
-        assert "Limits.lambda_async_payload" in str(result[0].error)
+        assert "PayloadLimits.lambda_async_payload" in str(result[0].error)
         assert result[1].ok
         assert len(stub.requests) == 1
 
@@ -798,14 +802,19 @@ def test_the_targets_show_the_shortest_public_path_they_are_imported_from() -> N
 
     shown = {name: getattr(targets, name).__module__ for name in targets.__all__}
     assert shown == {
-        "Batching": "aiofanout",  # also exported by the package itself
-        "HttpTarget": "aiofanout",
+        "Batching": "aiofanout.targets",  # a target author's: not on the top level
+        "HttpTarget": "aiofanout",  # also exported by the package itself
         "LambdaTarget": "aiofanout",
         "ReplyStats": "aiofanout.targets",
         "SharedTarget": "aiofanout.targets",
         "SqsTarget": "aiofanout",
-        "Target": "aiofanout",
+        "Target": "aiofanout.targets",
     }
     for name, module in shown.items():
         assert getattr(sys.modules[module], name) is getattr(targets, name)
-    assert set(shown) - set(aiofanout.__all__) == {"ReplyStats", "SharedTarget"}
+    assert set(shown) - set(aiofanout.__all__) == {
+        "Batching",
+        "ReplyStats",
+        "SharedTarget",
+        "Target",
+    }

@@ -10,8 +10,9 @@ import asyncio
 import os
 from typing import Any
 
-from aiofanout import App, DynamoDBStore, LambdaTarget, Retry, S3Journal, lambda_entrypoint
+from aiofanout import LambdaTarget, Retry, S3Journal
 from aiofanout.durable import orchestrate
+from aiofanout.worker import App, DynamoDBStore, lambda_entrypoint
 
 app = App("orchestration-worker")
 

@@ -55,11 +55,11 @@ class TaskEnvelope(_Wire):
 
     Fields: ``v`` (version), ``id``, ``batch_id``, ``task`` (a registered name, never a dotted
     path to import), ``args``/``kwargs`` (JSON), ``attempt``, ``depth`` (hops of task-to-task
-    dispatch), ``deadline_ms`` (epoch ms), ``reply_to`` (an SQS queue URL), ``idempotency_key``
-    (what an idempotent task is run once per, unless the task has a ``key`` function of its
-    own, which wins), ``claim`` (the arguments wait in S3: :class:`ClaimRef`), ``issued_ms``
-    (epoch ms when a signed envelope was made: what ``App(max_age=)`` measures), ``sig``
-    (HMAC-SHA256, hex).
+    dispatch), ``deadline_ms`` (epoch ms), ``reply_to`` (an SQS queue URL: where a target's
+    ``replies=`` waits), ``idempotency_key`` (what an idempotent task is run once per, unless
+    the task has a ``key`` function of its own, which wins), ``claim`` (the arguments wait in
+    S3: :class:`ClaimRef`), ``issued_ms`` (epoch ms when a signed envelope was made: what
+    ``App(max_age=)`` measures), ``sig`` (HMAC-SHA256, hex).
 
     Example (what a non-Python producer sends)::
 

@@ -37,7 +37,7 @@ from typing import Any
 from aiohttp import web
 
 from .._errors import UsageError
-from .._limits import Limits
+from .._limits import PayloadLimits
 from ._background import Background
 from ._code import CodeStore
 from ._config import EventSourceMapping, FunctionConfig
@@ -82,7 +82,7 @@ class LocalLambda:
         host: str = "127.0.0.1",
         port: int = 0,
         sqs_endpoint_url: str | None = None,
-        limits: Limits | None = None,
+        limits: PayloadLimits | None = None,
         python: str = sys.executable,
     ) -> None:
         if not host.startswith("127."):
@@ -90,7 +90,7 @@ class LocalLambda:
         self.host = host
         self.port = port
         self.sqs_endpoint_url = sqs_endpoint_url
-        self.limits = limits or Limits()
+        self.limits = limits or PayloadLimits()
         self.python = python
         self.functions = FunctionRegistry()
         self._background = Background()

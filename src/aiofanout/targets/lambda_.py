@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from .._aws import translate_botocore_errors
 from .._errors import InvalidEnvelope, PayloadTooLarge, ServiceError, UsageError
-from .._limits import Limits
+from .._limits import PayloadLimits
 from .._target import Batching
 from .._wire import ClaimCheck, EnvelopeSource, function_error, reply_value
 from ._fanin import Claim, ReplyingTarget, checked_expires
@@ -24,8 +24,8 @@ STATUS_OF = {"RequestResponse": 200, "Event": 202, "DryRun": 204}
 class LambdaTarget(ReplyingTarget):
     """Invoke a Lambda function once per item (or once per ``chunk_size`` items).
 
-    Each item becomes the argument of ``task`` on the worker (an ``aiofanout.App``), sent as a
-    task envelope; ``task=None`` sends the item itself as raw JSON, for any function.
+    Each item becomes the argument of ``task`` on the worker (an ``aiofanout.worker.App``),
+    sent as a task envelope; ``task=None`` sends the item itself as raw JSON, for any function.
 
     ``RequestResponse`` returns the task's value; a function error (HTTP 200 with
     ``X-Amz-Function-Error``) fails the item with :class:`TaskFailed` carrying the remote
@@ -34,7 +34,8 @@ class LambdaTarget(ReplyingTarget):
 
     With ``replies=`` (``Event`` only), an item is done when its reply comes back through an
     SQS reply queue (``True``: one made while the target is open and deleted after; or your
-    queue's URL), and its outcome is the task's value or :class:`TaskFailed`. Point the
+    queue's URL; each envelope's ``reply_to`` field names it), and its outcome is the task's
+    value or :class:`TaskFailed`. Point the
     function's on-failure destination at the reply queue and what the task cannot report (a
     crash, a function timeout, retries exhausted) ends the item ``FAILED`` with the runtime's
     error type; otherwise such an item ends ``TIMED_OUT`` at its ``timeout`` or the deadline.
@@ -71,7 +72,7 @@ class LambdaTarget(ReplyingTarget):
         client: Any = None,
         endpoint_url: str | None = None,
         region_name: str | None = None,
-        limits: Limits | None = None,
+        limits: PayloadLimits | None = None,
         secret: str | bytes | None = None,
         retry_ambiguous: bool | None = None,
         reply_to: str | None = None,
@@ -87,7 +88,7 @@ class LambdaTarget(ReplyingTarget):
         self.expires = checked_expires(expires, waits=invocation_type == "RequestResponse")
         self.function_name, self.qualifier = function_name, qualifier
         self.invocation_type, self.chunk_size = invocation_type, chunk_size
-        self.limits = limits or Limits()
+        self.limits = limits or PayloadLimits()
         self.raw, self.retry_ambiguous = task is None, _retry_ambiguous(retry_ambiguous, task)
         self.long_calls = invocation_type == "RequestResponse"
         self.ambiguous_timeouts = invocation_type != "DryRun" and not self.retry_ambiguous
@@ -122,7 +123,7 @@ class LambdaTarget(ReplyingTarget):
         if len(payload) > self.payload_limit:
             raise PayloadTooLarge(
                 f"the payload is {len(payload):,} bytes, over the {self.payload_limit:,}-byte "
-                f"limit of {self.invocation_type} invokes (Limits.lambda_"
+                f"limit of {self.invocation_type} invokes (PayloadLimits.lambda_"
                 f"{'async' if self.invocation_type == 'Event' else 'sync'}_payload): "
                 "pass claim_check=ClaimCheck(bucket=...) to send it through S3"
             )
@@ -211,7 +212,7 @@ class LambdaTarget(ReplyingTarget):
             return exc
 
 
-def _payload_limit(limits: Limits, invocation_type: str) -> int:
+def _payload_limit(limits: PayloadLimits, invocation_type: str) -> int:
     if invocation_type == "Event":
         return limits.lambda_async_payload
     return limits.lambda_sync_payload

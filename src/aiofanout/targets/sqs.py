@@ -14,7 +14,7 @@ from .._errors import (
     Throttled,
     UsageError,
 )
-from .._limits import Limits
+from .._limits import PayloadLimits
 from .._target import Batching
 from .._wire import ClaimCheck, EnvelopeSource
 from ._fanin import Claim, ReplyingTarget, checked_expires
@@ -74,7 +74,8 @@ class SqsTarget(ReplyingTarget):
     the task's: its value, or :class:`TaskFailed` with the remote error. ``replies=True`` makes
     a reply queue while the target is open (one fan-out, or ``target.opened()``) and deletes it
     after, also on error and cancellation; ``replies="<queue url>"`` uses your queue, which
-    fan-outs of this process may share. ``concurrency`` then counts items waiting for their
+    fan-outs of this process may share; either way each envelope's ``reply_to`` field names
+    it for the worker. ``concurrency`` then counts items waiting for their
     reply (the sends of concurrent items still go out in batches), ``timeout`` covers the round
     trip, and an item whose reply does not come ends ``TIMED_OUT`` (not retried: it may have
     run). What the reply queue received is in :attr:`reply_stats`.
@@ -113,7 +114,7 @@ class SqsTarget(ReplyingTarget):
         client: Any = None,
         endpoint_url: str | None = None,
         region_name: str | None = None,
-        limits: Limits | None = None,
+        limits: PayloadLimits | None = None,
         secret: str | bytes | None = None,
         reply_to: str | None = None,
         replies: bool | str | None = None,
@@ -130,7 +131,7 @@ class SqsTarget(ReplyingTarget):
         self.group_id = group_id
         self.dedup_id = dedup_id
         self.delay = delay
-        self.limits = limits or Limits()
+        self.limits = limits or PayloadLimits()
         send_batching = Batching(self.limits.sqs_batch_entries, self.limits.sqs_batch)
         self.batching: Batching | None = send_batching
         self.setup_replies(
@@ -163,8 +164,9 @@ class SqsTarget(ReplyingTarget):
         if len(payload) > self.limits.sqs_message:
             raise PayloadTooLarge(
                 f"the message is {len(payload):,} bytes, over the {self.limits.sqs_message:,}-"
-                "byte SQS limit (Limits.sqs_message): pass claim_check=ClaimCheck(bucket=...) to "
-                "send it through S3, or send a reference (an S3 key) yourself"
+                "byte SQS limit (PayloadLimits.sqs_message): pass "
+                "claim_check=ClaimCheck(bucket=...) to send it through S3, "
+                "or send a reference (an S3 key) yourself"
             )
         group = self.group_id(item) if callable(self.group_id) else self.group_id
         dedup = self.dedup_id(item) if self.dedup_id is not None else None
