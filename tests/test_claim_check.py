@@ -7,9 +7,11 @@ with a 5 MB item and a 3 MB reply, and a tampered object refused under a secret.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -299,3 +301,59 @@ async def test_a_reference_outside_the_claim_checks_bucket_and_prefix_is_never_r
         ref = ClaimRef(bucket=bucket, key=key, size=1, sha256=digest)
         with pytest.raises(ClaimRefused, match="outside"):
             await claims.read(ref)  # refused before any request is made
+
+
+class CountingSession:
+    """An aioboto3 session that counts the clients made of it, by service."""
+
+    def __init__(self, session: Any) -> None:
+        self.session = session
+        self.made: Counter[str] = Counter()
+
+    def client(self, service: str, **kwargs: Any) -> Any:
+        self.made[service] += 1
+        return self.session.client(service, **kwargs)
+
+
+async def test_a_fan_out_of_claimed_items_stores_them_all_through_one_s3_client(
+    aws: LocalAws,
+) -> None:
+    counting = CountingSession(aws.session)
+    bucket: str = aws.bucket  # type: ignore[attr-defined]
+    claims = ClaimCheck(bucket=bucket, endpoint_url=aws.endpoint_url, session=counting)
+    queue_url = await aws.create_queue(f"idle-{uuid.uuid4().hex[:8]}")
+    target = SqsTarget(
+        queue_url, task="digest", claim_check=claims, endpoint_url=aws.endpoint_url,
+        region_name="us-east-1",
+    )  # fmt: skip
+    blobs = [str(n) * (MB + 100_000) for n in range(6)]  # each over SQS's 1 MiB
+    result = await dispatch_many(target, blobs, concurrency=3)
+    assert result.ok
+    assert len(await objects(aws)) >= 6
+    assert counting.made == Counter(s3=1)  # one client for the fan-out, not one per object
+    await dispatch_many(target, blobs[:2], concurrency=2)  # let go of after the first
+    assert counting.made == Counter(s3=2)
+
+
+async def test_a_worker_keeps_one_s3_client_for_its_claims_across_invocations(
+    aws: LocalAws,
+) -> None:
+    bodies = [(await claimed_message(aws, str(n) * (2 * MB)))[0] for n in range(3)]
+    counting = CountingSession(aws.session)
+    bucket: str = aws.bucket  # type: ignore[attr-defined]
+    claims = ClaimCheck(bucket=bucket, endpoint_url=aws.endpoint_url, session=counting)
+    app = App("warm", secret=SECRET, claim_check=claims)
+
+    @app.task
+    async def digest(blob: str) -> int:
+        return len(blob)
+
+    def three_warm_invocations() -> list[Any]:
+        try:  # Lambda's runtime calls the sync handler, the runner's loop kept between calls
+            return [app.lambda_handler(json.loads(body), None) for body in bodies]
+        finally:
+            app.runner.close()
+
+    replies = await asyncio.to_thread(three_warm_invocations)
+    assert [reply["value"] for reply in replies] == [2 * MB] * 3
+    assert counting.made == Counter(s3=1)

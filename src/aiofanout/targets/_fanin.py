@@ -8,6 +8,7 @@ item's call a round trip (register, send, wait for the reply), detach when the t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
@@ -185,6 +186,7 @@ class ReplyingTarget(AwsClientTarget):
 
     fanin: Fanin | None = None
     claim_check: ClaimCheck | None = None
+    _held_open: contextlib.AsyncExitStack | None = None  # the claim check, while open
 
     def setup_replies(
         self,
@@ -273,13 +275,28 @@ class ReplyingTarget(AwsClientTarget):
         return self.fanin.stats
 
     async def on_first_open(self) -> None:
-        if self.fanin is not None:
-            reply_to = await self.fanin.attach()
-            self.encode = envelope_encoder(self._task, secret=self._secret, reply_to=reply_to)
+        if self.claim_check is not None:  # one S3 client for the claims while the target is open
+            self._held_open = contextlib.AsyncExitStack()
+            await self._held_open.enter_async_context(self.claim_check.opened())
+        try:
+            if self.fanin is not None:
+                reply_to = await self.fanin.attach()
+                self.encode = envelope_encoder(self._task, secret=self._secret, reply_to=reply_to)
+        except BaseException:
+            await self._let_go_of_the_claim_check()
+            raise
 
     async def on_last_close(self) -> None:
-        if self.fanin is not None:
-            await self.fanin.detach()
+        try:
+            if self.fanin is not None:
+                await self.fanin.detach()
+        finally:
+            await self._let_go_of_the_claim_check()
+
+    async def _let_go_of_the_claim_check(self) -> None:
+        held, self._held_open = self._held_open, None
+        if held is not None:
+            await held.aclose()
 
 
 def checked_expires(expires: object, *, waits: bool) -> float | None:

@@ -117,6 +117,7 @@ class App:
         self.idempotency = idempotency
         self.claim_check = claim_check
         self._store_closes_with: object = None
+        self._claims_open_with: object = None
         self.runner = LoopRunner(
             fresh=loop == "fresh",
             inside_loop_advice=(
@@ -262,7 +263,15 @@ class App:
         source batch that cannot be answered record by record (records of another source, a
         record with no ``messageId``) raises :class:`InvalidEnvelope` before any record runs.
         """
-        return self.runner.run(self.handle(event, context))
+        return self.runner.run(self._handle_on_the_runner(event, context))
+
+    async def _handle_on_the_runner(self, event: Any, context: Any) -> Any:
+        if self.claim_check is not None and self._claims_open_with is not self.runner.resources:
+            # One S3 client for the claims for as long as the runner's loop lives (a new stack
+            # after the runner closed one: open it again there).
+            self._claims_open_with = self.runner.resources
+            await self.runner.resources.enter_async_context(self.claim_check.opened())
+        return await self.handle(event, context)
 
     async def handle(self, event: Any, context: Any) -> Any:
         """The async body of :meth:`lambda_handler`, for callers that have a loop already."""
