@@ -30,7 +30,7 @@ from aiofanout import (
 )
 from aiofanout.errors import BadSignature, ClaimRefused
 from aiofanout.local import EventSourceMapping, FunctionConfig, LocalAws, stack
-from aiofanout.wire import ReplyEnvelope, decode_task, encode_reply, encode_task
+from aiofanout.wire import ReplyEnvelope, decode_task, encode_reply
 from aiofanout.worker import App
 
 # End to end on a local stack of real processes: every test here is slow.
@@ -50,10 +50,11 @@ def sha(text: str) -> str:
 
 
 async def test_a_split_envelope_names_its_arguments_and_joins_back() -> None:
-    from aiofanout._wire import join_task, split_task
+    from aiofanout._wire import TaskSpec, join_task, prepare_envelope
 
-    payload = encode_task("digest", ["x" * 100], {"reply_size": 3}, id="e1", secret=SECRET)
-    small, ref, blob = split_task(payload, CLAIMS, secret=SECRET)
+    prepared = prepare_envelope(TaskSpec("digest", SECRET), Call("x" * 100, reply_size=3), id="e1")
+    claimed, (ref, blob) = prepared.claimed(CLAIMS)
+    small = claimed.finish()
 
     assert len(small) < 600
     assert b"xxxx" not in small
@@ -73,10 +74,10 @@ async def test_a_split_envelope_names_its_arguments_and_joins_back() -> None:
 
 
 async def test_the_signature_covers_the_reference_and_its_digest() -> None:
-    from aiofanout._wire import split_task
+    from aiofanout._wire import TaskSpec, prepare_envelope
 
-    payload = encode_task("digest", ["x"], {}, secret=SECRET)
-    small, _, _ = split_task(payload, CLAIMS, secret=SECRET)
+    claimed, _ = prepare_envelope(TaskSpec("digest", SECRET), "x").claimed(CLAIMS)
+    small = claimed.finish()
     data = json.loads(small)
     data["claim"]["sha256"] = sha("another object")
     with pytest.raises(BadSignature):
@@ -100,7 +101,7 @@ async def test_a_claimed_reply_is_routed_as_its_reference() -> None:
 
 
 async def test_an_app_without_a_claim_check_refuses_a_claimed_envelope() -> None:
-    from aiofanout._wire import split_task
+    from aiofanout._wire import TaskSpec, prepare_envelope
 
     app = App("plain")
 
@@ -108,8 +109,8 @@ async def test_an_app_without_a_claim_check_refuses_a_claimed_envelope() -> None
     async def digest(blob: str) -> int:
         return len(blob)
 
-    small, _, _ = split_task(encode_task("digest", ["x"], {}), CLAIMS, secret=None)
-    result = await app.run_envelope(small)
+    claimed, _ = prepare_envelope(TaskSpec("digest"), "x").claimed(CLAIMS)
+    result = await app.run_envelope(claimed.finish())
     assert isinstance(result.error, ClaimRefused)
     assert result.reply.error is not None
     assert "claim_check" in result.reply.error.message

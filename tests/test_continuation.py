@@ -42,8 +42,10 @@ class Orchestration:
         *,
         distinct: int | None = None,
         idempotent: bool = False,
+        orchestrator_timeout: int = 10,
     ) -> None:
         self.aws = aws
+        self.orchestrator_timeout = orchestrator_timeout
         self.distinct = distinct
         self.idempotent = idempotent
         self.id = uuid.uuid4().hex[:8]
@@ -87,7 +89,7 @@ class Orchestration:
                 self.orchestrator,
                 "orchestration.orchestrator_handler",
                 code_paths=[FUNCTIONS],
-                timeout=10,
+                timeout=self.orchestrator_timeout,
                 reserved_concurrency=2,
                 faults=faults,
                 event_retries=0,
@@ -197,15 +199,19 @@ async def test_with_an_idempotent_worker_a_crash_and_resume_run_every_item_exact
     # with no key function, so its key is the one the run sends, "<run id>:<index>". A hash of
     # the arguments would run each value once; no key would run again what the crash left
     # done but not journaled.
+    # Its invocations last 20 s, not 10: every item costs the worker two DynamoDB writes on
+    # the moto server, which a loaded machine slows, and each hand-over between invocations
+    # has 1.5 s (orchestrate's reserve) to write the journal and invoke the next one.
     run = Orchestration(
-        aws, tmp_path, items=3_000, item_seconds=0.05, distinct=100, idempotent=True
-    )
+        aws, tmp_path, items=3_000, item_seconds=0.05, distinct=100, idempotent=True,
+        orchestrator_timeout=20,
+    )  # fmt: skip
     await run.create()
     run.add_orchestrator(Faults(crash=1.0, crash_at="during", seed=29))
     await run.start({"run_id": "crashy-once"})
 
     await run.next_message(run.failure_queue)  # the crash
-    # Mid-run as a rule; on a loaded machine the workers' cold starts can outlast the 3.8 s
+    # Mid-run as a rule; on a loaded machine the workers' cold starts can outlast the 7.6 s
     # before it, and then no item has run yet. Exactly once after the resume holds either way.
     journal = run.journal()
     assert len(await journal.final_records("crashy-once")) < 3_000

@@ -131,11 +131,11 @@ def test_lambda_a_keyed_item_awaiting_its_reply_carries_both_its_key_and_its_rep
         region_name=REGION,
     )
     payload = target.prepare_keyed("a.png", "run:token:3")
-    envelope = decode_task(payload.body)
+    envelope = decode_task(payload.body())
     assert envelope.idempotency_key == "run:token:3"
     assert envelope.args == ["a.png"]
     assert envelope.id == payload.reply_id  # the fan-in matches the reply by it
-    assert decode_task(target.prepare("a.png").body).idempotency_key is None
+    assert decode_task(target.prepare("a.png").body()).idempotency_key is None
 
 
 async def test_sqs_fifo_queue_keeps_the_order_of_a_group(
@@ -818,3 +818,20 @@ def test_the_targets_show_the_shortest_public_path_they_are_imported_from() -> N
         "SharedTarget",
         "Target",
     }
+
+
+def test_send_replies_to_names_the_queue_the_worker_answers_and_reply_to_is_its_old_name() -> None:
+    url = "https://sqs.us-east-1.amazonaws.com/123456789012/elsewhere"
+    for make in (
+        lambda **kw: LambdaTarget("worker", task="t", invocation_type="Event", **kw),
+        lambda **kw: SqsTarget("https://sqs.us-east-1.amazonaws.com/1/q", task="t", **kw),
+    ):
+        target = make(send_replies_to=url)
+        assert decode_task(target.prepare("x").body()).reply_to == url
+        with pytest.warns(DeprecationWarning, match=r"reply_to=.*send_replies_to="):
+            old = make(reply_to=url)
+        assert decode_task(old.prepare("x").body()).reply_to == url
+        with pytest.raises(UsageError, match="drop one"):
+            make(send_replies_to=url, reply_to=url)
+        with pytest.raises(UsageError, match="not both"):
+            make(send_replies_to=url, replies=True)

@@ -34,8 +34,6 @@ from ._envelopes import (
     ClaimRef,
     ReplyEnvelope,
     TaskEnvelope,
-    _dumps,
-    _signed,
     decode_reply,
     new_id,
 )
@@ -46,7 +44,6 @@ __all__ = [
     "check",
     "decode_reply_object",
     "join_task",
-    "split_task",
 ]
 
 DEFAULT_PREFIX = "aiofanout/claims/"
@@ -248,22 +245,6 @@ def check(ref: ClaimRef, data: bytes) -> None:
             f"claimed object s3://{ref.bucket}/{ref.key} does not match its reference "
             "(size or digest): replaced or corrupted"
         )
-
-
-def split_task(
-    payload: bytes, claims: ClaimCheck, *, secret: str | bytes | None
-) -> tuple[bytes, ClaimRef, bytes]:
-    """An encoded task envelope as (the small envelope, its reference, the object's bytes).
-
-    The arguments move to the object; the small envelope, re-signed with ``secret``, names it.
-    """
-    data = json.loads(payload)
-    data.pop("sig", None)
-    moved = {"args": data.pop("args", []), "kwargs": data.pop("kwargs", {})}
-    blob = _dumps(moved).encode()
-    ref = claims.reference(blob)
-    data["claim"] = ref.model_dump()
-    return _signed(_dumps(data).encode(), secret), ref, blob
 
 
 def join_task(envelope: TaskEnvelope, blob: bytes) -> TaskEnvelope:

@@ -11,8 +11,8 @@ from .._aws import translate_botocore_errors
 from .._errors import InvalidEnvelope, PayloadTooLarge, ServiceError, UsageError
 from .._limits import PayloadLimits
 from .._target import Batching
-from .._wire import ClaimCheck, EnvelopeSource, function_error, reply_value
-from ._fanin import Claim, ReplyingTarget, checked_expires
+from .._wire import ClaimCheck, DescribesTask, Outgoing, TaskSpec, function_error, reply_value
+from ._fanin import ReplyingTarget, checked_expires, renamed_reply_to
 
 __all__ = ["LambdaTarget"]
 
@@ -40,6 +40,9 @@ class LambdaTarget(ReplyingTarget):
     crash, a function timeout, retries exhausted) ends the item ``FAILED`` with the runtime's
     error type; otherwise such an item ends ``TIMED_OUT`` at its ``timeout`` or the deadline.
     ``sqs_endpoint_url`` is where the reply queue lives, when not AWS's (a local stack).
+    ``send_replies_to="<queue url>"`` instead has the worker send each reply there while this
+    fan-out waits for none: for replies another process gathers (``reply_to=``, its old name,
+    still works, with a ``DeprecationWarning``).
 
     With ``claim_check=ClaimCheck(bucket=...)``, an item over the invoke's payload limit goes to
     S3 and the invoke carries the reference (the function's ``App`` needs the same claim check);
@@ -64,7 +67,7 @@ class LambdaTarget(ReplyingTarget):
         self,
         function_name: str,
         *,
-        task: str | EnvelopeSource | None,
+        task: str | DescribesTask | None,
         invocation_type: InvocationType = "RequestResponse",
         qualifier: str | None = None,
         chunk_size: int = 1,
@@ -75,6 +78,7 @@ class LambdaTarget(ReplyingTarget):
         limits: PayloadLimits | None = None,
         secret: str | bytes | None = None,
         retry_ambiguous: bool | None = None,
+        send_replies_to: str | None = None,
         reply_to: str | None = None,
         replies: bool | str | None = None,
         sqs_endpoint_url: str | None = None,
@@ -89,12 +93,15 @@ class LambdaTarget(ReplyingTarget):
         self.function_name, self.qualifier = function_name, qualifier
         self.invocation_type, self.chunk_size = invocation_type, chunk_size
         self.limits = limits or PayloadLimits()
-        self.raw, self.retry_ambiguous = task is None, _retry_ambiguous(retry_ambiguous, task)
-        self.long_calls = invocation_type == "RequestResponse"
-        self.ambiguous_timeouts = invocation_type != "DryRun" and not self.retry_ambiguous
+        self.raw, self.long_calls = task is None, invocation_type == "RequestResponse"
         self.payload_limit = _payload_limit(self.limits, invocation_type)
-        urls = {"reply_to": reply_to, "sqs_endpoint_url": sqs_endpoint_url}
-        self.setup_replies(replies, task=task, secret=secret, claim_check=claim_check, **urls)
+        urls = {"reply_to": renamed_reply_to(send_replies_to, reply_to, "LambdaTarget")}
+        self.setup_replies(
+            replies, task=task, secret=secret, claim_check=claim_check,
+            sqs_endpoint_url=sqs_endpoint_url, **urls,
+        )  # fmt: skip
+        self.retry_ambiguous = _retry_ambiguous(retry_ambiguous, self.spec)
+        self.ambiguous_timeouts = invocation_type != "DryRun" and not self.retry_ambiguous
         if chunk_size > 1:
             # A chunk is "[" + payloads joined by "," + "]": keep room for the brackets and commas.
             self.batching = Batching(chunk_size, self.payload_limit - chunk_size - 1)
@@ -106,54 +113,46 @@ class LambdaTarget(ReplyingTarget):
             + ">"
         )
 
-    def prepare(self, item: Any) -> Any:
-        return self._prepared(self.encode_item(item))
+    def prepare(self, item: Any) -> Outgoing:
+        return self._checked(self.outgoing(item, None, limit=self.payload_limit))
 
-    def prepare_keyed(self, item: Any, key: str) -> Any:
-        return self._prepared(self.encode_item(item, key))
+    def prepare_keyed(self, item: Any, key: str) -> Outgoing:
+        return self._checked(self.outgoing(item, key, limit=self.payload_limit))
 
-    def _prepared(self, encoded: tuple[bytes, str]) -> Any:
-        payload, reply_id = encoded
-        body, claim = self.claimed(payload, self.payload_limit)
-        if self.fanin is not None or claim is not None:
-            return Expecting(self._checked(body), reply_id, claim)
-        return self._checked(body)
-
-    def _checked(self, payload: bytes) -> bytes:
-        if len(payload) > self.payload_limit:
+    def _checked(self, message: Outgoing) -> Outgoing:
+        if len(message) > self.payload_limit:
             raise PayloadTooLarge(
-                f"the payload is {len(payload):,} bytes, over the {self.payload_limit:,}-byte "
+                f"the payload is {len(message):,} bytes, over the {self.payload_limit:,}-byte "
                 f"limit of {self.invocation_type} invokes (PayloadLimits.lambda_"
                 f"{'async' if self.invocation_type == 'Event' else 'sync'}_payload): "
                 "pass claim_check=ClaimCheck(bucket=...) to send it through S3"
             )
-        return payload
+        return message
 
     async def call(self, payload: Any, *, timeout: float | None) -> Any:
-        if isinstance(payload, Expecting):
-            await self.upload([payload.claim])
+        message: Outgoing = payload
+        await self.upload([message.claim])
         if self.fanin is not None:
-            body = self.stamped(payload.body, timeout)
-            return await self.fanin.round_trip(payload.reply_id, lambda: self._invoke(body))
-        payload = payload.body if isinstance(payload, Expecting) else payload
-        status, response, body = await self._invoke(self._for_attempt(payload, timeout))
+            body = self.body(message, timeout)
+            return await self.fanin.round_trip(message.reply_id, lambda: self._invoke(body))
+        status, response, body = await self._invoke(self._for_attempt(message, timeout))
         if self.invocation_type != "RequestResponse":
             return self._acknowledgement(status, response)
         return self._value(body)
 
-    def _for_attempt(self, payload: bytes, timeout: float | None) -> bytes:
+    def _for_attempt(self, message: Outgoing, timeout: float | None) -> bytes:
         """The envelope with its deadline: the attempt's, or ``expires`` for fire-and-forget.
 
         Fire-and-forget work may rightly run after the sender is gone: no deadline unless asked.
         """
         waits = self.invocation_type == "RequestResponse"
-        return self.stamped(payload, timeout if waits else self.expires)
+        return self.body(message, timeout if waits else self.expires)
 
     async def call_batch(self, payloads: Sequence[Any], *, timeout: float | None) -> list[Any]:
-        await self.upload(p.claim for p in payloads if isinstance(p, Expecting))
-        bodies = [p.body if isinstance(p, Expecting) else p for p in payloads]
-        stamped = [self._for_attempt(body, timeout) for body in bodies]
-        status, response, body = await self._invoke(b"[" + b",".join(stamped) + b"]")
+        messages: Sequence[Outgoing] = payloads
+        await self.upload(message.claim for message in messages)
+        bodies = [self._for_attempt(message, timeout) for message in messages]
+        status, response, body = await self._invoke(b"[" + b",".join(bodies) + b"]")
         if self.invocation_type != "RequestResponse":
             ack = self._acknowledgement(status, response)
             return [ack] * len(payloads)
@@ -218,11 +217,11 @@ def _payload_limit(limits: PayloadLimits, invocation_type: str) -> int:
     return limits.lambda_sync_payload
 
 
-def _retry_ambiguous(asked: bool | None, task: object) -> bool:
+def _retry_ambiguous(asked: bool | None, spec: TaskSpec | None) -> bool:
     """Whether to re-send what may have run: yes for an idempotent task, unless told."""
     if asked is not None:
         return asked
-    return bool(getattr(task, "idempotent", False))  # it runs once per key: re-sending is safe
+    return spec is not None and spec.idempotent  # it runs once per key: re-sending is safe
 
 
 def _check_options(invocation_type: str, chunk_size: int, replies: object) -> None:
@@ -238,24 +237,6 @@ def _check_options(invocation_type: str, chunk_size: int, replies: object) -> No
         )
     if replies not in (None, False) and chunk_size > 1:
         raise UsageError("replies= takes one item per invoke: leave chunk_size at 1")
-
-
-class Expecting:
-    """A prepared payload: the envelope's bytes, the id its reply names, its claimed arguments.
-
-    A plain payload is bytes; this one either awaits its reply (``reply_id``) or names
-    arguments bound for S3 (``claim``), uploaded before each attempt is sent.
-    """
-
-    __slots__ = ("body", "claim", "reply_id")
-
-    def __init__(self, body: bytes, reply_id: str, claim: Claim | None = None) -> None:
-        self.body = body
-        self.reply_id = reply_id
-        self.claim = claim
-
-    def __len__(self) -> int:
-        return len(self.body)
 
 
 def _json(body: bytes) -> Any:
