@@ -178,6 +178,19 @@ async def test_a_zip_missing_a_dependency_fails_with_import_module_error(
 
 @pytest.mark.asyncio(loop_scope="module")
 @pytest.mark.slow
+async def test_the_callers_pythonpath_does_not_reach_a_zip(
+    lam: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pydantic
+
+    site_packages = str(Path(pydantic.__file__).parents[1])
+    monkeypatch.setenv("PYTHONPATH", site_packages)  # the development mode passes it on
+    name = await create(lam, {"ZipFile": zipped("pydantic")})
+    assert_import_module_error(await invoke(lam, name), "pydantic")
+
+
+@pytest.mark.asyncio(loop_scope="module")
+@pytest.mark.slow
 async def test_the_same_zip_with_the_dependency_vendored_runs_it_from_the_zip(lam: Any) -> None:
     name = await create(lam, {"ZipFile": zipped("annotated_types", "annotated_types")})
     answer = await invoke(lam, name, {"distribution": "annotated_types"})

@@ -7,18 +7,18 @@ Its process runs in its own process group (a kill reaches any fork) and asks Lin
 if the runtime dies without stopping it. Its output is relayed to the
 ``aiofanout.local.<function>`` logger with the function name and the request id, and kept per
 invocation for ``LogType: Tail``.
-
-What a function's Python sees depends on its config's ``isolated``. Isolated (code from a zip,
-always): Python starts without ``site`` (``-S``) and without the script's directory (``-P``),
-its path only the function's code directories and the directory of what the Lambda runtime
-provides (``_provided``), and its working directory its code, as ``/var/task`` on AWS: a missing
-dependency fails the import as it would there. The development mode (a source directory from
-Python, the default) puts the code directories in front of this process's own packages.
 An environment belongs to its function's pool (its :class:`Owner`), which counts it from the
 start and hears of its first poll and of its end through callbacks; it keeps the config it was
 started with, so it never reaches back into its function. A process that ends fails the
 invocation it was running (``Runtime.ExitError``, or the init error it reported) and frees its
 slot in the pool.
+
+What a function's Python sees depends on its config's ``isolated`` (:func:`python_flags`).
+Isolated (code from a zip, always): Python starts without ``site``, its path only the
+function's code directories and the directory of what the Lambda runtime provides
+(``_provided``), its working directory its code, as ``/var/task`` on AWS: a missing dependency
+fails the import as it would there. The development mode (a source directory from Python, the
+default) puts the code directories in front of this process's own packages.
 """
 
 from __future__ import annotations

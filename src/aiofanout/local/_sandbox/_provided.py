@@ -6,7 +6,8 @@ runtime ships them, with their dependencies) and the standard library; nothing e
 isolated environment gets the same: its code directories and this directory, built once per
 runtime in a temporary directory the runtime removes when it stops. It holds a symbolic link
 to each top-level package, module and ``.dist-info`` of exactly the provided distributions,
-found with :mod:`importlib.metadata` in the interpreter that runs the local runtime: the
+found with :mod:`importlib.metadata` in the interpreter that runs the local runtime (an
+environment's ``python``, if another, must be the same version: awslambdaric is compiled): the
 closure of :data:`PROVIDED`'s requirements (extras left out), so awslambdaric's own needs
 (simplejson, snapshot-restore-py) come along without being named here. Links, not copies: the
 directory costs a few milliseconds, and a package's ``__file__`` still finds its data files.
