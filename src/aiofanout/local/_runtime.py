@@ -11,7 +11,7 @@ same context object, deadline header, error payloads.
 - ``_functions``: the registry of functions (config, pool, event queue, stats), the seam the
   Python API and the control plane both write through, and their life cycle (``Control``:
   added, reconfigured with old environments retiring, removed, provisioned); ``_code``: zip
-  code (inline or in S3 on the moto server), unpacked in a private directory;
+  code (inline or in S3 on the moto server), unpacked in a private directory and run isolated;
 - ``_sandbox``: the environment pools, the awslambdaric processes, one invocation, the Runtime
   API; ``_faults``: the injected faults, drawn once per invoke;
 - ``_events``: ``Event`` invocations, their retries, maximum age and destination records;
@@ -144,6 +144,7 @@ class LocalLambda:
             await self._runner.cleanup()
             self._runner = None
         self.code.cleanup()
+        self._environments.cleanup()
 
     async def __aenter__(self) -> LocalLambda:
         return await self.start()
