@@ -29,9 +29,9 @@ from .._wire import (
     join_task,
     sign_reply,
 )
-from ._envelope_runner import TaskResult
 from ._runner import LoopRunner
 from ._settlement import Settlement
+from ._task_result import TaskResult
 
 log = logging.getLogger("aiofanout.worker")
 

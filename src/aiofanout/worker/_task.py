@@ -10,7 +10,7 @@ import functools
 import inspect
 import typing
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeAlias, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, Protocol, TypeAlias, TypeVar
 
 from pydantic import TypeAdapter, ValidationError
 
@@ -34,7 +34,7 @@ from ._idempotency import (
 )
 
 if TYPE_CHECKING:
-    from ._envelope_runner import TaskOwner
+    from ._task_result import TaskResult
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -42,6 +42,21 @@ R = TypeVar("R")
 #: Positional and keyword arguments, validated, ready to call the function with.
 Bound: TypeAlias = tuple[tuple[Any, ...], dict[str, Any]]
 _PLAIN_KINDS = frozenset({inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY})
+
+
+class TaskOwner(Protocol):
+    """The app a task is registered with: its name, its secret and depth budget, its runner."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def secret(self) -> str | bytes | None: ...
+    @property
+    def max_depth(self) -> int: ...
+
+    async def run_envelope(
+        self, raw: bytes | str | dict[str, Any], *, answered: bool = False
+    ) -> TaskResult: ...
 
 
 class Signature:
