@@ -80,7 +80,7 @@ def template_yaml(template: dict[str, Any]) -> str:
     except ModuleNotFoundError as exc:
         raise UsageError("build writes YAML with PyYAML: pip install 'aiofanout[deploy]'") from exc
     body = yaml.safe_dump(template, sort_keys=False, default_flow_style=False, width=100)
-    return HEADER + body
+    return HEADER + str(body)
 
 
 def _package(
@@ -95,7 +95,7 @@ def _package(
     limits = limits or PackageLimits()
     resolution = _resolution(stack, function)
     bar.step(f"{function.name}: resolving for {function.architecture}", total=1)
-    deps = resolve(resolution, cache, refresh=refresh, on_line=lambda line: bar.note(line))
+    deps = resolve(resolution, cache, refresh=refresh, on_line=bar.note)
     roots = [(function.code, "", frozenset({out, cache}))]
     if deps is not None:
         roots.append((deps, "", frozenset({deps / "bin"})))  # scripts name this machine's python

@@ -117,7 +117,9 @@ class Schedule(_Part):
                 f"{expression!r} is not 'rate(N minutes|hours|days)' or 'cron(6 fields)'"
             )
         if rate is not None and (rate[1] == "1") != (not rate[2].endswith("s")):
-            raise ValueError(f"{expression!r}: EventBridge wants 'rate(1 minute)', 'rate(5 minutes)'")
+            raise ValueError(
+                f"{expression!r}: EventBridge wants 'rate(1 minute)', 'rate(5 minutes)'"
+            )
         if rate is not None and int(rate[1]) < 1:
             raise ValueError(f"{expression!r}: the rate must be at least 1")
         return expression
@@ -267,9 +269,13 @@ class Queue(_Part):
     @classmethod
     def _name(cls, name: str) -> str:
         if not _QUEUE_NAME.fullmatch(name):
-            raise ValueError(f"{name!r}: a queue name is 1-80 of A-Z a-z 0-9 - _ (.fifo at the end)")
+            raise ValueError(
+                f"{name!r}: a queue name is 1-80 of A-Z a-z 0-9 - _ (.fifo at the end)"
+            )
         if name.startswith(REPLY_QUEUE_PREFIX):
-            raise ValueError(f"{name!r}: {REPLY_QUEUE_PREFIX}* is for the queues replies=True makes")
+            raise ValueError(
+                f"{name!r}: {REPLY_QUEUE_PREFIX}* is for the queues replies=True makes"
+            )
         return name
 
     @model_validator(mode="after")

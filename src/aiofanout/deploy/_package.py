@@ -18,7 +18,15 @@ from pathlib import Path
 
 from .._errors import UsageError
 
-__all__ = ["BUILD_MARKER", "MIB", "Entry", "PackageLimits", "check_unzipped", "collect", "write_zip"]
+__all__ = [
+    "BUILD_MARKER",
+    "MIB",
+    "Entry",
+    "PackageLimits",
+    "check_unzipped",
+    "collect",
+    "write_zip",
+]
 
 MIB = 1024 * 1024
 EPOCH = (1980, 1, 1, 0, 0, 0)

@@ -30,8 +30,11 @@ TABLE += ["dynamodb:UpdateItem", "dynamodb:DeleteItem"]
 def statements(stack: Stack, function: Function, ids: Ids) -> list[dict[str, Any]]:
     """The statements of the function's role, each with a ``Sid`` saying what it is for."""
     found = [
-        _allow("Logs", ["logs:CreateLogStream", "logs:PutLogEvents"],
-               [get_att(ids["log", function.name], "Arn")]),
+        _allow(
+            "Logs",
+            ["logs:CreateLogStream", "logs:PutLogEvents"],
+            [get_att(ids["log", function.name], "Arn")],
+        ),
         *_queues(stack, function, ids),
         *_invokes(function),
         *_replies(stack, function, ids),
@@ -71,7 +74,9 @@ def _invokes(function: Function) -> list[dict[str, Any]]:
     if not names:
         return []
     # The bare ARN and its qualified forms (versions, aliases: LambdaTarget(qualifier=...)).
-    arns = [arn("lambda", f"function:{n}{tail}") for n in dict.fromkeys(names) for tail in ("", ":*")]
+    arns = [
+        arn("lambda", f"function:{n}{tail}") for n in dict.fromkeys(names) for tail in ("", ":*")
+    ]
     return [_allow("InvokeFunctions", ["lambda:InvokeFunction"], arns)]
 
 

@@ -75,7 +75,7 @@ def default_cache_dir() -> Path:
 
 
 def aiofanout_requirements(extras: list[str]) -> list[str]:
-    """aiofanout's own dependencies with ``extras``, from the running aiofanout's metadata.
+    """The dependencies of aiofanout itself with ``extras``, from the running aiofanout's metadata.
 
     Example::
 
@@ -112,8 +112,8 @@ def _declared_extras() -> set[str]:
 def names_in(requirements_file: Path) -> list[str]:
     """The project names a requirements file lists (options and includes left out)."""
     names = []
-    for line in requirements_file.read_text().splitlines():
-        line = line.split("#", 1)[0].strip()
+    for raw in requirements_file.read_text().splitlines():
+        line = raw.split("#", 1)[0].strip()
         if line and not line.startswith("-"):
             match = _NAME.match(line)
             if match:

@@ -173,6 +173,10 @@ def _check_mapping(stack: Stack, mapping: SqsMapping, queues: dict[str, Queue]) 
         raise UsageError(f"{where}: the queue {mapping.queue!r} is not a [[queue]] here")
     if mapping.function not in {f.name for f in stack.functions}:
         raise UsageError(f"{where}: the function {mapping.function!r} is not a [[function]] here")
+    if queues[mapping.queue].fifo and (mapping.batch_size > 10 or mapping.batching_window):
+        raise UsageError(
+            f"{where}: a FIFO queue's mapping takes batches of 1-10, without a batching_window"
+        )
     if queues[mapping.queue].replies:
         raise UsageError(f"{where}: a reply queue is read by its senders, not by a mapping")
 
@@ -221,6 +225,6 @@ def _check_reference(
         raise UsageError(f"{where}: {reference} names no [[queue]] here")
     if reference.kind == "function" and reference.name not in {f.name for f in stack.functions}:
         raise UsageError(f"{where}: {reference} names no [[function]] here")
-    if reference.kind in ("claim_check", "journal", "idempotency"):
-        if getattr(stack, reference.kind) is None:
-            raise UsageError(f"{where}: {reference} needs a [{reference.kind}] table")
+    single = reference.kind in ("claim_check", "journal", "idempotency")
+    if single and getattr(stack, reference.kind) is None:
+        raise UsageError(f"{where}: {reference} needs a [{reference.kind}] table")

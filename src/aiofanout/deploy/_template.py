@@ -20,6 +20,7 @@ from typing import Any
 
 from .. import __version__
 from .._errors import UsageError
+from ..worker._dynamodb import TABLE_SCHEMA, TTL_ATTRIBUTE
 from ._intrinsics import arn, get_att, logical_id, ref
 from ._model import Function, Queue
 from ._policies import Ids, statements
@@ -63,7 +64,7 @@ def sam_template(stack: Stack, code_uris: dict[str, str] | None = None) -> dict[
     return {
         "AWSTemplateFormatVersion": "2010-09-09",
         "Transform": TRANSFORM,
-        "Description": f"{stack.name}: built by aiofanout {__version__} (python -m aiofanout build)",
+        "Description": f"{stack.name}: built by aiofanout {__version__} (aiofanout build)",
         "Resources": resources,
         "Outputs": _outputs(stack, ids),
     }
@@ -145,17 +146,16 @@ def _named(key: str, name: str | None) -> dict[str, Any]:
 
 
 def _table(name: str) -> dict[str, Any]:
-    # DynamoDBStore's schema (worker/_dynamodb.py): one string key "pk", TTL on "ttl".
+    # DynamoDBStore's own schema (one string key "pk"), TTL on its "ttl" attribute; the
+    # records are a day's replies: nothing to keep when the stack goes.
     return {
         "Type": "AWS::DynamoDB::Table",
         "DeletionPolicy": "Delete",
         "UpdateReplacePolicy": "Delete",
         "Properties": {
             "TableName": name,
-            "BillingMode": "PAY_PER_REQUEST",
-            "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"}],
-            "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
-            "TimeToLiveSpecification": {"AttributeName": "ttl", "Enabled": True},
+            **TABLE_SCHEMA,
+            "TimeToLiveSpecification": {"AttributeName": TTL_ATTRIBUTE, "Enabled": True},
         },
     }
 
@@ -222,7 +222,9 @@ def _role(stack: Stack, function: Function, ids: Ids) -> dict[str, Any]:
         "Type": "AWS::IAM::Role",
         "Properties": {
             "AssumeRolePolicyDocument": {"Version": "2012-10-17", "Statement": [trust]},
-            "Policies": [{"PolicyName": f"{function.name}-least-privilege", "PolicyDocument": document}],
+            "Policies": [
+                {"PolicyName": f"{function.name}-least-privilege", "PolicyDocument": document}
+            ],
         },
     }
 
@@ -288,15 +290,18 @@ def _resolve(stack: Stack, reference: Reference, ids: Ids) -> Any:
     resource = {"claim_check": stack.claim_check, "journal": stack.journal}.get(kind)
     if attribute == "prefix":
         return getattr(resource, "prefix", "")
-    logical = {"claim_check": "ClaimCheckBucket", "journal": "JournalBucket"}.get(kind)
-    return ref(logical or "IdempotencyTable")
+    single = {"claim_check": "ClaimCheckBucket", "journal": "JournalBucket"}
+    return ref(single.get(kind, "IdempotencyTable"))
 
 
 def _outputs(stack: Stack, ids: Ids) -> dict[str, Any]:
     outputs: dict[str, Any] = {}
     for queue in stack.all_queues():
         logical = ids["queue", queue.name]
-        outputs[f"{logical}Url"] = {"Description": f"the URL of {queue.name}", "Value": ref(logical)}
+        outputs[f"{logical}Url"] = {
+            "Description": f"the URL of {queue.name}",
+            "Value": ref(logical),
+        }
     for function in stack.functions:
         logical = ids["function", function.name]
         outputs[f"{logical}Name"] = {"Description": "a function's name", "Value": ref(logical)}
