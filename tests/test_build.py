@@ -1,4 +1,4 @@
-"""``build``: reproducible zips resolved by pip for Lambda, within limits; templates cfn-lint passes.
+"""``build``: reproducible zips, resolved by pip for Lambda, in limits; templates cfn-lint passes.
 
 pip reaches the package index: the requirements are tiny, and the resolved sets and pip's own
 downloads are cached in the temporary directory across runs (a cold cache costs ~30 s once).
