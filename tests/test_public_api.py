@@ -11,6 +11,7 @@ import aiofanout
 
 PUBLIC_MODULES = [
     "aiofanout",
+    "aiofanout.deploy",
     "aiofanout.durable",
     "aiofanout.errors",
     "aiofanout.targets",
