@@ -24,7 +24,7 @@ pytestmark = pytest.mark.slow  # pip, a zip, serve and the AWS CLI: real process
 __all__ = ["aws_cli"]  # the fixture, used here by name
 
 WORKER = """
-from aiofanout import App
+from aiofanout.worker import App
 
 app = App("squares")
 

@@ -66,7 +66,9 @@ async def main(event: Any, context: Any) -> dict[str, Any]:
         concurrency=int(os.environ.get("CONCURRENCY", "4")),
         timeout=float(os.environ.get("ATTEMPT_TIMEOUT", "3")),
         run_id=event.get("run_id"),
-        retry=Retry(attempts=5, base=0.2) if resend else None,
+        # An item in progress elsewhere (in a chunk the crashed invocation sent) is retried
+        # until that run ends: backoff ceilings 0.5 s doubling to 10 s.
+        retry=Retry(attempts=8, base=0.5) if resend else None,
         destination=os.environ.get("SUMMARY_QUEUE") or None,
     )
 

@@ -13,8 +13,9 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from aiofanout import LambdaTarget, S3Journal, SqsTarget, dispatch_many, lambda_entrypoint
+from aiofanout import LambdaTarget, S3Journal, SqsTarget, dispatch_many
 from aiofanout.durable import orchestrate
+from aiofanout.worker import lambda_entrypoint
 
 WORKER = os.environ["WORKER_FUNCTION"]
 journal = S3Journal(os.environ["JOURNAL_BUCKET"], os.environ.get("JOURNAL_PREFIX", ""))

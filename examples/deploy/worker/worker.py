@@ -11,8 +11,8 @@ from __future__ import annotations
 import hashlib
 import os
 
-from aiofanout import App, ClaimCheck
-from aiofanout.worker import DynamoDBStore
+from aiofanout import ClaimCheck
+from aiofanout.worker import App, DynamoDBStore
 
 app = App(
     "example-worker",

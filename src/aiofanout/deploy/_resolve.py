@@ -44,6 +44,15 @@ PLATFORMS = {"x86_64": "manylinux2014_x86_64", "arm64": "manylinux2014_aarch64"}
 _NAME = re.compile(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
 _EXTRA = re.compile(r"""\s*extra\s*==\s*["']([\w.-]+)["']\s*""")
 _NOT_FOUND = re.compile(r"No matching distribution found for (\S+)")
+#: How every resolved set is installed, besides where and for which platform (part of its key).
+_PIP_OPTIONS = (
+    "--no-input",
+    "--no-compile",
+    "--disable-pip-version-check",
+    "--no-warn-script-location",
+    "--progress-bar",
+    "off",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +69,7 @@ class Resolution:
         """A hash of everything that decides the resolved set."""
         text = self.requirements_file.read_text() if self.requirements_file else ""
         facts = [sorted(self.lines), text, PLATFORMS[self.architecture], self.python]
-        facts.append(_pip_version())
+        facts += [_pip_version(), *_PIP_OPTIONS]  # a set made another way is another set
         return hashlib.sha256(json.dumps(facts).encode()).hexdigest()[:24]
 
     def empty(self) -> bool:
@@ -147,9 +156,8 @@ def resolve(
 def _pip_install(
     resolution: Resolution, target: Path, pip_cache: Path, on_line: Callable[[str], None]
 ) -> None:
-    command = [sys.executable, "-m", "pip", "install", "--no-input", "--no-compile"]
-    command += ["--disable-pip-version-check", "--no-warn-script-location"]
-    command += ["--progress-bar", "off", "--cache-dir", str(pip_cache), "--target", str(target)]
+    command = [sys.executable, "-m", "pip", "install", *_PIP_OPTIONS]
+    command += ["--cache-dir", str(pip_cache), "--target", str(target)]
     command += ["--platform", PLATFORMS[resolution.architecture], "--implementation", "cp"]
     command += ["--python-version", resolution.python, "--only-binary=:all:"]
     command += list(resolution.lines)

@@ -96,10 +96,8 @@ class LambdaTarget(ReplyingTarget):
         self.raw, self.long_calls = task is None, invocation_type == "RequestResponse"
         self.payload_limit = _payload_limit(self.limits, invocation_type)
         urls = {"reply_to": renamed_reply_to(send_replies_to, reply_to, "LambdaTarget")}
-        self.setup_replies(
-            replies, task=task, secret=secret, claim_check=claim_check,
-            sqs_endpoint_url=sqs_endpoint_url, **urls,
-        )  # fmt: skip
+        urls["sqs_endpoint_url"] = sqs_endpoint_url
+        self.setup_replies(replies, task=task, secret=secret, claim_check=claim_check, **urls)
         self.retry_ambiguous = _retry_ambiguous(retry_ambiguous, self.spec)
         self.ambiguous_timeouts = invocation_type != "DryRun" and not self.retry_ambiguous
         if chunk_size > 1:

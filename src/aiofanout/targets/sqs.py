@@ -93,9 +93,7 @@ class SqsTarget(ReplyingTarget):
         self.queue_url = queue_url
         self.fifo = queue_url.endswith(".fifo")
         _check_options(self.fifo, group_id, delay, self.expires)
-        self.group_id = group_id
-        self.dedup_id = dedup_id
-        self.delay = delay
+        self.group_id, self.dedup_id, self.delay = group_id, dedup_id, delay
         self.limits = limits or PayloadLimits()
         send_batching = Batching(self.limits.sqs_batch_entries, self.limits.sqs_batch)
         self.batching: Batching | None = send_batching
