@@ -21,7 +21,8 @@ from pathlib import Path
 
 from _bench import arguments, machine, publish, table
 
-from aiofanout import App, DynamoDBStore, LambdaTarget, Task, dispatch_many
+from aiofanout import LambdaTarget, dispatch_many
+from aiofanout.worker import App, DynamoDBStore, Task
 
 HERE = Path(__file__).resolve().parent
 CONCURRENCY = 8

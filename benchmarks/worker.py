@@ -17,9 +17,9 @@ import time
 
 from _bench import Measure, arguments, machine, publish, table
 
-from aiofanout import App
 from aiofanout.testing import LambdaContext, sqs_event
 from aiofanout.wire import decode_task, encode_task
+from aiofanout.worker import App
 
 BATCHES = 300
 ITEMS = 20_000

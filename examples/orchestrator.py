@@ -12,7 +12,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from aiofanout import Deadline, LambdaTarget, Retry, dispatch_many, lambda_entrypoint
+from aiofanout import Deadline, LambdaTarget, Retry, dispatch_many
+from aiofanout.worker import lambda_entrypoint
 
 WORKER = os.environ.get("WORKER_FUNCTION", "worker")
 

@@ -11,7 +11,7 @@ import hashlib
 import os
 import random
 
-from aiofanout import App
+from aiofanout.worker import App
 
 app = App("example-worker", secret=os.environ.get("FANOUT_SECRET"))
 

@@ -10,14 +10,11 @@ from typing import Any
 import pytest
 
 from aiofanout import (
-    Batching,
-    Limit,
+    AdaptiveLimit,
     Progress,
     Retry,
-    ServerError,
     Status,
     StopReason,
-    Target,
     Throttled,
     UsageError,
     dispatch_many,
@@ -25,6 +22,8 @@ from aiofanout import (
 )
 from aiofanout._adaptive import MAX_PATIENCE, Limiter, Share
 from aiofanout._input import Gate
+from aiofanout.errors import ServerError
+from aiofanout.targets import Batching, Target
 from aiofanout.testing import eventually
 
 PATIENT = Retry(attempts=100, base=0.001, cap=0.004)  # every item ends up succeeding
@@ -81,7 +80,7 @@ async def test_a_throttle_lowers_the_limit_to_the_calls_in_flight_it_met() -> No
     assert c.limiter.limit == 10
     c.limiter.release(permits[5], ServerError("503 Service Unavailable", code="503"), c.share)
     assert c.limiter.limit == 5
-    assert c.share.report() == Limit(current=5, min=5, max=64, throttles=3)
+    assert c.share.report() == AdaptiveLimit(current=5, min=5, max=64, throttles=3)
 
 
 async def test_successes_raise_the_limit_by_one_per_window() -> None:
@@ -120,7 +119,7 @@ async def test_the_limit_stays_between_1_and_the_cap() -> None:
     assert c.limiter.limit == 1
     await c.throttle_at(1)
     assert c.limiter.limit == 1
-    assert c.share.report() == Limit(current=1, min=1, max=4, throttles=2)
+    assert c.share.report() == AdaptiveLimit(current=1, min=1, max=4, throttles=2)
 
 
 async def test_the_cap_is_the_sum_of_the_fan_outs_attached() -> None:

@@ -7,7 +7,7 @@ import itertools
 from hypothesis import given
 from hypothesis import strategies as st
 
-from aiofanout import Batching
+from aiofanout.targets import Batching
 
 
 @given(

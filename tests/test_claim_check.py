@@ -7,9 +7,11 @@ with a 5 MB item and a 3 MB reply, and a tampered object refused under a secret.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -18,19 +20,18 @@ import pytest
 import pytest_asyncio
 
 from aiofanout import (
-    App,
-    BadSignature,
     Call,
     ClaimCheck,
-    ClaimRefused,
     LambdaTarget,
     PayloadTooLarge,
     SqsTarget,
     Status,
     dispatch_many,
 )
+from aiofanout.errors import BadSignature, ClaimRefused
 from aiofanout.local import EventSourceMapping, FunctionConfig, LocalAws, stack
-from aiofanout.wire import ReplyEnvelope, decode_task, encode_reply, encode_task
+from aiofanout.wire import ReplyEnvelope, decode_task, encode_reply
+from aiofanout.worker import App
 
 # End to end on a local stack of real processes: every test here is slow.
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.slow]
@@ -49,10 +50,11 @@ def sha(text: str) -> str:
 
 
 async def test_a_split_envelope_names_its_arguments_and_joins_back() -> None:
-    from aiofanout._wire import join_task, split_task
+    from aiofanout._wire import TaskSpec, join_task, prepare_envelope
 
-    payload = encode_task("digest", ["x" * 100], {"reply_size": 3}, id="e1", secret=SECRET)
-    small, ref, blob = split_task(payload, CLAIMS, secret=SECRET)
+    prepared = prepare_envelope(TaskSpec("digest", SECRET), Call("x" * 100, reply_size=3), id="e1")
+    claimed, (ref, blob) = prepared.claimed(CLAIMS)
+    small = claimed.finish()
 
     assert len(small) < 600
     assert b"xxxx" not in small
@@ -72,10 +74,10 @@ async def test_a_split_envelope_names_its_arguments_and_joins_back() -> None:
 
 
 async def test_the_signature_covers_the_reference_and_its_digest() -> None:
-    from aiofanout._wire import split_task
+    from aiofanout._wire import TaskSpec, prepare_envelope
 
-    payload = encode_task("digest", ["x"], {}, secret=SECRET)
-    small, _, _ = split_task(payload, CLAIMS, secret=SECRET)
+    claimed, _ = prepare_envelope(TaskSpec("digest", SECRET), "x").claimed(CLAIMS)
+    small = claimed.finish()
     data = json.loads(small)
     data["claim"]["sha256"] = sha("another object")
     with pytest.raises(BadSignature):
@@ -99,7 +101,7 @@ async def test_a_claimed_reply_is_routed_as_its_reference() -> None:
 
 
 async def test_an_app_without_a_claim_check_refuses_a_claimed_envelope() -> None:
-    from aiofanout._wire import split_task
+    from aiofanout._wire import TaskSpec, prepare_envelope
 
     app = App("plain")
 
@@ -107,8 +109,8 @@ async def test_an_app_without_a_claim_check_refuses_a_claimed_envelope() -> None
     async def digest(blob: str) -> int:
         return len(blob)
 
-    small, _, _ = split_task(encode_task("digest", ["x"], {}), CLAIMS, secret=None)
-    result = await app.run_envelope(small)
+    claimed, _ = prepare_envelope(TaskSpec("digest"), "x").claimed(CLAIMS)
+    result = await app.run_envelope(claimed.finish())
     assert isinstance(result.error, ClaimRefused)
     assert result.reply.error is not None
     assert "claim_check" in result.reply.error.message
@@ -300,3 +302,59 @@ async def test_a_reference_outside_the_claim_checks_bucket_and_prefix_is_never_r
         ref = ClaimRef(bucket=bucket, key=key, size=1, sha256=digest)
         with pytest.raises(ClaimRefused, match="outside"):
             await claims.read(ref)  # refused before any request is made
+
+
+class CountingSession:
+    """An aioboto3 session that counts the clients made of it, by service."""
+
+    def __init__(self, session: Any) -> None:
+        self.session = session
+        self.made: Counter[str] = Counter()
+
+    def client(self, service: str, **kwargs: Any) -> Any:
+        self.made[service] += 1
+        return self.session.client(service, **kwargs)
+
+
+async def test_a_fan_out_of_claimed_items_stores_them_all_through_one_s3_client(
+    aws: LocalAws,
+) -> None:
+    counting = CountingSession(aws.session)
+    bucket: str = aws.bucket  # type: ignore[attr-defined]
+    claims = ClaimCheck(bucket=bucket, endpoint_url=aws.endpoint_url, session=counting)
+    queue_url = await aws.create_queue(f"idle-{uuid.uuid4().hex[:8]}")
+    target = SqsTarget(
+        queue_url, task="digest", claim_check=claims, endpoint_url=aws.endpoint_url,
+        region_name="us-east-1",
+    )  # fmt: skip
+    blobs = [str(n) * (MB + 100_000) for n in range(6)]  # each over SQS's 1 MiB
+    result = await dispatch_many(target, blobs, concurrency=3)
+    assert result.ok
+    assert len(await objects(aws)) >= 6
+    assert counting.made == Counter(s3=1)  # one client for the fan-out, not one per object
+    await dispatch_many(target, blobs[:2], concurrency=2)  # let go of after the first
+    assert counting.made == Counter(s3=2)
+
+
+async def test_a_worker_keeps_one_s3_client_for_its_claims_across_invocations(
+    aws: LocalAws,
+) -> None:
+    bodies = [(await claimed_message(aws, str(n) * (2 * MB)))[0] for n in range(3)]
+    counting = CountingSession(aws.session)
+    bucket: str = aws.bucket  # type: ignore[attr-defined]
+    claims = ClaimCheck(bucket=bucket, endpoint_url=aws.endpoint_url, session=counting)
+    app = App("warm", secret=SECRET, claim_check=claims)
+
+    @app.task
+    async def digest(blob: str) -> int:
+        return len(blob)
+
+    def three_warm_invocations() -> list[Any]:
+        try:  # Lambda's runtime calls the sync handler, the runner's loop kept between calls
+            return [app.lambda_handler(json.loads(body), None) for body in bodies]
+        finally:
+            app.runner.close()
+
+    replies = await asyncio.to_thread(three_warm_invocations)
+    assert [reply["value"] for reply in replies] == [2 * MB] * 3
+    assert counting.made == Counter(s3=1)

@@ -19,21 +19,12 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from aiofanout import (
-    App,
-    BadSignature,
-    Call,
-    Expired,
-    LambdaTarget,
-    Retry,
-    SqsTarget,
-    Status,
-    TaskTimedOut,
-    dispatch_many,
-)
+from aiofanout import Call, LambdaTarget, Retry, SqsTarget, Status, TaskTimedOut, dispatch_many
+from aiofanout.errors import BadSignature, Expired
 from aiofanout.local import EventSourceMapping, FunctionConfig, LocalAws, stack
 from aiofanout.testing import eventually
 from aiofanout.wire import decode_task, encode_task
+from aiofanout.worker import App
 
 # End to end through real processes: every test here is slow.
 pytestmark = pytest.mark.slow
@@ -44,19 +35,20 @@ def now_ms() -> int:
 
 
 def test_a_deadline_is_stamped_keeping_an_earlier_one_and_the_signature() -> None:
-    from aiofanout._wire import with_deadline
+    from aiofanout._wire import Outgoing, TaskSpec, prepare_envelope
 
-    plain = encode_task("t", [1], {})
-    assert decode_task(with_deadline(plain, 5_000, secret=None)).deadline_ms == 5_000
-    earlier = encode_task("t", [1], {}, deadline_ms=4_000)
-    assert with_deadline(earlier, 5_000, secret=None) is earlier  # the earlier one stays
-    later = encode_task("t", [1], {}, deadline_ms=9_000, secret="k")
-    stamped = with_deadline(later, 5_000, secret="k")
-    assert decode_task(stamped, secret="k").deadline_ms == 5_000  # signed again
+    plain = prepare_envelope(TaskSpec("t"), 1)
+    assert decode_task(plain.finish(5_000)).deadline_ms == 5_000
+    assert decode_task(plain.finish()).deadline_ms is None
+    earlier = prepare_envelope(TaskSpec("t"), 1, deadline_ms=4_000)
+    assert decode_task(earlier.finish(5_000)).deadline_ms == 4_000  # the earlier one stays
+    later = prepare_envelope(TaskSpec("t", "k"), 1, deadline_ms=9_000)
+    stamped = later.finish(5_000)
+    assert decode_task(stamped, secret="k").deadline_ms == 5_000  # signed over the new one
     with pytest.raises(BadSignature):
         decode_task(stamped.replace(b"5000", b"9999"), secret="k")
     raw = b'{"not": "an envelope"}'
-    assert with_deadline(raw, 5_000, secret=None) == raw
+    assert Outgoing(raw).body(5_000) == raw
 
 
 async def test_an_expired_envelope_never_runs() -> None:

@@ -16,20 +16,11 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from aiofanout import (
-    App,
-    BadSignature,
-    ClaimCheck,
-    ClaimRefused,
-    InvalidEnvelope,
-    Status,
-    TaskFailed,
-    TaskTimedOut,
-    UsageError,
-    dispatch_many,
-)
+from aiofanout import ClaimCheck, Status, TaskFailed, TaskTimedOut, UsageError, dispatch_many
+from aiofanout.errors import BadSignature, ClaimRefused, InvalidEnvelope
 from aiofanout.testing import MotoServer, eventually_sync
 from aiofanout.wire import ClaimRef, decode_task, encode_task, secret_from_env
+from aiofanout.worker import App
 
 SECRET = "defects-secret"
 
@@ -184,7 +175,7 @@ async def test_a_signed_envelope_older_than_max_age_is_refused_unrun() -> None:
     import hashlib
     import hmac
 
-    from aiofanout import Expired
+    from aiofanout.errors import Expired
     from aiofanout.wire import decode_task
 
     app = App("fresh-only", secret="s3cret", max_age=60)

@@ -14,20 +14,19 @@ from hypothesis import strategies as st
 
 import aiofanout
 from aiofanout import (
-    Batching,
     Deadline,
     FanoutFailed,
     Progress,
     Retry,
     Status,
     StopReason,
-    Target,
     Throttled,
     UsageError,
     _run,
     dispatch_many,
     stream,
 )
+from aiofanout.targets import Batching, Target
 
 
 class Recorder:
@@ -84,7 +83,7 @@ plans = st.lists(st.lists(step, min_size=1, max_size=4), min_size=0, max_size=40
     plan=plans,
     concurrency=st.integers(1, 12),
     attempts=st.integers(1, 3),
-    tolerate=st.one_of(st.none(), st.integers(0, 5)),
+    failure_budget=st.one_of(st.none(), st.integers(0, 5)),
     deadline=st.one_of(st.none(), st.floats(0.02, 0.2)),
 )
 @pytest.mark.slow
@@ -92,7 +91,7 @@ def test_every_item_ends_once_in_order_under_the_cap(
     plan: list[list[str]],
     concurrency: int,
     attempts: int,
-    tolerate: int | None,
+    failure_budget: int | None,
     deadline: float | None,
 ) -> None:
     target = Recorder(dict(enumerate(plan)), duration=0.001)
@@ -105,7 +104,7 @@ def test_every_item_ends_once_in_order_under_the_cap(
             concurrency=concurrency,
             timeout=0.05,
             retry=retry,
-            tolerate=tolerate,
+            failure_budget=failure_budget,
             deadline=deadline,
         )
 
@@ -138,16 +137,16 @@ def test_every_item_ends_once_in_order_under_the_cap(
         # Nothing starts after the deadline, and the run ends soon after it.
         assert all(t < started + deadline + 0.01 for t in target.start_times)
         assert finished - started < deadline + 1.0
-    if tolerate is not None and result.budget_exceeded:
+    if failure_budget is not None and result.budget_exceeded:
         fails = [i for i, (kind, _) in enumerate(target.log) if kind == "fail"]
         failed_items = result.counts[Status.FAILED] + result.counts[Status.TIMED_OUT]
-        assert failed_items > tolerate
+        assert failed_items > failure_budget
         # Once the budget is exceeded nothing new starts. Timeouts count too, and do not log
         # "fail", so only check runs whose failures were all explicit.
         if result.counts[Status.TIMED_OUT] == 0 and attempts == 1:
-            breach = fails[tolerate]
+            breach = fails[failure_budget]
             assert "start" not in {kind for kind, _ in target.log[breach + 1 :]}
-    if tolerate is None and deadline is None:
+    if failure_budget is None and deadline is None:
         assert result.counts[Status.SKIPPED] == 0
         assert result.stopped is None
 
@@ -398,7 +397,9 @@ async def test_rate_spaces_starts_evenly() -> None:
 
 async def test_tolerate_as_a_fraction_of_a_sized_input() -> None:
     plan = {i: ["fail"] for i in range(0, 100, 2)}
-    result = await dispatch_many(Recorder(plan), list(range(100)), concurrency=1, tolerate=0.1)
+    result = await dispatch_many(
+        Recorder(plan), list(range(100)), concurrency=1, failure_budget=0.1
+    )
     assert result.budget_exceeded
     assert result.counts[Status.FAILED] == 11
     assert result.counts[Status.SKIPPED] == 100 - 22 + 1
@@ -558,8 +559,8 @@ async def test_misuse_says_what_to_change() -> None:
         await dispatch_many(42, [1], concurrency=1)  # type: ignore[call-overload]
     with pytest.raises(UsageError, match="retry"):
         await dispatch_many(Recorder(), [1], concurrency=1, retry="3")  # type: ignore[call-overload]
-    with pytest.raises(UsageError, match="tolerate"):
-        await dispatch_many(Recorder(), [1], concurrency=1, tolerate=1.5)
+    with pytest.raises(UsageError, match="failure_budget"):
+        await dispatch_many(Recorder(), [1], concurrency=1, failure_budget=1.5)
     with pytest.raises(UsageError, match="items"):
         await dispatch_many(Recorder(), 5, concurrency=1)  # type: ignore[call-overload]
     with pytest.raises(UsageError, match="attempts"):
@@ -581,7 +582,7 @@ async def test_an_iterator_the_caller_passed_is_left_open_where_work_stopped() -
         yield from items
 
     source = numbers()
-    first = await dispatch_many(target, source, concurrency=1, retry=1, tolerate=2)
+    first = await dispatch_many(target, source, concurrency=1, retry=1, failure_budget=2)
     assert first.budget_exceeded
     assert len(first) == 3
     rest = await dispatch_many(Recorder(), source, concurrency=4)
@@ -592,7 +593,7 @@ async def test_the_final_progress_counts_skipped_items() -> None:
     seen: list[Progress] = []
     target = Recorder({0: ["fail"]})
     result = await dispatch_many(
-        target, range(100), concurrency=1, retry=1, tolerate=0, on_progress=seen.append
+        target, range(100), concurrency=1, retry=1, failure_budget=0, on_progress=seen.append
     )
     assert result.counts[Status.SKIPPED] == 99
     assert seen[-1].taken == 100
@@ -655,7 +656,7 @@ async def test_options_are_checked_before_any_work_starts() -> None:
         ("deadline", {"deadline": float("nan")}),
         ("threads", {"threads": 0}),
         ("rate", {"rate": float("nan")}),
-        ("tolerate", {"tolerate": float("nan")}),
+        ("failure_budget", {"failure_budget": float("nan")}),
         ("on_progress", {"on_progress": async_progress}),
         ("unknown options", {"timout": 5}),
     ]

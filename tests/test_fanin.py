@@ -19,7 +19,6 @@ import pytest
 import pytest_asyncio
 
 from aiofanout import (
-    App,
     LambdaTarget,
     PayloadTooLarge,
     SqsTarget,
@@ -39,6 +38,7 @@ from aiofanout.targets._reply_router import (
 )
 from aiofanout.testing import LambdaContext, eventually, sqs_event
 from aiofanout.wire import ErrorInfo, ReplyEnvelope, encode_reply
+from aiofanout.worker import App
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 

@@ -13,21 +13,11 @@ from typing import Any
 import aioboto3
 import pytest
 
-from aiofanout import (
-    App,
-    Call,
-    DynamoDBStore,
-    FileJournal,
-    IdempotencyKeyReused,
-    InProgress,
-    Task,
-    UsageError,
-    dispatch_many,
-    resume,
-)
+from aiofanout import Call, FileJournal, UsageError, dispatch_many, resume
+from aiofanout.errors import IdempotencyKeyReused, InProgress
 from aiofanout.testing import LambdaContext, MotoServer, eventually, sqs_event
 from aiofanout.wire import decode_task, encode_task
-from aiofanout.worker import MemoryStore
+from aiofanout.worker import App, DynamoDBStore, MemoryStore, Task
 
 
 @pytest.fixture

@@ -19,19 +19,9 @@ from typing import Any
 
 import pytest
 
-from aiofanout import (
-    FileJournal,
-    JournalError,
-    NotFound,
-    RecordedError,
-    S3Journal,
-    Status,
-    Target,
-    UsageError,
-    dispatch_many,
-    resume,
-    stream,
-)
+from aiofanout import FileJournal, S3Journal, Status, UsageError, dispatch_many, resume, stream
+from aiofanout.errors import JournalError, NotFound, RecordedError
+from aiofanout.targets import Target
 from aiofanout.testing import MotoServer, eventually, eventually_sync
 
 HERE = Path(__file__).parent

@@ -12,8 +12,9 @@ from typing import Any
 
 import pytest
 
-from aiofanout import JournalError, NotFound, dispatch_many
+from aiofanout import dispatch_many
 from aiofanout.durable import FileJournal, S3Journal, resume
+from aiofanout.errors import JournalError, NotFound
 
 
 async def double(x: int) -> int:

@@ -13,7 +13,6 @@ import pytest
 
 from aiofanout import (
     LambdaTarget,
-    NotFound,
     PayloadTooLarge,
     Retry,
     SqsTarget,
@@ -21,6 +20,7 @@ from aiofanout import (
     UsageError,
     dispatch_many,
 )
+from aiofanout.errors import NotFound
 from aiofanout.local import EventSourceMapping, Faults, FunctionConfig, LocalAws, stack
 from aiofanout.testing import eventually
 
@@ -165,9 +165,9 @@ async def test_invoke_api_errors_reach_botocore_as_its_exceptions(aws: LocalAws)
     assert isinstance(result[0].error, NotFound)
     name = add(aws, "plain.echo")
     big = {"blob": "x" * (7 * 1024 * 1024)}
-    from aiofanout import Limits
+    from aiofanout import PayloadLimits
 
-    unchecked = target(aws, name, limits=Limits(lambda_sync_payload=64 * 1024 * 1024))
+    unchecked = target(aws, name, limits=PayloadLimits(lambda_sync_payload=64 * 1024 * 1024))
     result = await dispatch_many(unchecked, [big], concurrency=1)
     assert isinstance(result[0].error, PayloadTooLarge)  # the runtime's 413
 

@@ -11,7 +11,9 @@ import aiofanout
 
 PUBLIC_MODULES = [
     "aiofanout",
+    "aiofanout.deploy",
     "aiofanout.durable",
+    "aiofanout.errors",
     "aiofanout.targets",
     "aiofanout.testing",
     "aiofanout.local",
@@ -84,8 +86,9 @@ def test_every_error_is_in_the_tree_drawn_in_the_errors_module() -> None:
     doc = _errors.__doc__ or ""
     for name in _errors.__all__:
         assert name in doc, f"{name} is missing from the tree in _errors.py"
-        obj = getattr(aiofanout, name)
+        obj = getattr(aiofanout.errors, name)
         assert issubclass(obj, Exception)
+    assert aiofanout.errors.__all__ == _errors.__all__  # every error is public there
 
 
 def test_no_private_module_leaks_into_all() -> None:
@@ -100,3 +103,40 @@ def test_public_classes_and_functions_show_an_example() -> None:
             is_error = inspect.isclass(obj) and issubclass(obj, BaseException)
             if (inspect.isclass(obj) or inspect.isfunction(obj)) and not is_error:
                 assert "Example" in (inspect.getdoc(obj) or ""), f"{module_name}.{name}"
+
+
+def test_the_top_level_holds_what_a_caller_fanning_work_out_imports() -> None:
+    # About 30 names: the worker's, a target author's and the rarer errors live in their modules.
+    assert len(aiofanout.__all__) <= 32
+    for worker_name in ("App", "Task", "DynamoDBStore", "lambda_entrypoint"):
+        assert worker_name not in aiofanout.__all__
+        assert worker_name in aiofanout.worker.__all__
+
+
+@pytest.mark.parametrize("name", sorted({**aiofanout.MOVED, **aiofanout.RENAMED}))
+def test_a_moved_or_renamed_name_still_works_with_a_deprecation_warning(name: str) -> None:
+    if name in aiofanout.RENAMED:
+        home, new_name = aiofanout, aiofanout.RENAMED[name]
+    else:
+        home, new_name = importlib.import_module(aiofanout.MOVED[name]), name
+    with pytest.warns(DeprecationWarning, match=rf"aiofanout\.{name} is now .*{new_name}"):
+        old = getattr(aiofanout, name)
+    assert old is getattr(home, new_name)
+    assert new_name in home.__all__
+
+
+def test_a_name_that_never_was_is_an_attribute_error() -> None:
+    with pytest.raises(AttributeError, match="no attribute 'Nonesuch'"):
+        _ = aiofanout.Nonesuch
+
+
+async def test_tolerate_is_the_old_name_of_failure_budget() -> None:
+    async def fail(n: int) -> int:
+        raise aiofanout.TaskFailed("no")
+
+    with pytest.warns(DeprecationWarning, match=r"tolerate=.*failure_budget="):
+        result = await aiofanout.dispatch_many(fail, range(10), concurrency=1, tolerate=2)
+    assert result.budget_exceeded
+    assert result.stopped is aiofanout.StopReason.BUDGET
+    with pytest.raises(aiofanout.UsageError, match="drop one"):
+        await aiofanout.dispatch_many(fail, [1], concurrency=1, tolerate=1, failure_budget=1)

@@ -17,8 +17,9 @@ from typing import Any
 
 import pytest
 
-from aiofanout import NotFound, UsageError
+from aiofanout import UsageError
 from aiofanout.durable import S3Lines
+from aiofanout.errors import NotFound
 from aiofanout.testing import MotoServer
 
 

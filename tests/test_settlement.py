@@ -12,9 +12,10 @@ from typing import Any
 
 import pytest
 
-from aiofanout import App, BadSignature, Expired
+from aiofanout.errors import BadSignature, Expired
 from aiofanout.testing import MotoServer, sqs_event
 from aiofanout.wire import encode_task
+from aiofanout.worker import App
 
 SECRET = "settle-secret"
 
@@ -85,7 +86,7 @@ async def test_a_claim_is_kept_exactly_when_the_envelope_is_delivered_again(
     import boto3
 
     from aiofanout import ClaimCheck
-    from aiofanout._wire import split_task  # white-box: a claimed envelope without a sender
+    from aiofanout._wire import TaskSpec, prepare_envelope  # white-box: a claim, no sender
 
     bucket = f"settle-{uuid.uuid4().hex[:8]}"
     s3 = boto3.client("s3", endpoint_url=moto.endpoint_url, region_name="us-east-1")
@@ -98,10 +99,10 @@ async def test_a_claim_is_kept_exactly_when_the_envelope_is_delivered_again(
         raise ValueError("boom")
 
     async def claimed(task: str) -> tuple[bytes, str]:
-        payload = encode_task(task, ["x" * 1000], {}, secret=SECRET)
-        small, ref, blob = split_task(payload, claims, secret=SECRET)
+        prepared = prepare_envelope(TaskSpec(task, SECRET), "x" * 1000)
+        small, (ref, blob) = prepared.claimed(claims)
         await claims.put(ref, blob)
-        return small, ref.key
+        return small.finish(), ref.key
 
     def kept(key: str) -> bool:
         listed = s3.list_objects_v2(Bucket=bucket).get("Contents", [])

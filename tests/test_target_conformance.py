@@ -17,7 +17,9 @@ import pytest
 import pytest_asyncio
 from aiohttp import web
 
-from aiofanout import Batching, HttpTarget, LambdaTarget, NotFound, SqsTarget, Target
+from aiofanout import HttpTarget, LambdaTarget, SqsTarget
+from aiofanout.errors import NotFound
+from aiofanout.targets import Batching, Target
 from aiofanout.testing import MotoServer, check_target
 
 from .stubs import Handler, StubServer, lambda_error, lambda_ok

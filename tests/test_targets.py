@@ -16,30 +16,32 @@ import pytest
 from aiohttp import web
 
 from aiofanout import (
-    AccessDenied,
     AmbiguousError,
-    App,
     Call,
-    ConnectError,
     FileJournal,
     HttpTarget,
     LambdaTarget,
-    Limits,
-    NotFound,
+    PayloadLimits,
     PayloadTooLarge,
-    RequestRejected,
     Retry,
-    ServerError,
     SqsTarget,
     Status,
     TaskFailed,
     Throttled,
-    UnknownTask,
     UsageError,
     dispatch_many,
 )
+from aiofanout.errors import (
+    AccessDenied,
+    ConnectError,
+    NotFound,
+    RequestRejected,
+    ServerError,
+    UnknownTask,
+)
 from aiofanout.testing import MotoServer, eventually, free_port
 from aiofanout.wire import decode_task
+from aiofanout.worker import App
 
 from .stubs import (
     Gate,
@@ -129,11 +131,11 @@ def test_lambda_a_keyed_item_awaiting_its_reply_carries_both_its_key_and_its_rep
         region_name=REGION,
     )
     payload = target.prepare_keyed("a.png", "run:token:3")
-    envelope = decode_task(payload.body)
+    envelope = decode_task(payload.body())
     assert envelope.idempotency_key == "run:token:3"
     assert envelope.args == ["a.png"]
     assert envelope.id == payload.reply_id  # the fan-in matches the reply by it
-    assert decode_task(target.prepare("a.png").body).idempotency_key is None
+    assert decode_task(target.prepare("a.png").body()).idempotency_key is None
 
 
 async def test_sqs_fifo_queue_keeps_the_order_of_a_group(
@@ -177,7 +179,7 @@ async def test_sqs_an_endpoint_that_refuses_connections_is_a_retryable_connect_e
 @pytest.mark.slow
 async def test_sqs_batches_group_by_count_and_by_bytes() -> None:
     async with StubServer(sqs_batch()) as stub:
-        limits = Limits(sqs_batch=3000, sqs_message=2000)
+        limits = PayloadLimits(sqs_batch=3000, sqs_message=2000)
         target = SqsTarget(
             f"{stub.url}/1/q", task=None, endpoint_url=stub.url, region_name=REGION, limits=limits
         )
@@ -484,10 +486,12 @@ async def test_lambda_the_client_pool_follows_the_cap() -> None:
 
 async def test_lambda_payload_limits_are_checked_before_sending() -> None:
     async with StubServer(lambda_ok()) as stub:
-        target = stub_target(stub, invocation_type="Event", limits=Limits(lambda_async_payload=500))
+        target = stub_target(
+            stub, invocation_type="Event", limits=PayloadLimits(lambda_async_payload=500)
+        )
         result = await dispatch_many(target, ["x" * 600, "small"], concurrency=1)
         assert isinstance(result[0].error, PayloadTooLarge)
-        assert "Limits.lambda_async_payload" in str(result[0].error)
+        assert "PayloadLimits.lambda_async_payload" in str(result[0].error)
         assert result[1].ok
         assert len(stub.requests) == 1
 
@@ -798,14 +802,36 @@ def test_the_targets_show_the_shortest_public_path_they_are_imported_from() -> N
 
     shown = {name: getattr(targets, name).__module__ for name in targets.__all__}
     assert shown == {
-        "Batching": "aiofanout",  # also exported by the package itself
-        "HttpTarget": "aiofanout",
+        "Batching": "aiofanout.targets",  # a target author's: not on the top level
+        "HttpTarget": "aiofanout",  # also exported by the package itself
         "LambdaTarget": "aiofanout",
         "ReplyStats": "aiofanout.targets",
         "SharedTarget": "aiofanout.targets",
         "SqsTarget": "aiofanout",
-        "Target": "aiofanout",
+        "Target": "aiofanout.targets",
     }
     for name, module in shown.items():
         assert getattr(sys.modules[module], name) is getattr(targets, name)
-    assert set(shown) - set(aiofanout.__all__) == {"ReplyStats", "SharedTarget"}
+    assert set(shown) - set(aiofanout.__all__) == {
+        "Batching",
+        "ReplyStats",
+        "SharedTarget",
+        "Target",
+    }
+
+
+def test_send_replies_to_names_the_queue_the_worker_answers_and_reply_to_is_its_old_name() -> None:
+    url = "https://sqs.us-east-1.amazonaws.com/123456789012/elsewhere"
+    for make in (
+        lambda **kw: LambdaTarget("worker", task="t", invocation_type="Event", **kw),
+        lambda **kw: SqsTarget("https://sqs.us-east-1.amazonaws.com/1/q", task="t", **kw),
+    ):
+        target = make(send_replies_to=url)
+        assert decode_task(target.prepare("x").body()).reply_to == url
+        with pytest.warns(DeprecationWarning, match=r"reply_to=.*send_replies_to="):
+            old = make(reply_to=url)
+        assert decode_task(old.prepare("x").body()).reply_to == url
+        with pytest.raises(UsageError, match="drop one"):
+            make(send_replies_to=url, reply_to=url)
+        with pytest.raises(UsageError, match="not both"):
+            make(send_replies_to=url, replies=True)

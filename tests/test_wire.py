@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aiofanout import BadSignature, InvalidEnvelope, UsageError
+from aiofanout import UsageError
+from aiofanout.errors import BadSignature, InvalidEnvelope
 from aiofanout.wire import ReplyEnvelope, decode_reply, decode_task, encode_reply, encode_task
 
 json_values = st.recursive(

@@ -13,9 +13,10 @@ import pytest
 from aiohttp import web
 from pydantic import Field
 
-from aiofanout import App, Call, InvalidEnvelope, UsageError, lambda_entrypoint
+from aiofanout import Call, UsageError
+from aiofanout.errors import InvalidEnvelope
 from aiofanout.testing import LambdaContext, sqs_event, sqs_record
-from aiofanout.worker import LoopRunner
+from aiofanout.worker import App, LoopRunner, lambda_entrypoint
 
 app = App("worker", secret="s3cret")
 ran: list[str] = []

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 
-from aiofanout import BadSignature, InProgress, TaskTimedOut
+from aiofanout import TaskTimedOut
+from aiofanout.errors import BadSignature, InProgress
 
 
 def _on_failure_record(envelope_id: str, error_type: str) -> str:

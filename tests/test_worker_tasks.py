@@ -11,18 +11,10 @@ from typing import Annotated, Any
 import pytest
 from pydantic import Field
 
-from aiofanout import (
-    App,
-    Call,
-    DepthExceeded,
-    InvalidArguments,
-    Status,
-    TaskFailed,
-    UnknownTask,
-    UsageError,
-    dispatch_many,
-)
+from aiofanout import Call, Status, TaskFailed, UsageError, dispatch_many
+from aiofanout.errors import DepthExceeded, InvalidArguments, UnknownTask
 from aiofanout.wire import decode_task, encode_task
+from aiofanout.worker import App
 
 app = App("test")
 

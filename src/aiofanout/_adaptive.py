@@ -47,7 +47,7 @@ from ._attempts import Attempts
 from ._errors import ServerError, Throttled
 from ._input import Gate
 from ._options import Options, clock
-from ._outcome import NOT_STARTED, Attempt, Limit
+from ._outcome import NOT_STARTED, AdaptiveLimit, Attempt
 from ._target import Target
 from ._timer import AttemptTimer, Slot
 
@@ -233,11 +233,11 @@ class Share:
         self.min = min(self.min, limit) if self.min else limit
         self.max = max(self.max, limit)
 
-    def report(self) -> Limit | None:
+    def report(self) -> AdaptiveLimit | None:
         """The limit as this fan-out saw it (``None`` before the run starts)."""
         if not self.max:
             return None
-        return Limit(self.limiter.limit, self.min, self.max, self.throttles)
+        return AdaptiveLimit(self.limiter.limit, self.min, self.max, self.throttles)
 
 
 class LimitedAttempts(Attempts):

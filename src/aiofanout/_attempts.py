@@ -15,7 +15,7 @@ from typing import Any
 from ._errors import FanoutError, Throttled
 from ._input import Gate
 from ._options import Options, clock
-from ._outcome import CANCELLED, FAILED, SUCCEEDED, TIMED_OUT, Attempt
+from ._outcome import CANCELLED, FAILED, SUCCEEDED, TIMED_OUT, Attempt, StopReason
 from ._target import Target
 from ._timer import INF, AttemptTimer, Slot, attempt_failed, attempt_succeeded
 
@@ -94,6 +94,14 @@ class Attempts:
             return False
         self.retries += len(errors)
         return True
+
+    def refused_by_deadline(self) -> bool:
+        """After :meth:`wait_to_retry` said no: whether the deadline said it (not the budget).
+
+        A retry is refused when it would start past the deadline, once the deadline has passed,
+        or once the run stopped; only the last can have another reason.
+        """
+        return not self.gate.halted or self.gate.stopped is StopReason.DEADLINE
 
     async def wait_for_rate(self) -> bool:
         """Hold a start back to keep to the rate; ``False``: it would pass the deadline."""

@@ -26,11 +26,13 @@ commands:
   demo    fan a batch out (in-process, journaled and resumed, Lambda, SQS) with live progress
           and a summary table
   serve   run the local AWS (moto server + local Lambda runtime) in the foreground
+  build   a stack file into a SAM template and one zip per function, for AWS
 
 examples:
   python -m aiofanout demo
   python -m aiofanout serve --function worker=worker.lambda_handler --code-path examples
   python -m aiofanout serve --port 9001 --config local-aws.toml
+  python -m aiofanout build --config stack.toml --out build
   python -m aiofanout serve --template build/template.yaml --parameter Stage=dev
 """
 
@@ -61,6 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_demo(commands)
     _add_serve(commands)
+    from .deploy._cli import add_build
+
+    add_build(commands)
     return parser
 
 
@@ -155,6 +160,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(run_demo(args.items, local=not args.in_process))
         if args.command == "serve":
             return asyncio.run(serve(args))
+        if args.command == "build":
+            from .deploy._cli import run_build
+
+            return run_build(args)
     except KeyboardInterrupt:
         return 130
     except UsageError as exc:

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import warnings
 from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Mapping
 from types import TracebackType
 from typing import Any, Required, Self, TypedDict, TypeVar, Unpack, final, overload
@@ -49,8 +50,8 @@ from ._errors import UsageError
 from ._input import sized_like
 from ._journal import Journal, check_run_id
 from ._journaled import JournaledRun, replay_of
-from ._options import Deadline, Options, ProgressCallback, Tolerance, clock
-from ._outcome import STATUSES, Limit, Outcome, Status, StopReason
+from ._options import Deadline, FailureBudget, Options, ProgressCallback, clock
+from ._outcome import STATUSES, AdaptiveLimit, Outcome, Status, StopReason
 from ._result import FanoutResult
 from ._retry import Retry
 from ._run import Run
@@ -78,7 +79,8 @@ class FanoutOptions(TypedDict, total=False):
     deadline: float | Deadline | None
     retry: Retry | int | None
     rate: float | None
-    tolerate: Tolerance
+    failure_budget: FailureBudget
+    tolerate: FailureBudget  # the old name of failure_budget (deprecated)
     on_progress: ProgressCallback | None
     threads: int | None
     adaptive: bool
@@ -99,7 +101,22 @@ def checked_options(caller: str, options: dict[str, Any]) -> Options:
         )
     if "concurrency" not in options:
         raise UsageError(f"{caller}() needs concurrency=N: the most calls in flight at once")
+    if "tolerate" in options:
+        options["failure_budget"] = _renamed_tolerate(caller, options)
     return Options.of(**options)
+
+
+def _renamed_tolerate(caller: str, options: dict[str, Any]) -> Any:
+    """``tolerate=``, the old name of ``failure_budget=``: its value, with a warning."""
+    if "failure_budget" in options:
+        raise UsageError(f"{caller}() got failure_budget= and tolerate= (its old name): drop one")
+    warnings.warn(
+        f"{caller}(tolerate=...) is now {caller}(failure_budget=...) "
+        "(the old name goes in the next release)",
+        DeprecationWarning,
+        stacklevel=4,
+    )
+    return options.pop("tolerate")
 
 
 @overload
@@ -130,8 +147,9 @@ async def dispatch_many(
         retry: a :class:`Retry`, an attempt count, or ``None`` for ``Retry()`` (3 attempts of
             retryable errors and timeouts only).
         rate: at most this many starts per second, evenly spaced.
-        tolerate: a failure budget, a count or a fraction of the items; past it nothing new
-            starts and ``result.budget_exceeded`` is true.
+        failure_budget: how many items may fail, a count or a fraction of the items; past it
+            nothing new starts, ``result.budget_exceeded`` is true and ``result.stopped`` is
+            ``StopReason.BUDGET``. (``tolerate=`` is its old name: deprecated.)
         on_progress: a plain function called with a :class:`Progress` at most every 100 ms while
             work runs, and once at the end with the final counts. If it raises, the error is
             logged (logger ``aiofanout``) and it is not called again; the work goes on.
@@ -140,7 +158,7 @@ async def dispatch_many(
             what a throttled call met (:class:`Throttled`, HTTP 503), raised by one per round
             trip of successes, honouring ``retry_after``, between 1 and ``concurrency``, which
             stays the hard cap. The limit is shared by the fan-outs through one target; it is
-            reported as ``Progress.limit`` and ``result.limit`` (a :class:`Limit`).
+            reported as ``Progress.limit`` and ``result.limit`` (a :class:`AdaptiveLimit`).
         journal: record each item's terminal state, as it ends, in this
             :class:`~aiofanout.durable.Journal` (``FileJournal``, ``S3Journal``) under a run id,
             and write the run's manifest at the end; values must be JSON. If the process dies,
@@ -348,7 +366,7 @@ class OutcomeStream(AsyncIterable[Outcome[T]]):
         return self._run.gate.stopped
 
     @property
-    def limit(self) -> Limit | None:
+    def limit(self) -> AdaptiveLimit | None:
         """The in-flight limit of an adaptive fan-out so far (``None`` without ``adaptive``)."""
         return self._run.limit()
 

@@ -194,7 +194,7 @@ class RequestRejected(ServiceError):
 class PayloadTooLarge(FanoutError):
     """An item's encoded payload is over the configured limit; it was never sent.
 
-    Raise the limit through :class:`aiofanout.Limits` if AWS has raised it, or pass a smaller
+    Raise the limit through :class:`aiofanout.PayloadLimits` if AWS has raised it, or pass a smaller
     payload (for example a reference to an S3 object).
     """
 

@@ -6,13 +6,13 @@ from dataclasses import dataclass, fields
 
 from ._errors import UsageError
 
-__all__ = ["Limits"]
+__all__ = ["PayloadLimits"]
 
 MB = 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
-class Limits:
+class PayloadLimits:
     """Payload limits checked before anything is sent. An item over a limit fails alone.
 
     The defaults are AWS's as of 2025 (Lambda async payloads and SQS messages went from 256 KB to
@@ -20,7 +20,8 @@ class Limits:
 
     Example::
 
-        LambdaTarget("worker", task="resize", limits=Limits(lambda_async_payload=2 * 1024 * 1024))
+        limits = PayloadLimits(lambda_async_payload=2 * 1024 * 1024)
+        LambdaTarget("worker", task="resize", limits=limits)
 
     Attributes:
         lambda_sync_payload: bytes of a ``RequestResponse`` invoke payload (6 MB).
@@ -41,4 +42,6 @@ class Limits:
         for f in fields(self):
             value = getattr(self, f.name)
             if not isinstance(value, int) or value < 1:
-                raise UsageError(f"Limits({f.name}=...) must be a positive int, got {value!r}")
+                raise UsageError(
+                    f"PayloadLimits({f.name}=...) must be a positive int, got {value!r}"
+                )

@@ -47,7 +47,7 @@ def loop_clock() -> Callable[[], float]:
 DEFAULT_RETRY = Retry()
 MAX_THREADS = 64
 
-Tolerance: TypeAlias = int | float | None
+FailureBudget: TypeAlias = int | float | None
 ProgressCallback: TypeAlias = Callable[[Progress], object]
 
 
@@ -99,7 +99,7 @@ class Options:
     deadline: float | Deadline | None
     retry: Retry
     interval: float  # seconds between starts (0: no rate limit)
-    tolerate: Tolerance
+    failure_budget: FailureBudget
     on_progress: ProgressCallback | None
     threads: int | None
     adaptive: bool = False  # an in-flight limit below the cap that follows throttling
@@ -113,20 +113,20 @@ class Options:
         deadline: float | Deadline | None = None,
         retry: Retry | int | None = None,
         rate: float | None = None,
-        tolerate: Tolerance = None,
+        failure_budget: FailureBudget = None,
         on_progress: ProgressCallback | None = None,
         threads: int | None = None,
         adaptive: bool = False,
     ) -> Options:
         """Check every option; raise :class:`UsageError` naming the first one that is wrong."""
-        _check_tolerance(tolerate)
+        _check_failure_budget(failure_budget)
         return cls(
             concurrency=_positive_int("concurrency", concurrency),
             timeout=_seconds("timeout", timeout, "seconds per attempt"),
             deadline=_deadline(deadline),
             retry=_retry(retry),
             interval=1.0 / r if (r := _seconds("rate", rate, "starts per second")) else 0.0,
-            tolerate=tolerate,
+            failure_budget=failure_budget,
             on_progress=_progress_callback(on_progress),
             threads=None if threads is None else _positive_int("threads", threads),
             adaptive=_flag("adaptive", adaptive),
@@ -138,18 +138,18 @@ class Options:
             return self.deadline.at
         return None if self.deadline is None else started + self.deadline
 
-    def failure_allowance(self, items: object) -> Callable[[int], float]:
-        """How many failures are tolerated, as a function of the number of items taken so far."""
-        tolerate = self.tolerate
-        if tolerate is None:
+    def failures_allowed(self, items: object) -> Callable[[int], float]:
+        """The failure budget in failures, as a function of the number of items taken so far."""
+        budget = self.failure_budget
+        if budget is None:
             return lambda taken: math.inf
-        if isinstance(tolerate, int):
-            return lambda taken: tolerate
+        if isinstance(budget, int):
+            return lambda taken: budget
         if isinstance(items, Sized):
-            allowed = tolerate * len(items)
+            allowed = budget * len(items)
             return lambda taken: allowed
         # An unsized input has no total: measure the fraction against what was taken so far.
-        return lambda taken: tolerate * taken
+        return lambda taken: budget * taken
 
 
 def _positive_int(name: str, value: object) -> int:
@@ -196,15 +196,15 @@ def _retry(value: object) -> Retry:
     raise UsageError(f"retry must be a Retry, an attempt count or None, got {value!r}")
 
 
-def _check_tolerance(tolerate: object) -> None:
-    if tolerate is None:
+def _check_failure_budget(budget: object) -> None:
+    if budget is None:
         return
-    if isinstance(tolerate, bool) or not isinstance(tolerate, int | float) or not tolerate >= 0:
+    if isinstance(budget, bool) or not isinstance(budget, int | float) or not budget >= 0:
         raise UsageError(
-            f"tolerate must be a count (int >= 0) or a fraction (0..1), got {tolerate!r}"
+            f"failure_budget must be a count (int >= 0) or a fraction (0..1), got {budget!r}"
         )
-    if isinstance(tolerate, float) and tolerate > 1:
-        raise UsageError(f"tolerate as a fraction must be within 0..1, got {tolerate!r}")
+    if isinstance(budget, float) and budget > 1:
+        raise UsageError(f"failure_budget as a fraction must be within 0..1, got {budget!r}")
 
 
 def _progress_callback(callback: object) -> ProgressCallback | None:

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeAlias, TypeVar, final
 
-__all__ = ["Latency", "Limit", "Outcome", "Progress", "Status", "StopReason", "Table"]
+__all__ = ["AdaptiveLimit", "Latency", "Outcome", "Progress", "Status", "StopReason", "Table"]
 
 T = TypeVar("T")
 
@@ -131,7 +131,7 @@ class Latency:
 
 @final
 @dataclass(frozen=True, slots=True)
-class Limit:
+class AdaptiveLimit:
     """The in-flight limit of an adaptive fan-out (``adaptive=True``) as it went.
 
     ``current`` is the limit now (on a result: its final value, also ``final``); ``min`` and
@@ -177,7 +177,7 @@ class Progress:
     retries: int
     elapsed: float
     #: The in-flight limit of an adaptive fan-out; ``None`` without ``adaptive=True``.
-    limit: Limit | None = None
+    limit: AdaptiveLimit | None = None
 
     @property
     def rate(self) -> float:

@@ -17,8 +17,8 @@ from ._outcome import (
     STATUSES,
     SUCCEEDED,
     TIMED_OUT,
+    AdaptiveLimit,
     Latency,
-    Limit,
     Outcome,
     Status,
     StopReason,
@@ -65,7 +65,7 @@ class FanoutResult(Sequence[Outcome[T]]):
         stopped: StopReason | None,
         elapsed: float,
         retries: int,
-        limit: Limit | None = None,
+        limit: AdaptiveLimit | None = None,
         run_id: str | None = None,
         manifest: dict[str, Any] | None = None,
     ) -> None:
@@ -126,7 +126,7 @@ class FanoutResult(Sequence[Outcome[T]]):
 
     @property
     def budget_exceeded(self) -> bool:
-        """Whether the failure budget (``tolerate=``) was exceeded and work stopped early."""
+        """Whether the failure budget (``failure_budget=``) was exceeded and work stopped early."""
         return self.stopped is StopReason.BUDGET
 
     @property

@@ -20,7 +20,7 @@ from ._adaptive import attempts_for
 from ._attempts import classify, is_throttle
 from ._input import Gate, Input
 from ._options import Options, check_target, clock, loop_clock
-from ._outcome import FAILED, NOT_STARTED, SKIPPED, TIMED_OUT, Attempt, Limit, StopReason
+from ._outcome import FAILED, NOT_STARTED, SKIPPED, TIMED_OUT, AdaptiveLimit, Attempt, StopReason
 from ._sinks import Recorder, Replay, Sink, StreamSink, TableSink
 from ._target import AsyncCallableTarget, Batching, as_target, keyed_preparer
 from ._timer import INF, AttemptTimer, Slot, attempt_failed, attempt_succeeded
@@ -62,7 +62,7 @@ class Run:
         self.timer = AttemptTimer(options.timeout, self.gate.deadline)
         self.timer.on_deadline = lambda: self.gate.stop(StopReason.DEADLINE)
         self.attempts, self.share = attempts_for(self.target, options, self.gate, self.timer)
-        self.allowance = options.failure_allowance(items)
+        self.allowance = options.failures_allowed(items)
         self.failures = 0
         self.on_progress = options.on_progress
         self.journal = journal  # records each terminal state but SKIPPED (never started)
@@ -145,7 +145,7 @@ class Run:
             self.on_progress = None
             log.exception("on_progress raised; it is not called again in this fan-out")
 
-    def limit(self) -> Limit | None:
+    def limit(self) -> AdaptiveLimit | None:
         """The adaptive limit as this fan-out saw it (``None`` without ``adaptive``)."""
         return None if self.share is None else self.share.report()
 
@@ -157,11 +157,22 @@ class Run:
         attempts: int,
         started: float,
         now: float | None = None,
+        *,
+        by_deadline: bool = False,
     ) -> None:
-        """Record the one terminal state of an item, and apply the failure budget."""
+        """Record the one terminal state of an item, and apply the failure budget.
+
+        ``by_deadline``: the deadline refused a retry the item was owed; an attempt in flight
+        that the deadline expired counts as ended by it too.
+        """
         ended = clock() if now is None else now
         if self.journal is not None and result[0] != SKIPPED:
-            result = self.journal.record(index, result, attempts, ended - started)
+            by_deadline = by_deadline or (
+                result[0] == TIMED_OUT and self.gate.stopped is StopReason.DEADLINE
+            )
+            result = self.journal.record(
+                index, result, attempts, ended - started, by_deadline=by_deadline
+            )
         self.sink.finish(index, item, result, attempts, ended - started)
         if result[0] in (FAILED, TIMED_OUT):
             self.failures += 1
@@ -258,18 +269,22 @@ class Run:
         code, value, error = result
         attempt = 1
         throttled = is_throttle(error)
-        while (
-            error is not None
-            and self.attempts.may_retry(attempt, error, throttled)
-            and await self.attempts.wait_to_retry(attempt, [error])
-        ):
+        by_deadline = False  # a retry was owed and the deadline refused it
+        while error is not None and self.attempts.may_retry(attempt, error, throttled):
+            if not await self.attempts.wait_to_retry(attempt, [error]):
+                by_deadline = self.attempts.refused_by_deadline()
+                break
             retried = await self.attempts.once(entry.payload, slot)
-            if retried is NOT_STARTED:  # the last error stands
+            if retried is NOT_STARTED:  # the adaptive limit would pass the deadline
+                by_deadline = True
                 break
             attempt += 1
             code, value, error = retried
             throttled += is_throttle(error)
-        self.finish(entry.index, entry.item, (code, value, error), attempt, entry.started)
+        result = (code, value, error)
+        self.finish(
+            entry.index, entry.item, result, attempt, entry.started, by_deadline=by_deadline
+        )
 
     # -- the same path, a batch at a time --------------------------------------------------------
 
@@ -299,7 +314,9 @@ async def _settle_batch(run: Run, batch: list[_Entry], slot: Slot) -> None:
         results = await run.attempts.batch([entry.payload for entry, _ in pending], slot)
         if results and results[0] is NOT_STARTED:  # no room under the adaptive limit
             for entry, last in pending:
-                run.finish(entry.index, entry.item, last, attempt - 1, entry.started)
+                run.finish(
+                    entry.index, entry.item, last, attempt - 1, entry.started, by_deadline=True
+                )
             return
         retry: list[tuple[_Entry, Attempt]] = []
         now = clock()  # one clock read for the batch: its items ended together
@@ -312,8 +329,11 @@ async def _settle_batch(run: Run, batch: list[_Entry], slot: Slot) -> None:
                 run.finish(entry.index, entry.item, result, attempt, entry.started, now)
         errors = [result[2] for _, result in retry if result[2] is not None]
         if retry and not await run.attempts.wait_to_retry(attempt, errors):
+            by_deadline = run.attempts.refused_by_deadline()
             for entry, result in retry:
-                run.finish(entry.index, entry.item, result, attempt, entry.started)
+                run.finish(
+                    entry.index, entry.item, result, attempt, entry.started, by_deadline=by_deadline
+                )
             retry = []
         pending = retry
 

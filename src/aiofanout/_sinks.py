@@ -42,8 +42,14 @@ class Sink(Protocol):
 class Recorder(Protocol):
     """Where a journaled run records terminal states (``aiofanout._journal.RunWriter``)."""
 
-    def record(self, index: int, result: Attempt, attempts: int, elapsed: float) -> Attempt:
-        """Record item ``index``'s terminal state; return what was recorded."""
+    def record(
+        self, index: int, result: Attempt, attempts: int, elapsed: float, *, by_deadline: bool
+    ) -> Attempt:
+        """Record item ``index``'s terminal state; return what was recorded.
+
+        ``by_deadline``: the run's deadline ended the item (expired its attempt in flight, or
+        refused a retry it was owed), not the item's own attempts.
+        """
         ...
 
     def item_key(self, index: int) -> str:

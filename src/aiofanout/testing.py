@@ -237,7 +237,7 @@ async def check_target(
 ) -> None:
     """Run a target through what every target must do; raise :class:`AssertionError` if it does not.
 
-    ``make_target`` builds a fresh target (a :class:`~aiofanout.Target`, or anything
+    ``make_target`` builds a fresh target (a :class:`~aiofanout.targets.Target`, or anything
     :func:`~aiofanout.dispatch_many` takes as one); ``items`` are items its far end answers, and
     ``failing`` items it refuses (at least one item in all). The checks, each on a new target:
 

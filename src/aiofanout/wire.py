@@ -1,7 +1,7 @@
 """The wire format, for producers and consumers that are not aiofanout itself.
 
 A task envelope is one JSON object naming a registered task and its arguments; a reply envelope
-answers it. A worker (``aiofanout.App``) decodes, verifies and runs envelopes; targets encode
+answers it. A worker (``aiofanout.worker.App``) decodes, verifies and runs envelopes; targets encode
 them. Use these functions to send tasks from another service, to read replies yourself, or to
 build test messages.
 

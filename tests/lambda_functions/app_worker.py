@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from aiofanout import App
+from aiofanout.worker import App
 
 app = App("e2e-worker")
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import hashlib
 import os
 
-from aiofanout import App, ClaimCheck
+from aiofanout import ClaimCheck
+from aiofanout.worker import App
 
 # The local runtime points S3 at the moto server (AWS_ENDPOINT_URL_S3).
 app = App(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from aiofanout import App
+from aiofanout.worker import App
 
 app = App("deadline-worker")
 

@@ -7,7 +7,7 @@ import json
 import os
 from typing import Any
 
-from aiofanout import App
+from aiofanout.worker import App
 
 app = App("fanin-worker")
 

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from aiofanout import App, DynamoDBStore
+from aiofanout.worker import App, DynamoDBStore
 
 #: ``fragile``'s timeout: the in-progress record of a run expires this long after its claim.
 FRAGILE_TIMEOUT = 4.0

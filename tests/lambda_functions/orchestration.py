@@ -10,8 +10,9 @@ import asyncio
 import os
 from typing import Any
 
-from aiofanout import App, DynamoDBStore, LambdaTarget, Retry, S3Journal, lambda_entrypoint
+from aiofanout import LambdaTarget, Retry, S3Journal
 from aiofanout.durable import orchestrate
+from aiofanout.worker import App, DynamoDBStore, lambda_entrypoint
 
 app = App("orchestration-worker")
 
@@ -65,7 +66,9 @@ async def main(event: Any, context: Any) -> dict[str, Any]:
         concurrency=int(os.environ.get("CONCURRENCY", "4")),
         timeout=float(os.environ.get("ATTEMPT_TIMEOUT", "3")),
         run_id=event.get("run_id"),
-        retry=Retry(attempts=5, base=0.2) if resend else None,
+        # An item in progress elsewhere (in a chunk the crashed invocation sent) is retried
+        # until that run ends: backoff ceilings 0.5 s doubling to 10 s.
+        retry=Retry(attempts=8, base=0.5) if resend else None,
         destination=os.environ.get("SUMMARY_QUEUE") or None,
     )
 

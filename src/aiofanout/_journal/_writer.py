@@ -75,8 +75,14 @@ class RunWriter:
         """``"<run id>:<token>:<index>"``: what a target sends as the item's idempotency key."""
         return f"{self.run_id}:{self.token}:{index}"
 
-    def record(self, index: int, result: Attempt, attempts: int, elapsed: float) -> Attempt:
-        """Buffer an item's terminal state; what is recorded (a value not JSON fails the item)."""
+    def record(
+        self, index: int, result: Attempt, attempts: int, elapsed: float, *, by_deadline: bool
+    ) -> Attempt:
+        """Buffer an item's terminal state; what is recorded (a value not JSON fails the item).
+
+        An item the deadline ended is recorded like any other (``by_deadline`` is not read): a
+        resume runs again every item that did not succeed.
+        """
         try:
             line = encode_record(index, result, attempts, elapsed)
         except UsageError as exc:

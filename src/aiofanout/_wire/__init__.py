@@ -2,8 +2,11 @@
 
 - ``_envelopes``: the task and reply envelope models, encode/decode, signatures, Lambda's
   function-error payload;
-- ``_items``: how a fan-out item becomes an envelope (``Call``, the depth and deadline handed on
-  from the running task, the encoder a target uses);
+- ``_items``: fan-out items (``Call``, the depth and deadline handed on from the running task,
+  raw JSON);
+- ``_outgoing``: what a sender sends for an item: the envelope prepared once (``TaskSpec``
+  describes the task) and finished per attempt, its claim, the one message type of the
+  Lambda and SQS targets (``Outgoing``);
 - ``_claims``: payloads over a message limit through S3 (``ClaimCheck``, the reference);
 - ``_reply_values``: how a reply or a function error turns back into a value or a library error.
 
@@ -13,7 +16,7 @@ registry or a target's transport. The public face is :mod:`aiofanout.wire`.
 
 from __future__ import annotations
 
-from ._claims import ClaimCheck, join_task, split_task
+from ._claims import ClaimCheck, join_task
 from ._envelopes import (
     ENVELOPE_VERSION,
     ClaimRef,
@@ -25,7 +28,6 @@ from ._envelopes import (
     decode_reply,
     decode_task,
     encode_reply,
-    encode_task,
     lambda_error_body,
     new_id,
     now_ms,
@@ -33,34 +35,44 @@ from ._envelopes import (
     sign,
     sign_reply,
     verify,
-    with_deadline,
 )
 from ._items import (
     DEFAULT_MAX_DEPTH,
     Call,
-    EnvelopeSource,
-    build_envelope,
     current_deadline_ms,
     current_depth,
     dispatch_depth,
     encode_raw_json,
-    envelope_encoder,
     split_item,
+)
+from ._outgoing import (
+    Claim,
+    DescribesTask,
+    Outgoing,
+    PreparedEnvelope,
+    TaskSpec,
+    encode_task,
+    envelope_encoder,
+    prepare_envelope,
+    task_spec,
 )
 from ._reply_values import error_from_info, error_info, function_error, reply_value, unwrap_reply
 
 __all__ = [
-    "DEFAULT_MAX_DEPTH",
-    "ENVELOPE_VERSION",
     "Call",
+    "Claim",
     "ClaimCheck",
     "ClaimRef",
-    "EnvelopeSource",
+    "DEFAULT_MAX_DEPTH",
+    "DescribesTask",
+    "ENVELOPE_VERSION",
     "ErrorInfo",
     "LambdaErrorPayload",
+    "Outgoing",
+    "PreparedEnvelope",
     "ReplyEnvelope",
     "TaskEnvelope",
-    "build_envelope",
+    "TaskSpec",
     "check_secret",
     "current_deadline_ms",
     "current_depth",
@@ -78,13 +90,13 @@ __all__ = [
     "lambda_error_body",
     "new_id",
     "now_ms",
+    "prepare_envelope",
     "reply_value",
     "secret_from_env",
     "sign",
     "sign_reply",
     "split_item",
-    "split_task",
+    "task_spec",
     "unwrap_reply",
     "verify",
-    "with_deadline",
 ]

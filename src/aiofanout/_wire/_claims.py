@@ -9,12 +9,20 @@ same way, the object holding the whole reply.
 Whoever reads an object deletes it: the worker an item's, the sender a reply's. What a crash
 leaves behind (an object written, its message never read) is for an S3 lifecycle rule to
 expire: an ``Expiration`` of 1 day on the prefix (``aiofanout/claims/`` by default).
+
+The S3 client has owners: :meth:`ClaimCheck.opened` keeps one client for every call made on
+its loop while it is open (a target holds it open while the target is open, a worker for as
+long as its loop lives), and the last to leave closes it. A call with none open makes a client
+of its own and closes it after.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import json
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,8 +34,6 @@ from ._envelopes import (
     ClaimRef,
     ReplyEnvelope,
     TaskEnvelope,
-    _dumps,
-    _signed,
     decode_reply,
     new_id,
 )
@@ -38,10 +44,23 @@ __all__ = [
     "check",
     "decode_reply_object",
     "join_task",
-    "split_task",
 ]
 
 DEFAULT_PREFIX = "aiofanout/claims/"
+
+
+@dataclass(slots=True)
+class _Lease:
+    """One S3 client shared by those who hold a claim check open on one loop."""
+
+    client: asyncio.Task[Any]  # the client being made, then made
+    holders: int = 0
+
+    async def close(self) -> None:
+        if not self.client.done():
+            self.client.cancel()
+        elif not self.client.cancelled() and self.client.exception() is None:
+            await self.client.result().close()
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,10 +84,55 @@ class ClaimCheck:
     region_name: str | None = None
     prefix: str = DEFAULT_PREFIX
     session: Any = field(default=None, compare=False, repr=False)
+    _leases: dict[asyncio.AbstractEventLoop, _Lease] = field(
+        default_factory=dict, init=False, compare=False, repr=False
+    )
 
     def __post_init__(self) -> None:
         if not self.bucket:
             raise UsageError("ClaimCheck needs a bucket name")
+
+    @contextlib.asynccontextmanager
+    async def opened(self) -> AsyncIterator[ClaimCheck]:
+        """Keep one S3 client for the calls made on this loop while open; close it after.
+
+        Opened again while open (by a second target, say), the client is shared, and the last
+        to leave closes it. Targets and workers open their claim check themselves; open it
+        yourself around calls of your own.
+
+        Example::
+
+            async with claims.opened():
+                for ref in refs:
+                    await claims.forget(ref)
+        """
+        loop = asyncio.get_running_loop()
+        lease = self._leases.get(loop)
+        if lease is None:
+            lease = self._leases[loop] = _Lease(loop.create_task(self._new_client()))
+        lease.holders += 1
+        try:
+            await asyncio.shield(lease.client)
+            yield self
+        finally:
+            lease.holders -= 1
+            if lease.holders == 0 and self._leases.get(loop) is lease:
+                del self._leases[loop]
+                await lease.close()
+
+    async def _new_client(self) -> Any:
+        # The context manager's enter makes the client; its exit is client.close() (_Lease).
+        return await self._client().__aenter__()
+
+    @contextlib.asynccontextmanager
+    async def _s3(self) -> AsyncIterator[Any]:
+        """The client of the open lease on this loop, or one made for this call alone."""
+        lease = self._leases.get(asyncio.get_running_loop())
+        if lease is not None:
+            yield await asyncio.shield(lease.client)
+        else:
+            async with self._client() as s3:
+                yield s3
 
     def reference(self, data: bytes) -> ClaimRef:
         """A fresh reference for ``data`` (not stored yet)."""
@@ -83,7 +147,7 @@ class ClaimCheck:
 
     async def put(self, ref: ClaimRef, data: bytes) -> None:
         """Store ``data`` where ``ref`` points."""
-        async with self._client() as s3:
+        async with self._s3() as s3:
             await s3.put_object(Bucket=ref.bucket, Key=ref.key, Body=data)
 
     async def read(self, ref: ClaimRef) -> bytes:
@@ -95,7 +159,7 @@ class ClaimCheck:
         already, expired) or does not match.
         """
         self._refuse_outside(ref)
-        async with self._client() as s3:
+        async with self._s3() as s3:
             try:
                 # The object's size first: one declared as 10 bytes and 200 MiB in the bucket is
                 # refused without reading it. Then at most the declared size is read.
@@ -128,7 +192,7 @@ class ClaimCheck:
         raises :class:`ClaimRefused` and nothing is deleted.
         """
         self._refuse_outside(ref)
-        async with self._client() as s3:
+        async with self._s3() as s3:
             await s3.delete_object(Bucket=ref.bucket, Key=ref.key)
 
     async def take(self, ref: ClaimRef) -> bytes:
@@ -181,22 +245,6 @@ def check(ref: ClaimRef, data: bytes) -> None:
             f"claimed object s3://{ref.bucket}/{ref.key} does not match its reference "
             "(size or digest): replaced or corrupted"
         )
-
-
-def split_task(
-    payload: bytes, claims: ClaimCheck, *, secret: str | bytes | None
-) -> tuple[bytes, ClaimRef, bytes]:
-    """An encoded task envelope as (the small envelope, its reference, the object's bytes).
-
-    The arguments move to the object; the small envelope, re-signed with ``secret``, names it.
-    """
-    data = json.loads(payload)
-    data.pop("sig", None)
-    moved = {"args": data.pop("args", []), "kwargs": data.pop("kwargs", {})}
-    blob = _dumps(moved).encode()
-    ref = claims.reference(blob)
-    data["claim"] = ref.model_dump()
-    return _signed(_dumps(data).encode(), secret), ref, blob
 
 
 def join_task(envelope: TaskEnvelope, blob: bytes) -> TaskEnvelope:

@@ -55,11 +55,11 @@ class TaskEnvelope(_Wire):
 
     Fields: ``v`` (version), ``id``, ``batch_id``, ``task`` (a registered name, never a dotted
     path to import), ``args``/``kwargs`` (JSON), ``attempt``, ``depth`` (hops of task-to-task
-    dispatch), ``deadline_ms`` (epoch ms), ``reply_to`` (an SQS queue URL), ``idempotency_key``
-    (what an idempotent task is run once per, unless the task has a ``key`` function of its
-    own, which wins), ``claim`` (the arguments wait in S3: :class:`ClaimRef`), ``issued_ms``
-    (epoch ms when a signed envelope was made: what ``App(max_age=)`` measures), ``sig``
-    (HMAC-SHA256, hex).
+    dispatch), ``deadline_ms`` (epoch ms), ``reply_to`` (an SQS queue URL: where a target's
+    ``replies=`` waits), ``idempotency_key`` (what an idempotent task is run once per, unless
+    the task has a ``key`` function of its own, which wins), ``claim`` (the arguments wait in
+    S3: :class:`ClaimRef`), ``issued_ms`` (epoch ms when a signed envelope was made: what
+    ``App(max_age=)`` measures), ``sig`` (HMAC-SHA256, hex).
 
     Example (what a non-Python producer sends)::
 
@@ -171,78 +171,6 @@ def secret_from_env(name: str = "FANOUT_SECRET") -> str:
 def sign(canonical: bytes, secret: str | bytes) -> str:
     """The HMAC-SHA256 (hex) of an envelope's canonical bytes."""
     return hmac.new(_key(secret), canonical, hashlib.sha256).hexdigest()
-
-
-def encode_task(
-    task: str,
-    args: list[Any],
-    kwargs: dict[str, Any],
-    *,
-    id: str | None = None,
-    batch_id: str | None = None,
-    depth: int = 0,
-    deadline_ms: int | None = None,
-    reply_to: str | None = None,
-    idempotency_key: str | None = None,
-    secret: str | bytes | None = None,
-) -> bytes:
-    """Encode a task envelope to its wire bytes, signed when a secret is given.
-
-    A signed envelope carries ``issued_ms``, the time it was made: a worker with
-    ``App(max_age=...)`` refuses it once it is older than that (a captured envelope can be sent
-    again until its deadline, or forever if it has none, unless the worker bounds its age).
-
-    Raises :class:`UsageError` when an argument is not JSON (sets, bytes, NaN, objects).
-
-    Example::
-
-        body = encode_task("resize", ["a.png"], {"width": 64}, secret=secret)
-    """
-    body: dict[str, Any] = {"v": ENVELOPE_VERSION, "id": id or new_id(), "task": task}
-    if args:
-        body["args"] = args
-    if kwargs:
-        body["kwargs"] = kwargs
-    for name, value in (
-        ("batch_id", batch_id),
-        ("deadline_ms", deadline_ms),
-        ("reply_to", reply_to),
-        ("idempotency_key", idempotency_key),
-    ):
-        if value is not None:
-            body[name] = value
-    if depth:
-        body["depth"] = depth
-    if secret is not None:
-        body["issued_ms"] = now_ms()
-    try:
-        canonical = _dumps(body).encode()
-    except (TypeError, ValueError) as exc:
-        raise UsageError(
-            f"arguments of task {task!r} must be JSON (dict, list, str, int, float, bool, None): "
-            f"{exc}"
-        ) from exc
-    return _signed(canonical, secret)
-
-
-def with_deadline(payload: bytes, deadline_ms: int, *, secret: str | bytes | None) -> bytes:
-    """``payload`` (an encoded task envelope) carrying ``deadline_ms``, or an earlier one it has.
-
-    A sender stamps each attempt just before sending it, since the time it allows is known only
-    then; a signed envelope is signed again. Raw JSON (not an envelope) is returned unchanged.
-    """
-    try:
-        data = json.loads(payload)
-    except ValueError:
-        return payload
-    if not isinstance(data, dict) or data.get("v") != ENVELOPE_VERSION or "task" not in data:
-        return payload
-    carried = data.get("deadline_ms")
-    if isinstance(carried, int) and carried <= deadline_ms:
-        return payload
-    data.pop("sig", None)
-    data["deadline_ms"] = deadline_ms
-    return _signed(_dumps(data).encode(), secret)
 
 
 def _signed(canonical: bytes, secret: str | bytes | None) -> bytes:

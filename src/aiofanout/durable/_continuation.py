@@ -31,8 +31,7 @@ from .._errors import UsageError
 from .._journal import Journal, RunWriter, check_run_id
 from .._journaled import JournaledRun, replay_of
 from .._options import Deadline, Options, clock
-from .._outcome import STATUSES, TIMED_OUT, Attempt, StopReason
-from .._run import Run
+from .._outcome import STATUSES, Attempt
 from .._sinks import CountingSink
 from ._sources import Position, SequenceSource, Source
 
@@ -83,7 +82,6 @@ class _Segment:
     stop_taking_at: float
     pending: dict[int, Position] = field(default_factory=dict)  # taken, not journaled yet
     next_position: Position | None = None  # None: the source is exhausted
-    run: Run | None = None
 
     async def feed(self, source: Source) -> AsyncGenerator[Any, None]:
         """The source's items from the start until it is time to stop taking them.
@@ -109,14 +107,19 @@ class _Segment:
         finally:
             await entries.aclose()
 
-    def record(self, index: int, result: Attempt, attempts: int, elapsed: float) -> Attempt:
-        """Journal an item's end, unless the invocation's hard stop cut it: the next goes on."""
-        assert self.run is not None
-        if result[0] == TIMED_OUT and self.run.gate.stopped is StopReason.DEADLINE:
+    def record(
+        self, index: int, result: Attempt, attempts: int, elapsed: float, *, by_deadline: bool
+    ) -> Attempt:
+        """Journal an item's end, unless the invocation's end cut it: the next one goes on.
+
+        The invocation's deadline is not the run's: an attempt it expired, or a retry it
+        refused (one that would start past it), is the next invocation's to make.
+        """
+        if by_deadline:
             return result
         index += self.plan.start["index"]
         self.pending.pop(index, None)
-        return self.writer.record(index, result, attempts, elapsed)
+        return self.writer.record(index, result, attempts, elapsed, by_deadline=False)
 
     async def wait_for_room(self) -> None:
         await self.writer.wait_for_room()
@@ -316,7 +319,6 @@ async def _run_segment(
     journaled = JournaledRun(
         target, feed, sink, options, writer, recorder=segment, replay=replay, reader=feed
     )
-    segment.run = journaled.run
     await journaled.execute()
     counts = {s.value: n for s, n in zip(STATUSES, sink.counts, strict=True) if n}
     position, replay_from = segment.cursor()

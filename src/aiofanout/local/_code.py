@@ -7,7 +7,9 @@ zip runs here; only its members are written, and a member that would land outsid
 directory (an absolute path, ``..``) is refused. AWS's limits hold: a zip of at most 50 MB
 uploaded directly, at most 250 MB unzipped (counted from the members' declared sizes, which
 bound what extraction writes, so a zip bomb is refused before a byte is written). What is
-refused raises :class:`CodeError`; the control plane answers it in AWS's words.
+refused raises :class:`CodeError`; the control plane answers it in AWS's words. The function
+an upload becomes is isolated (``FunctionConfig.isolated``): as on AWS, it sees what the zip
+holds and what the Lambda runtime provides, never this process's packages.
 """
 
 from __future__ import annotations

@@ -30,11 +30,20 @@ class FunctionConfig:
         event_retries: retries of a failed ``Event`` invocation (0-2, as on AWS).
         event_retry_delays: seconds before each of those retries (AWS waits minutes).
         on_failure: an SQS queue URL that receives ``Event`` invocations that failed every try.
+        isolated: run as AWS runs a deployed zip. ``True``: the environments' ``sys.path`` is
+            ``code_paths`` and what the Lambda Python runtime provides (awslambdaric, boto3 and
+            botocore with their dependencies), their working directory the first code path; a
+            dependency the code lacks fails with ``Runtime.ImportModuleError``, as on AWS.
+            ``False`` (the default, the development mode): ``code_paths`` in front of the calling
+            process's own packages, so a source directory runs with what your virtualenv has.
+            Code from a zip (``CreateFunction``, ``UpdateFunctionCode``) is always isolated.
 
     Example::
 
         FunctionConfig("worker", "worker.lambda_handler", timeout=10, reserved_concurrency=4,
                        code_paths=["examples"], faults=Faults(throttle=0.1))
+        FunctionConfig("worker", "worker.lambda_handler", code_paths=["build/worker"],
+                       isolated=True)  # as deployed: only the code and the runtime's own
 
     """
 
@@ -50,6 +59,7 @@ class FunctionConfig:
     event_retries: int = 2
     event_retry_delays: Sequence[float] = (60.0, 120.0)
     on_failure: str | None = None
+    isolated: bool = False
 
     def __post_init__(self) -> None:
         if not self.name or "/" in self.name:
@@ -61,6 +71,8 @@ class FunctionConfig:
             )
         if not 0 < self.timeout <= 900:
             raise UsageError(f"timeout must be within (0, 900] seconds, got {self.timeout!r}")
+        if self.isolated and not self.code_paths:
+            raise UsageError("an isolated function runs only its code: give it code_paths")
         if self.reserved_concurrency < 1:
             raise UsageError("reserved_concurrency must be >= 1")
         if "AWS_LAMBDA_MAX_CONCURRENCY" in self.environment:

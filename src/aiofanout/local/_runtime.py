@@ -11,7 +11,7 @@ same context object, deadline header, error payloads.
 - ``_functions``: the registry of functions (config, pool, event queue, stats), the seam the
   Python API and the control plane both write through, and their life cycle (``Control``:
   added, reconfigured with old environments retiring, removed, provisioned); ``_code``: zip
-  code (inline or in S3 on the moto server), unpacked in a private directory;
+  code (inline or in S3 on the moto server), unpacked in a private directory and run isolated;
 - ``_sandbox``: the environment pools, the awslambdaric processes, one invocation, the Runtime
   API; ``_faults``: the injected faults, drawn once per invoke;
 - ``_events``: ``Event`` invocations, their retries, maximum age and destination records;
@@ -37,7 +37,7 @@ from typing import Any
 from aiohttp import web
 
 from .._errors import UsageError
-from .._limits import Limits
+from .._limits import PayloadLimits
 from ._background import Background
 from ._code import CodeStore
 from ._config import EventSourceMapping, FunctionConfig
@@ -82,7 +82,7 @@ class LocalLambda:
         host: str = "127.0.0.1",
         port: int = 0,
         sqs_endpoint_url: str | None = None,
-        limits: Limits | None = None,
+        limits: PayloadLimits | None = None,
         python: str = sys.executable,
     ) -> None:
         if not host.startswith("127."):
@@ -90,7 +90,7 @@ class LocalLambda:
         self.host = host
         self.port = port
         self.sqs_endpoint_url = sqs_endpoint_url
-        self.limits = limits or Limits()
+        self.limits = limits or PayloadLimits()
         self.python = python
         self.functions = FunctionRegistry()
         self._background = Background()
@@ -144,6 +144,7 @@ class LocalLambda:
             await self._runner.cleanup()
             self._runner = None
         self.code.cleanup()
+        self._environments.cleanup()
 
     async def __aenter__(self) -> LocalLambda:
         return await self.start()

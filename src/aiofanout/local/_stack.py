@@ -1,37 +1,37 @@
 """The embedded stack (a moto server, the local Lambda runtime) and the stack file that fills it.
 
 :func:`stack` starts both (a moto server for SQS, S3, DynamoDB, IAM, ...) and yields
-:class:`LocalAws`. A stack file is what a team commits: its functions, queues, mappings and
-event invoke configs. It is TOML (read with the standard library's ``tomllib``), so it takes
-comments; relative paths are relative to the file. ``python -m aiofanout serve --config
-local-aws.toml`` sets it all up, so everyone's local stack is the same::
+:class:`LocalAws`. A stack file is what a team commits: the one description of its stack,
+read by :class:`aiofanout.deploy.Stack` (its tables are listed there), which ``python -m
+aiofanout build`` turns into a SAM template and ``python -m aiofanout serve --config
+stack.toml`` sets up here, so everyone's local stack is the one that gets deployed::
 
     [[queue]]
-    name = "work"
-    attributes = { VisibilityTimeout = "30" }
+    name = "work"                     # consumed below: gets work-dlq and a 6x visibility
 
     [[function]]
     name = "worker"
     handler = "worker.lambda_handler"
-    code_path = "examples"            # or code_paths = [...]
-    timeout = 30                      # FunctionConfig's fields, by name
-    environment = { STAGE = "local" }
+    code = "examples"                 # or code_path = "...", code_paths = [...]
+    timeout = 30
+    environment = { STAGE = "local", WORK_QUEUE = "${queue.work.url}" }
+    throttle_after = 1.0              # local only: FunctionConfig's fields of the runtime
     [function.event_invoke_config]    # PutFunctionEventInvokeConfig, snake case
     maximum_retry_attempts = 0
-    maximum_event_age = 3600
     on_failure = "failures"           # a queue name (or an SQS ARN)
 
     [[event_source_mapping]]
     queue = "work"
     function = "worker"
-    batch_size = 10                   # EventSourceMapping's fields, by name
-    maximum_concurrency = 5
+    batch_size = 10
+    maximum_concurrency = 5           # locally: the pollers
 """
 
 from __future__ import annotations
 
 import contextlib
-import tomllib
+import json
+import logging
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,12 +40,20 @@ from typing import Any
 import anyio.to_thread
 
 from .._aws import aioboto3_module
-from .._errors import UsageError
-from ._account import REGION, queue_arn
+from ..deploy import EventInvoke, Function, Queue, SqsMapping, Stack
+from ..worker._dynamodb import TABLE_SCHEMA, TTL_ATTRIBUTE
+from ._account import REGION, function_arn, queue_arn
 from ._config import EventSourceMapping, FunctionConfig
 from ._events import KEY, EventInvokeConfig
+from ._faults import Faults
 from ._moto import MotoServer, fake_aws_credentials
 from ._runtime import LocalLambda
+
+log = logging.getLogger("aiofanout.local")
+#: Environments of a function whose stack file reserves none (AWS: the account's pool).
+DEFAULT_RESERVED = 10
+#: Pollers of a mapping without maximum_concurrency (AWS starts at five batches and scales).
+DEFAULT_POLLERS = 2
 
 
 @dataclass
@@ -141,74 +149,142 @@ def _local_aws(moto: MotoServer, runtime: LocalLambda) -> LocalAws:
 
 @dataclass(frozen=True, slots=True)
 class StackFile:
-    """What a stack file declares, validated (paths made absolute)."""
+    """A stack file's :class:`aiofanout.deploy.Stack`, made into the local stack's parts.
 
-    queues: list[dict[str, Any]] = field(default_factory=list)
-    functions: list[FunctionConfig] = field(default_factory=list)
-    event_invoke: dict[str, EventInvokeConfig] = field(default_factory=dict)
-    mappings: list[dict[str, Any]] = field(default_factory=list)
+    The stack is read by the one reader ``build`` uses too, and its derived facts (dead-letter
+    queues, visibility timeouts) come from it, so what runs here is what gets deployed.
+    """
+
+    stack: Stack = field(default_factory=Stack)
 
     @classmethod
     def load(cls, path: str | Path) -> StackFile:
         """Read and check the file at ``path`` (:class:`UsageError` says what is wrong)."""
-        path = Path(path)
-        try:
-            data = tomllib.loads(path.read_text())
-        except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise UsageError(f"cannot read the stack file {path}: {exc}") from exc
-        unknown = set(data) - {"queue", "function", "event_source_mapping"}
-        if unknown:
-            raise UsageError(f"{path}: unknown tables {sorted(unknown)}")
-        stack_file = cls(queues=list(data.get("queue", [])))
-        for entry in data.get("function", []):
-            stack_file._add_function(dict(entry), path.parent)
-        stack_file.mappings.extend(dict(m) for m in data.get("event_source_mapping", []))
-        return stack_file
+        return cls(Stack.load(path))
 
-    def _add_function(self, entry: dict[str, Any], base: Path) -> None:
-        invoke = entry.pop("event_invoke_config", None)
-        paths = entry.pop("code_paths", None) or [entry.pop("code_path", ".")]
-        entry["code_paths"] = [str((base / p).resolve()) for p in paths]
-        try:
-            config = FunctionConfig(**entry)
-        except TypeError as exc:
-            raise UsageError(f"function {entry.get('name')!r}: {exc}") from exc
-        self.functions.append(config)
-        if invoke is not None:
-            self.event_invoke[config.name] = _event_invoke(dict(invoke))
+    @property
+    def functions(self) -> list[FunctionConfig]:
+        """The functions as declared (references in their environment not yet resolved)."""
+        return [_function_config(function, None) for function in self.stack.functions]
 
     async def apply(self, aws: LocalAws) -> None:
-        """Create the queues, register the functions and configs, start the mappings."""
-        urls = {
-            q["name"]: await aws.create_queue(q["name"], **q.get("attributes", {}))
-            for q in self.queues
+        """Create the queues and resources, register the functions, start the mappings."""
+        urls = {}
+        for queue in self.stack.all_queues():
+            urls[queue.name] = await aws.create_queue(queue.name, **_attributes(self.stack, queue))
+        await _create_resources(aws, self.stack)
+        values = _local_values(self.stack, urls)
+        for function in self.stack.functions:
+            aws.add_function(_function_config(function, values))
+            if function.event_invoke_config is not None:
+                invoke = _event_invoke(function.event_invoke_config)
+                aws.runtime.functions.get(function.name).settings[KEY] = invoke
+            if function.schedules:
+                log.warning(
+                    "%s: its schedules fire on AWS; serve --config does not fire them (invoke "
+                    "it by hand)",
+                    function.name,
+                )
+        for mapping in self.stack.mappings:
+            if mapping.enabled:
+                await aws.add_event_source(_mapping(mapping, urls))
+
+
+def _attributes(stack: Stack, queue: Queue) -> dict[str, str]:
+    attributes = dict(queue.attributes)
+    visibility = stack.visibility_timeout(queue)
+    if visibility is not None:
+        attributes["VisibilityTimeout"] = str(visibility)
+    if queue.retention is not None:
+        attributes["MessageRetentionPeriod"] = str(queue.retention)
+    if queue.fifo:
+        attributes["FifoQueue"] = "true"
+    dead_letter = stack.dead_letter(queue)
+    if dead_letter is not None:
+        policy = {
+            "deadLetterTargetArn": queue_arn(dead_letter),
+            "maxReceiveCount": queue.max_receive_count,
         }
-        for config in self.functions:
-            aws.add_function(config)
-        for name, invoke in self.event_invoke.items():
-            aws.runtime.functions.get(name).settings[KEY] = invoke
-        for entry in self.mappings:
-            await aws.add_event_source(_mapping(dict(entry), urls))
+        attributes["RedrivePolicy"] = json.dumps(policy)
+    return attributes
 
 
-def _event_invoke(entry: dict[str, Any]) -> EventInvokeConfig:
-    for destination in ("on_success", "on_failure"):
-        name = entry.get(destination)
-        if name is not None and not name.startswith("arn:"):
-            entry[destination] = queue_arn(name)
-    try:
-        return EventInvokeConfig(**entry)
-    except TypeError as exc:
-        raise UsageError(f"event_invoke_config: {exc}") from exc
+async def _create_resources(aws: LocalAws, stack: Stack) -> None:
+    buckets = [part.local_name for part in (stack.claim_check, stack.journal) if part]
+    if buckets:
+        async with aws.client("s3") as s3:
+            for bucket in buckets:
+                await s3.create_bucket(Bucket=bucket)
+    if stack.idempotency is not None:
+        async with aws.client("dynamodb") as dynamodb:
+            table = stack.idempotency.table
+            await dynamodb.create_table(TableName=table, **TABLE_SCHEMA)
+            await dynamodb.update_time_to_live(
+                TableName=table,
+                TimeToLiveSpecification={"Enabled": True, "AttributeName": TTL_ATTRIBUTE},
+            )
 
 
-def _mapping(entry: dict[str, Any], urls: dict[str, str]) -> EventSourceMapping:
-    queue = entry.pop("queue")
-    if queue not in urls:
-        raise UsageError(f"event_source_mapping: the queue {queue!r} is not a [[queue]] here")
-    if "maximum_concurrency" in entry:
-        entry["pollers"] = entry.pop("maximum_concurrency")
-    try:
-        return EventSourceMapping(urls[queue], **entry)
-    except TypeError as exc:
-        raise UsageError(f"event_source_mapping: {exc}") from exc
+def _local_values(stack: Stack, urls: dict[str, str]) -> dict[str, str]:
+    """What each reference a function's environment may hold is on this stack."""
+    values = {}
+    for queue in stack.all_queues():
+        name = queue.name
+        values[f"${{queue.{name}.url}}"] = urls[name]
+        values[f"${{queue.{name}.arn}}"] = queue_arn(name)
+        values[f"${{queue.{name}.name}}"] = name
+    for function in stack.functions:
+        values[f"${{function.{function.name}.name}}"] = function.name
+        values[f"${{function.{function.name}.arn}}"] = function_arn(function.name)
+    for kind, part in (("claim_check", stack.claim_check), ("journal", stack.journal)):
+        if part is not None:
+            values[f"${{{kind}.bucket}}"] = part.local_name
+            values[f"${{{kind}.prefix}}"] = part.prefix
+    if stack.idempotency is not None:
+        values["${idempotency.table}"] = stack.idempotency.table
+    return values
+
+
+def _function_config(function: Function, values: dict[str, str] | None) -> FunctionConfig:
+    local = function.local
+    environment = {k: (values or {}).get(v, v) for k, v in function.environment.items()}
+    optional: dict[str, Any] = {}
+    if local.event_retries is not None:
+        optional["event_retries"] = local.event_retries
+    if local.event_retry_delays is not None:
+        optional["event_retry_delays"] = tuple(local.event_retry_delays)
+    return FunctionConfig(
+        function.name,
+        function.handler,
+        timeout=function.timeout,
+        memory=function.memory,
+        environment=environment,
+        reserved_concurrency=function.reserved_concurrency or DEFAULT_RESERVED,
+        throttle_after=local.throttle_after,
+        code_paths=[str(path) for path in function.code_paths],
+        faults=Faults(**local.faults),
+        on_failure=local.on_failure,
+        **optional,
+    )
+
+
+def _event_invoke(invoke: EventInvoke) -> EventInvokeConfig:
+    def arn(name: str | None) -> str | None:
+        return name if name is None or name.startswith("arn:") else queue_arn(name)
+
+    return EventInvokeConfig(
+        maximum_retry_attempts=invoke.maximum_retry_attempts,
+        maximum_event_age=invoke.maximum_event_age,
+        on_success=arn(invoke.on_success),
+        on_failure=arn(invoke.on_failure),
+    )
+
+
+def _mapping(mapping: SqsMapping, urls: dict[str, str]) -> EventSourceMapping:
+    return EventSourceMapping(
+        urls[mapping.queue],
+        mapping.function,
+        batch_size=mapping.batch_size,
+        batching_window=mapping.batching_window,
+        pollers=mapping.maximum_concurrency or DEFAULT_POLLERS,
+    )

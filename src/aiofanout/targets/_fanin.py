@@ -8,37 +8,39 @@ item's call a round trip (register, send, wait for the reply), detach when the t
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import warnings
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from .._aws import translate_botocore_errors
 from .._errors import ClaimRefused, UsageError
 from .._wire import (
+    Claim,
     ClaimCheck,
     ClaimRef,
-    EnvelopeSource,
+    DescribesTask,
+    Outgoing,
+    PreparedEnvelope,
+    TaskSpec,
     envelope_encoder,
     new_id,
     now_ms,
-    split_task,
+    task_spec,
     unwrap_reply,
-    with_deadline,
 )
 from ._aws_target import AwsClientTarget, sqs_client_maker
 from ._reply_queue import MAX_RECEIVERS, POLL_WAIT, ClientMaker, ReplyQueue, attach, detach
 from ._reply_router import DEFAULT_GRACE, Answer, ReplyStats, answer_of, parse, raise_or_return
 
-__all__ = ["Claim", "Fanin", "ReplyingTarget", "replies_of"]
-
-#: An item's arguments bound for S3 before its small envelope is sent: the reference, the bytes.
-Claim = tuple[ClaimRef, bytes]
+__all__ = ["Fanin", "ReplyingTarget", "renamed_reply_to", "replies_of"]
 
 
 def replies_of(
     target: AwsClientTarget,
     replies: bool | str | None,
     *,
-    task: str | EnvelopeSource | None,
+    task: str | DescribesTask | None,
     reply_to: str | None,
     sqs_endpoint_url: str | None = None,
     claim_check: ClaimCheck | None = None,
@@ -49,7 +51,10 @@ def replies_of(
     if task is None:
         raise UsageError("replies= needs task envelopes (task=...): a raw item names no reply id")
     if reply_to is not None:
-        raise UsageError("pass either replies= (the target waits for them) or reply_to=, not both")
+        raise UsageError(
+            "pass either replies= (the target waits for the replies) or send_replies_to= (the "
+            "worker sends them there, for someone else), not both"
+        )
     if target.service != "sqs":
         sqs_endpoint_url = sqs_endpoint_url or None
     else:
@@ -62,6 +67,22 @@ def replies_of(
         wait=POLL_WAIT,
     )
     return Fanin(replies, make_client, claim_check=claim_check)
+
+
+def renamed_reply_to(send_replies_to: str | None, reply_to: str | None, target: str) -> str | None:
+    """``send_replies_to=``, or ``reply_to=``, its old name, with a ``DeprecationWarning``."""
+    if reply_to is None:
+        return send_replies_to
+    if send_replies_to is not None:
+        raise UsageError(f"{target}() got send_replies_to= and reply_to= (its old name): drop one")
+    warnings.warn(
+        f"{target}(reply_to=...) is now {target}(send_replies_to=...): replies= waits for the "
+        "replies, send_replies_to= has the worker send them elsewhere (the old name goes in the "
+        "next release)",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+    return reply_to
 
 
 def _endpoint_of(target: AwsClientTarget) -> str | None:
@@ -185,12 +206,14 @@ class ReplyingTarget(AwsClientTarget):
 
     fanin: Fanin | None = None
     claim_check: ClaimCheck | None = None
+    spec: TaskSpec | None = None  # None: raw JSON
+    _held_open: contextlib.AsyncExitStack | None = None  # the claim check, while open
 
     def setup_replies(
         self,
         replies: bool | str | None,
         *,
-        task: str | EnvelopeSource | None,
+        task: str | DescribesTask | None,
         secret: str | bytes | None,
         reply_to: str | None,
         sqs_endpoint_url: str | None = None,
@@ -199,6 +222,7 @@ class ReplyingTarget(AwsClientTarget):
         """Check ``replies=`` and build the envelope encoder (again at open, for the queue)."""
         if claim_check is not None and task is None:
             raise UsageError("claim_check= needs task envelopes (task=...): raw JSON names none")
+        self.spec = None if task is None else task_spec(task, secret=secret)
         self.fanin = replies_of(
             self,
             replies,
@@ -208,49 +232,38 @@ class ReplyingTarget(AwsClientTarget):
             claim_check=claim_check,
         )
         self.claim_check = claim_check
-        self._task, self._secret = task, secret
-        if self.fanin is not None:
-            self.fanin.secret = self._signing_secret()
-        # Called with id= too: an item awaiting its reply carries an id known beforehand.
-        self.encode: Callable[..., bytes] = envelope_encoder(task, secret=secret, reply_to=reply_to)
+        if self.fanin is not None and self.spec is not None:
+            self.fanin.secret = self.spec.secret
+        self.encode = envelope_encoder(self.spec, reply_to=reply_to)
 
-    def encode_item(self, item: Any, key: str | None = None) -> tuple[bytes, str]:
-        """The item's envelope and the reply id it carries (``""``: no reply awaited).
+    def outgoing(self, item: Any, key: str | None, *, limit: int, **extra: Any) -> Outgoing:
+        """The item's message, its envelope prepared once; ``extra``: SQS's group and dedup ids.
 
         ``key`` is the item's idempotency key in a journaled run (raw JSON has no field for it).
+        An envelope over ``limit`` with a claim check has its arguments claimed: they go to S3
+        (:meth:`upload`, before each attempt is sent) and the small envelope names them.
         """
         fields: dict[str, Any] = {}
-        if key is not None and self._task is not None:
+        if key is not None and self.spec is not None:
             fields["idempotency_key"] = key
         reply_id = new_id() if self.fanin is not None else ""
-        if reply_id:
+        if reply_id:  # an item awaiting its reply carries an id known beforehand
             fields["id"] = reply_id
-        return self.encode(item, **fields), reply_id
+        message = self.encode(item, **fields)
+        claim: Claim | None = None
+        if isinstance(message, PreparedEnvelope) and message.size > limit and self.claim_check:
+            message, claim = message.claimed(self.claim_check)
+        return Outgoing(message, reply_id=reply_id, claim=claim, **extra)
 
-    def stamped(self, body: bytes, seconds: float | None) -> bytes:
-        """``body`` carrying a deadline ``seconds`` from now (``None``: as it is).
+    @staticmethod
+    def body(message: Outgoing, seconds: float | None) -> bytes:
+        """``message``'s bytes for one attempt, with a deadline ``seconds`` from now (or none).
 
-        Stamped per attempt, just before sending: the worker refuses an envelope whose deadline
+        Finished per attempt, just before sending: the worker refuses an envelope whose deadline
         passed (``Expired``: it never runs) and runs the task under the time left. Raw JSON
         (``task=None``) is sent as it is.
         """
-        if seconds is None or self._task is None:
-            return body
-        return with_deadline(body, now_ms() + int(seconds * 1000), secret=self._signing_secret())
-
-    def _signing_secret(self) -> str | bytes | None:
-        return self._secret if self._secret is not None else getattr(self._task, "secret", None)
-
-    def claimed(self, payload: bytes, limit: int) -> tuple[bytes, Claim | None]:
-        """``payload``, or over ``limit`` with a claim check: the small envelope and its claim.
-
-        The arguments go to S3 (:meth:`upload`, before the envelope is sent); the small envelope
-        names them and is signed again, so its signature covers the reference and the digest.
-        """
-        if len(payload) <= limit or self.claim_check is None:
-            return payload, None
-        small, ref, blob = split_task(payload, self.claim_check, secret=self._signing_secret())
-        return small, (ref, blob)
+        return message.body(None if seconds is None else now_ms() + int(seconds * 1000))
 
     async def upload(self, claims: Iterable[Claim | None]) -> None:
         """Store the claimed arguments of the items about to be sent (again on a retry)."""
@@ -273,13 +286,28 @@ class ReplyingTarget(AwsClientTarget):
         return self.fanin.stats
 
     async def on_first_open(self) -> None:
-        if self.fanin is not None:
-            reply_to = await self.fanin.attach()
-            self.encode = envelope_encoder(self._task, secret=self._secret, reply_to=reply_to)
+        if self.claim_check is not None:  # one S3 client for the claims while the target is open
+            self._held_open = contextlib.AsyncExitStack()
+            await self._held_open.enter_async_context(self.claim_check.opened())
+        try:
+            if self.fanin is not None:
+                reply_to = await self.fanin.attach()
+                self.encode = envelope_encoder(self.spec, reply_to=reply_to)
+        except BaseException:
+            await self._let_go_of_the_claim_check()
+            raise
 
     async def on_last_close(self) -> None:
-        if self.fanin is not None:
-            await self.fanin.detach()
+        try:
+            if self.fanin is not None:
+                await self.fanin.detach()
+        finally:
+            await self._let_go_of_the_claim_check()
+
+    async def _let_go_of_the_claim_check(self) -> None:
+        held, self._held_open = self._held_open, None
+        if held is not None:
+            await held.aclose()
 
 
 def checked_expires(expires: object, *, waits: bool) -> float | None:

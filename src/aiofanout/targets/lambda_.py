@@ -9,10 +9,10 @@ from typing import Any, Literal
 
 from .._aws import translate_botocore_errors
 from .._errors import InvalidEnvelope, PayloadTooLarge, ServiceError, UsageError
-from .._limits import Limits
+from .._limits import PayloadLimits
 from .._target import Batching
-from .._wire import ClaimCheck, EnvelopeSource, function_error, reply_value
-from ._fanin import Claim, ReplyingTarget, checked_expires
+from .._wire import ClaimCheck, DescribesTask, Outgoing, TaskSpec, function_error, reply_value
+from ._fanin import ReplyingTarget, checked_expires, renamed_reply_to
 
 __all__ = ["LambdaTarget"]
 
@@ -24,8 +24,8 @@ STATUS_OF = {"RequestResponse": 200, "Event": 202, "DryRun": 204}
 class LambdaTarget(ReplyingTarget):
     """Invoke a Lambda function once per item (or once per ``chunk_size`` items).
 
-    Each item becomes the argument of ``task`` on the worker (an ``aiofanout.App``), sent as a
-    task envelope; ``task=None`` sends the item itself as raw JSON, for any function.
+    Each item becomes the argument of ``task`` on the worker (an ``aiofanout.worker.App``),
+    sent as a task envelope; ``task=None`` sends the item itself as raw JSON, for any function.
 
     ``RequestResponse`` returns the task's value; a function error (HTTP 200 with
     ``X-Amz-Function-Error``) fails the item with :class:`TaskFailed` carrying the remote
@@ -34,11 +34,15 @@ class LambdaTarget(ReplyingTarget):
 
     With ``replies=`` (``Event`` only), an item is done when its reply comes back through an
     SQS reply queue (``True``: one made while the target is open and deleted after; or your
-    queue's URL), and its outcome is the task's value or :class:`TaskFailed`. Point the
+    queue's URL; each envelope's ``reply_to`` field names it), and its outcome is the task's
+    value or :class:`TaskFailed`. Point the
     function's on-failure destination at the reply queue and what the task cannot report (a
     crash, a function timeout, retries exhausted) ends the item ``FAILED`` with the runtime's
     error type; otherwise such an item ends ``TIMED_OUT`` at its ``timeout`` or the deadline.
     ``sqs_endpoint_url`` is where the reply queue lives, when not AWS's (a local stack).
+    ``send_replies_to="<queue url>"`` instead has the worker send each reply there while this
+    fan-out waits for none: for replies another process gathers (``reply_to=``, its old name,
+    still works, with a ``DeprecationWarning``).
 
     With ``claim_check=ClaimCheck(bucket=...)``, an item over the invoke's payload limit goes to
     S3 and the invoke carries the reference (the function's ``App`` needs the same claim check);
@@ -63,7 +67,7 @@ class LambdaTarget(ReplyingTarget):
         self,
         function_name: str,
         *,
-        task: str | EnvelopeSource | None,
+        task: str | DescribesTask | None,
         invocation_type: InvocationType = "RequestResponse",
         qualifier: str | None = None,
         chunk_size: int = 1,
@@ -71,9 +75,10 @@ class LambdaTarget(ReplyingTarget):
         client: Any = None,
         endpoint_url: str | None = None,
         region_name: str | None = None,
-        limits: Limits | None = None,
+        limits: PayloadLimits | None = None,
         secret: str | bytes | None = None,
         retry_ambiguous: bool | None = None,
+        send_replies_to: str | None = None,
         reply_to: str | None = None,
         replies: bool | str | None = None,
         sqs_endpoint_url: str | None = None,
@@ -87,13 +92,14 @@ class LambdaTarget(ReplyingTarget):
         self.expires = checked_expires(expires, waits=invocation_type == "RequestResponse")
         self.function_name, self.qualifier = function_name, qualifier
         self.invocation_type, self.chunk_size = invocation_type, chunk_size
-        self.limits = limits or Limits()
-        self.raw, self.retry_ambiguous = task is None, _retry_ambiguous(retry_ambiguous, task)
-        self.long_calls = invocation_type == "RequestResponse"
-        self.ambiguous_timeouts = invocation_type != "DryRun" and not self.retry_ambiguous
+        self.limits = limits or PayloadLimits()
+        self.raw, self.long_calls = task is None, invocation_type == "RequestResponse"
         self.payload_limit = _payload_limit(self.limits, invocation_type)
-        urls = {"reply_to": reply_to, "sqs_endpoint_url": sqs_endpoint_url}
+        urls = {"reply_to": renamed_reply_to(send_replies_to, reply_to, "LambdaTarget")}
+        urls["sqs_endpoint_url"] = sqs_endpoint_url
         self.setup_replies(replies, task=task, secret=secret, claim_check=claim_check, **urls)
+        self.retry_ambiguous = _retry_ambiguous(retry_ambiguous, self.spec)
+        self.ambiguous_timeouts = invocation_type != "DryRun" and not self.retry_ambiguous
         if chunk_size > 1:
             # A chunk is "[" + payloads joined by "," + "]": keep room for the brackets and commas.
             self.batching = Batching(chunk_size, self.payload_limit - chunk_size - 1)
@@ -105,54 +111,46 @@ class LambdaTarget(ReplyingTarget):
             + ">"
         )
 
-    def prepare(self, item: Any) -> Any:
-        return self._prepared(self.encode_item(item))
+    def prepare(self, item: Any) -> Outgoing:
+        return self._checked(self.outgoing(item, None, limit=self.payload_limit))
 
-    def prepare_keyed(self, item: Any, key: str) -> Any:
-        return self._prepared(self.encode_item(item, key))
+    def prepare_keyed(self, item: Any, key: str) -> Outgoing:
+        return self._checked(self.outgoing(item, key, limit=self.payload_limit))
 
-    def _prepared(self, encoded: tuple[bytes, str]) -> Any:
-        payload, reply_id = encoded
-        body, claim = self.claimed(payload, self.payload_limit)
-        if self.fanin is not None or claim is not None:
-            return Expecting(self._checked(body), reply_id, claim)
-        return self._checked(body)
-
-    def _checked(self, payload: bytes) -> bytes:
-        if len(payload) > self.payload_limit:
+    def _checked(self, message: Outgoing) -> Outgoing:
+        if len(message) > self.payload_limit:
             raise PayloadTooLarge(
-                f"the payload is {len(payload):,} bytes, over the {self.payload_limit:,}-byte "
-                f"limit of {self.invocation_type} invokes (Limits.lambda_"
+                f"the payload is {len(message):,} bytes, over the {self.payload_limit:,}-byte "
+                f"limit of {self.invocation_type} invokes (PayloadLimits.lambda_"
                 f"{'async' if self.invocation_type == 'Event' else 'sync'}_payload): "
                 "pass claim_check=ClaimCheck(bucket=...) to send it through S3"
             )
-        return payload
+        return message
 
     async def call(self, payload: Any, *, timeout: float | None) -> Any:
-        if isinstance(payload, Expecting):
-            await self.upload([payload.claim])
+        message: Outgoing = payload
+        await self.upload([message.claim])
         if self.fanin is not None:
-            body = self.stamped(payload.body, timeout)
-            return await self.fanin.round_trip(payload.reply_id, lambda: self._invoke(body))
-        payload = payload.body if isinstance(payload, Expecting) else payload
-        status, response, body = await self._invoke(self._for_attempt(payload, timeout))
+            body = self.body(message, timeout)
+            return await self.fanin.round_trip(message.reply_id, lambda: self._invoke(body))
+        status, response, body = await self._invoke(self._for_attempt(message, timeout))
         if self.invocation_type != "RequestResponse":
             return self._acknowledgement(status, response)
         return self._value(body)
 
-    def _for_attempt(self, payload: bytes, timeout: float | None) -> bytes:
+    def _for_attempt(self, message: Outgoing, timeout: float | None) -> bytes:
         """The envelope with its deadline: the attempt's, or ``expires`` for fire-and-forget.
 
         Fire-and-forget work may rightly run after the sender is gone: no deadline unless asked.
         """
         waits = self.invocation_type == "RequestResponse"
-        return self.stamped(payload, timeout if waits else self.expires)
+        return self.body(message, timeout if waits else self.expires)
 
     async def call_batch(self, payloads: Sequence[Any], *, timeout: float | None) -> list[Any]:
-        await self.upload(p.claim for p in payloads if isinstance(p, Expecting))
-        bodies = [p.body if isinstance(p, Expecting) else p for p in payloads]
-        stamped = [self._for_attempt(body, timeout) for body in bodies]
-        status, response, body = await self._invoke(b"[" + b",".join(stamped) + b"]")
+        messages: Sequence[Outgoing] = payloads
+        await self.upload(message.claim for message in messages)
+        bodies = [self._for_attempt(message, timeout) for message in messages]
+        status, response, body = await self._invoke(b"[" + b",".join(bodies) + b"]")
         if self.invocation_type != "RequestResponse":
             ack = self._acknowledgement(status, response)
             return [ack] * len(payloads)
@@ -211,17 +209,17 @@ class LambdaTarget(ReplyingTarget):
             return exc
 
 
-def _payload_limit(limits: Limits, invocation_type: str) -> int:
+def _payload_limit(limits: PayloadLimits, invocation_type: str) -> int:
     if invocation_type == "Event":
         return limits.lambda_async_payload
     return limits.lambda_sync_payload
 
 
-def _retry_ambiguous(asked: bool | None, task: object) -> bool:
+def _retry_ambiguous(asked: bool | None, spec: TaskSpec | None) -> bool:
     """Whether to re-send what may have run: yes for an idempotent task, unless told."""
     if asked is not None:
         return asked
-    return bool(getattr(task, "idempotent", False))  # it runs once per key: re-sending is safe
+    return spec is not None and spec.idempotent  # it runs once per key: re-sending is safe
 
 
 def _check_options(invocation_type: str, chunk_size: int, replies: object) -> None:
@@ -237,24 +235,6 @@ def _check_options(invocation_type: str, chunk_size: int, replies: object) -> No
         )
     if replies not in (None, False) and chunk_size > 1:
         raise UsageError("replies= takes one item per invoke: leave chunk_size at 1")
-
-
-class Expecting:
-    """A prepared payload: the envelope's bytes, the id its reply names, its claimed arguments.
-
-    A plain payload is bytes; this one either awaits its reply (``reply_id``) or names
-    arguments bound for S3 (``claim``), uploaded before each attempt is sent.
-    """
-
-    __slots__ = ("body", "claim", "reply_id")
-
-    def __init__(self, body: bytes, reply_id: str, claim: Claim | None = None) -> None:
-        self.body = body
-        self.reply_id = reply_id
-        self.claim = claim
-
-    def __len__(self) -> int:
-        return len(self.body)
 
 
 def _json(body: bytes) -> Any:

@@ -14,53 +14,15 @@ from .._errors import (
     Throttled,
     UsageError,
 )
-from .._limits import Limits
+from .._limits import PayloadLimits
 from .._target import Batching
-from .._wire import ClaimCheck, EnvelopeSource
-from ._fanin import Claim, ReplyingTarget, checked_expires
+from .._wire import ClaimCheck, DescribesTask, Outgoing
+from ._fanin import ReplyingTarget, checked_expires, renamed_reply_to
 from ._sqs_sends import BatchSender
 
 __all__ = ["SqsTarget"]
 
 MAX_DELAY_SECONDS = 900
-
-
-class SqsMessage:
-    """One prepared message: its body, FIFO group and deduplication ids, the id its reply names.
-
-    ``len()`` is the body's size in bytes, which the engine packs batches by; ``claim``, the
-    arguments bound for S3 when the body is a claim reference. A plain slotted class: it is
-    built once per item, and a frozen dataclass costs several times more.
-    """
-
-    __slots__ = ("body", "claim", "dedup_id", "group_id", "reply_id", "size")
-
-    def __init__(
-        self,
-        body: str,
-        size: int,
-        group_id: str | None = None,
-        dedup_id: str | None = None,
-        reply_id: str = "",
-        claim: Claim | None = None,
-    ) -> None:
-        self.body = body
-        self.claim = claim
-        self.size = size
-        self.group_id = group_id
-        self.dedup_id = dedup_id
-        self.reply_id = reply_id
-
-    def __len__(self) -> int:
-        return self.size
-
-    def with_body(self, body: bytes) -> SqsMessage:
-        """The same message with another body (an envelope stamped for this attempt)."""
-        if body.decode() == self.body:
-            return self
-        return SqsMessage(
-            body.decode(), len(body), self.group_id, self.dedup_id, self.reply_id, self.claim
-        )
 
 
 class SqsTarget(ReplyingTarget):
@@ -74,7 +36,10 @@ class SqsTarget(ReplyingTarget):
     the task's: its value, or :class:`TaskFailed` with the remote error. ``replies=True`` makes
     a reply queue while the target is open (one fan-out, or ``target.opened()``) and deletes it
     after, also on error and cancellation; ``replies="<queue url>"`` uses your queue, which
-    fan-outs of this process may share. ``concurrency`` then counts items waiting for their
+    fan-outs of this process may share; either way each envelope's ``reply_to`` field names
+    it for the worker. ``send_replies_to="<queue url>"`` instead has the worker send each reply
+    there while this fan-out waits for none (``reply_to=``, its old name, is deprecated).
+    ``concurrency`` then counts items waiting for their
     reply (the sends of concurrent items still go out in batches), ``timeout`` covers the round
     trip, and an item whose reply does not come ends ``TIMED_OUT`` (not retried: it may have
     run). What the reply queue received is in :attr:`reply_stats`.
@@ -105,7 +70,7 @@ class SqsTarget(ReplyingTarget):
         self,
         queue_url: str,
         *,
-        task: str | EnvelopeSource | None,
+        task: str | DescribesTask | None,
         group_id: str | Callable[[Any], str] | None = None,
         dedup_id: Callable[[Any], str] | None = None,
         delay: int = 0,
@@ -113,8 +78,9 @@ class SqsTarget(ReplyingTarget):
         client: Any = None,
         endpoint_url: str | None = None,
         region_name: str | None = None,
-        limits: Limits | None = None,
+        limits: PayloadLimits | None = None,
         secret: str | bytes | None = None,
+        send_replies_to: str | None = None,
         reply_to: str | None = None,
         replies: bool | str | None = None,
         expires: float | None = None,
@@ -127,15 +93,14 @@ class SqsTarget(ReplyingTarget):
         self.queue_url = queue_url
         self.fifo = queue_url.endswith(".fifo")
         _check_options(self.fifo, group_id, delay, self.expires)
-        self.group_id = group_id
-        self.dedup_id = dedup_id
-        self.delay = delay
-        self.limits = limits or Limits()
+        self.group_id, self.dedup_id, self.delay = group_id, dedup_id, delay
+        self.limits = limits or PayloadLimits()
         send_batching = Batching(self.limits.sqs_batch_entries, self.limits.sqs_batch)
         self.batching: Batching | None = send_batching
         self.setup_replies(
-            replies, task=task, secret=secret, reply_to=reply_to, claim_check=claim_check
-        )
+            replies, task=task, secret=secret, claim_check=claim_check,
+            reply_to=renamed_reply_to(send_replies_to, reply_to, "SqsTarget"),
+        )  # fmt: skip
         if self.fanin is not None:
             # One call per item, waiting for its reply; the sender batches the sends.
             self.batching = None
@@ -152,52 +117,59 @@ class SqsTarget(ReplyingTarget):
         finally:
             await super().on_last_close()
 
-    def prepare(self, item: Any) -> SqsMessage:
-        return self._message(item, *self.encode_item(item))
+    def prepare(self, item: Any) -> Outgoing:
+        return self._message(item, None)
 
-    def prepare_keyed(self, item: Any, key: str) -> SqsMessage:
-        return self._message(item, *self.encode_item(item, key))
+    def prepare_keyed(self, item: Any, key: str) -> Outgoing:
+        return self._message(item, key)
 
-    def _message(self, item: Any, payload: bytes, reply_id: str) -> SqsMessage:
-        payload, claim = self.claimed(payload, self.limits.sqs_message)
-        if len(payload) > self.limits.sqs_message:
-            raise PayloadTooLarge(
-                f"the message is {len(payload):,} bytes, over the {self.limits.sqs_message:,}-"
-                "byte SQS limit (Limits.sqs_message): pass claim_check=ClaimCheck(bucket=...) to "
-                "send it through S3, or send a reference (an S3 key) yourself"
-            )
+    def _message(self, item: Any, key: str | None) -> Outgoing:
         group = self.group_id(item) if callable(self.group_id) else self.group_id
         dedup = self.dedup_id(item) if self.dedup_id is not None else None
-        return SqsMessage(payload.decode(), len(payload), group, dedup, reply_id, claim)
+        limit = self.limits.sqs_message
+        message = self.outgoing(item, key, limit=limit, group_id=group, dedup_id=dedup)
+        if len(message) > limit:
+            raise PayloadTooLarge(
+                f"the message is {len(message):,} bytes, over the {limit:,}-"
+                "byte SQS limit (PayloadLimits.sqs_message): pass "
+                "claim_check=ClaimCheck(bucket=...) to send it through S3, "
+                "or send a reference (an S3 key) yourself"
+            )
+        return message
 
     async def call(self, payload: Any, *, timeout: float | None) -> Any:
         """With replies: send the item's message (batched with others) and wait for its reply."""
         if self.fanin is None:
             raise UsageError("SqsTarget sends batches; call() is for replies=")
-        message = payload.with_body(self.stamped(payload.body.encode(), timeout))
-        return await self.fanin.round_trip(message.reply_id, lambda: self.sender.send(message))
+        sent = _Sent(payload, self.body(payload, timeout))
+        return await self.fanin.round_trip(sent.message.reply_id, lambda: self.sender.send(sent))
 
-    async def _send_batch(self, messages: Sequence[Any]) -> list[Any]:
-        return await self.call_batch(messages, timeout=None)
+    async def _send_batch(self, sent: Sequence[Any]) -> list[Any]:
+        """A batch of the messages awaiting replies, each finished for its own attempt."""
+        return await self._send([(s.message, s.body) for s in sent])
 
     async def call_batch(self, payloads: Sequence[Any], *, timeout: float | None) -> list[Any]:
-        if self.expires is not None:  # fire-and-forget with an expiry: stamped at sending
-            payloads = [m.with_body(self.stamped(m.body.encode(), self.expires)) for m in payloads]
-        await self.upload(m.claim for m in payloads)
-        entries = [self._entry(str(i), m) for i, m in enumerate(payloads)]
+        # Fire-and-forget: no deadline, unless expires= gives one (finished at sending).
+        messages: Sequence[Outgoing] = payloads
+        return await self._send([(m, self.body(m, self.expires)) for m in messages])
+
+    async def _send(self, batch: Sequence[tuple[Outgoing, bytes]]) -> list[Any]:
+        """One ``SendMessageBatch`` of ``(message, its bytes for this attempt)``; one reply each."""
+        await self.upload(message.claim for message, _ in batch)
+        entries = [self._entry(str(i), m, body) for i, (m, body) in enumerate(batch)]
         with self.lease() as client, translate_botocore_errors(ambiguous_retryable=True):
             response = await client.send_message_batch(QueueUrl=self.queue_url, Entries=entries)
         replies: list[Any] = [
             FanoutError("SendMessageBatch answered neither Successful nor Failed for this entry")
-        ] * len(payloads)
+        ] * len(batch)
         for ok in response.get("Successful", []):
             replies[int(ok["Id"])] = {"message_id": ok["MessageId"]}
         for failed in response.get("Failed", []):
             replies[int(failed["Id"])] = entry_error(failed)
         return replies
 
-    def _entry(self, entry_id: str, message: SqsMessage) -> dict[str, Any]:
-        entry: dict[str, Any] = {"Id": entry_id, "MessageBody": message.body}
+    def _entry(self, entry_id: str, message: Outgoing, body: bytes) -> dict[str, Any]:
+        entry: dict[str, Any] = {"Id": entry_id, "MessageBody": body.decode()}
         if self.delay:
             entry["DelaySeconds"] = self.delay
         if message.group_id is not None:
@@ -205,6 +177,22 @@ class SqsTarget(ReplyingTarget):
         if message.dedup_id is not None:
             entry["MessageDeduplicationId"] = message.dedup_id
         return entry
+
+
+class _Sent:
+    """A message awaiting its reply, finished for its attempt: what the batch sender packs.
+
+    ``len()`` is the finished body's size in bytes, which batches are packed by.
+    """
+
+    __slots__ = ("body", "message")
+
+    def __init__(self, message: Outgoing, body: bytes) -> None:
+        self.message = message
+        self.body = body
+
+    def __len__(self) -> int:
+        return len(self.body)
 
 
 def _check_options(fifo: bool, group_id: object, delay: int, expires: float | None) -> None:

@@ -1,55 +1,25 @@
-"""The task registry: ``App``, ``@app.task``, and running one envelope.
+"""``App``: the worker's facade. It registers tasks and hands Lambda's events on.
 
-A worker runs only what it registered. A message names a task; the name is looked up in the
-app's dict of tasks and nothing else: nothing is imported, ``exec``'d or unpickled, so a message
-naming ``os.system`` gets :class:`UnknownTask` like any other unknown name.
-
-The Lambda entry points route events in ``_handlers`` (which sees the app only as a parameter)
-and run on a ``LoopRunner`` from ``_runner``: this module imports both, neither imports it.
+``@app.task`` fills the registry that the runner of envelopes (``_envelope_runner``) runs from;
+``app.lambda_handler`` and ``app.handle`` route an event (``_handlers``: a direct invoke, a
+chunk, an SQS batch) to that runner, on a ``LoopRunner`` from ``_runner``. This module imports
+them all, none of them imports it.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextvars
-import functools
-import logging
-import time
 from collections.abc import Callable
 from typing import Any, ParamSpec, TypeVar, overload
 
-import anyio.to_thread
-from pydantic import ValidationError
-
-from .._errors import DepthExceeded, EnvelopeError, Expired, TaskTimedOut, UnknownTask, UsageError
-from .._wire import (
-    DEFAULT_MAX_DEPTH,
-    ClaimCheck,
-    ReplyEnvelope,
-    TaskEnvelope,
-    check_secret,
-    current_deadline_ms,
-    current_depth,
-    decode_task,
-    error_info,
-    now_ms,
-    sign_reply,
-)
-from ._envelope_runner import TaskResult
+from .._errors import UsageError
+from .._wire import DEFAULT_MAX_DEPTH, ClaimCheck, TaskEnvelope, check_secret, now_ms
+from ._envelope_runner import INVOCATION_ENDS_MS, EnvelopeRunner, RunnerConfig
 from ._handlers import handle_event
-from ._idempotency import DEFAULT_IN_PROGRESS, IdempotencyStore, KeyFunction, run_once
-from ._reply_sender import claimed_envelope, reply_within_limit, settle_claim
+from ._idempotency import IdempotencyStore, KeyFunction
 from ._runner import LoopRunner, check_loop_mode
-from ._settlement import settlement
-from ._task import Bound, Task
+from ._task import Task
+from ._task_result import TaskResult
 
-#: When the Lambda invocation being handled ends (epoch ms), for idempotency claims: a run cut
-#: off there must not hold its key any longer.
-_INVOCATION_ENDS_MS: contextvars.ContextVar[int | None] = contextvars.ContextVar(
-    "aiofanout_invocation_ends_ms", default=None
-)
-
-log = logging.getLogger("aiofanout.worker")
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -105,18 +75,13 @@ class App:
     ) -> None:
         check_loop_mode("App", loop)
         check_secret(secret, owner=f"App({name!r}, secret=...)")
-        self.max_age = _checked_max_age(max_age, secret)
         if max_depth < 0:
             raise UsageError(f"App(max_depth=...) must be >= 0, got {max_depth}")
-        self.name = name
-        self.secret = secret
-        self.max_depth = max_depth
-        self.concurrency = concurrency
-        self.deadline_margin = deadline_margin
+        config = RunnerConfig(
+            name, secret, max_depth, concurrency, deadline_margin, idempotency, claim_check,
+            max_age=_checked_max_age(max_age, secret),
+        )  # fmt: skip
         self.tasks: dict[str, Task[Any, Any]] = {}
-        self.idempotency = idempotency
-        self.claim_check = claim_check
-        self._store_closes_with: object = None
         self.runner = LoopRunner(
             fresh=loop == "fresh",
             inside_loop_advice=(
@@ -124,6 +89,44 @@ class App:
                 "use `await app.handle(event, context)` there instead"
             ),
         )
+        #: The runner of envelopes this app is the facade of (its registry is ``tasks``).
+        self.envelopes = EnvelopeRunner(config, self.tasks, self.runner)
+        self._store_closes_with: object = None
+        self._claims_open_with: object = None
+
+    # -- what the app was given, as its runner of envelopes keeps it --------------------------
+
+    @property
+    def name(self) -> str:
+        return self.envelopes.config.name
+
+    @property
+    def secret(self) -> str | bytes | None:
+        return self.envelopes.config.secret
+
+    @property
+    def max_depth(self) -> int:
+        return self.envelopes.config.max_depth
+
+    @property
+    def max_age(self) -> float | None:
+        return self.envelopes.config.max_age
+
+    @property
+    def concurrency(self) -> int:
+        return self.envelopes.config.concurrency
+
+    @property
+    def deadline_margin(self) -> float:
+        return self.envelopes.config.deadline_margin
+
+    @property
+    def idempotency(self) -> IdempotencyStore | None:
+        return self.envelopes.config.idempotency
+
+    @property
+    def claim_check(self) -> ClaimCheck | None:
+        return self.envelopes.config.claim_check
 
     def __repr__(self) -> str:
         return f"<App {self.name!r}: {len(self.tasks)} tasks>"
@@ -176,21 +179,11 @@ class App:
 
         return register if fn is None else register(fn)
 
-    # -- running envelopes --------------------------------------------------------------------
+    # -- running envelopes (in _envelope_runner.py) ----------------------------------------
 
     def lookup(self, envelope: TaskEnvelope) -> Task[Any, Any]:
         """The registered task an envelope names, after the depth check."""
-        task = self.tasks.get(envelope.task)
-        if task is None:
-            raise UnknownTask(
-                f"no task named {envelope.task!r} is registered in app {self.name!r}; "
-                f"registered: {sorted(self.tasks) or 'none'}"
-            )
-        if envelope.depth > self.max_depth:
-            raise DepthExceeded(
-                f"envelope at depth {envelope.depth} is past the depth budget of {self.max_depth}"
-            )
-        return task
+        return self.envelopes.lookup(envelope)
 
     async def run_envelope(
         self, raw: bytes | str | dict[str, Any], *, answered: bool = False
@@ -200,58 +193,7 @@ class App:
         ``answered``: the way the envelope came in carries its reply back (a chunk's
         response), so it is done whatever happened (see ``_settlement.py``).
         """
-        envelope: TaskEnvelope | None = None
-        claim = None
-        try:
-            envelope = decode_task(raw, secret=self.secret)
-            _refuse_if_expired(envelope)
-            _refuse_if_older_than(envelope, self.max_age)
-            if envelope.claim is not None:
-                claim = envelope.claim
-                envelope = await claimed_envelope(self.claim_check, envelope, self.name)
-            task = self.lookup(envelope)
-            bound = task.signature.bind(task.name, envelope.args, envelope.kwargs)
-            reply = await self._reply_once(task, envelope, bound)
-            if envelope.reply_to and self.claim_check is not None:
-                reply = await reply_within_limit(self.claim_check, reply, secret=self.secret)
-        except Exception as exc:
-            result = _failed(envelope, exc)
-        else:
-            result = TaskResult(reply, None, envelope)
-        await settle_claim(self.claim_check, claim, settlement(result, answered=answered))
-        return TaskResult(sign_reply(result.reply, self.secret), result.error, result.envelope)
-
-    async def _reply_once(
-        self, task: Task[Any, Any], envelope: TaskEnvelope, bound: Bound
-    ) -> ReplyEnvelope:
-        """The task's reply; for an idempotent task, once per key (duplicates get the first)."""
-        if not task.idempotent or self.idempotency is None:
-            return await self._reply(task, envelope, bound)
-        key = task.call_key(envelope.args, envelope.kwargs, envelope.idempotency_key)
-        time_left = run_time_left(task, envelope)
-        # The claim ends when this run must have ended: its deadline, at which it is cancelled.
-        expires_at_ms = now_ms() + int(
-            1000 * (DEFAULT_IN_PROGRESS if time_left is None else time_left)
-        )
-        reply = await run_once(
-            self.idempotency,
-            key,
-            expires_at_ms=expires_at_ms,
-            run=functools.partial(self._reply, task, envelope, bound),
-        )
-        # A reply stored by an earlier delivery answers this envelope: a fan-in matches by id.
-        return reply if reply.id == envelope.id else reply.model_copy(update={"id": envelope.id})
-
-    async def _reply(
-        self, task: Task[Any, Any], envelope: TaskEnvelope, bound: Bound
-    ) -> ReplyEnvelope:
-        value = await _run(task, envelope, bound)
-        try:
-            return ReplyEnvelope(id=envelope.id, ok=True, value=value)
-        except ValidationError as exc:
-            raise UsageError(
-                f"task {envelope.task!r} returned a value that is not JSON: {exc}"
-            ) from exc
+        return await self.envelopes.run_envelope(raw, answered=answered)
 
     # -- Lambda entry points (routing in _handlers.py) ---------------------------------------
 
@@ -262,17 +204,25 @@ class App:
         source batch that cannot be answered record by record (records of another source, a
         record with no ``messageId``) raises :class:`InvalidEnvelope` before any record runs.
         """
-        return self.runner.run(self.handle(event, context))
+        return self.runner.run(self._handle_on_the_runner(event, context))
+
+    async def _handle_on_the_runner(self, event: Any, context: Any) -> Any:
+        if self.claim_check is not None and self._claims_open_with is not self.runner.resources:
+            # One S3 client for the claims for as long as the runner's loop lives (a new stack
+            # after the runner closed one: open it again there).
+            self._claims_open_with = self.runner.resources
+            await self.runner.resources.enter_async_context(self.claim_check.opened())
+        return await self.handle(event, context)
 
     async def handle(self, event: Any, context: Any) -> Any:
         """The async body of :meth:`lambda_handler`, for callers that have a loop already."""
         self._close_store_with_the_loop()
         remaining = getattr(context, "get_remaining_time_in_millis", None)
-        token = _INVOCATION_ENDS_MS.set(now_ms() + int(remaining()) if remaining else None)
+        token = INVOCATION_ENDS_MS.set(now_ms() + int(remaining()) if remaining else None)
         try:
-            return await handle_event(self, event, context)
+            return await handle_event(self.envelopes, event, context)
         finally:
-            _INVOCATION_ENDS_MS.reset(token)
+            INVOCATION_ENDS_MS.reset(token)
 
     def _close_store_with_the_loop(self) -> None:
         """Have the loop runner close the store's client with what else it opened on the loop."""
@@ -281,81 +231,6 @@ class App:
             # The runner swaps in a new stack after closing one: register again with that one.
             resources.push_async_callback(self.idempotency.aclose)
             self._store_closes_with = resources
-
-
-def _failed(envelope: TaskEnvelope | None, error: Exception) -> TaskResult:
-    """The result of an envelope that was refused or whose task raised.
-
-    A refusal is logged (a task's own failure is, by :func:`_run`): an expired envelope is done
-    without running, and the log is where it shows. Never the arguments: the library's envelope
-    errors name a task, an id, a field, never a value.
-    """
-    reply_id = envelope.id if envelope is not None else "?"
-    if isinstance(error, EnvelopeError):
-        log.warning("refused envelope id=%s: %s: %s", reply_id, type(error).__name__, error)
-    return TaskResult(
-        ReplyEnvelope(id=reply_id, ok=False, error=error_info(error)), error, envelope
-    )
-
-
-async def _run(task: Task[Any, Any], envelope: TaskEnvelope, bound: Bound) -> Any:
-    """Run the task under its depth and deadline, logged (never its arguments)."""
-    started = time.monotonic()
-    extra = {"task": task.name, "task_id": envelope.id, "batch_id": envelope.batch_id}
-    depth_token = current_depth.set(envelope.depth)
-    time_left = run_time_left(task, envelope)
-    # What the task dispatches inherits the tighter of its timeout and its sender's deadline.
-    handed_on = None if time_left is None else now_ms() + int(time_left * 1000)
-    deadline_token = current_deadline_ms.set(handed_on)
-    try:
-        value = await _call_within(task, bound, time_left)
-    except Exception as exc:
-        log.warning(
-            "task %s id=%s batch=%s failed: %s",
-            task.name,
-            envelope.id,
-            envelope.batch_id,
-            type(exc).__name__,
-            extra=extra,
-        )
-        raise
-    finally:
-        current_depth.reset(depth_token)
-        current_deadline_ms.reset(deadline_token)
-    log.info(
-        "task %s id=%s batch=%s ok in %.1f ms",
-        task.name,
-        envelope.id,
-        envelope.batch_id,
-        (time.monotonic() - started) * 1000,
-        extra=extra,
-    )
-    return value
-
-
-async def _call_within(task: Task[Any, Any], bound: Bound, time_left: float | None) -> Any:
-    """Run the task, stopped when its time is up (its timeout or its sender's deadline)."""
-    if time_left is None:
-        return await _call(task, bound)
-    timer = asyncio.timeout(time_left)
-    try:
-        async with timer:
-            return await _call(task, bound)
-    except TimeoutError as exc:
-        if not timer.expired():
-            raise  # the task's own TimeoutError
-        raise TaskTimedOut(
-            f"task {task.name!r} was stopped after {time_left:.3f} s: its timeout or its "
-            "sender's deadline passed"
-        ) from exc
-
-
-async def _call(task: Task[Any, Any], bound: Bound) -> Any:
-    args, kwargs = bound
-    if task.is_async:
-        return await task.fn(*args, **kwargs)
-    call = functools.partial(task.fn, *args, **kwargs)
-    return await anyio.to_thread.run_sync(call)
 
 
 def _checked_max_age(max_age: object, secret: str | bytes | None) -> float | None:
@@ -369,45 +244,3 @@ def _checked_max_age(max_age: object, secret: str | bytes | None) -> float | Non
             "(an unsigned envelope's time can be written by anyone)"
         )
     return float(max_age)
-
-
-def _refuse_if_older_than(envelope: TaskEnvelope, max_age: float | None) -> None:
-    """Raise :class:`Expired` if ``max_age`` is set and the envelope is older (or undated)."""
-    if max_age is None:
-        return
-    if envelope.issued_ms is None:
-        raise Expired(
-            f"task {envelope.task!r} id={envelope.id} carries no issued_ms, and this app "
-            f"refuses signed envelopes older than max_age={max_age:g} s: send it with a "
-            "current aiofanout (encode_task stamps it when it signs)"
-        )
-    age = (now_ms() - envelope.issued_ms) / 1000
-    if age > max_age:
-        raise Expired(
-            f"task {envelope.task!r} id={envelope.id} was signed {age:.0f} s ago, past this "
-            f"app's max_age={max_age:g} s: it does not run (a replay, or a redelivery that "
-            "came too late)"
-        )
-
-
-def _refuse_if_expired(envelope: TaskEnvelope) -> None:
-    """Raise :class:`Expired` if the sender's deadline for this envelope has passed."""
-    if envelope.deadline_ms is not None and envelope.deadline_ms <= now_ms():
-        late = (now_ms() - envelope.deadline_ms) / 1000
-        raise Expired(
-            f"task {envelope.task!r} id={envelope.id} arrived {late:.3f} s after its deadline: "
-            "the sender stopped waiting, so it does not run"
-        )
-
-
-def run_time_left(task: Task[Any, Any], envelope: TaskEnvelope) -> float | None:
-    """Seconds a run may take: the least of its task's timeout and its two deadlines."""
-    limits = []
-    if task.timeout is not None:
-        limits.append(task.timeout)
-    if envelope.deadline_ms is not None:
-        limits.append((envelope.deadline_ms - now_ms()) / 1000)
-    invocation_ends_ms = _INVOCATION_ENDS_MS.get()
-    if invocation_ends_ms is not None:  # Lambda stops the run there, whatever else says
-        limits.append((invocation_ends_ms - now_ms()) / 1000)
-    return max(0.0, min(limits)) if limits else None

@@ -37,6 +37,13 @@ log = logging.getLogger("aiofanout.worker")
 
 _CLAIM_CONDITION = "attribute_not_exists(pk) OR expires_at_ms < :now"
 _CLAIM_ATTEMPTS = 3
+#: The table as this store needs it; the deploy template and the local stack make the same one.
+TABLE_SCHEMA: dict[str, Any] = {
+    "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
+    "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"}],
+    "BillingMode": "PAY_PER_REQUEST",
+}
+TTL_ATTRIBUTE = "ttl"  # DynamoDB's TTL deletes items whose "ttl" (epoch seconds) has passed
 _NAMES = {"#status": "status", "#owner": "owner", "#ttl": "ttl", "#reply": "reply"}
 
 
@@ -223,17 +230,12 @@ class DynamoDBStore:
     async def _create(self, client: Any) -> None:
         log.info("creating the idempotency table %s", self.table)
         with contextlib.suppress(client.exceptions.ResourceInUseException):  # a racing creator
-            await client.create_table(
-                TableName=self.table,
-                KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-                AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-                BillingMode="PAY_PER_REQUEST",
-            )
+            await client.create_table(TableName=self.table, **TABLE_SCHEMA)
         waiter = client.get_waiter("table_exists")
         await waiter.wait(TableName=self.table, WaiterConfig={"Delay": 1, "MaxAttempts": 120})
         await client.update_time_to_live(
             TableName=self.table,
-            TimeToLiveSpecification={"Enabled": True, "AttributeName": "ttl"},
+            TimeToLiveSpecification={"Enabled": True, "AttributeName": TTL_ATTRIBUTE},
         )
 
     async def _read(self, client: Any, key: str) -> dict[str, Any] | None:

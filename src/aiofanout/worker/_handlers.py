@@ -1,7 +1,8 @@
 """Routing a Lambda event: an SQS batch, a chunk of envelopes, or one envelope.
 
-``App.handle`` hands every event here, with itself as an :class:`EnvelopeRunner` (a protocol):
-the app module imports this one and never the other way, type-only imports included.
+``App.handle`` hands every event here with its :class:`EnvelopeRunner`, which runs each
+envelope: the app module imports this one, this one the runner, never the other way (type-only
+imports included).
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from ._settlement import Settlement, settlement
 from ._sqs_batches import handle_sqs_batch, is_event_source_batch
 
 if TYPE_CHECKING:
-    from ._envelope_runner import EnvelopeRunner, TaskResult
+    from ._envelope_runner import EnvelopeRunner
+    from ._task_result import TaskResult
 
 
 async def handle_event(app: EnvelopeRunner, event: Any, context: Any) -> Any:

@@ -17,7 +17,7 @@ from typing import Any
 
 from .._aws import aws_session
 from .._errors import ClaimRefused, Expired, PayloadTooLarge
-from .._limits import Limits
+from .._limits import PayloadLimits
 from .._target import Batching
 from .._wire import (
     ClaimCheck,
@@ -29,13 +29,13 @@ from .._wire import (
     join_task,
     sign_reply,
 )
-from ._envelope_runner import TaskResult
 from ._runner import LoopRunner
 from ._settlement import Settlement
+from ._task_result import TaskResult
 
 log = logging.getLogger("aiofanout.worker")
 
-LIMITS = Limits()
+LIMITS = PayloadLimits()
 
 
 async def claimed_envelope(
@@ -75,7 +75,7 @@ async def settle_claim(
 async def reply_within_limit(
     claim_check: ClaimCheck,
     reply: ReplyEnvelope,
-    limits: Limits = LIMITS,
+    limits: PayloadLimits = LIMITS,
     *,
     secret: str | bytes | None = None,
 ) -> ReplyEnvelope:
@@ -91,7 +91,7 @@ async def reply_within_limit(
 
 
 def reply_body(
-    result: TaskResult, limits: Limits = LIMITS, *, secret: str | bytes | None = None
+    result: TaskResult, limits: PayloadLimits = LIMITS, *, secret: str | bytes | None = None
 ) -> str:
     """The reply's wire text, or an error reply when it is over the SQS message limit.
 
@@ -102,7 +102,7 @@ def reply_body(
         return body.decode()
     error = PayloadTooLarge(
         f"the reply is {len(body):,} bytes, over the {limits.sqs_message:,}-byte SQS message "
-        "limit (Limits.sqs_message): return a reference (an S3 key) instead"
+        "limit (PayloadLimits.sqs_message): return a reference (an S3 key) instead"
     )
     log.error("reply of task id=%s not sent: %s", result.reply.id, error.message)
     refusal = ReplyEnvelope(id=result.reply.id, ok=False, error=error_info(error))
@@ -140,7 +140,7 @@ def reply_queue(result: TaskResult) -> str | None:
 async def send_replies(
     runner: LoopRunner,
     results: Sequence[tuple[str, TaskResult]],
-    limits: Limits = LIMITS,
+    limits: PayloadLimits = LIMITS,
     *,
     secret: str | bytes | None = None,
 ) -> set[str]:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from .._errors import Expired
 
 if TYPE_CHECKING:
-    from ._envelope_runner import TaskResult
+    from ._task_result import TaskResult
 
 __all__ = ["Settlement", "settlement"]
 

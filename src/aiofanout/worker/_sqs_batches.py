@@ -26,7 +26,8 @@ from ._reply_sender import send_replies
 from ._settlement import Settlement, settlement
 
 if TYPE_CHECKING:
-    from ._envelope_runner import EnvelopeRunner, TaskResult
+    from ._envelope_runner import EnvelopeRunner
+    from ._task_result import TaskResult
 
 log = logging.getLogger("aiofanout.worker")
 

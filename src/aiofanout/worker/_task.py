@@ -10,17 +10,17 @@ import functools
 import inspect
 import typing
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeAlias, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, Protocol, TypeAlias, TypeVar
 
 from pydantic import TypeAdapter, ValidationError
 
 from .._errors import InvalidArguments, UsageError
 from .._target import Target
 from .._wire import (
-    build_envelope,
+    TaskSpec,
     decode_reply,
     encode_reply,
-    split_item,
+    prepare_envelope,
     unwrap_reply,
 )
 from ._idempotency import (
@@ -34,7 +34,7 @@ from ._idempotency import (
 )
 
 if TYPE_CHECKING:
-    from ._envelope_runner import TaskOwner
+    from ._task_result import TaskResult
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -42,6 +42,21 @@ R = TypeVar("R")
 #: Positional and keyword arguments, validated, ready to call the function with.
 Bound: TypeAlias = tuple[tuple[Any, ...], dict[str, Any]]
 _PLAIN_KINDS = frozenset({inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY})
+
+
+class TaskOwner(Protocol):
+    """The app a task is registered with: its name, its secret and depth budget, its runner."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def secret(self) -> str | bytes | None: ...
+    @property
+    def max_depth(self) -> int: ...
+
+    async def run_envelope(
+        self, raw: bytes | str | dict[str, Any], *, answered: bool = False
+    ) -> TaskResult: ...
 
 
 class Signature:
@@ -164,6 +179,20 @@ class Task(Target, Generic[P, R]):
         """The secret its envelopes are signed with (its app's)."""
         return self.app.secret
 
+    @property
+    def spec(self) -> TaskSpec:
+        """What a sender needs of this task (a target's ``task=`` reads it).
+
+        Its name, its app's secret and depth budget, and for an idempotent task with a ``key``
+        function, the key of a call.
+        """
+        call_key = self._wire_key if self.idempotent and self.key is not None else None
+        return TaskSpec(self.name, self.app.secret, self.app.max_depth, call_key, self.idempotent)
+
+    def _wire_key(self, args: list[Any], kwargs: dict[str, Any]) -> str:
+        assert self.key is not None
+        return wire_key(key_function_value(self.name, self.key, args, kwargs))
+
     def call_key(self, args: list[Any], kwargs: dict[str, Any], sent: str | None) -> CallKey:
         """The idempotency key one call runs once per, as its app's store keeps it.
 
@@ -192,12 +221,7 @@ class Task(Target, Generic[P, R]):
         its sender has (``fields``); without one, the key is what the sender sent, or none (the
         worker keys the call by its arguments).
         """
-        if self.idempotent and self.key is not None:
-            value = key_function_value(self.name, self.key, *split_item(item))
-            fields["idempotency_key"] = wire_key(value)
-        return build_envelope(
-            self.name, item, secret=self.app.secret, max_depth=self.app.max_depth, **fields
-        )
+        return prepare_envelope(self.spec, item, **fields).finish()
 
     def prepare(self, item: Any) -> bytes:
         return self.envelope(item)

@@ -5,7 +5,8 @@ is ``POST /2015-03-31/functions`` (201), ``GetFunction`` ``GET .../functions/{na
 ``GetFunctionConfiguration`` ``GET .../{name}/configuration``, ``ListFunctions`` ``GET
 .../functions``, ``UpdateFunctionConfiguration`` ``PUT .../{name}/configuration``,
 ``UpdateFunctionCode`` ``PUT .../{name}/code``, ``DeleteFunction`` ``DELETE .../{name}`` (204).
-Only ``python3.x`` zip functions; only the ``$LATEST`` qualifier.
+Only ``python3.x`` zip functions; only the ``$LATEST`` qualifier. A zip's function is
+isolated (``FunctionConfig.isolated``): it sees its code and what the Lambda runtime provides.
 """
 
 from __future__ import annotations
@@ -70,6 +71,7 @@ class FunctionsApi:
                 name,
                 str(body.get("Handler", "")),
                 code_paths=[code.directory],
+                isolated=True,  # a zip runs with only what it holds and the runtime gives
                 reserved_concurrency=UNRESERVED_CONCURRENCY,
                 **_settings(body),
             )
@@ -117,7 +119,8 @@ class FunctionsApi:
         code = await self._unpack(await body_of(request), "UpdateFunctionCode")
         function.deployment.code_sha256 = code.sha256
         function.deployment.code_size = code.size
-        config = with_changes(function.config, code_paths=[code.directory])
+        # From now on the code is a zip, also for a function that ran a source directory.
+        config = with_changes(function.config, code_paths=[code.directory], isolated=True)
         self._control.reconfigure(function, config)
         return reply(configuration(function))
 

@@ -23,7 +23,7 @@ from collections.abc import Callable
 
 from aiohttp import web
 
-from ..._limits import Limits
+from ..._limits import PayloadLimits
 from .._events import QueuedEvent
 from .._functions import FunctionRegistry
 from .._sandbox import CONCURRENCY_LIMIT, Invoke, Throttle
@@ -38,7 +38,7 @@ class InvokeApi:
     def __init__(
         self,
         functions: FunctionRegistry,
-        limits: Limits,
+        limits: PayloadLimits,
         invoke: Invoke,
         log_tail: Callable[[str], bytes],
     ) -> None:

@@ -23,7 +23,7 @@ from ._invoke_api import InvokeApi
 from ._mappings_api import MappingsApi
 
 if TYPE_CHECKING:
-    from ..._limits import Limits
+    from ..._limits import PayloadLimits
     from .._code import CodeStore
     from .._event_sources import Mappings
     from .._functions import Control, FunctionRegistry
@@ -99,7 +99,7 @@ def application(
     control: Control,
     code: CodeStore,
     mappings: Mappings,
-    limits: Limits,
+    limits: PayloadLimits,
     invoke: Invoke,
     log_tail: Callable[[str], bytes],
     runtime_api: RuntimeApi,

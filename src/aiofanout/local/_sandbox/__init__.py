@@ -5,6 +5,8 @@
 - ``_invocation``: one invocation on its way, how it ended, the signature of ``invoke``;
 - ``_runtime_api``: the Lambda Runtime API each environment polls, where injected crashes and
   hangs strike;
+- ``_provided``: what the Lambda Python runtime provides an isolated environment (awslambdaric,
+  boto3, botocore and what they need), one directory of links per runtime;
 - ``_runtime_bootstrap.py``: the script an environment runs (by path, never imported here).
 
 Nothing here knows a function beyond the config an environment was started with: the pool that

@@ -12,6 +12,13 @@ start and hears of its first poll and of its end through callbacks; it keeps the
 started with, so it never reaches back into its function. A process that ends fails the
 invocation it was running (``Runtime.ExitError``, or the init error it reported) and frees its
 slot in the pool.
+
+What a function's Python sees depends on its config's ``isolated`` (:func:`python_flags`).
+Isolated (code from a zip, always): Python starts without ``site``, its path only the
+function's code directories and the directory of what the Lambda runtime provides
+(``_provided``), its working directory its code, as ``/var/task`` on AWS: a missing dependency
+fails the import as it would there. The development mode (a source directory from Python, the
+default) puts the code directories in front of this process's own packages.
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ from aiohttp import web
 
 from .._account import MOTO_SERVICES, REGION
 from ._invocation import Invocation, Result
+from ._provided import RuntimeProvided
 
 if TYPE_CHECKING:
     from .._background import Background
@@ -108,6 +116,8 @@ class Environments:
         self.by_id: dict[str, Environment] = {}
         self._by_port: dict[int, Environment] = {}
         self._background = background
+        #: What the Lambda runtime provides an isolated function; removed by :meth:`cleanup`.
+        self.provided = RuntimeProvided()
 
     def at_port(self, port: int) -> Environment | None:
         """The environment whose Runtime API listens on ``port``."""
@@ -145,16 +155,19 @@ class Environments:
 
     async def _spawn_process(self, env: Environment) -> asyncio.subprocess.Process:
         config = env.config
+        runtime_dir = self.provided.directory() if config.isolated else None
         variables = environment_variables(
-            config, env.id, f"{self.host}:{env.port}", self.sqs_endpoint_url
+            config, env.id, f"{self.host}:{env.port}", self.sqs_endpoint_url, runtime_dir
         )
         if self.lambda_endpoint_url is not None:  # a function invoking functions reaches us
             variables.setdefault("AWS_ENDPOINT_URL_LAMBDA", self.lambda_endpoint_url)
         process = await asyncio.create_subprocess_exec(
             self.python,
+            *python_flags(config),
             BOOTSTRAP,
             config.runtime_handler,
             env=variables,
+            cwd=task_root(config) if config.isolated else None,  # as /var/task on AWS
             stdin=asyncio.subprocess.PIPE,  # the secret, then end of file (as /dev/null)
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
@@ -211,6 +224,10 @@ class Environments:
         """Kill every environment (their sites stop in background tasks)."""
         await asyncio.gather(*(self.kill(env) for env in list(self.by_id.values())))
 
+    def cleanup(self) -> None:
+        """Remove what the environments were given (kill them first)."""
+        self.provided.cleanup()
+
     def _forget(self, env: Environment) -> None:
         env.dead = True
         self.by_id.pop(env.id, None)
@@ -222,14 +239,26 @@ class Environments:
 
 
 def environment_variables(
-    config: FunctionConfig, log_stream: str, runtime_api: str, sqs_endpoint_url: str | None
+    config: FunctionConfig,
+    log_stream: str,
+    runtime_api: str,
+    sqs_endpoint_url: str | None,
+    runtime_dir: str | None = None,
 ) -> dict[str, str]:
-    """The variables of an environment: this process's, minus Lambda's own, plus the function's."""
+    """The variables of an environment: this process's, minus Lambda's own, plus the function's.
+
+    ``runtime_dir``: an isolated function's directory of what the Lambda runtime provides.
+    """
     # What AWS gives a function, not serve's own environment (a token there must not leak):
     # only what a Python process needs to start and import awslambdaric.
     variables = {k: v for k, v in os.environ.items() if k in _INHERITED}
     code_paths = [os.path.abspath(p) for p in config.code_paths]
-    python_path = os.pathsep.join([*code_paths, variables.get("PYTHONPATH", "")]).strip(os.pathsep)
+    if runtime_dir is None:  # the development mode: the code in front of this process's path
+        python_path = [*code_paths, variables.get("PYTHONPATH", "")]
+    else:  # isolated: the code, then the runtime's own (/var/task, then /var/runtime on AWS)
+        python_path = [*code_paths, runtime_dir]
+        variables.pop("VIRTUAL_ENV", None)  # the function is in no virtualenv of this process
+        variables["LAMBDA_RUNTIME_DIR"] = runtime_dir
     variables |= {
         "AWS_LAMBDA_RUNTIME_API": runtime_api,
         "AWS_LAMBDA_FUNCTION_NAME": config.name,
@@ -240,8 +269,8 @@ def environment_variables(
         "AWS_REGION": REGION,
         "AWS_DEFAULT_REGION": REGION,
         "_HANDLER": config.runtime_handler,
-        "LAMBDA_TASK_ROOT": code_paths[0] if code_paths else os.getcwd(),
-        "PYTHONPATH": python_path,
+        "LAMBDA_TASK_ROOT": task_root(config),
+        "PYTHONPATH": os.pathsep.join(python_path).strip(os.pathsep),
         "PYTHONUNBUFFERED": "1",
     }
     if sqs_endpoint_url is not None:  # every service the moto server serves
@@ -251,8 +280,25 @@ def environment_variables(
     return variables | dict(config.environment)
 
 
+def task_root(config: FunctionConfig) -> str:
+    """The function's first code directory (``LAMBDA_TASK_ROOT``, ``/var/task`` on AWS)."""
+    return os.path.abspath(config.code_paths[0]) if config.code_paths else os.getcwd()
+
+
 #: The script an environment runs: awslambdaric, with the environment's secret.
 BOOTSTRAP = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_runtime_bootstrap.py")
+
+
+def python_flags(config: FunctionConfig) -> tuple[str, ...]:
+    """The options of an environment's Python.
+
+    Never the bootstrap's directory in front of the path (``-P``): its modules would shadow the
+    function's own (a ``_pool.py`` of yours). Isolated, no ``site`` either (``-S``): no
+    site-packages and no ``.pth`` files, so not even an editable install of this package.
+    """
+    return ("-S", "-P") if config.isolated else ("-P",)
+
+
 # The variables of serve's environment a function's Python process needs to start.
 _INHERITED = frozenset(
     {"PATH", "PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "HOME"}

@@ -1,7 +1,10 @@
 """What an execution environment runs: awslambdaric, talking to its Runtime API with its secret.
 
 Run by path (``python _runtime_bootstrap.py <handler>``), never imported: it imports only the
-standard library and awslambdaric, which is all an environment's Python needs.
+standard library and awslambdaric, which is all an environment's Python needs, and never this
+package (an isolated environment, started with ``-S``, could not import it). Without ``site`` it
+puts back the builtins ``site`` would have added (``exit``, ``help``, ...), which a function
+has on AWS, and nothing of what ``site`` puts on the path.
 
 Each environment's Runtime API serves only requests whose path starts with the environment's
 own secret, so no other local process can take its invocations or answer them. The secret
@@ -20,6 +23,12 @@ from typing import Any
 
 
 def main() -> None:
+    if sys.flags.no_site:  # an isolated environment: the builtins only, no site-packages
+        import site
+
+        site.setquit()
+        site.setcopyright()
+        site.sethelper()
     address = os.environ["AWS_LAMBDA_RUNTIME_API"]
     secret = sys.stdin.readline().strip()
     os.environ["AWS_LAMBDA_RUNTIME_API"] = f"{address}/{secret}"
