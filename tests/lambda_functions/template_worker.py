@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from aiofanout import App
+from aiofanout.worker import App
 
 app = App("template-worker")
 
