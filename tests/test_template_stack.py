@@ -1,10 +1,12 @@
 """``serve --template`` end to end: a SAM template run locally, fanned out to through the library.
 
 The SAM template under ``tests/templates/fanout`` is served by the real ``python -m aiofanout
-serve --template`` (one process for the module); the tests read its printed outputs and fan out
-to what it created: ``RequestResponse``, ``Event`` with replies and the on-failure destination,
-SQS with replies through the template's event source mapping. A plain CloudFormation template
-(inline code, a zip, the Lambda resource types, a rule) and a schedule's fire run through the
+serve --template`` (one process for the module), with its worker's ``CodeUri`` a zip that
+``aiofanout build`` made (the worker, aiofanout and its dependencies: template functions run
+isolated, as on AWS). The tests read its printed outputs and fan out to what it created:
+``RequestResponse``, ``Event`` with replies and the on-failure destination, SQS with replies
+through the template's event source mapping. A plain CloudFormation template (inline code, a
+zip, a directory, the Lambda resource types, a rule) and a schedule's fire run through the
 Python hook, ``Template.load(...).deploy(aws)`` on ``aiofanout.local.stack()``.
 """
 
@@ -14,6 +16,7 @@ import asyncio
 import datetime as dt
 import functools
 import json
+import shutil
 import time
 import zipfile
 from collections.abc import Iterator
@@ -24,21 +27,30 @@ import aioboto3
 import pytest
 
 from aiofanout import LambdaTarget, SqsTarget, Status, TaskFailed, UsageError, dispatch_many
+from aiofanout.deploy import Stack, build
 from aiofanout.local import Template, stack
 from aiofanout.testing import eventually
 
+from .deploy_helpers import EXAMPLE
 from .serving import Served, serving
+from .test_build import CACHE
 
 pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
 
-TEMPLATE = Path(__file__).parent / "templates" / "fanout" / "template.yaml"
-FUNCTIONS = Path(__file__).parent / "lambda_functions"
+FIXTURE = Path(__file__).parent / "templates" / "fanout"
+TICKER = FIXTURE / "ticker"
 REGION = "us-east-1"
 
 
 @pytest.fixture(scope="module")
-def served() -> Iterator[Served]:
-    with serving("--template", str(TEMPLATE), "--parameter", "Stage=dev") as running:
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    # The fixture's folder as `build` leaves one: the template, worker.zip beside it.
+    folder = tmp_path_factory.mktemp("template") / "fanout"
+    shutil.copytree(FIXTURE, folder)
+    built = build(Stack.load(FIXTURE / "stack.toml"), folder / "built", cache_dir=CACHE)
+    shutil.copy(built.zips["worker"], folder / "worker.zip")
+    template = folder / "template.yaml"
+    with serving("--template", str(template), "--parameter", "Stage=dev") as running:
         yield running
 
 
@@ -176,6 +188,50 @@ async def test_the_templates_function_settings_are_on_the_lambda_api(served: Ser
     )
 
 
+async def test_the_example_stack_built_then_served_from_its_template(tmp_path: Path) -> None:
+    # The road as a user takes it: `build` writes the SAM template and the zips, and
+    # `serve --template --strict` runs exactly that (nothing in it is outside the subset).
+    built = build(Stack.load(EXAMPLE), tmp_path / "build", cache_dir=CACHE)
+    with serving("--template", str(built.template), "--strict") as served:
+        out = outputs(served)
+        keys = [f"photo-{n}.jpg" for n in range(12)]
+
+        def worker(task: str, **options: Any) -> LambdaTarget:
+            return LambdaTarget(
+                out["WorkerFunctionName"],
+                task=task,
+                endpoint_url=served.lambda_url,
+                sqs_endpoint_url=served.moto_url,
+                region_name=REGION,
+                **options,
+            )
+
+        direct = await dispatch_many(worker("thumbnail"), keys, concurrency=4, timeout=60)
+        events = await dispatch_many(
+            worker("thumbnail", invocation_type="Event", replies=True),
+            keys,
+            concurrency=4,
+            timeout=60,
+        )
+        queued = SqsTarget(
+            out["WorkQueueUrl"],
+            task="thumbnail",
+            replies=True,
+            endpoint_url=served.moto_url,
+            region_name=REGION,
+        )
+        through_sqs = await dispatch_many(queued, keys, concurrency=6, timeout=30, deadline=60)
+        # The idempotent task keeps its keys in the template's DynamoDB table.
+        orders = [{"id": "a"}, {"id": "a"}]
+        charged = await dispatch_many(worker("charge"), orders, concurrency=1)
+        async with client(served, "dynamodb") as dynamodb:
+            kept = await dynamodb.scan(TableName=out["IdempotencyTableName"])
+    assert kept["Count"] == 1  # one key, the second call answered from it
+    for result in (direct, events, through_sqs):
+        assert [v["key"] for v in result.values()] == keys
+    assert charged.values() == ["charged a", "charged a"]
+
+
 # -- the Python hook ------------------------------------------------------------------------------
 
 RELAY = """\
@@ -188,6 +244,14 @@ def handler(event, context):
     for record in records:
         boto3.client("sqs").send_message(QueueUrl=os.environ["OUTBOX"], MessageBody=record["body"])
     return {"relayed": len(records)}
+"""
+
+NEEDY = """\
+import aiofanout  # not in its code: serve's own, seen only in the development mode
+
+
+def handler(event, context):
+    return aiofanout.__name__
 """
 
 CLOUDFORMATION = """\
@@ -231,6 +295,16 @@ Resources:
       Handler: echo.handler
       Code: code/echo.zip
       Role: arn:aws:iam::123456789012:role/anything
+  Needy:
+    Type: AWS::Lambda::Function
+    Properties:
+      Handler: needy.handler
+      Code: code/needy
+  NeedyZip:
+    Type: AWS::Lambda::Function
+    Properties:
+      Handler: needy.handler
+      Code: code/echo.zip
   Nightly:
     Type: AWS::Events::Rule
     Properties:
@@ -250,6 +324,9 @@ def cloudformation_template(directory: Path) -> Path:
     (directory / "code").mkdir()
     with zipfile.ZipFile(directory / "code" / "echo.zip", "w") as archive:
         archive.writestr("echo.py", "def handler(event, context):\n    return {'echo': event}\n")
+        archive.writestr("needy.py", NEEDY)
+    (directory / "code" / "needy").mkdir()
+    (directory / "code" / "needy" / "needy.py").write_text(NEEDY)
     path = directory / "template.yaml"
     path.write_text(CLOUDFORMATION % indented)
     return path
@@ -260,7 +337,8 @@ async def invoke(aws: Any, name: str, payload: Any, kind: str = "RequestResponse
         response = await lam.invoke(
             FunctionName=name, Payload=json.dumps(payload), InvocationType=kind
         )
-        return json.loads(await response["Payload"].read() or b"null")
+        answer = json.loads(await response["Payload"].read() or b"null")
+    return answer if "FunctionError" not in response else ("error", answer["errorType"])
 
 
 async def one_message(aws: Any, url: str) -> dict[str, Any]:
@@ -277,7 +355,12 @@ async def test_a_cloudformation_template_through_the_python_hook(tmp_path: Path)
     template = Template.load(cloudformation_template(tmp_path), stack_name="relay")
     async with stack() as aws, template.deploy(aws) as deployed:
         out = deployed.outputs
-        assert set(deployed.functions.values()) == {out["Relay"], "zipped-relay"}
+        assert set(deployed.functions.values()) == {
+            out["Relay"],
+            "zipped-relay",
+            "relay-Needy",
+            "relay-NeedyZip",
+        }
         assert await invoke(aws, out["Zipped"], {"a": 1}) == {"echo": {"a": 1}}
         assert await invoke(aws, out["Relay"], {"Records": []}) == {"relayed": 0}
         # The mapping feeds the inline function, which relays to the outbox.
@@ -292,6 +375,15 @@ async def test_a_cloudformation_template_through_the_python_hook(tmp_path: Path)
         lines = deployed.report()
         assert "cron(0 3 * * ? *) -> relay-Relay" in lines
         assert "RelayRole" not in deployed.resources  # IAM: accepted, not created
+        # Template functions run isolated, as AWS runs the package: what the code lacks is
+        # missing; the development mode (a directory only) sees this process's packages.
+        needy = deployed.functions["Needy"]
+        assert await invoke(aws, needy, {}) == ("error", "Runtime.ImportModuleError")
+        again = Template.load(tmp_path / "template.yaml", stack_name="dev")
+        async with again.deploy(aws, isolated=False) as development:
+            assert await invoke(aws, development.functions["Needy"], {}) == "aiofanout"
+            zipped = development.functions["NeedyZip"]  # a zip: isolated either way
+            assert await invoke(aws, zipped, {}) == ("error", "Runtime.ImportModuleError")
         # What the moto server refuses is an error naming the resource.
         bad = tmp_path / "bad.yaml"
         bad.write_text(
@@ -331,7 +423,7 @@ async def test_a_schedule_fires_one_rate_after_it_is_created_and_stops_with_the_
     tmp_path: Path,
 ) -> None:
     path = tmp_path / "template.yaml"
-    path.write_text(SCHEDULED % FUNCTIONS)
+    path.write_text(SCHEDULED % TICKER)
     # A clock of a minute per second: the rate stays one minute, the test waits seconds.
     began, real = dt.datetime.now(dt.UTC), time.monotonic()
 

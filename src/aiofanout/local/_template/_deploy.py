@@ -124,19 +124,32 @@ class Template:
 
     @contextlib.asynccontextmanager
     async def deploy(
-        self, aws: LocalAws, *, clock: Callable[[], dt.datetime] | None = None
+        self,
+        aws: LocalAws,
+        *,
+        clock: Callable[[], dt.datetime] | None = None,
+        isolated: bool = True,
     ) -> AsyncIterator[DeployedTemplate]:
         """Create the template's resources on ``aws``; its schedules fire until the block ends.
 
         ``clock`` is what time it is for the schedules (an aware UTC ``datetime``; the wall
         clock by default): a test passes a faster one to see a ``rate(1 minute)`` fire soon.
+        Functions run isolated, as AWS runs their package (only their code and what the Lambda
+        runtime provides); ``isolated=False`` runs a directory's code in the development mode,
+        in front of this process's packages (a zip stays isolated).
         """
         document = self._document
         for note in document.notes:
             log.log(note.level, "%s", note)
         scheduler = Scheduler(clock)
         ctx = Context(
-            aws, document.resolver(), document.stack_name, document.path.parent, scheduler, KINDS
+            aws,
+            document.resolver(),
+            document.stack_name,
+            document.path.parent,
+            scheduler,
+            KINDS,
+            isolated=isolated,
         )
         try:
             async with ctx.exits:

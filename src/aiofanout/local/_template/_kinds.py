@@ -76,6 +76,7 @@ class Context:
     base: Path  # the template's directory: local code paths are relative to it
     scheduler: Scheduler
     kinds: Mapping[str, Kind]
+    isolated: bool = True  # a directory's code too runs as AWS runs it (zips always do)
     exits: contextlib.AsyncExitStack = field(default_factory=contextlib.AsyncExitStack)
     report: list[tuple[str, str, str]] = field(default_factory=list)  # (noun, name, what)
     _clients: dict[str, Any] = field(default_factory=dict)

@@ -10,6 +10,12 @@ A function becomes a :class:`~aiofanout.local.FunctionConfig` registered with th
 A zip and inline code are unpacked by the runtime's code store, as an uploaded zip is. Code in
 S3 (``Code.S3Bucket``, ``CodeUri: s3://...``) and images are refused: point ``Code`` at the local
 directory or zip instead. ``Ref`` gives the function's name; ``Fn::GetAtt ... Arn`` its ARN.
+
+Every function runs isolated, as AWS runs the package: its ``sys.path`` is its code and what the
+Lambda Python runtime provides, never ``serve``'s virtualenv, so a package that lacks a
+dependency fails with ``Runtime.ImportModuleError`` here as there. A directory's code may run in
+the development mode instead (``Template.deploy(aws, isolated=False)``: the directory in front of
+this process's packages); a zip is isolated either way, as everywhere in the local runtime.
 """
 
 from __future__ import annotations
@@ -45,7 +51,7 @@ async def create_function(ctx: Context, resource: Resource) -> Created:
     name = text(properties.get("FunctionName") or ctx.physical_name(resource, limit=64), where)
     runtime = _runtime(properties, where)
     handler = text(properties.get("Handler", ""), f"{where}.Handler")
-    code = await _code(ctx, properties.get("Code"), f"{where}.Code")
+    code, zipped = await _code(ctx, properties.get("Code"), f"{where}.Code")
     reserved = integer(properties, "ReservedConcurrentExecutions", where, (1, 1000))
     _recursive_loop(properties, where)
     config = function_config(
@@ -56,6 +62,7 @@ async def create_function(ctx: Context, resource: Resource) -> Created:
         memory=integer(properties, "MemorySize", where, MEMORY_RANGE) or 128,
         environment=_variables(properties.get("Environment"), f"{where}.Environment"),
         reserved=reserved,
+        isolated=zipped or ctx.isolated,
     )
     function = Function.create(config, reserved=reserved is not None)
     function.deployment = Deployment(runtime=runtime, code_sha256=code.sha256, code_size=code.size)
@@ -73,12 +80,9 @@ def function_config(
     memory: int,
     environment: dict[str, str],
     reserved: int | None,
+    isolated: bool,
 ) -> FunctionConfig:
     """The one place a template's function becomes a :class:`FunctionConfig`."""
-    # ISOLATION (issue 20, point 5): the option that runs a function isolated from serve's
-    # virtualenv (only its code and what the managed runtime provides) is set here, for every
-    # function of a template, when FunctionConfig has it. Until then templates run in the
-    # development mode: the code directory with this process's packages visible.
     return FunctionConfig(
         name,
         handler,
@@ -87,6 +91,7 @@ def function_config(
         environment=environment,
         reserved_concurrency=reserved or UNRESERVED_CONCURRENCY,
         code_paths=[code.directory],
+        isolated=isolated,
     )
 
 
@@ -118,17 +123,17 @@ def _variables(environment: Any, where: str) -> dict[str, str]:
     return {key: text(value, f"{where}.Variables.{key}") for key, value in variables.items()}
 
 
-async def _code(ctx: Context, code: Any, where: str) -> Code:
-    """The function's code, unpacked where it needs to be (a directory is used in place)."""
+async def _code(ctx: Context, code: Any, where: str) -> tuple[Code, bool]:
+    """The function's code, unpacked where it needs to be, and whether it came from a zip."""
     if isinstance(code, str):
         path = (ctx.base / code).resolve()
         if path.is_dir():
-            return Code(str(path), "", 0)
+            return Code(str(path), "", 0), False  # used in place
         if path.is_file():
-            return await _unpack(ctx, path.read_bytes(), where)
+            return await _unpack(ctx, path.read_bytes(), where), True
         raise UsageError(f"{where}: {code!r} is not a directory or a zip next to the template")
     if isinstance(code, dict) and "ZipFile" in code:
-        return await _unpack(ctx, _inline_zip(text(code["ZipFile"], where)), where)
+        return await _unpack(ctx, _inline_zip(text(code["ZipFile"], where)), where), True
     if isinstance(code, dict) and ("S3Bucket" in code or "ImageUri" in code):
         raise UsageError(
             f"{where}: code in S3 or an image is not read locally; point it at the local "
