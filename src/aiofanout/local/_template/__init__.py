@@ -51,5 +51,6 @@ template subset (anything else is skipped with a warning, or refused with --stri
   Parameters (Default, or --parameter KEY=VALUE), Conditions, Mappings, Outputs
   Ref, Fn::GetAtt, Fn::Sub, Fn::Join, Fn::Select, Fn::Split, Fn::FindInMap, Fn::Base64,
   Fn::If, Fn::Equals, Fn::Not, Fn::And, Fn::Or; YAML short tags (!Ref, !GetAtt, !Sub, ...)
+functions run isolated, as AWS runs their package: their code and the Lambda runtime's own
 schedules fire at their rate: the first rate(N ...) fire is N after serve starts
 """
