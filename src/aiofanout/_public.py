@@ -12,10 +12,23 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 
-def show_public_path(module: str, names: Iterable[str], namespace: Mapping[str, Any]) -> None:
-    """Set ``__module__`` of each class and function in ``names`` to ``module``."""
+def show_public_path(
+    module: str,
+    names: Iterable[str],
+    namespace: Mapping[str, Any],
+    *,
+    unless_shown_higher_up: bool = False,
+) -> None:
+    """Set ``__module__`` of each class and function in ``names`` to ``module``.
+
+    ``unless_shown_higher_up``: leave an object that already shows a parent package of
+    ``module`` (``aiofanout`` re-exports it): the shorter public path wins.
+    """
     for name in names:
         obj = namespace[name]
-        if inspect.isclass(obj) or inspect.isfunction(obj):
-            with contextlib.suppress(AttributeError, TypeError):  # builtins refuse
-                obj.__module__ = module
+        if not (inspect.isclass(obj) or inspect.isfunction(obj)):
+            continue
+        if unless_shown_higher_up and module.startswith(f"{obj.__module__}."):
+            continue
+        with contextlib.suppress(AttributeError, TypeError):  # builtins refuse
+            obj.__module__ = module

@@ -16,71 +16,10 @@ Example::
 
 from __future__ import annotations
 
-from ._errors import (
-    AccessDenied,
-    AmbiguousError,
-    BadSignature,
-    ClaimRefused,
-    ConnectError,
-    DepthExceeded,
-    EnvelopeError,
-    Expired,
-    FanoutError,
-    FanoutFailed,
-    IdempotencyKeyReused,
-    InProgress,
-    InvalidArguments,
-    InvalidEnvelope,
-    JournalError,
-    NotFound,
-    PayloadTooLarge,
-    RecordedError,
-    RequestRejected,
-    ServerError,
-    ServiceError,
-    TaskFailed,
-    TaskTimedOut,
-    Throttled,
-    TransportError,
-    UnknownTask,
-    UsageError,
-)
+from . import _errors
+from ._errors import *  # noqa: F403  (the tree, as _errors exports it)
 from ._public import show_public_path
 
-__all__ = [
-    "AccessDenied",
-    "AmbiguousError",
-    "BadSignature",
-    "ClaimRefused",
-    "ConnectError",
-    "DepthExceeded",
-    "EnvelopeError",
-    "Expired",
-    "FanoutError",
-    "FanoutFailed",
-    "IdempotencyKeyReused",
-    "InProgress",
-    "InvalidArguments",
-    "InvalidEnvelope",
-    "JournalError",
-    "NotFound",
-    "PayloadTooLarge",
-    "RecordedError",
-    "RequestRejected",
-    "ServerError",
-    "ServiceError",
-    "TaskFailed",
-    "TaskTimedOut",
-    "Throttled",
-    "TransportError",
-    "UnknownTask",
-    "UsageError",
-]
+__all__ = list(_errors.__all__)
 
-
-def _shown_higher_up(name: str) -> bool:
-    """Whether ``name`` already shows a parent package (``aiofanout``), a shorter public path."""
-    return __name__.startswith(f"{globals()[name].__module__}.")
-
-
-show_public_path(__name__, [n for n in __all__ if not _shown_higher_up(n)], globals())
+show_public_path(__name__, __all__, globals(), unless_shown_higher_up=True)

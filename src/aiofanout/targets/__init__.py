@@ -26,14 +26,4 @@ __all__ = [
 ]
 
 
-def _shown_higher_up(name: str) -> bool:
-    """Whether ``name`` already shows a parent package (``aiofanout``), a shorter public path."""
-    return __name__.startswith(f"{globals()[name].__module__}.")
-
-
-# Each object shows the shortest public path it is imported from: the names the top-level package
-# also exports (Batching, HttpTarget, LambdaTarget, SqsTarget, Target) show `aiofanout`, set by
-# the package after it imports this module; the rest (ReplyStats, SharedTarget) show
-# `aiofanout.targets`.
-# A name already shown higher up is left alone, so the result does not hang on import order.
-show_public_path(__name__, [n for n in __all__ if not _shown_higher_up(n)], globals())
+show_public_path(__name__, __all__, globals(), unless_shown_higher_up=True)
