@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import anyio.to_thread
+
 from .._aws import aioboto3_module
 from ._account import REGION
 
@@ -79,10 +81,13 @@ class CodeStore:
             raise CodeError(
                 "Please provide a source for function code (ZipFile or S3Bucket/S3Key)."
             )
-        return self._unzip(data)
+        # A 20 MB zip of thousands of files takes seconds to write: off the event loop, which
+        # goes on serving the runtime's other invocations meanwhile.
+        return await anyio.to_thread.run_sync(self._unzip, data, self._root_dir())
 
-    def _unzip(self, data: bytes) -> Code:
-        directory = Path(tempfile.mkdtemp(prefix="code-", dir=self._root_dir()))
+    @staticmethod
+    def _unzip(data: bytes, root: Path) -> Code:
+        directory = Path(tempfile.mkdtemp(prefix="code-", dir=root))
         try:
             with zipfile.ZipFile(io.BytesIO(data)) as archive:
                 _check_members(archive.infolist())
