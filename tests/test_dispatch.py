@@ -83,7 +83,7 @@ async def test_dispatch_refuses_options_meant_for_many_items() -> None:
         return n
 
     with pytest.raises(UsageError, match=r"unknown options \['concurrency'\].*dispatch_many"):
-        await aiofanout.dispatch(echo, 1, concurrency=4)  # type: ignore[call-arg]
+        await aiofanout.dispatch(echo, 1, concurrency=4)  # type: ignore[call-overload]
 
 
 async def test_dispatch_to_sqs_returns_the_sends_ids(
