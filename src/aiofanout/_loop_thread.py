@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import atexit
-import contextvars
 import logging
 import os
 import threading
@@ -102,8 +101,8 @@ class LoopThread:
                 f"aiofanout.sync.{caller}() was called inside a running event loop, which it "
                 f"would block: `await aiofanout.{caller}(...)` instead"
             )
-        context = contextvars.copy_context()
-        future = asyncio.run_coroutine_threadsafe(_in_context(work, context), self._started())
+        # The task starts in a copy of this thread's context (call_soon_threadsafe copies it).
+        future = asyncio.run_coroutine_threadsafe(work, self._started())
         try:
             return future.result()
         except BaseException:
@@ -178,11 +177,6 @@ def _serve(loop: asyncio.AbstractEventLoop) -> None:
             loop.run_until_complete(loop.shutdown_default_executor())
         finally:
             loop.close()
-
-
-async def _in_context(work: Coroutine[Any, Any, T], context: contextvars.Context) -> T:
-    # A task of its own, in the caller's context; cancelling this one cancels it.
-    return await asyncio.get_running_loop().create_task(work, context=context)
 
 
 _LOOP = LoopThread()
