@@ -169,8 +169,8 @@ class FinalPart:
 
 
 #: A success as ``encode_record`` writes it: index, value, attempts, seconds, in this order.
-#: The value is greedy: ``,"a":`` in a value is followed by more than digits, ``,"t":`` and
-#: a number, so the match ends at the line's own attempts.
+#: Matched whole (``fullmatch``): the value's JSON is all that lies between ``"v":`` and the
+#: line's own ``,"a":N,"t":N}`` at its very end, whatever the value holds.
 _SUCCESS = re.compile(rb'\{"i":(0|[1-9]\d*),"s":"succeeded","v":(.*),"a":(\d+),"t":([-+.eE\d]+)\}')
 _SUCCESS_JSONL = (
     b'{"index":%s,"status":"succeeded","value":%s,"error_type":null,"error_message":null,'
