@@ -10,11 +10,13 @@ from typing import Any
 import pytest
 
 import aiofanout
-from aiofanout import LambdaTarget, Retry, SqsTarget, TaskFailed, Throttled, UsageError
+from aiofanout import Call, LambdaTarget, Retry, SqsTarget, TaskFailed, Throttled, UsageError
+from aiofanout.errors import InvalidArguments
 from aiofanout.local import FunctionConfig, LocalAws
 from aiofanout.targets import Sent
 from aiofanout.testing import MotoServer, eventually
 from aiofanout.wire import decode_task
+from aiofanout.worker import App
 
 from .test_virtual_clock import in_virtual_time
 
@@ -135,3 +137,15 @@ async def test_dispatch_of_a_lambda_event_returns_its_request_and_envelope_ids(
         name, task="square", endpoint_url=aws.lambda_endpoint_url, region_name=REGION
     )
     assert await aiofanout.dispatch(waits, 12, timeout=20) == 144  # RequestResponse: the value
+
+
+async def test_dispatch_to_a_task_runs_it_eagerly_through_the_envelope() -> None:
+    app = App("eager")
+
+    @app.task
+    async def add(a: int, b: int) -> int:
+        return a + b
+
+    assert await aiofanout.dispatch(add, Call(2, 3)) == 5
+    with pytest.raises(InvalidArguments):
+        await aiofanout.dispatch(add, Call(2, "three"))

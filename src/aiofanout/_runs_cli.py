@@ -149,7 +149,10 @@ async def _list(journal: Journal, args: argparse.Namespace, out: TextIO) -> None
         if not args.json:
             print(f"{'RUN':36} {'STARTED (UTC)':20} {'STATE':8} {'ITEMS':>9}  COUNTS", file=out)
         for run_id in ids:
-            summary = await run_summary(journal, run_id)
+            try:
+                summary = await run_summary(journal, run_id)
+            except NotFound:  # a folder that is not a run (no run.json, no manifest)
+                continue
             if args.json:
                 row = summary.as_json()
                 row.pop("manifest")
