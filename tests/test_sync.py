@@ -111,10 +111,15 @@ def test_a_target_is_opened_once_for_many_calls_from_many_threads(moto: MotoServ
         assert isinstance(first, Sent)
         assert len({s.message_id for s in [first, *sent]}) == 13
         assert (target.acquired, target.released) == (1, 0)  # one client, kept warm
+        with pytest.raises(UsageError, match=r"open on another event loop.*sync\.close\(\)"):
+            asyncio.run(
+                aiofanout.dispatch(target, "elsewhere.png")
+            )  # its client is the sync loop's
         aiofanout.sync.close()
         assert target.released == 1
+        assert isinstance(asyncio.run(aiofanout.dispatch(target, "here.png")), Sent)
         assert isinstance(aiofanout.sync.dispatch(target, "again.png"), Sent)  # a new loop
-        assert target.acquired == 2
+        assert target.acquired == 3
     finally:
         sqs.delete_queue(QueueUrl=url)
 
