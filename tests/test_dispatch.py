@@ -80,6 +80,17 @@ def test_dispatch_times_out_by_the_engines_timer() -> None:
     in_virtual_time(main)
 
 
+async def test_an_item_the_deadline_never_started_raises_fanout_failed() -> None:
+    async def echo(n: int) -> int:
+        return n
+
+    passed = aiofanout.Deadline(at=asyncio.get_running_loop().time() - 1)
+    with pytest.raises(aiofanout.FanoutFailed) as caught:
+        await aiofanout.dispatch(echo, 1, deadline=passed)
+    [outcome] = caught.value.outcomes
+    assert outcome.status is aiofanout.Status.SKIPPED
+
+
 async def test_dispatch_refuses_options_meant_for_many_items() -> None:
     async def echo(n: int) -> int:
         return n
