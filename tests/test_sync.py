@@ -164,6 +164,12 @@ def test_the_loop_thread_is_a_daemon_and_close_joins_it() -> None:
     async def echo(n: int) -> int:
         return n
 
+    async def closes_from_the_loop(n: int) -> int:
+        aiofanout.sync.close()
+        return n
+
+    with pytest.raises(UsageError, match=r"library's own loop"):
+        aiofanout.sync.dispatch(closes_from_the_loop, 1)
     aiofanout.sync.dispatch(echo, 1)
     [thread] = [t for t in threading.enumerate() if t.name == "aiofanout-sync-loop"]
     assert thread.daemon

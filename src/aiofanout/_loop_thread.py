@@ -132,6 +132,11 @@ class LoopThread:
 
     def close(self) -> None:
         """Close the warm targets, stop the loop and join its thread (a later call starts anew)."""
+        if threading.current_thread() is self._thread:
+            raise UsageError(
+                "aiofanout.sync.close() was called on the library's own loop, which it would "
+                "wait for: call it from the code that calls aiofanout.sync"
+            )
         with self._lock:
             loop, thread = self._loop, self._thread
             self._loop = self._thread = None

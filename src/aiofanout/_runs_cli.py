@@ -46,6 +46,7 @@ examples:
   python -m aiofanout runs export nightly --journal runs/ --format csv --output nightly.csv
 """
 
+RUN_HELP = "the run's id, as `runs list` shows it"
 PROGRESS_EVERY = 100_000  # records between progress lines of export, on a terminal
 
 
@@ -59,19 +60,21 @@ def add_runs(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     common = _common_options()
     actions = runs.add_subparsers(dest="runs_command", required=True, metavar="ACTION")
-    actions.add_parser(
+    listing = actions.add_parser(
         "list",
         parents=[common],
         help="the runs: id, start, items, counts by status, complete or not",
         description="One line per run, oldest first (generated run ids start with their time).",
     )
+    _add_json(listing, "a JSON object per line: run_id, started_at, complete, items, counts")
     show = actions.add_parser(
         "show",
         parents=[common],
         help="one run: its manifest, counts by status, its first failures",
         description="The run's start, state and counts, its manifest, and its first failures.",
     )
-    show.add_argument("run_id", metavar="RUN")
+    show.add_argument("run_id", metavar="RUN", help=RUN_HELP)
+    _add_json(show, "one JSON object: the summary, the manifest and first_failures")
     show.add_argument(
         "--failures", type=int, default=10, metavar="N", help="failures shown (default: 10)"
     )
@@ -81,7 +84,8 @@ def add_runs(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help="every item of a run that did not succeed, with its error",
         description="Each failed, timed-out or cancelled item: index, status, attempts, error.",
     )
-    failures.add_argument("run_id", metavar="RUN")
+    failures.add_argument("run_id", metavar="RUN", help=RUN_HELP)
+    _add_json(failures, "a JSON object per line: index, status, attempts, error_type, ...")
     export = actions.add_parser(
         "export",
         parents=[common],
@@ -91,8 +95,13 @@ def add_runs(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
             f"{', '.join(EXPORT_COLUMNS)} (in CSV, value is its JSON text)."
         ),
     )
-    export.add_argument("run_id", metavar="RUN")
-    export.add_argument("--format", choices=["jsonl", "csv"], default="jsonl")
+    export.add_argument("run_id", metavar="RUN", help=RUN_HELP)
+    export.add_argument(
+        "--format",
+        choices=["jsonl", "csv"],
+        default="jsonl",
+        help="JSON lines (default) or CSV with a header row",
+    )
     export.add_argument("--output", metavar="FILE", help="write there (default: stdout)")
 
 
@@ -106,8 +115,11 @@ def _common_options() -> argparse.ArgumentParser:
     )
     common.add_argument("--endpoint-url", metavar="URL", help="the S3 endpoint (a local stack)")
     common.add_argument("--region", metavar="REGION", help="the S3 region")
-    common.add_argument("--json", action="store_true", help="JSON for scripts (JSON lines)")
     return common
+
+
+def _add_json(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument("--json", action="store_true", help=f"for scripts: {what}")
 
 
 def journal_of(location: str | None, *, endpoint_url: str | None, region: str | None) -> Journal:
