@@ -806,6 +806,7 @@ def test_the_targets_show_the_shortest_public_path_they_are_imported_from() -> N
         "HttpTarget": "aiofanout",  # also exported by the package itself
         "LambdaTarget": "aiofanout",
         "ReplyStats": "aiofanout.targets",
+        "Sent": "aiofanout.targets",  # what aiofanout.dispatch returns for a fire-and-forget send
         "SharedTarget": "aiofanout.targets",
         "SqsTarget": "aiofanout",
         "Target": "aiofanout.targets",
@@ -815,6 +816,7 @@ def test_the_targets_show_the_shortest_public_path_they_are_imported_from() -> N
     assert set(shown) - set(aiofanout.__all__) == {
         "Batching",
         "ReplyStats",
+        "Sent",
         "SharedTarget",
         "Target",
     }

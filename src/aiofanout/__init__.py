@@ -7,6 +7,9 @@ per-attempt timeouts, an overall deadline, retries and a rate, with one ordered 
 
     result = await aiofanout.dispatch_many(fetch, urls, concurrency=50, timeout=10)
     result.raise_for_failures()
+    page = await aiofanout.dispatch(fetch, url, timeout=10)   # one item: its value, or raise
+
+Code without a loop (a Django view, a script) calls :mod:`aiofanout.sync`.
 
 This module holds what someone fanning work out imports. The worker's names are in
 :mod:`aiofanout.worker`, a target author's in :mod:`aiofanout.targets`, every error in
@@ -20,7 +23,7 @@ import importlib
 import warnings
 from typing import Any
 
-from ._engine import FanoutOptions, OutcomeStream, dispatch_many, resume, stream
+from ._engine import FanoutOptions, OutcomeStream, dispatch, dispatch_many, resume, stream
 from ._errors import (
     AmbiguousError,
     FanoutError,
@@ -75,6 +78,7 @@ __all__ = [
     "Throttled",
     "TransportError",
     "UsageError",
+    "dispatch",
     "dispatch_many",
     "resume",
     "stream",
@@ -119,3 +123,4 @@ def __getattr__(name: str) -> Any:
 
 
 from . import errors as errors  # noqa: E402  (after the top level shows its own names)
+from . import sync as sync  # noqa: E402

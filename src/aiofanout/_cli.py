@@ -1,4 +1,4 @@
-"""``python -m aiofanout``: the demo, the local AWS stack, and a worker."""
+"""``python -m aiofanout``: the demo, the local AWS stack, builds, and a journal's runs."""
 
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ commands:
           and a summary table
   serve   run the local AWS (moto server + local Lambda runtime) in the foreground
   build   a stack file into a SAM template and one zip per function, for AWS
+  runs    read a journal's runs: list, show RUN, failures RUN, export RUN (jsonl or csv)
 
 examples:
   python -m aiofanout demo
@@ -34,6 +35,7 @@ examples:
   python -m aiofanout serve --port 9001 --config local-aws.toml
   python -m aiofanout build --config stack.toml --out build
   python -m aiofanout serve --template build/template.yaml --parameter Stage=dev
+  python -m aiofanout runs list --journal runs/
 """
 
 
@@ -66,6 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .deploy._cli import add_build
 
     add_build(commands)
+    from ._runs_cli import add_runs
+
+    add_runs(commands)
     return parser
 
 
@@ -154,21 +159,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m aiofanout`` and the ``aiofanout`` script."""
     args = build_parser().parse_args(argv)
     try:
-        if args.command == "demo":
-            from ._demo import run_demo
-
-            return asyncio.run(run_demo(args.items, local=not args.in_process))
-        if args.command == "serve":
-            return asyncio.run(serve(args))
-        if args.command == "build":
-            from .deploy._cli import run_build
-
-            return run_build(args)
+        return _run(args)
     except KeyboardInterrupt:
         return 130
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.command == "demo":
+        from ._demo import run_demo
+
+        return asyncio.run(run_demo(args.items, local=not args.in_process))
+    if args.command == "serve":
+        return asyncio.run(serve(args))
+    if args.command == "build":
+        from .deploy._cli import run_build
+
+        return run_build(args)
+    if args.command == "runs":
+        from ._runs_cli import run_runs
+
+        return run_runs(args)
     return 2  # pragma: no cover - argparse rejects unknown commands
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, final
 
 import anyio
 import anyio.to_thread
@@ -15,7 +15,7 @@ from ._errors import UsageError
 
 T = TypeVar("T")
 
-__all__ = ["Batching", "Target", "keyed_preparer"]
+__all__ = ["Batching", "Sent", "Target", "keyed_preparer"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +69,35 @@ class Batching:
             yield batch
 
 
+@final
+@dataclass(frozen=True, slots=True)
+class Sent:
+    """What identifies a fire-and-forget send: the work is queued, not done.
+
+    :func:`aiofanout.dispatch` returns one for a target that does not wait for the work
+    (``LambdaTarget(invocation_type="Event")`` and ``SqsTarget`` without ``replies=``).
+    ``envelope_id`` is the task envelope's id (``None`` for ``task=None``, raw JSON): the id the
+    worker sees, and a task record's key. ``request_id`` is Lambda's for the ``Event`` invoke,
+    ``message_id`` the SQS message's; the other is ``None``. In a :class:`FanoutResult` the same
+    facts are each item's value, as a dict (``{"message_id": ..., "envelope_id": ...}``), so a
+    journal stores them as JSON.
+
+    Example::
+
+        sent = await aiofanout.dispatch(SqsTarget(queue_url, task=resize), "a.jpg")
+        log.info("queued %s as message %s", sent.envelope_id, sent.message_id)
+    """
+
+    envelope_id: str | None = None
+    request_id: str | None = None
+    message_id: str | None = None
+
+    @classmethod
+    def of(cls, value: Mapping[str, Any]) -> Sent:
+        """The :class:`Sent` of a fire-and-forget target's value (its acknowledgement dict)."""
+        return cls(value.get("envelope_id"), value.get("request_id"), value.get("message_id"))
+
+
 class Target:
     """Base class of fan-out targets: something that makes one call, and nothing more.
 
@@ -93,6 +122,9 @@ class Target:
     #: Whether an attempt that timed out may already have taken effect at the far end (then the
     #: engine does not retry it, whatever the retry policy says about timeouts).
     ambiguous_timeouts: bool = False
+    #: Whether a call's value only acknowledges the send (a dict of ids, see :class:`Sent`): the
+    #: work runs later, elsewhere, and nothing waits for its value.
+    fire_and_forget: bool = False
 
     async def open(self, *, concurrency: int, timeout: float | None) -> None:
         """Get ready for a fan-out of at most ``concurrency`` calls in flight.

@@ -185,7 +185,7 @@ class Journal:
             if manifest is None:
                 raise NotFound(f"run {run_id!r} has no manifest in {self.location} (yet)")
             for kind in ("succeeded", "failed"):
-                for key in _result_keys(manifest, kind, run_id, self.location):
+                for key in result_keys(manifest, kind, run_id, self.location):
                     data = await self.storage.get(key) or b""
                     for _, record in split_lines(data, self.location + key):
                         yield _outcome(record)
@@ -202,7 +202,7 @@ def _generation(key: str, location: str) -> int:
     return int(head)
 
 
-def _result_keys(manifest: dict[str, Any], kind: str, run_id: str, location: str) -> list[str]:
+def result_keys(manifest: dict[str, Any], kind: str, run_id: str, location: str) -> list[str]:
     """The manifest's result parts of ``kind``, each checked to be this run's."""
     keys = manifest.get("results", {}).get(kind, [])
     for key in keys:

@@ -26,7 +26,15 @@ from ._records import peek_lines
 from ._storage import Storage
 from ._writer import part_prefix
 
-__all__ = ["MANIFEST_FORMAT", "manifest_key", "write_manifest"]
+__all__ = [
+    "COPIED",
+    "MANIFEST_FORMAT",
+    "UNSEEN",
+    "final_statuses",
+    "lines_of",
+    "manifest_key",
+    "write_manifest",
+]
 
 MANIFEST_FORMAT = "aiofanout.manifest/1"
 UNSEEN = 255  # no record of this index yet
@@ -46,9 +54,9 @@ async def write_manifest(
 ) -> dict[str, Any]:
     """Build and write the manifest of ``run_id`` from its journal; the manifest written."""
     keys = await storage.keys(part_prefix(run_id))
-    status, final_part = await _final_records(storage, keys)
+    status, final_part = await final_statuses(storage, keys)
     results = _ResultParts(storage, run_id, part_records)
-    async with contextlib.aclosing(_lines_of(storage, keys)) as lines:
+    async with contextlib.aclosing(lines_of(storage, keys)) as lines:
         async for number, raw, index, code in lines:
             if final_part[index] == number and status[index] == code:
                 await results.add(code, raw)
@@ -67,7 +75,7 @@ async def write_manifest(
     return manifest
 
 
-async def _final_records(storage: Storage, keys: list[str]) -> tuple[bytearray, array[int]]:
+async def final_statuses(storage: Storage, keys: list[str]) -> tuple[bytearray, array[int]]:
     """Pass 1: each index's final status, and the number of the part holding it.
 
     The columns grow with the indexes read, but an index is bounded by the journal's own lines
@@ -78,7 +86,7 @@ async def _final_records(storage: Storage, keys: list[str]) -> tuple[bytearray, 
     final_part = array("I")
     far: dict[int, tuple[int, int, str]] = {}  # index: (code, part number, part key)
     lines_read = 0
-    async with contextlib.aclosing(_lines_of(storage, keys)) as lines:
+    async with contextlib.aclosing(lines_of(storage, keys)) as lines:
         async for number, _, index, code in lines:
             lines_read += 1
             if index >= len(status):
@@ -124,7 +132,7 @@ def _merge_far(
             final_part[index] = number
 
 
-async def _lines_of(
+async def lines_of(
     storage: Storage, keys: list[str]
 ) -> AsyncGenerator[tuple[int, bytes, int, int], None]:
     """Each line of the parts, in order: its part's number, the line, its index and status.

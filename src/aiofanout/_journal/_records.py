@@ -17,7 +17,7 @@ from typing import Any
 from .._errors import JournalError, RecordedError, UsageError
 from .._outcome import STATUSES, SUCCEEDED, Attempt
 
-__all__ = ["JournalRecord", "encode_record", "peek_lines", "split_lines"]
+__all__ = ["JournalRecord", "encode_record", "peek_lines", "records_of", "split_lines"]
 
 _STATUS_CODES = {status.value: code for code, status in enumerate(STATUSES)}
 _STATUS_BYTES = {status.encode(): code for status, code in _STATUS_CODES.items()}
@@ -36,6 +36,18 @@ class JournalRecord:
     error: dict[str, str] | None
     attempts: int
     elapsed: float
+
+    @classmethod
+    def of(cls, line: Any) -> JournalRecord:
+        """The record of a parsed line (``KeyError``, ``TypeError``, ``ValueError`` if not one)."""
+        return cls(
+            int(line["i"]),
+            _STATUS_CODES[line["s"]],
+            line.get("v"),
+            line.get("e"),
+            int(line.get("a", 1)),
+            float(line.get("t", 0.0)),
+        )
 
     def attempt(self) -> Attempt:
         """The record as the engine's ``(status, value, error)``."""
@@ -74,14 +86,7 @@ def split_lines(data: bytes, where: str) -> Iterator[tuple[bytes, JournalRecord]
             continue
         try:
             line = json.loads(raw)
-            record = JournalRecord(
-                int(line["i"]),
-                _STATUS_CODES[line["s"]],
-                line.get("v"),
-                line.get("e"),
-                int(line.get("a", 1)),
-                float(line.get("t", 0.0)),
-            )
+            record = JournalRecord.of(line)
         except (ValueError, KeyError, TypeError) as exc:
             raise JournalError(
                 f"{where}, line {number}: not a journal record ({exc}); only aiofanout writes "
@@ -93,6 +98,22 @@ def split_lines(data: bytes, where: str) -> Iterator[tuple[bytes, JournalRecord]
                 "not written by aiofanout: move it out of the run's directory or prefix"
             )
         yield _ended(raw), record
+
+
+def records_of(data: bytes, where: str) -> list[JournalRecord]:
+    """The records of one whole part, parsed as one JSON array (one call, not one per line).
+
+    A part with anything unexpected in it is read again line by line with :func:`split_lines`,
+    which names the line that is not a record.
+    """
+    try:
+        lines = json.loads(b"[" + data.rstrip(b"\n").replace(b"\n", b",") + b"]")
+        records = [JournalRecord.of(line) for line in lines]
+    except (ValueError, KeyError, TypeError):
+        records = []
+    if not records or any(record.index < 0 for record in records):
+        return [record for _, record in split_lines(data, where)]
+    return records
 
 
 def peek_lines(data: bytes, where: str) -> Iterator[tuple[bytes, int, int]]:

@@ -45,6 +45,10 @@ class Storage(Protocol):
         """The keys under ``prefix``, sorted."""
         ...
 
+    async def folders(self) -> list[str]:
+        """The names of the folders at the root, sorted (a journal's runs)."""
+        ...
+
     async def aclose(self) -> None:
         """Release clients (the store can be used again afterwards)."""
         ...
@@ -125,6 +129,14 @@ class FileStorage:
     async def keys(self, prefix: str) -> list[str]:
         """Keys under ``prefix`` in one directory (journals list one folder at a time)."""
         return await anyio.to_thread.run_sync(self._list, prefix)
+
+    async def folders(self) -> list[str]:
+        def listed() -> list[str]:
+            if not self.root.is_dir():
+                return []
+            return sorted(p.name for p in self.root.iterdir() if p.is_dir())
+
+        return await anyio.to_thread.run_sync(listed)
 
     async def aclose(self) -> None:
         return None
@@ -229,6 +241,17 @@ class S3Storage:
         async for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix + prefix):
             found.extend(entry["Key"][len(self.prefix) :] for entry in page.get("Contents", ()))
         return sorted(found)
+
+    async def folders(self) -> list[str]:
+        async with _s3_errors(self.location, ""):
+            s3 = await self._s3()
+            found: list[str] = []
+            paginator = s3.get_paginator("list_objects_v2")
+            pages = paginator.paginate(Bucket=self.bucket, Prefix=self.prefix, Delimiter="/")
+            async for page in pages:
+                for common in page.get("CommonPrefixes", ()):
+                    found.append(common["Prefix"][len(self.prefix) :].rstrip("/"))
+            return sorted(found)
 
     async def aclose(self) -> None:
         exit_, self._client, self._exit = self._exit, None, None

@@ -280,6 +280,12 @@ class Outgoing:
     def __len__(self) -> int:
         return self.size
 
+    @property
+    def envelope_id(self) -> str | None:
+        """The id of its task envelope (``None`` for raw JSON, which has none)."""
+        message = self.message
+        return message._fields.get("id") if isinstance(message, PreparedEnvelope) else None
+
     def body(self, deadline_ms: int | None = None) -> bytes:
         """The bytes of one attempt (raw JSON as it is: it has no field for a deadline)."""
         message = self.message

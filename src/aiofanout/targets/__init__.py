@@ -8,7 +8,7 @@ needs only the core.
 from __future__ import annotations
 
 from .._public import show_public_path
-from .._target import Batching, Target
+from .._target import Batching, Sent, Target
 from ._reply_router import ReplyStats
 from ._shared import SharedTarget
 from .http import HttpTarget
@@ -20,6 +20,7 @@ __all__ = [
     "HttpTarget",
     "LambdaTarget",
     "ReplyStats",
+    "Sent",
     "SharedTarget",
     "SqsTarget",
     "Target",

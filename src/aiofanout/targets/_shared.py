@@ -51,6 +51,7 @@ class _Resource(Generic[R]):
     value: R
     concurrency: int
     timeout: float | None
+    loop: asyncio.AbstractEventLoop | None = None  # the loop it was made on, and belongs to
     in_flight: int = 0
 
     def fits(self, concurrency: int, timeout: float | None) -> bool:
@@ -150,12 +151,24 @@ class SharedTarget(Target, Generic[R]):
         # A fan-out that starts while another is still acquiring waits for that acquisition
         # rather than finding nothing to use (or acquiring a second resource beside it).
         async with self._lock_of_this_loop():
+            self._check_same_loop()
             first = not self._needs
             await self._fit((*self._needs, need))
             self._needs = (*self._needs, need)
             await self._release_drained()
             if first:
                 await self._first_opened()
+
+    def _check_same_loop(self) -> None:
+        # A client (an aiohttp pool) works only on the loop it was made on: a fan-out on another
+        # loop while this one is open would send through it from the wrong loop.
+        live = self._live
+        if live is not None and live.loop not in (None, asyncio.get_running_loop()):
+            raise UsageError(
+                f"{type(self).__name__} is open on another event loop, and its client works "
+                "only there (aiofanout.sync keeps targets open on its own loop): make another "
+                "target for this loop, or close it there first (aiofanout.sync.close())"
+            )
 
     async def _first_opened(self) -> None:
         try:
@@ -223,7 +236,7 @@ class SharedTarget(Target, Generic[R]):
             return
         if live is not None:
             self._retired = (*self._retired, live)
-        self._live = _Resource(value, concurrency, timeout)
+        self._live = _Resource(value, concurrency, timeout, asyncio.get_running_loop())
 
     async def _release_drained(self) -> None:
         drained = [resource for resource in self._retired if not resource.in_flight]

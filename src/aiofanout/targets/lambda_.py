@@ -29,7 +29,9 @@ class LambdaTarget(ReplyingTarget):
 
     ``RequestResponse`` returns the task's value; a function error (HTTP 200 with
     ``X-Amz-Function-Error``) fails the item with :class:`TaskFailed` carrying the remote
-    ``errorType`` and ``errorMessage``. ``Event`` succeeds on 202 with ``{"request_id": ...}``;
+    ``errorType`` and ``errorMessage``. ``Event`` succeeds on 202 with
+    ``{"request_id": ..., "envelope_id": ...}`` (``aiofanout.dispatch`` makes it a
+    :class:`~aiofanout.targets.Sent`);
     ``DryRun`` on 204 with ``None``.
 
     With ``replies=`` (``Event`` only), an item is done when its reply comes back through an
@@ -100,6 +102,7 @@ class LambdaTarget(ReplyingTarget):
         self.setup_replies(replies, task=task, secret=secret, claim_check=claim_check, **urls)
         self.retry_ambiguous = _retry_ambiguous(retry_ambiguous, self.spec)
         self.ambiguous_timeouts = invocation_type != "DryRun" and not self.retry_ambiguous
+        self.fire_and_forget = invocation_type == "Event" and self.fanin is None
         if chunk_size > 1:
             # A chunk is "[" + payloads joined by "," + "]": keep room for the brackets and commas.
             self.batching = Batching(chunk_size, self.payload_limit - chunk_size - 1)
@@ -135,7 +138,7 @@ class LambdaTarget(ReplyingTarget):
             return await self.fanin.round_trip(message.reply_id, lambda: self._invoke(body))
         status, response, body = await self._invoke(self._for_attempt(message, timeout))
         if self.invocation_type != "RequestResponse":
-            return self._acknowledgement(status, response)
+            return self._acknowledgement(status, response, message)
         return self._value(body)
 
     def _for_attempt(self, message: Outgoing, timeout: float | None) -> bytes:
@@ -152,8 +155,7 @@ class LambdaTarget(ReplyingTarget):
         bodies = [self._for_attempt(message, timeout) for message in messages]
         status, response, body = await self._invoke(b"[" + b",".join(bodies) + b"]")
         if self.invocation_type != "RequestResponse":
-            ack = self._acknowledgement(status, response)
-            return [ack] * len(payloads)
+            return [self._acknowledgement(status, response, message) for message in messages]
         replies = _json(body)
         if not isinstance(replies, list) or len(replies) != len(payloads):
             raise InvalidEnvelope(
@@ -190,11 +192,12 @@ class LambdaTarget(ReplyingTarget):
             )
         return status, response, body
 
-    def _acknowledgement(self, status: int, response: dict[str, Any]) -> Any:
+    def _acknowledgement(self, status: int, response: dict[str, Any], message: Outgoing) -> Any:
+        """An ``Event`` invoke's value: what identifies it (see ``targets.Sent``)."""
         if self.invocation_type == "DryRun":
             return None
         request_id = response.get("ResponseMetadata", {}).get("RequestId")
-        return {"request_id": request_id, "status": status}
+        return {"request_id": request_id, "status": status, "envelope_id": message.envelope_id}
 
     def _value(self, body: bytes) -> Any:
         reply = _json(body)

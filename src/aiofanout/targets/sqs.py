@@ -31,6 +31,8 @@ class SqsTarget(ReplyingTarget):
     The engine packs items into ``SendMessageBatch`` calls of at most 10 entries and at most the
     batch byte limit; ``concurrency`` counts batches in flight. A per-entry ``Failed`` answer
     (HTTP 200!) fails that item alone: retried when AWS says it was not the sender's fault.
+    Without ``replies=`` an item's value is ``{"message_id": ..., "envelope_id": ...}``
+    (``aiofanout.dispatch`` makes it a :class:`~aiofanout.targets.Sent`).
 
     With ``replies=``, an item is done when the worker's reply comes back, and its outcome is
     the task's: its value, or :class:`TaskFailed` with the remote error. ``replies=True`` makes
@@ -101,6 +103,7 @@ class SqsTarget(ReplyingTarget):
             replies, task=task, secret=secret, claim_check=claim_check,
             reply_to=renamed_reply_to(send_replies_to, reply_to, "SqsTarget"),
         )  # fmt: skip
+        self.fire_and_forget = self.fanin is None
         if self.fanin is not None:
             # One call per item, waiting for its reply; the sender batches the sends.
             self.batching = None
@@ -163,7 +166,11 @@ class SqsTarget(ReplyingTarget):
             FanoutError("SendMessageBatch answered neither Successful nor Failed for this entry")
         ] * len(batch)
         for ok in response.get("Successful", []):
-            replies[int(ok["Id"])] = {"message_id": ok["MessageId"]}
+            index = int(ok["Id"])
+            replies[index] = {
+                "message_id": ok["MessageId"],
+                "envelope_id": batch[index][0].envelope_id,
+            }
         for failed in response.get("Failed", []):
             replies[int(failed["Id"])] = entry_error(failed)
         return replies
