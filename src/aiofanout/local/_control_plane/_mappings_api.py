@@ -53,7 +53,6 @@ class MappingsApi:
         name = self._function(body, _function_does_not_exist)
         if not str(source_arn).startswith("arn:aws:sqs:"):
             raise invalid("The local Lambda runtime maps SQS queues only (arn:aws:sqs:...)")
-        self._check_unique(str(source_arn), name)
         from botocore.exceptions import ClientError
 
         try:
@@ -62,6 +61,7 @@ class MappingsApi:
             raise invalid(f"Error occurred while ReceiveMessage. SQS Error: {exc}") from exc
         with usage_errors_as_invalid():
             config = EventSourceMapping(queue_url, name, **_settings(body, None))
+        self._check_unique(str(source_arn), name)
         mapping = Mapping(config, source_arn, enabled=bool(body.get("Enabled", True)))
         _describe(mapping, body)
         self._mappings.add(mapping)
