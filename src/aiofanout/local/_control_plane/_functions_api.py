@@ -7,6 +7,12 @@ is ``POST /2015-03-31/functions`` (201), ``GetFunction`` ``GET .../functions/{na
 ``UpdateFunctionCode`` ``PUT .../{name}/code``, ``DeleteFunction`` ``DELETE .../{name}`` (204).
 Only ``python3.x`` zip functions; only the ``$LATEST`` qualifier. A zip's function is
 isolated (``FunctionConfig.isolated``): it sees its code and what the Lambda runtime provides.
+
+As on AWS, a new function is ``Pending`` (``StateReasonCode: Creating``) and then ``Active``;
+an update ``InProgress`` and then ``Successful``, so boto3's ``function_active_v2`` and
+``function_updated_v2`` waiters work; the change takes effect as soon as the answer is sent
+(new environments start with it). ``GetFunction``'s ``Code.Location`` is a URL of this runtime
+that downloads the function's zip, as AWS's presigned S3 URL does (its secret is in the path).
 """
 
 from __future__ import annotations

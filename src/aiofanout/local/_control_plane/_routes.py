@@ -64,9 +64,26 @@ def routes(apis: Apis) -> list[tuple[str, str, Handler]]:
     Each Lambda operation's handler is :func:`validated` first, as AWS checks a request against
     the model before it looks anything up.
     """
+    rt = apis.runtime
+    return [
+        ("GET", RUNTIME + "/invocation/next", rt.next_invocation),
+        ("POST", RUNTIME + "/invocation/{request_id}/response", rt.invocation_response),
+        ("POST", RUNTIME + "/invocation/{request_id}/error", rt.invocation_error),
+        ("POST", RUNTIME + "/init/error", rt.init_error),
+        ("GET", CODE_DOWNLOAD, apis.functions.download_code),
+        *[
+            (method, path, validated(name, handler))
+            for method, path, name, handler in operations(apis)
+        ],
+        ("*", "/{tail:.*}", unsupported_operation),  # last: what is left
+    ]
+
+
+def operations(apis: Apis) -> list[tuple[str, str, str, Handler]]:
+    """The Lambda operations served: (method, path, operation name in the model, handler)."""
     fn, co, ev = apis.functions, apis.concurrency, apis.event_configs
-    es, rt, ac = apis.mappings, apis.runtime, apis.account
-    operations: list[tuple[str, str, str, Handler]] = [
+    es, ac = apis.mappings, apis.account
+    return [
         ("POST", FUNCTION + "/invocations", "Invoke", apis.invoke.invoke),
         ("POST", FUNCTIONS, "CreateFunction", fn.create_function),
         ("GET", FUNCTIONS, "ListFunctions", fn.list_functions),
@@ -95,15 +112,6 @@ def routes(apis: Apis) -> list[tuple[str, str, Handler]]:
         ("PUT", MAPPINGS + "/{uuid}", "UpdateEventSourceMapping", es.update_mapping),
         ("DELETE", MAPPINGS + "/{uuid}", "DeleteEventSourceMapping", es.delete_mapping),
         ("GET", ACCOUNT_SETTINGS, "GetAccountSettings", ac.get_account_settings),
-    ]
-    return [
-        ("GET", RUNTIME + "/invocation/next", rt.next_invocation),
-        ("POST", RUNTIME + "/invocation/{request_id}/response", rt.invocation_response),
-        ("POST", RUNTIME + "/invocation/{request_id}/error", rt.invocation_error),
-        ("POST", RUNTIME + "/init/error", rt.init_error),
-        ("GET", CODE_DOWNLOAD, fn.download_code),
-        *[(method, path, validated(name, handler)) for method, path, name, handler in operations],
-        ("*", "/{tail:.*}", unsupported_operation),  # last: what is left
     ]
 
 

@@ -9,7 +9,8 @@ number's value), ``pattern`` (the whole value must match) and ``enum``. What fai
     Member must satisfy regular expression pattern: (arn:(aws[a-zA-Z-]*)?:lambda:)?...
 
 A member is named by its path in lower camel case (``destinationConfig.onFailure.destination``);
-a value is shown as AWS's Java service shows it (``'x'``, ``'[a, b]'``, ``'{k=v}'``, ``null``);
+a value is shown as AWS's Java service shows it (``'x'``, ``'[a, b]'``, ``'{k=v}'``, ``null``),
+except a member the model marks ``sensitive`` (environment variables), shown as nothing;
 a list's or a map's members fail as a whole, the message listing every constraint of the member
 (``Member must satisfy constraint: [...]``). One difference: an enum's values are listed in the
 model's order, where AWS lists them in the order of its own set.
@@ -47,8 +48,8 @@ class Failure:
     constraint: str
 
     def sentence(self) -> str:
-        """AWS's words for it."""
-        where = f"Value {self.shown} at '{self.path}'"
+        """AWS's words for it (a sensitive value, as environment variables, is not shown)."""
+        where = f"Value {self.shown} at '{self.path}'" if self.shown else f"Value at '{self.path}'"
         return f"{where} failed to satisfy constraint: {self.constraint}"
 
 
@@ -166,27 +167,28 @@ def _member_failures(shape: Shape, value: Any, path: str) -> list[Failure]:
         return _collection_failures(shape, value, path)
     if kind == "map" and isinstance(value, Mapping):
         return _map_failures(shape, value, path)
-    return [Failure(path, shown(value), c) for c in _broken(shape, value)]
+    return [Failure(path, _shown(shape, value), c) for c in _broken(shape, value)]
 
 
 def _collection_failures(shape: Any, value: list[Any], path: str) -> list[Failure]:
-    failures = [Failure(path, shown(value), c) for c in _broken(shape, value)]
+    failures = [Failure(path, _shown(shape, value), c) for c in _broken(shape, value)]
     member = shape.member
     if any(_broken(member, item) or item is None for item in value):
         every = ", ".join([*_constraints(member), "Member must not be null"])
-        failures.append(Failure(path, shown(value), f"Member must satisfy constraint: [{every}]"))
+        constraint = f"Member must satisfy constraint: [{every}]"
+        failures.append(Failure(path, _shown(shape, value), constraint))
     return failures
 
 
 def _map_failures(shape: Any, value: Mapping[Any, Any], path: str) -> list[Failure]:
-    failures = [Failure(path, shown(value), c) for c in _broken(shape, value)]
+    failures = [Failure(path, _shown(shape, value), c) for c in _broken(shape, value)]
     for part, items in (("keys", value.keys()), ("value", value.values())):
         member = shape.key if part == "keys" else shape.value
         if any(_broken(member, item) for item in items):
             every = ", ".join(_constraints(member))
             label = "Map keys" if part == "keys" else "Map value"
             failures.append(
-                Failure(path, shown(value), f"{label} must satisfy constraint: [{every}]")
+                Failure(path, _shown(shape, value), f"{label} must satisfy constraint: [{every}]")
             )
     return failures
 
@@ -248,6 +250,10 @@ def _compiled(pattern: str) -> re.Pattern[str] | None:
         return re.compile(pattern)
     except re.error:  # a Java-only construct: AWS's check stays unmatched here, not refused
         return None
+
+
+def _shown(shape: Shape, value: Any) -> str:
+    return "" if shape.metadata.get("sensitive") else shown(value)
 
 
 def shown(value: Any) -> str:
