@@ -1,5 +1,7 @@
 """The local Lambda's request validation, in-process: one validator for every operation.
 
+White-box: each test imports the internal function it tests (the route table, the validator).
+
 The end-to-end answers are in ``test_lambda_fidelity.py``; here, fast, that the route table
 names each operation as botocore's service model for ``lambda`` 2015-03-31 does (method and
 path), and that the validator answers every operation of the model in AWS's shape.
@@ -13,10 +15,6 @@ from typing import Any
 import botocore.session
 import pytest
 
-from aiofanout.local._control_plane._http import ApiError
-from aiofanout.local._control_plane._routes import Apis, operations
-from aiofanout.local._control_plane._validation import validate
-
 MODEL = botocore.session.get_session().get_service_model("lambda")
 
 
@@ -28,6 +26,8 @@ class AnyApi:
 
 
 def test_each_route_is_the_operation_the_model_puts_there() -> None:
+    from aiofanout.local._control_plane._routes import Apis, operations
+
     api: Any = AnyApi()
     apis = Apis(api, api, api, api, api, api, api)
     for method, path, name, _ in operations(apis):
@@ -41,6 +41,9 @@ def test_each_route_is_the_operation_the_model_puts_there() -> None:
 
 @pytest.mark.parametrize("operation", MODEL.operation_names)
 def test_every_operation_answers_its_missing_members_in_aws_words(operation: str) -> None:
+    from aiofanout.local._control_plane._http import ApiError
+    from aiofanout.local._control_plane._validation import validate
+
     shape = MODEL.operation_model(operation).input_shape
     required = [] if shape is None else [m for m in shape.required_members if m != "Runtime"]
     if not required:
@@ -57,6 +60,9 @@ def test_every_operation_answers_its_missing_members_in_aws_words(operation: str
 
 
 def test_values_are_shown_as_aws_shows_them() -> None:
+    from aiofanout.local._control_plane._http import ApiError
+    from aiofanout.local._control_plane._validation import validate
+
     with pytest.raises(ApiError) as caught:
         validate(
             "CreateFunction",

@@ -167,7 +167,20 @@ def _member_failures(shape: Shape, value: Any, path: str) -> list[Failure]:
         return _collection_failures(shape, value, path)
     if kind == "map" and isinstance(value, Mapping):
         return _map_failures(shape, value, path)
+    if not _of_type(kind, value):
+        return []  # a value of another type: the operation's own checks answer it
     return [Failure(path, _shown(shape, value), c) for c in _broken(shape, value)]
+
+
+def _of_type(kind: str, value: Any) -> bool:
+    """Whether ``value`` is of the model's scalar type ``kind`` (what its constraints are for)."""
+    if kind == "string":
+        return isinstance(value, str)
+    if kind in ("integer", "long"):
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind in ("float", "double"):
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return False
 
 
 def _collection_failures(shape: Any, value: list[Any], path: str) -> list[Failure]:
