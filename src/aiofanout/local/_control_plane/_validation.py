@@ -95,7 +95,7 @@ async def request_params(operation: str, request: web.Request) -> dict[str, Any]
     if shape is None:
         return {}
     payload = shape.serialization.get("payload")
-    in_path = _path_values(operation, request.path)
+    in_path = _path_values(operation, request.rel_url.raw_path)
     body: dict[str, Any] | None = None
     params: dict[str, Any] = {}
     for name, member in shape.members.items():
