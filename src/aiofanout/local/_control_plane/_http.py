@@ -168,8 +168,9 @@ async def body_of(request: web.Request) -> dict[str, Any]:
 
     Parsed once per request (the validation and the operation both read it: a 50 MB zip).
     """
-    if _PARSED in request:
-        return dict(request[_PARSED])
+    parsed = request.get(_PARSED)
+    if parsed is not None:
+        return dict(parsed)
     try:
         async with body_deadline():
             raw = await request.read()
