@@ -20,18 +20,20 @@ import re
 import urllib.request
 import zipfile
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 import pytest_asyncio
 
-from aiofanout.local import AccountLimits, LocalAws, stack
+from aiofanout.local import AccountLimits, FunctionConfig, LocalAws, stack
 
 from .control_plane_helpers import call, client, unique, zipped
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.slow]
 
 ROLE = "arn:aws:iam::123456789012:role/lambda-role"
+FUNCTIONS = str(Path(__file__).with_name("lambda_functions"))
 ARN = "arn:aws:lambda:us-east-1:123456789012:function:"
 #: A small account, so its limits are reached: 30 concurrent executions, 10 left unreserved.
 ACCOUNT = AccountLimits(concurrency=30, minimum_unreserved=10)
@@ -338,6 +340,22 @@ async def test_states_follow_aws_and_boto3s_waiters_wait_for_them(lam: Any) -> N
     location = (await call(lam.get_function, FunctionName=name))["Code"]["Location"]
     downloaded = await asyncio.to_thread(lambda: urllib.request.urlopen(location).read())
     assert downloaded == code
+
+
+async def test_the_code_location_of_a_source_directory_downloads_it_zipped(
+    aws: LocalAws, lam: Any
+) -> None:
+    name = unique()
+    aws.add_function(FunctionConfig(name, "plain.echo", code_paths=[FUNCTIONS]))
+    try:
+        location = (await call(lam.get_function, FunctionName=name))["Code"]["Location"]
+        downloaded = await asyncio.to_thread(lambda: urllib.request.urlopen(location).read())
+    finally:
+        aws.runtime.control.remove(name)  # its reservation would count against the account
+    with zipfile.ZipFile(io.BytesIO(downloaded)) as archive:
+        names = archive.namelist()
+    assert "plain.py" in names
+    assert not [n for n in names if "__pycache__" in n or n.startswith(".")]
 
 
 async def test_invoke_without_a_payload_runs_the_handler_with_an_empty_event(lam: Any) -> None:
