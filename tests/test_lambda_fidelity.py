@@ -282,6 +282,16 @@ async def test_not_found_is_worded_as_aws_words_it_per_operation(lam: Any) -> No
     name = (await create(lam))["FunctionName"]
     _, _, none = await refused(lam.delete_function_event_invoke_config, FunctionName=name)
     assert none == f"The function {ARN}{name}:$LATEST doesn't have an EventInvokeConfig"
+    # A qualifier in the name and another one given: 400 (recorded AWS answer).
+    assert await refused(lam.get_function, FunctionName=f"{name}:1", Qualifier="2") == (
+        400,
+        "InvalidParameterValueException",
+        "The derived qualifier from the function name does not match the specified qualifier.",
+    )
+    # DeleteFunction deletes a version by its qualifier, never $LATEST (API ref, Qualifier).
+    _, _, latest = await refused(lam.delete_function, FunctionName=name, Qualifier="$LATEST")
+    assert latest == "$LATEST version cannot be deleted without deleting the function."
+    await call(lam.get_function, FunctionName=name)  # still there
 
 
 async def test_a_second_mapping_of_one_queue_to_one_function_is_a_conflict(

@@ -18,8 +18,10 @@ that downloads the function's zip, as AWS's presigned S3 URL does (its secret is
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import io
+import os
 import secrets
 import sys
 import zipfile
@@ -30,12 +32,13 @@ import anyio.to_thread
 from aiohttp import web
 
 from .._account import REGION
-from .._code import CodeError, CodeTooLarge
+from .._code import UNZIPPED_LIMIT, CodeError, CodeTooLarge
 from .._config import FunctionConfig
 from .._functions import Deployment, Function, with_changes
 from ._http import (
     LATEST,
     ApiError,
+    address_of,
     body_of,
     check_name,
     invalid,
@@ -150,6 +153,8 @@ class FunctionsApi:
 
     async def delete_function(self, request: web.Request) -> web.Response:
         function = lookup(self._functions, request)
+        if address_of(request)[1] == LATEST:  # AWS deletes versions by qualifier, never $LATEST
+            raise invalid("$LATEST version cannot be deleted without deleting the function.")
         self._control.remove(function.name)
         self._mappings.disable_for(function.name)
         return reply(None, status=204)
@@ -164,7 +169,10 @@ class FunctionsApi:
         if not found:
             return web.Response(status=404, text="no code at this address (it expired)")
         archive = found[0].deployment.code_archive
-        data = await _zipped(found[0]) if archive is None else await _read(archive)
+        try:
+            data = await _zipped(found[0]) if archive is None else await _read(archive)
+        except CodeTooLarge as exc:
+            return web.Response(status=413, text=f"the code directory is over {exc.limit} bytes")
         return web.Response(body=data, content_type="application/zip")
 
     async def _unpack(self, code: dict[str, Any], operation: str) -> Code:
@@ -226,6 +234,15 @@ def _settle_soon(deployment: Deployment) -> None:
     asyncio.get_running_loop().call_soon(deployment.settle)
 
 
+@functools.cache
+def runtimes() -> list[str]:
+    """The runtimes botocore's service model knows (its ``Runtime`` enum)."""
+    from botocore.session import get_session
+
+    model = get_session().get_service_model("lambda")
+    return list(model.shape_for("Runtime").metadata["enum"])
+
+
 def _runtime_version_arn(runtime: str) -> str:
     """``RuntimeVersionArn``, for the Python that runs the environments (AWS: a hash per build)."""
     build = hashlib.sha256(f"{runtime} {sys.version}".encode()).hexdigest()
@@ -249,12 +266,26 @@ async def _zipped(function: Function) -> bytes:
 
 
 def _zip_directory(root: Path) -> bytes:
-    buffer = io.BytesIO()
+    """``root`` zipped, without hidden entries (``.git``, ``.venv``) or ``__pycache__``.
+
+    Past Lambda's unzipped limit it stops (:class:`CodeTooLarge`): a directory that large is
+    not a function's code (``serve``'s default code path is the working directory).
+    """
+    buffer, total = io.BytesIO(), 0
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for path in sorted(root.rglob("*")):
-            if path.is_file() and "__pycache__" not in path.parts:
+        for folder, folders, files in os.walk(root):
+            folders[:] = sorted(d for d in folders if not _skipped(d))  # never walked into
+            for name in sorted(f for f in files if not _skipped(f)):
+                path = Path(folder, name)
+                total += path.stat().st_size
+                if total > UNZIPPED_LIMIT:
+                    raise CodeTooLarge(UNZIPPED_LIMIT)
                 archive.write(path, path.relative_to(root).as_posix())
     return buffer.getvalue()
+
+
+def _skipped(name: str) -> bool:
+    return name.startswith(".") or name == "__pycache__"
 
 
 def _settings(body: dict[str, Any]) -> dict[str, Any]:
@@ -313,7 +344,14 @@ def _check_package(body: dict[str, Any]) -> None:
 
 
 def _runtime_of(body: dict[str, Any]) -> str:
+    """The ``Runtime``: one of the model's (AWS's words otherwise), and ``python3.x`` here."""
     runtime = str(body.get("Runtime", ""))
+    known = runtimes()
+    if runtime not in known:
+        raise invalid(
+            f"Value {shown(runtime)} at 'runtime' failed to satisfy constraint: Member must "
+            f"satisfy enum value set: [{', '.join(known)}] or be a valid ARN"
+        )
     if not runtime.startswith("python3."):
         raise invalid(
             f"Value {runtime!r} at 'runtime' is not supported here: the local Lambda runtime "
