@@ -38,11 +38,13 @@ def unique(prefix: str = "fn") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
-def client(service: str, endpoint_url: str) -> Any:
+def client(service: str, endpoint_url: str, **options: Any) -> Any:
+    """A boto3 client; ``options`` go to its ``Config`` (``parameter_validation=False``: botocore
+    sends what it would refuse, so the server's answer is what is tested)."""
     import boto3
     from botocore.config import Config
 
-    config = Config(retries={"total_max_attempts": 1}, read_timeout=60)
+    config = Config(retries={"total_max_attempts": 1}, read_timeout=60, **options)
     return boto3.client(service, endpoint_url=endpoint_url, region_name="us-east-1", config=config)
 
 

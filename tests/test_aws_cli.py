@@ -104,11 +104,12 @@ def _works(aws: Path) -> bool:
 
 @pytest.fixture
 def serve(tmp_path: Path) -> Iterator[Served]:
-    """``serve --port P --config FILE`` with the stack file above; stopped afterwards."""
+    """``serve --port P --config FILE --account-concurrency 200``; stopped afterwards."""
     config = tmp_path / "local-aws.toml"
     config.write_text(STACK_FILE.format(functions=FUNCTIONS))
     port = free_port()
-    with serving("--port", str(port), "--config", str(config)) as served:
+    options = ("--port", str(port), "--config", str(config), "--account-concurrency", "200")
+    with serving(*options) as served:
         assert served.lambda_url == f"http://127.0.0.1:{port}"  # --port: a stable endpoint
         yield served
 
@@ -170,6 +171,32 @@ def test_the_banner_commands_work_as_printed_with_cli_v1(
         tmp_path,
     )
     assert json.loads(config.stdout)["MaximumRetryAttempts"] == 0
+    cli_gets_aws_answers(aws_cli, serve, tmp_path)
+
+
+def cli_gets_aws_answers(aws_cli: Path, serve: Served, tmp_path: Path) -> None:
+    """No payload, account settings, a validation error: as AWS answers the CLI.
+
+    On the banner test's ``serve`` (another one would cost seconds of the suite).
+    """
+
+    def lam(*args: str) -> subprocess.CompletedProcess[str]:
+        return run_cli(aws_cli, ["--endpoint-url", serve.lambda_url, "lambda", *args], tmp_path)
+
+    # No --payload: the handler runs with an empty event (echo answers it back).
+    invoked = lam("invoke", "--function-name", "echo", "no-payload.json")
+    assert invoked.returncode == 0, invoked.stderr
+    assert "FunctionError" not in invoked.stdout
+    assert json.loads((tmp_path / "no-payload.json").read_text()) == {}
+    # GetAccountSettings reports serve's --account-concurrency (API ref: AccountLimit).
+    settings = json.loads(lam("get-account-settings").stdout)
+    assert settings["AccountLimit"]["ConcurrentExecutions"] == 200
+    assert settings["AccountUsage"]["FunctionCount"] == 1
+    # A name outside the model's pattern: 400 ValidationException, in AWS's words (exit 255).
+    bad = lam("get-function", "--function-name", "bad name")
+    assert bad.returncode == 255
+    assert "(ValidationException)" in bad.stderr
+    assert "Value 'bad name' at 'functionName' failed to satisfy constraint" in bad.stderr
 
 
 def test_the_walkthrough_runs_end_to_end_with_cli_v1(

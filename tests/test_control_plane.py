@@ -78,7 +78,9 @@ async def test_create_function_answers_its_configuration_and_the_function_runs(l
     # CodeSha256 is the base64 SHA-256 of the deployment package; CodeSize its bytes (API ref).
     assert created["CodeSha256"] == base64.b64encode(hashlib.sha256(code).digest()).decode()
     assert created["CodeSize"] == len(code)
-    assert created["State"] == "Active"
+    # A new function is Pending, then Active (Lambda guide, "Lambda function states").
+    assert (created["State"], created["StateReasonCode"]) == ("Pending", "Creating")
+    await call(lam.get_waiter("function_active_v2").wait, FunctionName=name)
     assert (await invoke(lam, name))[0] == {"version": "1", "greeting": "hi"}
 
 
@@ -309,41 +311,37 @@ async def test_a_lowered_reserved_concurrency_retires_environments_as_they_finis
     assert aws.runtime.stats(name)["environments"] <= 1
 
 
-async def test_provisioned_concurrency_starts_environments_ahead_and_reports_status(
+async def test_provisioned_concurrency_needs_a_published_version_as_on_aws(
     aws: LocalAws, lam: Any
 ) -> None:
     name = (await create(lam))["FunctionName"]
-    put = await call(
-        lam.put_provisioned_concurrency_config,
-        FunctionName=name,
-        Qualifier="$LATEST",
-        ProvisionedConcurrentExecutions=2,
-    )
-    # PutProvisionedConcurrencyConfig: 202, Status IN_PROGRESS first (model; API ref).
-    assert put["ResponseMetadata"]["HTTPStatusCode"] == 202
-    assert (put["Status"], put["RequestedProvisionedConcurrentExecutions"]) == ("IN_PROGRESS", 2)
-
-    def ready() -> Any:
-        got = lam.get_provisioned_concurrency_config(FunctionName=name, Qualifier="$LATEST")
-        return got if got["Status"] == "READY" else None
-
-    got = await eventually(lambda: asyncio.to_thread(ready))
-    assert got["AllocatedProvisionedConcurrentExecutions"] == 2
-    stats = aws.runtime.stats(name)
-    assert (stats["environments"], len(stats["cold_starts_ms"])) == (2, 2)
-    await invoke(lam, name)
-    assert len(aws.runtime.stats(name)["cold_starts_ms"]) == 2  # served warm: no cold start
-    await call(lam.delete_provisioned_concurrency_config, FunctionName=name, Qualifier="$LATEST")
-    with pytest.raises(lam.exceptions.ProvisionedConcurrencyConfigNotFoundException):
-        await call(lam.get_provisioned_concurrency_config, FunctionName=name, Qualifier="$LATEST")
-    await call(lam.put_function_concurrency, FunctionName=name, ReservedConcurrentExecutions=1)
-    with pytest.raises(lam.exceptions.InvalidParameterValueException):
+    # Provisioned concurrency applies to a published version or an alias, never $LATEST (API
+    # ref, PutProvisionedConcurrencyConfig); the local runtime publishes no versions.
+    with pytest.raises(lam.exceptions.InvalidParameterValueException, match="unpublished"):
         await call(
             lam.put_provisioned_concurrency_config,
             FunctionName=name,
             Qualifier="$LATEST",
             ProvisionedConcurrentExecutions=2,
         )
+    with pytest.raises(
+        lam.exceptions.InvalidParameterValueException, match="an alias or a published version"
+    ):
+        await call(lam.get_provisioned_concurrency_config, FunctionName=name, Qualifier="$LATEST")
+    with pytest.raises(lam.exceptions.ResourceNotFoundException) as caught:
+        await call(lam.get_provisioned_concurrency_config, FunctionName=name, Qualifier="live")
+    assert caught.value.response["Error"]["Message"] == (
+        f"Cannot find alias arn: arn:aws:lambda:us-east-1:123456789012:function:{name}:live"
+    )
+    # The runtime still starts environments ahead (renewed by every change of config).
+    function = aws.runtime.functions.get(name)
+    provisioned = aws.runtime.control.provision(function, 2)
+    await eventually(lambda: provisioned.status == "READY")
+    assert provisioned.allocated == 2
+    stats = aws.runtime.stats(name)
+    assert (stats["environments"], len(stats["cold_starts_ms"])) == (2, 2)
+    await invoke(lam, name)
+    assert len(aws.runtime.stats(name)["cold_starts_ms"]) == 2  # served warm: no cold start
 
 
 # -- asynchronous invocation ---------------------------------------------------------------------
@@ -491,7 +489,8 @@ async def test_an_sqs_mapping_created_through_the_api_runs_and_reports_its_state
     listed = await call(lam.list_event_source_mappings, FunctionName=name)
     assert [m["UUID"] for m in listed["EventSourceMappings"]] == [uuid_]
     updated = await call(lam.update_event_source_mapping, UUID=uuid_, BatchSize=3, Enabled=False)
-    assert (updated["State"], updated["BatchSize"]) == ("Updating", 3)
+    # Turning a mapping off makes it Disabling, then Disabled (API ref, State).
+    assert (updated["State"], updated["BatchSize"]) == ("Disabling", 3)
     await eventually(lambda: asyncio.to_thread(state_is, "Disabled"))
     deleted = await call(lam.delete_event_source_mapping, UUID=uuid_)
     assert deleted["State"] == "Deleting"
@@ -542,7 +541,8 @@ async def test_a_mapping_added_from_python_is_listed_and_bad_settings_are_refuse
         await call(
             lam.create_event_source_mapping, EventSourceArn=arn, FunctionName=name, BatchSize=100
         )
-    with pytest.raises(lam.exceptions.ResourceNotFoundException):
+    # A mapping to no function: AWS answers 400, not 404 ("Function does not exist").
+    with pytest.raises(lam.exceptions.InvalidParameterValueException, match="does not exist"):
         await call(lam.create_event_source_mapping, EventSourceArn=arn, FunctionName="nope")
     await call(lam.delete_event_source_mapping, UUID=uuid_)
 

@@ -79,9 +79,9 @@ async def absent(aws: LocalAws, name: str) -> bool:
         ({"MemorySize": 64}, "ValidationException", "greater than or equal to 128"),
         ({"Environment": [1]}, "InvalidParameterValueException", "Environment must be an object"),
         (
-            {"Environment": {"Variables": {"A": 1}}},
+            {"Environment": {"Variables": {"AB": 1}}},
             "InvalidParameterValueException",
-            "environment variable 'A'",
+            "environment variable 'AB'",
         ),
     ],
     ids=["timeout-text", "timeout-0", "timeout-901", "memory-64", "environment-list", "var-int"],
@@ -104,9 +104,9 @@ async def test_a_memory_size_past_any_float_is_a_400(aws: LocalAws) -> None:
 
 @pytest.mark.parametrize(
     "name",
-    ["..", "a\nINFO forged log line", "x" * 5000, "$LATEST", "a:b", "", "a" * 65],
-    ids=["dots", "newline", "5000-chars", "latest", "colon", "empty", "65-chars"],
-)
+    ["..", "a\nINFO forged log line", "x" * 5000, "$LATEST", "a:b", ""],
+    ids=["dots", "newline", "5000-chars", "latest", "colon", "empty"],
+)  # 65 characters: AWS's own answer (test_lambda_fidelity.py)
 async def test_a_name_aws_rejects_is_a_validation_error(aws: LocalAws, name: str) -> None:
     status, answer, error_type = await create(aws, creation(FunctionName=name))
     assert (status, error_type) == (400, "ValidationException")

@@ -133,6 +133,15 @@ def _add_serve(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default=10,
         help="environments per function; more concurrent invokes get 429 (default: 10)",
     )
+    serve.add_argument(
+        "--account-concurrency",
+        type=int,
+        default=1000,
+        metavar="N",
+        help="the account's concurrent executions, as get-account-settings reports them; "
+        "put-function-concurrency must leave min(100, N) unreserved, as on AWS "
+        "(default: 1000, AWS's default quota)",
+    )
 
 
 def _add_template_options(serve: argparse.ArgumentParser) -> None:
@@ -187,7 +196,7 @@ def _run(args: argparse.Namespace) -> int:
 
 async def serve(args: argparse.Namespace) -> int:
     """Run the embedded stack until Ctrl-C or SIGTERM (both stop every process it started)."""
-    from .local import stack
+    from .local import AccountLimits, stack
     from .local._stack import StackFile
 
     configs = _function_configs(args)
@@ -198,7 +207,10 @@ async def serve(args: argparse.Namespace) -> int:
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stopped.set)  # as Ctrl-C: clean up, then exit
     try:
-        async with stack(functions=configs, port=args.port, moto_port=args.moto_port) as aws:
+        account = AccountLimits(concurrency=args.account_concurrency)
+        async with stack(
+            functions=configs, port=args.port, moto_port=args.moto_port, account=account
+        ) as aws:
             await stack_file.apply(aws)
             async with _deployed(template, aws) as deployed:
                 names = [c.name for c in [*configs, *stack_file.functions]]

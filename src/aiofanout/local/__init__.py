@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._errors import UsageError
 from .._public import show_public_path
-from ._config import EventSourceMapping, FunctionConfig
+from ._config import AccountLimits, EventSourceMapping, FunctionConfig
 from ._faults import Faults
 
 if TYPE_CHECKING:
@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from ._template._deploy import DeployedTemplate, Template
 
 __all__ = [
+    "AccountLimits",
     "DeployedTemplate",
     "EventSourceMapping",
     "Faults",
@@ -52,7 +53,9 @@ _NEEDS_AIOHTTP = {
     "stack": "._stack",
 }
 
-show_public_path(__name__, ["EventSourceMapping", "Faults", "FunctionConfig"], globals())
+show_public_path(
+    __name__, ["AccountLimits", "EventSourceMapping", "Faults", "FunctionConfig"], globals()
+)
 
 
 def __getattr__(name: str) -> Any:

@@ -3,7 +3,8 @@
 Each upload is unpacked into a private directory of its own (mode 0700) under one temporary
 root that the runtime owns and removes when it stops. An older upload's directory stays until
 then: environments started from it may still be finishing their invocation. Nothing in the
-zip runs here; only its members are written, and a member that would land outside its
+zip runs here; only its members are written (and the zip itself, which ``GetFunction``'s
+``Code.Location`` downloads), and a member that would land outside its
 directory (an absolute path, ``..``) is refused. AWS's limits hold: a zip of at most 50 MB
 uploaded directly, at most 250 MB unzipped (counted from the members' declared sizes, which
 bound what extraction writes, so a zip bomb is refused before a byte is written). What is
@@ -53,6 +54,7 @@ class Code:
     directory: str
     sha256: str  # base64, as Lambda reports CodeSha256
     size: int
+    archive: str | None = None  # the zip as uploaded (Code.Location); None: a directory
 
 
 class CodeStore:
@@ -101,8 +103,10 @@ class CodeStore:
             if isinstance(exc, (zipfile.BadZipFile, OSError, ValueError)):
                 raise CodeError(f"Could not unzip uploaded file: {exc}") from exc
             raise
+        uploaded = directory.with_suffix(".zip")
+        uploaded.write_bytes(data)
         digest = base64.b64encode(hashlib.sha256(data).digest()).decode()
-        return Code(str(directory), digest, len(data))
+        return Code(str(directory), digest, len(data), str(uploaded))
 
     async def _from_s3(self, bucket: str, key: str) -> bytes:
         if self.s3_endpoint_url is None:

@@ -128,3 +128,38 @@ class EventSourceMapping:
             raise UsageError("a batch_size over 10 needs a batching_window of at least 1 s")
         if self.pollers < 1:
             raise UsageError("pollers must be >= 1")
+
+
+@dataclass(frozen=True, slots=True)
+class AccountLimits:
+    """The local account's Lambda limits, as ``GetAccountSettings`` reports them.
+
+    The local runtime cannot know a real account's quotas, so they are set here (``serve
+    --account-concurrency``). ``PutFunctionConcurrency`` refuses a reservation that would leave
+    less than ``minimum_unreserved`` (or all of ``concurrency``, if that is smaller: then nothing
+    can be reserved, as on a new AWS account of 10) for the functions that reserve none.
+
+    Attributes:
+        concurrency: the account's concurrent executions (AWS's default quota: 1,000).
+        minimum_unreserved: what reservations must leave unreserved (AWS: 100).
+
+    Example::
+
+        async with stack(account=AccountLimits(concurrency=50, minimum_unreserved=10)) as aws:
+            ...
+
+    """
+
+    concurrency: int = 1000
+    minimum_unreserved: int = 100
+
+    def __post_init__(self) -> None:
+        if self.concurrency < 1:
+            raise UsageError(f"the account's concurrency must be >= 1, got {self.concurrency}")
+        if self.minimum_unreserved < 0:
+            raise UsageError(f"minimum_unreserved must be >= 0, got {self.minimum_unreserved}")
+
+    @property
+    def least_unreserved(self) -> int:
+        """What reservations must leave unreserved, in an account of this size."""
+        return min(self.minimum_unreserved, self.concurrency)

@@ -1,7 +1,8 @@
 """SQS event source mappings: their registry and states, and the pollers that feed a function.
 
 A mapping is ``Creating`` until its pollers run, then ``Enabled`` (or ``Disabled``: no pollers);
-an update makes it ``Updating`` until its pollers restart with the new settings; a delete makes
+an update makes it ``Enabling`` or ``Disabling`` when it turns it on or off, else ``Updating``,
+until its pollers restart with the new settings (AWS's states); a delete makes
 it ``Deleting`` until its pollers have stopped, then it is gone. The Python API
 (:meth:`LocalLambda.add_event_source`) and the API (``CreateEventSourceMapping`` ...) both
 register here.
@@ -78,11 +79,12 @@ class Mappings:
         return mapping
 
     def update(self, mapping: Mapping, config: EventSourceMapping, **changes: Any) -> None:
-        """Apply new settings (``Updating``): the pollers restart with them."""
+        """Apply new settings (``Updating``, ``Enabling``...): the pollers restart with them."""
+        was_enabled = mapping.enabled
         mapping.config = config
         for name, value in changes.items():
             setattr(mapping, name, value)
-        self._transition(mapping, "Updating", self._restart(mapping))
+        self._transition(mapping, _changing(was_enabled, mapping.enabled), self._restart(mapping))
 
     def delete(self, mapping: Mapping) -> None:
         """Stop the pollers (``Deleting``), then forget the mapping."""
@@ -129,6 +131,13 @@ class Mappings:
             await self._stop_pollers(mapping)
             self.by_uuid.pop(mapping.uuid, None)
             mapping.settled.set()
+
+
+def _changing(was_enabled: bool, enabled: bool) -> str:
+    """The state of a mapping while an update applies."""
+    if enabled == was_enabled:
+        return "Updating"
+    return "Enabling" if enabled else "Disabling"
 
 
 def with_changes(config: EventSourceMapping, **changes: Any) -> EventSourceMapping:

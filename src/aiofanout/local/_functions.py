@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import random
+import secrets
 import sys
 import time
 import uuid
@@ -45,19 +46,41 @@ class FunctionStats:
 
 @dataclass(slots=True)
 class Deployment:
-    """What the control plane reports beyond :class:`FunctionConfig` (``FunctionConfiguration``)."""
+    """What the control plane reports beyond :class:`FunctionConfig` (``FunctionConfiguration``).
+
+    ``state`` and ``last_update_status`` follow AWS's life cycle: a function the API creates is
+    ``Pending`` until it can be invoked, then ``Active``; an update is ``InProgress`` until new
+    environments get it, then ``Successful``. ``code_archive`` is the zip it was deployed from
+    (``None``: a source directory); ``code_token`` is the secret in its download URL.
+    """
 
     runtime: str = f"python{sys.version_info.major}.{sys.version_info.minor}"
     role: str = f"arn:aws:iam::{ACCOUNT}:role/local-lambda"
     description: str = ""
     code_sha256: str = ""
     code_size: int = 0
+    code_archive: str | None = None
+    code_token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     last_modified: float = field(default_factory=time.time)
     revision_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    state: str = "Active"
+    last_update_status: str | None = "Successful"
 
     def touch(self) -> None:
         """Record a change (a new ``LastModified`` and ``RevisionId``)."""
         self.last_modified = time.time()
+        self.revision_id = str(uuid.uuid4())
+
+    def begin(self, *, creating: bool) -> None:
+        """A create (``Pending``) or an update (``InProgress``) starts."""
+        if creating:
+            self.state, self.last_update_status = "Pending", None
+        else:
+            self.last_update_status = "InProgress"
+
+    def settle(self) -> None:
+        """The create or update took effect: ``Active``, ``Successful`` (a new ``RevisionId``)."""
+        self.state, self.last_update_status = "Active", "Successful"
         self.revision_id = str(uuid.uuid4())
 
 

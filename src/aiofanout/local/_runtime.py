@@ -40,7 +40,7 @@ from .._errors import UsageError
 from .._limits import PayloadLimits
 from ._background import Background
 from ._code import CodeStore
-from ._config import EventSourceMapping, FunctionConfig
+from ._config import AccountLimits, EventSourceMapping, FunctionConfig
 from ._control_plane import application
 from ._event_sources import Mapping, Mappings
 from ._events import EventRunner
@@ -51,6 +51,7 @@ from ._sandbox import (
     Environment,
     Environments,
     Invocation,
+    Report,
     Result,
     RuntimeApi,
     Throttle,
@@ -83,6 +84,7 @@ class LocalLambda:
         port: int = 0,
         sqs_endpoint_url: str | None = None,
         limits: PayloadLimits | None = None,
+        account: AccountLimits | None = None,
         python: str = sys.executable,
     ) -> None:
         if not host.startswith("127."):
@@ -91,6 +93,7 @@ class LocalLambda:
         self.port = port
         self.sqs_endpoint_url = sqs_endpoint_url
         self.limits = limits or PayloadLimits()
+        self.account = account or AccountLimits()
         self.python = python
         self.functions = FunctionRegistry()
         self._background = Background()
@@ -120,6 +123,7 @@ class LocalLambda:
             code=self.code,
             mappings=self.mappings,
             limits=self.limits,
+            account=self.account,
             invoke=self.invoke,
             log_tail=self.log_tail,
             runtime_api=RuntimeApi(self._environments),
@@ -222,14 +226,16 @@ class LocalLambda:
         except TimeoutError:
             await self._environments.kill(env)
             return Result.error("Runtime.InitTimeout", "init did not finish within 10 s")
+        started = time.monotonic()
         try:
             async with asyncio.timeout(invocation.timeout):
                 result = await asyncio.shield(invocation.result)
         except TimeoutError:
             await self._environments.kill(env)
             result = _timed_out(invocation)
+        report = Report.measure(env, started, time.monotonic())
         await _let_output_arrive()
-        self._record_log(env, invocation, result)
+        self._record_log(env, invocation, result, report)
         stale = function.is_stale(env) or function.pool.over_limit()
         if stale and not env.dead:
             # Its config or code changed meanwhile, or its function's limit was lowered: retire.
@@ -238,7 +244,9 @@ class LocalLambda:
             function.pool.release(env)
         return result
 
-    def _record_log(self, env: Environment, invocation: Invocation, result: Result) -> None:
+    def _record_log(
+        self, env: Environment, invocation: Invocation, result: Result, report: Report
+    ) -> None:
         """Keep the invocation's log (as AWS writes it) for ``LogType: Tail``; log an error."""
         request_id, name = invocation.request_id, env.config.name
         if result.error_type is not None:
@@ -251,7 +259,7 @@ class LocalLambda:
             )
         text = (
             f"START RequestId: {request_id} Version: $LATEST\n{env.take_log()}"
-            f"END RequestId: {request_id}\nREPORT RequestId: {request_id}\n"
+            f"END RequestId: {request_id}\n{report.line(request_id)}"
         )
         self._logs[request_id] = text.encode()[-LOG_TAIL:]
         while len(self._logs) > KEPT_LOGS:

@@ -43,7 +43,7 @@ from .._aws import aioboto3_module
 from ..deploy import EventInvoke, Function, Queue, SqsMapping, Stack
 from ..worker._dynamodb import TABLE_SCHEMA, TTL_ATTRIBUTE
 from ._account import REGION, function_arn, queue_arn
-from ._config import EventSourceMapping, FunctionConfig
+from ._config import AccountLimits, EventSourceMapping, FunctionConfig
 from ._events import KEY, EventInvokeConfig
 from ._faults import Faults
 from ._moto import MotoServer, fake_aws_credentials
@@ -101,13 +101,15 @@ async def stack(
     credentials: bool = True,
     port: int = 0,
     moto_port: int = 0,
+    account: AccountLimits | None = None,
 ) -> AsyncIterator[LocalAws]:
     """Start a moto server and the local Lambda runtime on loopback ports; stop both after.
 
     Every environment process is stopped on exit, also on error and on Ctrl-C. With
     ``credentials`` (the default), fake AWS credentials are set in this process for the
     duration, so nothing can reach real AWS by accident. ``port`` and ``moto_port`` fix the
-    Lambda API's and the moto server's ports (0, the default: free ones).
+    Lambda API's and the moto server's ports (0, the default: free ones). ``account``: the
+    account's Lambda limits (:class:`AccountLimits`; AWS's defaults without it).
 
     Example::
 
@@ -122,7 +124,7 @@ async def stack(
     with credentials_set:
         try:
             await anyio.to_thread.run_sync(moto.start)
-            runtime = LocalLambda(sqs_endpoint_url=moto.endpoint_url, port=port)
+            runtime = LocalLambda(sqs_endpoint_url=moto.endpoint_url, port=port, account=account)
             await runtime.start()
             try:
                 for config in functions:

@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from .._account import function_arn
 from .._events import KEY, EventInvokeConfig, event_invoke_config
-from ._http import body_of, invalid, lookup, not_found, reply
+from ._http import LATEST, ApiError, body_of, invalid, lookup, not_found, reply
 
 if TYPE_CHECKING:
     from .._functions import Function, FunctionRegistry
@@ -60,47 +61,67 @@ def to_api(config: EventInvokeConfig, function_arn: str) -> dict[str, Any]:
 
 
 class EventConfigsApi:
-    """``Put``, ``Update``, ``Get``, ``List`` and ``Delete`` ``FunctionEventInvokeConfig``."""
+    """``Put``, ``Update``, ``Get``, ``List`` and ``Delete`` ``FunctionEventInvokeConfig``.
+
+    A missing function is 404 in AWS's words: ``The function doesn't exist.`` for ``Put``,
+    ``Update`` and ``List``; for ``Get`` and ``Delete`` the answer a function without a config
+    gets, naming the qualified ARN (``...:function:NAME:$LATEST doesn't have an
+    EventInvokeConfig``).
+    """
 
     def __init__(self, functions: FunctionRegistry) -> None:
         self._functions = functions
 
-    async def put_function_event_invoke_config(self, request: web.Request) -> web.Response:
-        function = lookup(self._functions, request)
-        config = from_request(await body_of(request))
+    async def put_config(self, request: web.Request) -> web.Response:
+        function = lookup(self._functions, request, missing=_no_function)
+        body = await body_of(request)
+        if not {"MaximumRetryAttempts", "MaximumEventAgeInSeconds", "DestinationConfig"} & set(
+            body
+        ):
+            raise invalid("You must specify at least one of error handling or destination setting.")
+        config = from_request(body)
         function.settings[KEY] = config
         return reply(to_api(config, function.arn))
 
-    async def update_function_event_invoke_config(self, request: web.Request) -> web.Response:
-        function = lookup(self._functions, request)
+    async def update_config(self, request: web.Request) -> web.Response:
+        function = lookup(self._functions, request, missing=_no_function)
         config = merged(
             event_invoke_config(function) or EventInvokeConfig(), await body_of(request)
         )
         function.settings[KEY] = config
         return reply(to_api(config, function.arn))
 
-    async def get_function_event_invoke_config(self, request: web.Request) -> web.Response:
-        function = lookup(self._functions, request)
-        return reply(to_api(self._existing(function), function.arn))
+    async def get_config(self, request: web.Request) -> web.Response:
+        function = lookup(self._functions, request, missing=_no_config)
+        return reply(to_api(_existing(function), function.arn))
 
-    async def delete_function_event_invoke_config(self, request: web.Request) -> web.Response:
-        function = lookup(self._functions, request)
-        self._existing(function)
+    async def delete_config(self, request: web.Request) -> web.Response:
+        function = lookup(self._functions, request, missing=_no_config)
+        _existing(function)
         del function.settings[KEY]
         return reply(None, status=204)
 
-    async def list_function_event_invoke_configs(self, request: web.Request) -> web.Response:
-        function = lookup(self._functions, request)
+    async def list_configs(self, request: web.Request) -> web.Response:
+        function = lookup(self._functions, request, missing=_no_function)
         config = event_invoke_config(function)
         configs = [to_api(config, function.arn)] if config is not None else []
         return reply({"FunctionEventInvokeConfigs": configs})
 
-    @staticmethod
-    def _existing(function: Function) -> EventInvokeConfig:
-        config = event_invoke_config(function)
-        if config is None:
-            raise not_found(f"The function {function.arn} doesn't have an EventInvokeConfig")
-        return config
+
+def _no_function(name: str, qualifier: str | None) -> ApiError:
+    return not_found("The function doesn't exist.")
+
+
+def _no_config(name: str, qualifier: str | None) -> ApiError:
+    arn = f"{function_arn(name)}:{qualifier or LATEST}"
+    return not_found(f"The function {arn} doesn't have an EventInvokeConfig")
+
+
+def _existing(function: Function) -> EventInvokeConfig:
+    config = event_invoke_config(function)
+    if config is None:
+        raise _no_config(function.name, None)
+    return config
 
 
 def _in_range(body: dict[str, Any], member: str, low: int, high: int) -> int:

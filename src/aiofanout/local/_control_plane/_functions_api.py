@@ -7,21 +7,38 @@ is ``POST /2015-03-31/functions`` (201), ``GetFunction`` ``GET .../functions/{na
 ``UpdateFunctionCode`` ``PUT .../{name}/code``, ``DeleteFunction`` ``DELETE .../{name}`` (204).
 Only ``python3.x`` zip functions; only the ``$LATEST`` qualifier. A zip's function is
 isolated (``FunctionConfig.isolated``): it sees its code and what the Lambda runtime provides.
+
+As on AWS, a new function is ``Pending`` (``StateReasonCode: Creating``) and then ``Active``;
+an update ``InProgress`` and then ``Successful``, so boto3's ``function_active_v2`` and
+``function_updated_v2`` waiters work; the change takes effect as soon as the answer is sent
+(new environments start with it). ``GetFunction``'s ``Code.Location`` is a URL of this runtime
+that downloads the function's zip, as AWS's presigned S3 URL does (its secret is in the path).
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
+import hashlib
+import io
+import os
+import secrets
+import sys
+import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import anyio.to_thread
 from aiohttp import web
 
-from .._code import CodeError, CodeTooLarge
+from .._account import REGION
+from .._code import UNZIPPED_LIMIT, CodeError, CodeTooLarge
 from .._config import FunctionConfig
 from .._functions import Deployment, Function, with_changes
 from ._http import (
     LATEST,
     ApiError,
+    address_of,
     body_of,
     check_name,
     invalid,
@@ -40,6 +57,8 @@ if TYPE_CHECKING:
     from .._event_sources import Mappings
     from .._functions import Control, FunctionRegistry
 
+#: Where ``Code.Location`` downloads a function's zip from (its secret is the path).
+CODE_DOWNLOAD = "/code/{token}"
 #: Environments a function with no reserved concurrency may have at once (AWS: the account's
 #: unreserved pool, 1,000 by default; a laptop is smaller).
 UNRESERVED_CONCURRENCY = 10
@@ -49,7 +68,7 @@ MEMORY_RANGE = (128, 10240)
 
 
 class FunctionsApi:
-    """``CreateFunction`` ... ``DeleteFunction`` over a runtime's functions."""
+    """``CreateFunction`` ... ``DeleteFunction`` over a runtime's functions, and their code."""
 
     def __init__(
         self, functions: FunctionRegistry, control: Control, code: CodeStore, mappings: Mappings
@@ -76,31 +95,34 @@ class FunctionsApi:
                 **_settings(body),
             )
         function = Function.create(config, reserved=False)
-        function.deployment = Deployment(
-            runtime=_runtime_of(body), code_sha256=code.sha256, code_size=code.size
-        )
+        function.deployment = Deployment(runtime=_runtime_of(body))
+        _record_code(function.deployment, code)
         _describe(function.deployment, body)
         self._control.add(function)
-        return reply(configuration(function), status=201)
+        function.deployment.begin(creating=True)  # Pending, Active once the answer is sent
+        answer = configuration(function)
+        _settle_soon(function.deployment)
+        return reply(answer, status=201)
 
     async def get_function(self, request: web.Request) -> web.Response:
         function = lookup(self._functions, request)
+        location = f"{request.scheme}://{request.host}/code/{function.deployment.code_token}"
         answer: dict[str, Any] = {
             "Configuration": configuration(function),
-            "Code": {"RepositoryType": "S3", "Location": _location(function)},
+            "Code": {"RepositoryType": "S3", "Location": location},
         }
         if function.reserved is not None:
             answer["Concurrency"] = {"ReservedConcurrentExecutions": function.reserved}
         return reply(answer)
 
-    async def get_function_configuration(self, request: web.Request) -> web.Response:
+    async def get_configuration(self, request: web.Request) -> web.Response:
         return reply(configuration(lookup(self._functions, request)))
 
     async def list_functions(self, request: web.Request) -> web.Response:
         functions = [configuration(f) for f in self._functions.all()]
         return page(request, "Functions", functions, max_items=50)
 
-    async def update_function_configuration(self, request: web.Request) -> web.Response:
+    async def update_config(self, request: web.Request) -> web.Response:
         function = lookup(self._functions, request)
         body = await body_of(request)
         changes = _settings(body)
@@ -111,24 +133,47 @@ class FunctionsApi:
         if "Runtime" in body:
             function.deployment.runtime = _runtime_of(body)
         _describe(function.deployment, body)
-        self._control.reconfigure(function, config)
-        return reply(configuration(function))
+        return self._updated(function, config)
 
     async def update_function_code(self, request: web.Request) -> web.Response:
         function = lookup(self._functions, request)
         code = await self._unpack(await body_of(request), "UpdateFunctionCode")
-        function.deployment.code_sha256 = code.sha256
-        function.deployment.code_size = code.size
+        _record_code(function.deployment, code)
         # From now on the code is a zip, also for a function that ran a source directory.
         config = with_changes(function.config, code_paths=[code.directory], isolated=True)
+        return self._updated(function, config)
+
+    def _updated(self, function: Function, config: FunctionConfig) -> web.Response:
+        """Apply an update: ``InProgress`` in the answer, ``Successful`` once it took effect."""
         self._control.reconfigure(function, config)
-        return reply(configuration(function))
+        function.deployment.begin(creating=False)
+        answer = configuration(function)
+        _settle_soon(function.deployment)
+        return reply(answer)
 
     async def delete_function(self, request: web.Request) -> web.Response:
         function = lookup(self._functions, request)
+        if address_of(request)[1] == LATEST:  # AWS deletes versions by qualifier, never $LATEST
+            raise invalid("$LATEST version cannot be deleted without deleting the function.")
         self._control.remove(function.name)
         self._mappings.disable_for(function.name)
         return reply(None, status=204)
+
+    async def download_code(self, request: web.Request) -> web.StreamResponse:
+        """``Code.Location``: the function's zip (a source directory zipped as it is now).
+
+        As AWS's presigned URL, it needs no credentials: its secret is the path.
+        """
+        token = request.match_info["token"]
+        found = [f for f in self._functions.all() if f.deployment.code_token == token]
+        if not found:
+            return web.Response(status=404, text="no code at this address (it expired)")
+        archive = found[0].deployment.code_archive
+        try:
+            data = await _zipped(found[0]) if archive is None else await _read(archive)
+        except CodeTooLarge as exc:
+            return web.Response(status=413, text=f"the code directory is over {exc.limit} bytes")
+        return web.Response(body=data, content_type="application/zip")
 
     async def _unpack(self, code: dict[str, Any], operation: str) -> Code:
         """Unpack uploaded code; what is refused is answered as AWS answers ``operation``."""
@@ -141,9 +186,9 @@ class FunctionsApi:
 
 
 def configuration(function: Function) -> dict[str, Any]:
-    """The function's ``FunctionConfiguration``, as the API returns it."""
+    """The function's ``FunctionConfiguration``, as the API returns it (keys as AWS sends)."""
     config, deployment = function.config, function.deployment
-    return {
+    shape: dict[str, Any] = {
         "FunctionName": config.name,
         "FunctionArn": function.arn,
         "Runtime": deployment.runtime,
@@ -159,13 +204,88 @@ def configuration(function: Function) -> dict[str, Any]:
         "Environment": {"Variables": dict(config.environment)},
         "TracingConfig": {"Mode": "PassThrough"},
         "RevisionId": deployment.revision_id,
-        "State": "Active",
-        "LastUpdateStatus": "Successful",
+        "State": deployment.state,
         "PackageType": "Zip",
         "Architectures": ["x86_64"],
         "EphemeralStorage": {"Size": 512},
+        "SnapStart": {"ApplyOn": "None", "OptimizationStatus": "Off"},
+        "RuntimeVersionConfig": {"RuntimeVersionArn": _runtime_version_arn(deployment.runtime)},
         "LoggingConfig": {"LogFormat": "Text", "LogGroup": f"/aws/lambda/{config.name}"},
     }
+    return shape | _status(deployment)
+
+
+def _status(deployment: Deployment) -> dict[str, str]:
+    """The state keys AWS sends beside ``State`` (what a waiter and a poller read)."""
+    if deployment.state == "Pending":
+        return {"StateReason": _BEING_CREATED, "StateReasonCode": "Creating"}
+    status = {"LastUpdateStatus": deployment.last_update_status or "Successful"}
+    if deployment.last_update_status == "InProgress":  # AWS's words, "created" on an update too
+        status["LastUpdateStatusReason"] = _BEING_CREATED
+        status["LastUpdateStatusReasonCode"] = "Creating"
+    return status
+
+
+_BEING_CREATED = "The function is being created."
+
+
+def _settle_soon(deployment: Deployment) -> None:
+    """``Active``/``Successful`` once the answer is sent: new environments take the change."""
+    asyncio.get_running_loop().call_soon(deployment.settle)
+
+
+@functools.cache
+def runtimes() -> list[str]:
+    """The runtimes botocore's service model knows (its ``Runtime`` enum)."""
+    from botocore.session import get_session
+
+    model = get_session().get_service_model("lambda")
+    return list(model.shape_for("Runtime").metadata["enum"])
+
+
+def _runtime_version_arn(runtime: str) -> str:
+    """``RuntimeVersionArn``, for the Python that runs the environments (AWS: a hash per build)."""
+    build = hashlib.sha256(f"{runtime} {sys.version}".encode()).hexdigest()
+    return f"arn:aws:lambda:{REGION}::runtime:{build}"
+
+
+def _record_code(deployment: Deployment, code: Code) -> None:
+    deployment.code_sha256, deployment.code_size = code.sha256, code.size
+    deployment.code_archive = code.archive
+    deployment.code_token = secrets.token_urlsafe(24)  # the old URL stops working, as it expires
+
+
+async def _read(path: str) -> bytes:
+    return await anyio.to_thread.run_sync(Path(path).read_bytes)
+
+
+async def _zipped(function: Function) -> bytes:
+    """A source directory's code, zipped in a thread (a large tree takes a while)."""
+    root = Path((list(function.config.code_paths) or ["."])[0])
+    return await anyio.to_thread.run_sync(_zip_directory, root)
+
+
+def _zip_directory(root: Path) -> bytes:
+    """``root`` zipped, without hidden entries (``.git``, ``.venv``) or ``__pycache__``.
+
+    Past Lambda's unzipped limit it stops (:class:`CodeTooLarge`): a directory that large is
+    not a function's code (``serve``'s default code path is the working directory).
+    """
+    buffer, total = io.BytesIO(), 0
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for folder, folders, files in os.walk(root):
+            folders[:] = sorted(d for d in folders if not _skipped(d))  # never walked into
+            for name in sorted(f for f in files if not _skipped(f)):
+                path = Path(folder, name)
+                total += path.stat().st_size
+                if total > UNZIPPED_LIMIT:
+                    raise CodeTooLarge(UNZIPPED_LIMIT)
+                archive.write(path, path.relative_to(root).as_posix())
+    return buffer.getvalue()
+
+
+def _skipped(name: str) -> bool:
+    return name.startswith(".") or name == "__pycache__"
 
 
 def _settings(body: dict[str, Any]) -> dict[str, Any]:
@@ -224,15 +344,17 @@ def _check_package(body: dict[str, Any]) -> None:
 
 
 def _runtime_of(body: dict[str, Any]) -> str:
+    """The ``Runtime``: one of the model's (AWS's words otherwise), and ``python3.x`` here."""
     runtime = str(body.get("Runtime", ""))
+    known = runtimes()
+    if runtime not in known:
+        raise invalid(
+            f"Value {shown(runtime)} at 'runtime' failed to satisfy constraint: Member must "
+            f"satisfy enum value set: [{', '.join(known)}] or be a valid ARN"
+        )
     if not runtime.startswith("python3."):
         raise invalid(
             f"Value {runtime!r} at 'runtime' is not supported here: the local Lambda runtime "
             "runs python3.x functions"
         )
     return runtime
-
-
-def _location(function: Function) -> str:
-    paths = list(function.config.code_paths) or ["."]
-    return Path(paths[0]).resolve().as_uri()

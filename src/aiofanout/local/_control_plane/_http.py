@@ -69,11 +69,13 @@ def usage_errors_as_invalid() -> Iterator[None]:
         raise invalid(str(exc)) from exc
 
 
-def validation(field: str, value: object, constraint: str) -> ApiError:
+def validation(
+    field: str, value: object, constraint: str, *, code: str = "ValidationException"
+) -> ApiError:
     """400 ``ValidationException`` in AWS's words, the value shown escaped and shortened."""
     return ApiError(
         400,
-        "ValidationException",
+        code,
         f"1 validation error detected: Value '{shown(value)}' at '{field}' failed to satisfy "
         f"constraint: {constraint}",
     )
@@ -162,7 +164,13 @@ async def body_deadline() -> AsyncIterator[None]:
 
 
 async def body_of(request: web.Request) -> dict[str, Any]:
-    """The request's JSON object (400 ``InvalidRequestContentException`` if it is not one)."""
+    """The request's JSON object (400 ``InvalidRequestContentException`` if it is not one).
+
+    Parsed once per request (the validation and the operation both read it: a 50 MB zip).
+    """
+    parsed = request.get(_PARSED)
+    if parsed is not None:
+        return dict(parsed)
     try:
         async with body_deadline():
             raw = await request.read()
@@ -174,7 +182,11 @@ async def body_of(request: web.Request) -> dict[str, Any]:
         raise unparsable(exc) from exc
     if not isinstance(body, dict):
         raise ApiError(400, "InvalidRequestContentException", "The request body must be an object")
-    return body
+    request[_PARSED] = body
+    return dict(body)
+
+
+_PARSED: web.RequestKey[dict[str, Any]] = web.RequestKey("aiofanout_parsed_body", dict)
 
 
 def too_large(limit: int, operation: str = "") -> ApiError:
@@ -194,8 +206,15 @@ def unparsable(exc: Exception) -> ApiError:
 
 
 def check_name(value: object) -> str:
-    """The name ``CreateFunction`` is given (its ARN in this account also names it), or 400."""
+    """The name ``CreateFunction`` is given (its ARN in this account also names it), or 400.
+
+    The model allows 140 characters (an ARN); a name over 64 is refused as AWS refuses it, with
+    a validation message under ``InvalidParameterValueException``.
+    """
     name = value.removeprefix(function_arn("")) if isinstance(value, str) else ""
+    if re.fullmatch("[a-zA-Z0-9-_]{65,140}", name):
+        constraint = "Member must have length less than or equal to 64"
+        raise validation("functionName", value, constraint, code="InvalidParameterValueException")
     if not re.fullmatch(NAME_PATTERN, name):
         raise _bad_name(value, NAME_PATTERN, 140)
     return name
@@ -209,19 +228,44 @@ def _bad_name(value: object, pattern: str, longest: int) -> ApiError:
     return validation("functionName", value, constraint)
 
 
-def lookup(functions: FunctionRegistry, request: web.Request) -> Function:
+def function_not_found(name: str, qualifier: str | None = None) -> ApiError:
+    """404 ``Function not found: <ARN>`` (with ``:<qualifier>`` when one is named)."""
+    suffix = f":{qualifier}" if qualifier else ""
+    return not_found(f"Function not found: {function_arn(name)}{suffix}")
+
+
+def address_of(request: web.Request) -> tuple[str, str | None]:
+    """The function's name and qualifier a ``{name}`` path and ``?Qualifier=`` name.
+
+    A qualifier in the name (``fn:live``) and a different ``Qualifier`` are 400, as on AWS.
+    """
+    name, in_name = address(request.match_info["name"])
+    given = request.query.get("Qualifier") or None
+    if in_name is not None and given is not None and in_name != given:
+        raise invalid(
+            "The derived qualifier from the function name does not match the specified qualifier."
+        )
+    return name, in_name or given
+
+
+def lookup(
+    functions: FunctionRegistry,
+    request: web.Request,
+    *,
+    missing: Callable[[str, str | None], ApiError] = function_not_found,
+) -> Function:
     """The function a ``{name}`` path names, at the ``Qualifier`` (only ``$LATEST`` here).
 
-    As on AWS, a missing function or an unknown qualifier is 404 ``ResourceNotFoundException``
-    whose message names the ARN.
+    A missing function is ``missing(name, qualifier)`` (404 ``Function not found`` naming the
+    ARN unless an operation words it otherwise); an unknown qualifier 404 naming the
+    qualified ARN, as on AWS.
     """
-    name, qualifier_in_name = address(request.match_info["name"])
-    qualifier = request.query.get("Qualifier") or qualifier_in_name
+    name, qualifier = address_of(request)
     function = functions.find(name)
     if function is None:
-        raise not_found(f"Function not found: {function_arn(name)}")
+        raise missing(name, qualifier)
     if qualifier not in (None, LATEST):
-        raise not_found(f"Function not found: {function_arn(name)}:{qualifier}")
+        raise function_not_found(name, qualifier)
     return function
 
 

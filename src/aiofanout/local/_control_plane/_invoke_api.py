@@ -2,7 +2,8 @@
 
 ``POST /2015-03-31/functions/{name}/invocations``: ``RequestResponse`` answers 200 (a function
 error too, flagged by ``X-Amz-Function-Error``), ``Event`` 202 once queued, ``DryRun`` 204.
-``LogType: Tail`` adds the last 4 KB of the invocation's log, base64, in ``X-Amz-Log-Result``.
+``LogType: Tail`` adds the last 4 KB of the invocation's log, base64, in ``X-Amz-Log-Result``,
+ending in its ``REPORT`` line. An invoke without a payload runs the handler with ``{}``.
 
 Errors, as AWS answers them: 404 ``ResourceNotFoundException`` naming the function's ARN (also
 for a qualifier other than ``$LATEST``); 400 ``InvalidRequestContentException`` for a payload
@@ -49,11 +50,10 @@ class InvokeApi:
 
     async def invoke(self, request: web.Request) -> web.Response:
         function = lookup(self._functions, request)
-        kind = request.headers.get("X-Amz-Invocation-Type", "RequestResponse")
-        if kind not in ("RequestResponse", "Event", "DryRun"):
-            raise ApiError(400, "InvalidParameterValueException", f"bad invocation type {kind}")
+        kind = request.headers.get("X-Amz-Invocation-Type", "RequestResponse")  # model-checked
         payload = await self._read(request, kind)
         _check_json(payload)
+        payload = payload or b"{}"  # no payload: the handler runs with an empty event, as on AWS
         request_id = str(uuid.uuid4())
         if kind == "DryRun":
             return web.Response(status=204, headers={"x-amzn-RequestId": request_id})

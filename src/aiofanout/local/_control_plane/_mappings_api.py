@@ -12,6 +12,7 @@ locally), else :data:`DEFAULT_POLLERS`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -19,7 +20,16 @@ from aiohttp import web
 from .._account import ACCOUNT, REGION, function_arn, function_name
 from .._config import EventSourceMapping
 from .._event_sources import Mapping, Mappings, with_changes
-from ._http import body_of, invalid, not_found, page, reply, usage_errors_as_invalid
+from ._http import (
+    ApiError,
+    body_of,
+    function_not_found,
+    invalid,
+    not_found,
+    page,
+    reply,
+    usage_errors_as_invalid,
+)
 
 if TYPE_CHECKING:
     from .._functions import FunctionRegistry
@@ -35,12 +45,14 @@ class MappingsApi:
         self._functions = functions
         self._mappings = mappings
 
-    async def create_event_source_mapping(self, request: web.Request) -> web.Response:
+    async def create_mapping(self, request: web.Request) -> web.Response:
         body = await body_of(request)
-        source_arn = str(body.get("EventSourceArn", ""))
-        if not source_arn.startswith("arn:aws:sqs:"):
+        source_arn = body.get("EventSourceArn")
+        if not source_arn:
+            raise invalid("Unrecognized event source.")
+        name = self._function(body, _function_does_not_exist)
+        if not str(source_arn).startswith("arn:aws:sqs:"):
             raise invalid("The local Lambda runtime maps SQS queues only (arn:aws:sqs:...)")
-        name = self._function(body)
         from botocore.exceptions import ClientError
 
         try:
@@ -49,15 +61,16 @@ class MappingsApi:
             raise invalid(f"Error occurred while ReceiveMessage. SQS Error: {exc}") from exc
         with usage_errors_as_invalid():
             config = EventSourceMapping(queue_url, name, **_settings(body, None))
+        self._check_unique(str(source_arn), name)
         mapping = Mapping(config, source_arn, enabled=bool(body.get("Enabled", True)))
         _describe(mapping, body)
         self._mappings.add(mapping)
         return reply(shape(mapping), status=202)
 
-    async def get_event_source_mapping(self, request: web.Request) -> web.Response:
+    async def get_mapping(self, request: web.Request) -> web.Response:
         return reply(shape(self._mapping(request)))
 
-    async def list_event_source_mappings(self, request: web.Request) -> web.Response:
+    async def list_mappings(self, request: web.Request) -> web.Response:
         name = request.query.get("FunctionName")
         source = request.query.get("EventSourceArn")
         found = [
@@ -68,12 +81,12 @@ class MappingsApi:
         ]
         return page(request, "EventSourceMappings", [shape(m) for m in found], max_items=100)
 
-    async def update_event_source_mapping(self, request: web.Request) -> web.Response:
+    async def update_mapping(self, request: web.Request) -> web.Response:
         mapping = self._mapping(request)
         body = await body_of(request)
         changes = _settings(body, mapping.config)
         if "FunctionName" in body:
-            changes["function"] = self._function(body)
+            changes["function"] = self._function(body, function_not_found)
         with usage_errors_as_invalid():
             config = with_changes(mapping.config, **changes)
         enabled = bool(body.get("Enabled", mapping.enabled))
@@ -81,7 +94,7 @@ class MappingsApi:
         self._mappings.update(mapping, config, enabled=enabled)
         return reply(shape(mapping), status=202)
 
-    async def delete_event_source_mapping(self, request: web.Request) -> web.Response:
+    async def delete_mapping(self, request: web.Request) -> web.Response:
         mapping = self._mapping(request)
         self._mappings.delete(mapping)
         return reply(shape(mapping), status=202)
@@ -92,11 +105,29 @@ class MappingsApi:
             raise not_found("The resource you requested does not exist.")
         return mapping
 
-    def _function(self, body: dict[str, Any]) -> str:
+    def _function(
+        self, body: dict[str, Any], missing: Callable[[str, str | None], ApiError]
+    ) -> str:
         name = function_name(str(body.get("FunctionName", "")))
         if self._functions.find(name) is None:
-            raise not_found(f"Function not found: {function_arn(name)}")
+            raise missing(name, None)
         return name
+
+    def _check_unique(self, source_arn: str, function: str) -> None:
+        """409, as AWS answers a second mapping of one queue to one function."""
+        for mapping in self._mappings.by_uuid.values():
+            if mapping.source_arn == source_arn and mapping.config.function == function:
+                raise ApiError(
+                    409,
+                    "ResourceConflictException",
+                    f'An event source mapping with SQS arn (" {source_arn} ") and function '
+                    f'(" {function} ") already exists. Please update or delete the existing '
+                    f"mapping with UUID {mapping.uuid}",
+                )
+
+
+def _function_does_not_exist(name: str, qualifier: str | None) -> ApiError:
+    return invalid("Function does not exist")  # AWS: 400 on create, not 404
 
 
 def shape(mapping: Mapping) -> dict[str, Any]:

@@ -15,16 +15,19 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from ._account_api import AccountApi
 from ._concurrency_api import ConcurrencyApi
 from ._event_configs_api import EventConfigsApi
-from ._functions_api import FunctionsApi
+from ._functions_api import CODE_DOWNLOAD, FunctionsApi
 from ._http import Handler, aws_errors, loopback_only, unsupported_operation
 from ._invoke_api import InvokeApi
 from ._mappings_api import MappingsApi
+from ._validation import validated
 
 if TYPE_CHECKING:
     from ..._limits import PayloadLimits
     from .._code import CodeStore
+    from .._config import AccountLimits
     from .._event_sources import Mappings
     from .._functions import Control, FunctionRegistry
     from .._sandbox import Invoke, RuntimeApi
@@ -37,6 +40,7 @@ CONCURRENCY = "/functions/{name}/concurrency"  # after the version: Put 2017-10-
 PROVISIONED = "/2019-09-30/functions/{name}/provisioned-concurrency"
 EVENT_INVOKE_CONFIG = "/2019-09-25/functions/{name}/event-invoke-config"
 MAPPINGS = "/2015-03-31/event-source-mappings"
+ACCOUNT_SETTINGS = "/2016-08-19/account-settings"
 #: Every Runtime API path starts with the environment's secret (see ``_sandbox._runtime_api``).
 RUNTIME = "/{secret}/2018-06-01/runtime"
 
@@ -51,45 +55,63 @@ class Apis:
     concurrency: ConcurrencyApi
     event_configs: EventConfigsApi
     mappings: MappingsApi
+    account: AccountApi
 
 
 def routes(apis: Apis) -> list[tuple[str, str, Handler]]:
-    """Every route as (method, path, handler), matched in this order; a GET also answers HEAD."""
-    fn, co, ev = apis.functions, apis.concurrency, apis.event_configs
-    es, rt = apis.mappings, apis.runtime
+    """Every route as (method, path, handler), matched in this order; a GET also answers HEAD.
+
+    Each Lambda operation's handler is :func:`validated` first, as AWS checks a request against
+    the model before it looks anything up.
+    """
+    rt = apis.runtime
     return [
-        ("POST", FUNCTION + "/invocations", apis.invoke.invoke),
         ("GET", RUNTIME + "/invocation/next", rt.next_invocation),
         ("POST", RUNTIME + "/invocation/{request_id}/response", rt.invocation_response),
         ("POST", RUNTIME + "/invocation/{request_id}/error", rt.invocation_error),
         ("POST", RUNTIME + "/init/error", rt.init_error),
-        ("POST", FUNCTIONS, fn.create_function),
-        ("GET", FUNCTIONS, fn.list_functions),
-        ("GET", FUNCTIONS + "/", fn.list_functions),
-        ("GET", FUNCTION, fn.get_function),
-        ("DELETE", FUNCTION, fn.delete_function),
-        ("GET", FUNCTION + "/configuration", fn.get_function_configuration),
-        ("PUT", FUNCTION + "/configuration", fn.update_function_configuration),
-        ("PUT", FUNCTION + "/code", fn.update_function_code),
-        ("PUT", "/2017-10-31" + CONCURRENCY, co.put_function_concurrency),
-        ("GET", "/2019-09-30" + CONCURRENCY, co.get_function_concurrency),
-        ("DELETE", "/2017-10-31" + CONCURRENCY, co.delete_function_concurrency),
-        ("PUT", PROVISIONED, co.put_provisioned_concurrency_config),
-        ("GET", PROVISIONED, co.get_provisioned_concurrency_config),
-        ("DELETE", PROVISIONED, co.delete_provisioned_concurrency_config),
-        ("PUT", EVENT_INVOKE_CONFIG, ev.put_function_event_invoke_config),
-        ("POST", EVENT_INVOKE_CONFIG, ev.update_function_event_invoke_config),
-        ("GET", EVENT_INVOKE_CONFIG, ev.get_function_event_invoke_config),
-        ("DELETE", EVENT_INVOKE_CONFIG, ev.delete_function_event_invoke_config),
-        ("GET", EVENT_INVOKE_CONFIG + "/list", ev.list_function_event_invoke_configs),
-        ("POST", MAPPINGS, es.create_event_source_mapping),
-        ("POST", MAPPINGS + "/", es.create_event_source_mapping),
-        ("GET", MAPPINGS, es.list_event_source_mappings),
-        ("GET", MAPPINGS + "/", es.list_event_source_mappings),
-        ("GET", MAPPINGS + "/{uuid}", es.get_event_source_mapping),
-        ("PUT", MAPPINGS + "/{uuid}", es.update_event_source_mapping),
-        ("DELETE", MAPPINGS + "/{uuid}", es.delete_event_source_mapping),
+        ("GET", CODE_DOWNLOAD, apis.functions.download_code),
+        *[
+            (method, path, validated(name, handler))
+            for method, path, name, handler in operations(apis)
+        ],
         ("*", "/{tail:.*}", unsupported_operation),  # last: what is left
+    ]
+
+
+def operations(apis: Apis) -> list[tuple[str, str, str, Handler]]:
+    """The Lambda operations served: (method, path, operation name in the model, handler)."""
+    fn, co, ev = apis.functions, apis.concurrency, apis.event_configs
+    es, ac = apis.mappings, apis.account
+    return [
+        ("POST", FUNCTION + "/invocations", "Invoke", apis.invoke.invoke),
+        ("POST", FUNCTIONS, "CreateFunction", fn.create_function),
+        ("GET", FUNCTIONS, "ListFunctions", fn.list_functions),
+        ("GET", FUNCTIONS + "/", "ListFunctions", fn.list_functions),
+        ("GET", FUNCTION, "GetFunction", fn.get_function),
+        ("DELETE", FUNCTION, "DeleteFunction", fn.delete_function),
+        ("GET", FUNCTION + "/configuration", "GetFunctionConfiguration", fn.get_configuration),
+        ("PUT", FUNCTION + "/configuration", "UpdateFunctionConfiguration", fn.update_config),
+        ("PUT", FUNCTION + "/code", "UpdateFunctionCode", fn.update_function_code),
+        ("PUT", "/2017-10-31" + CONCURRENCY, "PutFunctionConcurrency", co.put_reserved),
+        ("GET", "/2019-09-30" + CONCURRENCY, "GetFunctionConcurrency", co.get_reserved),
+        ("DELETE", "/2017-10-31" + CONCURRENCY, "DeleteFunctionConcurrency", co.delete_reserved),
+        ("PUT", PROVISIONED, "PutProvisionedConcurrencyConfig", co.put_provisioned),
+        ("GET", PROVISIONED, "GetProvisionedConcurrencyConfig", co.get_provisioned),
+        ("DELETE", PROVISIONED, "DeleteProvisionedConcurrencyConfig", co.delete_provisioned),
+        ("PUT", EVENT_INVOKE_CONFIG, "PutFunctionEventInvokeConfig", ev.put_config),
+        ("POST", EVENT_INVOKE_CONFIG, "UpdateFunctionEventInvokeConfig", ev.update_config),
+        ("GET", EVENT_INVOKE_CONFIG, "GetFunctionEventInvokeConfig", ev.get_config),
+        ("DELETE", EVENT_INVOKE_CONFIG, "DeleteFunctionEventInvokeConfig", ev.delete_config),
+        ("GET", EVENT_INVOKE_CONFIG + "/list", "ListFunctionEventInvokeConfigs", ev.list_configs),
+        ("POST", MAPPINGS, "CreateEventSourceMapping", es.create_mapping),
+        ("POST", MAPPINGS + "/", "CreateEventSourceMapping", es.create_mapping),
+        ("GET", MAPPINGS, "ListEventSourceMappings", es.list_mappings),
+        ("GET", MAPPINGS + "/", "ListEventSourceMappings", es.list_mappings),
+        ("GET", MAPPINGS + "/{uuid}", "GetEventSourceMapping", es.get_mapping),
+        ("PUT", MAPPINGS + "/{uuid}", "UpdateEventSourceMapping", es.update_mapping),
+        ("DELETE", MAPPINGS + "/{uuid}", "DeleteEventSourceMapping", es.delete_mapping),
+        ("GET", ACCOUNT_SETTINGS, "GetAccountSettings", ac.get_account_settings),
     ]
 
 
@@ -100,6 +122,7 @@ def application(
     code: CodeStore,
     mappings: Mappings,
     limits: PayloadLimits,
+    account: AccountLimits,
     invoke: Invoke,
     log_tail: Callable[[str], bytes],
     runtime_api: RuntimeApi,
@@ -110,9 +133,10 @@ def application(
         invoke=InvokeApi(functions, limits, invoke, log_tail),
         runtime=runtime_api,
         functions=FunctionsApi(functions, control, code, mappings),
-        concurrency=ConcurrencyApi(functions, control),
+        concurrency=ConcurrencyApi(functions, control, account),
         event_configs=EventConfigsApi(functions),
         mappings=MappingsApi(functions, mappings),
+        account=AccountApi(functions, account),
     )
     for method, path, handler in routes(apis):
         if method == "GET":

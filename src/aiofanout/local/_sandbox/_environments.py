@@ -77,6 +77,7 @@ class Environment:
     current: Invocation | None = None
     spawned_at: float = field(default_factory=time.monotonic)
     ready_at: float | None = None
+    reported_init: bool = False  # its init went into a REPORT line (its first invocation's)
     init_error: Result | None = None
     dead: bool = False
     tasks: list[asyncio.Task[None]] = field(default_factory=list)

@@ -65,7 +65,9 @@ async def create_function(ctx: Context, resource: Resource) -> Created:
         isolated=zipped or ctx.isolated,
     )
     function = Function.create(config, reserved=reserved is not None)
-    function.deployment = Deployment(runtime=runtime, code_sha256=code.sha256, code_size=code.size)
+    function.deployment = Deployment(
+        runtime=runtime, code_sha256=code.sha256, code_size=code.size, code_archive=code.archive
+    )
     ctx.aws.runtime.control.add(function)
     ctx.created("function", resource, f"{name} ({handler}, {runtime}, {config.timeout:g} s)")
     return Created(resource.type, name, {"Arn": function_arn(name)})
