@@ -27,6 +27,7 @@ commands:
           and a summary table
   serve   run the local AWS (moto server + local Lambda runtime) in the foreground
   build   a stack file into a SAM template and one zip per function, for AWS
+  plan    predict a fan-out's wall time, throttling and cost on a simulated AWS
 
 examples:
   python -m aiofanout demo
@@ -34,6 +35,7 @@ examples:
   python -m aiofanout serve --port 9001 --config local-aws.toml
   python -m aiofanout build --config stack.toml --out build
   python -m aiofanout serve --template build/template.yaml --parameter Stage=dev
+  python -m aiofanout plan --items 100000 --duration 0.5 --concurrency 1000 --adaptive
 """
 
 
@@ -66,6 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .deploy._cli import add_build
 
     add_build(commands)
+    from .sim._plan import add_plan
+
+    add_plan(commands)
     return parser
 
 
@@ -164,6 +169,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .deploy._cli import run_build
 
             return run_build(args)
+        if args.command == "plan":
+            from .sim._plan import run_plan
+
+            return run_plan(args)
     except KeyboardInterrupt:
         return 130
     except UsageError as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 from types import TracebackType
 from typing import Any
@@ -14,6 +15,7 @@ from ._lambda import DEFAULT_ACCOUNT_CONCURRENCY, Account, Architecture, Functio
 from ._lambda_client import LambdaClient
 from ._sqs import EventSourceMapping, Queue, SqsClient
 from ._timeline import Timeline
+from ._wakeups import Wakeups
 
 __all__ = ["SimulatedAws"]
 
@@ -59,6 +61,19 @@ class SimulatedAws:
         self.queues: dict[str, Queue] = {}
         self.mappings: list[EventSourceMapping] = []
         self.async_invokes = AsyncInvokes()
+        self._wakeups: Wakeups | None = None
+
+    @property
+    def wakeups(self) -> Wakeups:
+        """Shared wake-ups on the running loop (made on first use, again on a new loop)."""
+        loop = asyncio.get_running_loop()
+        if self._wakeups is None or self._wakeups.loop is not loop:
+            self._wakeups = Wakeups(loop)
+        return self._wakeups
+
+    def now(self) -> float:
+        """The running loop's time."""
+        return asyncio.get_running_loop().time()
 
     async def __aenter__(self) -> SimulatedAws:
         return self

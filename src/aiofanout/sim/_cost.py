@@ -12,6 +12,11 @@ from typing import Any
 
 __all__ = ["Cost", "Prices"]
 
+LAMBDA_REQUEST = 0.20 / 1_000_000
+GB_SECOND_X86_64 = 0.0000166667
+GB_SECOND_ARM64 = 0.0000133334
+SQS_REQUEST = 0.40 / 1_000_000
+
 
 @dataclass(frozen=True, slots=True)
 class Prices:
@@ -25,10 +30,10 @@ class Prices:
         Prices(gb_second_x86_64=0.0000166667 * 0.9)   # a 10% discount on duration
     """
 
-    lambda_request: float = 0.20 / 1_000_000
-    gb_second_x86_64: float = 0.0000166667
-    gb_second_arm64: float = 0.0000133334
-    sqs_request: float = 0.40 / 1_000_000
+    lambda_request: float = LAMBDA_REQUEST
+    gb_second_x86_64: float = GB_SECOND_X86_64
+    gb_second_arm64: float = GB_SECOND_ARM64
+    sqs_request: float = SQS_REQUEST
 
     def gb_second(self, architecture: str) -> float:
         """The price of a GB-second on ``architecture``."""

@@ -38,10 +38,12 @@ def client_error_class() -> Any:
     return ClientError
 
 
-def service_error(operation: str, status: int, code: str, message: str, **fields: Any) -> Exception:
+def service_error(
+    operation: str, status: int, code: str, text: str, /, **fields: Any
+) -> Exception:
     """A ``ClientError`` as botocore raises it for AWS's error response."""
     response: dict[str, Any] = {
-        "Error": {"Code": code, "Message": message},
+        "Error": {"Code": code, "Message": text},
         "ResponseMetadata": {"HTTPStatusCode": status, "HTTPHeaders": {}, "RetryAttempts": 0},
         **fields,
     }
@@ -89,6 +91,7 @@ class LambdaClient:
         client_error_class()
         self._aws = aws
         self._ids = 0
+        self._prefix = f"{aws.seed & 0xFFFFFFFF:08x}-0000-4000-8000-"
 
     async def __aenter__(self) -> LambdaClient:
         return self
@@ -101,7 +104,7 @@ class LambdaClient:
 
     def _request_id(self) -> str:
         self._ids += 1
-        return f"{self._aws.seed:08x}-0000-4000-8000-{self._ids:012x}"
+        return f"{self._prefix}{self._ids:012x}"
 
     async def invoke(
         self,
@@ -148,19 +151,21 @@ class LambdaClient:
             response["FunctionError"] = error
         return response
 
-    async def _run(self, function: Function, payload: bytes, rid: str) -> tuple[int, str | None, bytes]:
-        loop = asyncio.get_running_loop()
+    async def _run(
+        self, function: Function, payload: bytes, rid: str
+    ) -> tuple[int, str | None, bytes]:
+        now = self._aws.now()
         reserved = function.reserved_concurrency is not None
         try:
-            cold = function.admit(loop.time())
+            cold = function.admit(now)
         except Throttle as throttle:
             latency = self._aws.latency
             if latency:
                 await asyncio.sleep(latency / 2)
             raise _throttle_error(throttle.reason) from None
         busy, timed_out, failed = function.run_time(cold)
-        await asyncio.sleep(busy)
-        function.release(loop.time(), busy, counted_reserved=reserved)
+        await self._aws.wakeups.until(now + busy)
+        function.release(now + busy, busy, counted_reserved=reserved)
         if timed_out:
             return 200, "Unhandled", _error_body(
                 "Sandbox.Timedout", f"Task timed out after {function.timeout:.2f} seconds", rid
@@ -176,7 +181,9 @@ class LambdaClient:
         return 200, None, json.dumps(value).encode()
 
     def _function(self, name: str) -> Function:
-        function = self._aws.functions.get(name.rsplit(":", 1)[-1] if ":" in name else name)
+        function = self._aws.functions.get(name)
+        if function is None and ":" in name:  # an ARN
+            function = self._aws.functions.get(name.rsplit(":", 1)[-1])
         if function is None:
             raise service_error(
                 "Invoke", 404, "ResourceNotFoundException",
