@@ -25,14 +25,15 @@ from typing import Any
 from _bench import arguments, machine, publish, table
 
 from aiofanout import FanoutResult, LambdaTarget, Status, dispatch_many
-from aiofanout.sim import LogNormal, SimulatedAws, run_in_virtual_time
+from aiofanout.sim import LogNormal, SimulatedAws, Uniform, run_in_virtual_time
 
 DURATION = LogNormal(1.0, 0.3)
+LATENCY = Uniform(0.01, 0.03)
 SEED = 23
 
 
 def simulated(**options: Any) -> SimulatedAws:
-    return SimulatedAws(account_concurrency=1000, seed=SEED, latency=0.02, **options)
+    return SimulatedAws(account_concurrency=1000, seed=SEED, latency=LATENCY, **options)
 
 
 async def one(aws: SimulatedAws, name: str, items: int, cap: int, **options: Any) -> tuple[FanoutResult[Any], float]:
@@ -107,7 +108,7 @@ async def lowered(items: int) -> tuple[list[list[str]], str]:
         function = aws.function("f", duration=DURATION, timeout=60, reserved_concurrency=600)
 
         async def lower() -> None:
-            await asyncio.sleep(60)
+            await asyncio.sleep(10)
             await aws.lambda_client().put_function_concurrency(
                 FunctionName="f", ReservedConcurrentExecutions=200
             )
@@ -118,14 +119,14 @@ async def lowered(items: int) -> tuple[list[list[str]], str]:
         ran, throttles = calls(aws, "f")
         busy = aws.timeline.busy
     rows = []
-    for second in (5, 30, 59, 61, 65, 70, 90, 120, 180, int(wall) - 1):
+    for second in (5, 9, 11, 12, 15, 20, 30, 45, int(wall) - 1):
         if second >= len(busy):
             continue
         snapshot = next((p for p in seen if p.elapsed >= second), seen[-1])
         rows.append(
             [
                 str(second),
-                "600" if second < 60 else "200",
+                "600" if second < 10 else "200",
                 f"{snapshot.limit.current if snapshot.limit else '-'}",
                 f"{busy[second]:,}",
                 f"{snapshot.limit.throttles if snapshot.limit else '-'}",

@@ -10,7 +10,7 @@ from typing import Any
 from .._errors import UsageError
 from ._async_invokes import AsyncInvokes, EventConfig
 from ._cost import Cost, Prices
-from ._durations import Duration
+from ._durations import Duration, duration_of
 from ._lambda import DEFAULT_ACCOUNT_CONCURRENCY, Account, Architecture, Function
 from ._lambda_client import LambdaClient
 from ._sqs import EventSourceMapping, Queue, SqsClient
@@ -26,7 +26,8 @@ class SimulatedAws:
     Run it on a virtual-clock loop (:func:`run_in_virtual_time`) and an hour of fan-out takes
     seconds; on any other loop it runs in real time. ``seed`` makes a run repeat exactly.
     ``latency`` is each call's round trip outside the function (network and Lambda's front
-    end), split before and after. ``request_rate=False`` leaves the invoke request rate quota
+    end), drawn per call and split before and after: give it a spread (``Uniform(0.015,
+    0.025)``) and calls sent together arrive in a random order, as they do over a network. ``request_rate=False`` leaves the invoke request rate quota
     out (the local runtime does not model it).
 
     The library's targets drive it through the clients it makes, exactly as they drive AWS::
@@ -47,14 +48,12 @@ class SimulatedAws:
         *,
         account_concurrency: int = DEFAULT_ACCOUNT_CONCURRENCY,
         seed: int = 0,
-        latency: float = 0.0,
+        latency: Duration | float = 0.0,
         request_rate: bool = True,
     ) -> None:
-        if not latency >= 0:
-            raise UsageError(f"latency must be seconds >= 0, got {latency!r}")
         self.seed = seed
         self.rng = random.Random(seed)
-        self.latency = float(latency)
+        self.latency = duration_of(latency, "latency")
         self.account = Account(account_concurrency, request_rate=request_rate)
         self.functions: dict[str, Function] = {}
         self.event_configs: dict[str, EventConfig] = {}
@@ -70,6 +69,11 @@ class SimulatedAws:
         if self._wakeups is None or self._wakeups.loop is not loop:
             self._wakeups = Wakeups(loop)
         return self._wakeups
+
+    def half_trip(self) -> float:
+        """Half a round trip: one way (0 without latency)."""
+        latency = self.latency
+        return latency.sample(self.rng) / 2 if latency.mean else 0.0
 
     def now(self) -> float:
         """The running loop's time."""

@@ -131,17 +131,19 @@ class LambdaClient:
                 f"{len(payload)} byte payload is too large for the {InvocationType} invocation "
                 f"type (limit {limit} bytes)",
             )  # fmt: skip
-        latency = self._aws.latency
-        if latency:
-            await asyncio.sleep(latency / 2)
+        aws = self._aws
+        there = aws.half_trip()
+        if there:
+            await aws.wakeups.until(aws.now() + there)
         if InvocationType == "RequestResponse":
             status, error, body = await self._run(function, payload, rid)
         else:
             if InvocationType == "Event":
                 self._aws.enqueue(function, payload, rid)
             status, error, body = STATUS[InvocationType], None, b""
-        if latency:
-            await asyncio.sleep(latency / 2)
+        back = aws.half_trip()
+        if back:
+            await aws.wakeups.until(aws.now() + back)
         response: dict[str, Any] = {
             "StatusCode": status,
             "Payload": _Body(body),
@@ -159,9 +161,10 @@ class LambdaClient:
         try:
             cold = function.admit(now)
         except Throttle as throttle:
-            latency = self._aws.latency
-            if latency:
-                await asyncio.sleep(latency / 2)
+            aws = self._aws
+            back = aws.half_trip()
+            if back:
+                await aws.wakeups.until(aws.now() + back)
             raise _throttle_error(throttle.reason) from None
         busy, timed_out, failed = function.run_time(cold)
         await self._aws.wakeups.until(now + busy)

@@ -149,8 +149,9 @@ class SqsClient:
                 "SendMessageBatch", 400, "AWS.SimpleQueueService.TooManyEntriesInBatchRequest",
                 f"Maximum number of entries per request are 10. You have sent {len(Entries)}.",
             )  # fmt: skip
-        if self._aws.latency:
-            await asyncio.sleep(self._aws.latency)
+        trip = 2 * self._aws.half_trip()
+        if trip:
+            await asyncio.sleep(trip)
         queue.requests += 1
         successful = []
         for entry in Entries:
