@@ -28,6 +28,7 @@ The rules, as AWS documents them (each cited where it is applied):
 
 from __future__ import annotations
 
+import asyncio
 import math
 import random
 from collections import Counter
@@ -98,7 +99,8 @@ class Account:
         self.busy = 0  # every request in flight
         self.request_rate = request_rate
         self.requests = _RateWindow()
-        self.timeline = Timeline()
+        loop = asyncio._get_running_loop()
+        self.timeline = Timeline(loop.time() if loop is not None else 0.0)
 
     @property
     def unreserved(self) -> int:
@@ -159,10 +161,10 @@ class Function:
         self.cold_start = duration_of(cold_start, "cold_start")
         self.memory, self.architecture, self.timeout = memory, architecture, float(timeout)
         self.failure_rate, self.handler = failure_rate, handler
-        self.reserved_concurrency: int | None = None
-        self.set_reserved_concurrency(reserved_concurrency)
         self.busy = 0
         self.idle = 0  # warm environments waiting for a request
+        self.reserved_concurrency: int | None = None
+        self.set_reserved_concurrency(reserved_concurrency)
         self.tokens = float(SCALING_BURST)  # new environments allowed now
         self.refilled_at = 0.0
         self.requests = _RateWindow()
@@ -182,8 +184,8 @@ class Function:
     def set_reserved_concurrency(self, reserved: int | None) -> None:
         """PutFunctionConcurrency (``None``: DeleteFunctionConcurrency).
 
-        Lowering it throttles new requests at once; the ones running finish, and environments
-        above the new number go as they come free.
+        Lowering it throttles new requests at once; the ones running finish, idle environments
+        above the new number go now and busy ones as they come free.
         """
         if reserved is not None and (
             isinstance(reserved, bool) or not isinstance(reserved, int) or reserved < 0
@@ -191,6 +193,8 @@ class Function:
             raise UsageError(f"reserved concurrency must be an int >= 0, got {reserved!r}")
         self.account.reserve(self.reserved_concurrency, reserved)
         self.reserved_concurrency = reserved
+        if reserved is not None:  # idle environments above it go now
+            self.idle = min(self.idle, max(0, reserved - self.busy))
 
     # -- one request ----------------------------------------------------------------------------
 
@@ -267,7 +271,7 @@ class Function:
         tokens = self.tokens + (now - self.refilled_at) * SCALING_REFILL
         self.tokens = SCALING_BURST if tokens > SCALING_BURST else tokens
         self.refilled_at = now
-        if self.tokens < 1:
+        if self.tokens < 1 - 1e-9:  # a float sum of refills may fall a hair short
             return False
         self.tokens -= 1
         return True

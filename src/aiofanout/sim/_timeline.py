@@ -10,16 +10,17 @@ __all__ = ["Timeline"]
 
 
 class Timeline:
-    """Per second: the most environments busy at once, calls finished, 429s answered.
+    """Per second since ``origin`` (a loop time): the most environments busy, calls finished, 429s.
 
     Example::
 
         peak = max(aws.timeline.busy)   # the peak concurrency over the run
     """
 
-    __slots__ = ("_current", "busy", "completed", "throttled")
+    __slots__ = ("_current", "busy", "completed", "origin", "throttled")
 
-    def __init__(self) -> None:
+    def __init__(self, origin: float = 0.0) -> None:
+        self.origin = origin
         self.busy: list[int] = []
         self.completed: list[int] = []
         self.throttled: list[int] = []
@@ -35,7 +36,7 @@ class Timeline:
 
     def saw_busy(self, now: float, busy: int) -> None:
         """``busy`` environments were busy at ``now``."""
-        second = int(now)
+        second = int(now - self.origin)
         if second >= len(self.busy):
             self._grow(second)
             self.busy[second] = max(busy, self._current)
@@ -45,14 +46,14 @@ class Timeline:
 
     def saw_completed(self, now: float) -> None:
         """A call finished at ``now``."""
-        second = int(now)
+        second = int(now - self.origin)
         if second >= len(self.completed):
             self._grow(second)
         self.completed[second] += 1
 
     def saw_throttle(self, now: float) -> None:
         """A call was answered 429 at ``now``."""
-        second = int(now)
+        second = int(now - self.origin)
         if second >= len(self.throttled):
             self._grow(second)
         self.throttled[second] += 1
