@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import runpy
+import sys
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
@@ -16,7 +18,6 @@ from typing import Any, TypeVar
 import pytest
 
 from aiofanout import LambdaTarget, Retry, SqsTarget, Status, Throttled, dispatch_many
-from aiofanout._cli import main as cli_main
 from aiofanout.errors import NotFound, PayloadTooLarge, TaskFailed
 from aiofanout.sim import (
     Fixed,
@@ -27,7 +28,6 @@ from aiofanout.sim import (
     Uniform,
     run_in_virtual_time,
 )
-from aiofanout.sim._lambda import Throttle
 
 T = TypeVar("T")
 
@@ -48,19 +48,28 @@ def test_the_ramp_to_10000_environments_takes_what_the_scaling_rate_allows() -> 
     # caller that always wants more gets 1,000 at once and 100 a second after that, so the
     # ten steps of 1,000 to 10,000 end 90 s in, the last step closing at 100 s.
     async def main() -> list[tuple[float, int]]:
+        from botocore.exceptions import ClientError
+
         aws = SimulatedAws(account_concurrency=20_000)
-        function = aws.function("f", duration=1000, timeout=900)
+        function = aws.function("f", duration=800, timeout=900)
+        client = aws.lambda_client()
+        running: list[asyncio.Task[Any]] = []
         seen = []
         for tick in range(0, 1001):
-            at = tick / 10
-            await asyncio.sleep(at - now())
+            await asyncio.sleep(tick / 10 - now())
             while function.environments < 10_000:
-                try:
-                    function.admit(now())
-                except Throttle as throttle:
-                    assert throttle.reason == "ConcurrentInvocationLimitExceeded"
+                call = asyncio.create_task(client.invoke(FunctionName="f", Payload=b"{}"))
+                await asyncio.sleep(0)  # the invoke runs up to its admission
+                if call.done():
+                    with pytest.raises(ClientError) as refused:
+                        call.result()
+                    assert refused.value.response["Reason"] == "ConcurrentInvocationLimitExceeded"
                     break
-            seen.append((at, function.environments))
+                running.append(call)
+            seen.append((tick / 10, function.environments))
+        for call in running:
+            call.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
         return seen
 
     seen = dict(virtual(main))
@@ -318,7 +327,15 @@ def test_adaptive_climbs_back_fast_when_the_capacity_grows() -> None:
 
 
 def plan(capsys: pytest.CaptureFixture[str], *args: str) -> dict[str, Any]:
-    assert cli_main(["plan", *args, "--json", "--no-progress"]) == 0
+    """``python -m aiofanout plan ... --json``, in this process."""
+    argv = sys.argv
+    sys.argv = ["aiofanout", "plan", *args, "--json", "--no-progress"]
+    try:
+        with pytest.raises(SystemExit) as exited:
+            runpy.run_module("aiofanout", run_name="__main__")
+    finally:
+        sys.argv = argv
+    assert exited.value.code == 0
     answer: dict[str, Any] = json.loads(capsys.readouterr().out)
     return answer
 

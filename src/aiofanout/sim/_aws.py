@@ -30,7 +30,9 @@ class SimulatedAws:
     0.025)``) and calls sent together arrive in a random order, as they do over a network. ``request_rate=False`` leaves the invoke request rate quota
     out (the local runtime does not model it).
 
-    The library's targets drive it through the clients it makes, exactly as they drive AWS::
+    The library's targets drive it through the clients it makes, exactly as they drive AWS.
+
+    Example::
 
         async def main():
             async with SimulatedAws(account_concurrency=1000, seed=1) as aws:
