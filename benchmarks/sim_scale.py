@@ -36,11 +36,15 @@ def simulated(**options: Any) -> SimulatedAws:
     return SimulatedAws(account_concurrency=1000, seed=SEED, latency=LATENCY, **options)
 
 
-async def one(aws: SimulatedAws, name: str, items: int, cap: int, **options: Any) -> tuple[FanoutResult[Any], float]:
+async def one(
+    aws: SimulatedAws, name: str, items: int, cap: int, **options: Any
+) -> tuple[FanoutResult[Any], float]:
     target = LambdaTarget(name, task=None, client=aws.lambda_client())
     loop = asyncio.get_running_loop()
     started = loop.time()
-    result = await dispatch_many(target, itertools.repeat({"i": 0}, items), concurrency=cap, **options)
+    result = await dispatch_many(
+        target, itertools.repeat({"i": 0}, items), concurrency=cap, **options
+    )
     return result, loop.time() - started
 
 
@@ -158,15 +162,34 @@ async def main(items: int) -> str:
             f"time on {machine()}.",
             f"(1) One fan-out of {items:,} items.",
             table(
-                ["variant", "wall s", "succeeded", "failed", "429s", "429s / calls", "retries",
-                 "limit min / max / final", "items/s"],
+                [
+                    "variant",
+                    "wall s",
+                    "succeeded",
+                    "failed",
+                    "429s",
+                    "429s / calls",
+                    "retries",
+                    "limit min / max / final",
+                    "items/s",
+                ],
                 singles,
             ),
             f"(2) Three adaptive fan-outs of {items // 3:,} items side by side, cap 1,000 each, "
             "three functions of one account. Share: GB-s-free concurrency, the function's busy "
             "seconds over the fan-out's wall time. " + three_summary,
-            table(["fan-out", "wall s", "succeeded", "mean concurrency", "429s", "429s / calls",
-                   "limit min / final"], three),
+            table(
+                [
+                    "fan-out",
+                    "wall s",
+                    "succeeded",
+                    "mean concurrency",
+                    "429s",
+                    "429s / calls",
+                    "limit min / final",
+                ],
+                three,
+            ),
             "(3) Reserved concurrency lowered mid run: 600, then 200 at 60 s; adaptive, cap 1,000. "
             + moved_summary,
             table(["t s", "reserved", "limit", "environments busy", "429s so far"], moved),

@@ -155,7 +155,7 @@ def _add_template_options(serve: argparse.ArgumentParser) -> None:
     )
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - a return per command
     """Entry point of ``python -m aiofanout`` and the ``aiofanout`` script."""
     args = build_parser().parse_args(argv)
     try:

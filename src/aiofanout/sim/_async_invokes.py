@@ -27,6 +27,7 @@ THROTTLE_FIRST_RETRY = 1.0
 THROTTLE_MAX_RETRY = 300.0
 ERROR_RETRY_WAITS = (60.0, 120.0)
 MAX_EVENT_AGE = 21_600.0
+FUNCTION_ARN = "arn:aws:lambda:us-east-1:123456789012:function:"
 
 
 @dataclass(slots=True)
@@ -118,7 +119,7 @@ class AsyncInvokes:
                 "version": "1.0",
                 "requestContext": {
                     "requestId": rid,
-                    "functionArn": f"arn:aws:lambda:us-east-1:123456789012:function:{function.name}",
+                    "functionArn": f"{FUNCTION_ARN}{function.name}",
                     "condition": condition,
                     "approximateInvokeCount": attempts,
                 },

@@ -27,8 +27,9 @@ class SimulatedAws:
     seconds; on any other loop it runs in real time. ``seed`` makes a run repeat exactly.
     ``latency`` is each call's round trip outside the function (network and Lambda's front
     end), drawn per call and split before and after: give it a spread (``Uniform(0.015,
-    0.025)``) and calls sent together arrive in a random order, as they do over a network. ``request_rate=False`` leaves the invoke request rate quota
-    out (the local runtime does not model it).
+    0.025)``) and calls sent together arrive in a random order, as they do over a network.
+    ``request_rate=False`` leaves the invoke request rate quota out (the local runtime does not
+    model it).
 
     The library's targets drive it through the clients it makes, exactly as they drive AWS.
 

@@ -22,7 +22,7 @@ __all__ = ["VirtualClockLoop", "run_in_virtual_time"]
 T = TypeVar("T")
 
 
-class _SkippingSelector(selectors.DefaultSelector):  # type: ignore[misc,valid-type]
+class _SkippingSelector(selectors.DefaultSelector):
     """A selector that, instead of waiting ``timeout`` seconds, moves the loop's clock on."""
 
     loop: VirtualClockLoop
@@ -32,7 +32,7 @@ class _SkippingSelector(selectors.DefaultSelector):  # type: ignore[misc,valid-t
         if ready or (timeout is not None and timeout <= 0):
             return ready
         if timeout is None:  # no timer at all: only real I/O (or another thread) can wake us
-            return super().select(None)  # type: ignore[no-any-return]
+            return super().select(None)
         self.loop.advance(timeout)
         return ready
 

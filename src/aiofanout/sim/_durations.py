@@ -143,6 +143,4 @@ def duration_of(value: Duration | float, name: str = "duration") -> Duration:
         return value
     if isinstance(value, int | float) and not isinstance(value, bool):
         return Fixed(float(value))
-    raise UsageError(
-        f"{name} must be seconds or Fixed/Uniform/LogNormal/Samples, got {value!r}"
-    )
+    raise UsageError(f"{name} must be seconds or Fixed/Uniform/LogNormal/Samples, got {value!r}")

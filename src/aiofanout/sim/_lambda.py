@@ -224,8 +224,7 @@ class Function:
             account.unreserved_busy += 1
         stats = self.stats
         stats.invocations += 1
-        if self.busy > stats.peak_concurrency:
-            stats.peak_concurrency = self.busy
+        stats.peak_concurrency = max(stats.peak_concurrency, self.busy)
         account.timeline.saw_busy(now, account.busy)
         if cold:
             stats.cold_starts += 1

@@ -12,7 +12,6 @@ unless the function has a handler.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import TYPE_CHECKING, Any
 
@@ -24,23 +23,25 @@ if TYPE_CHECKING:
 
 __all__ = ["LambdaClient"]
 
-SYNC_LIMIT = 6 * 1024 * 1024  # https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html
+SYNC_LIMIT = (
+    6 * 1024 * 1024
+)  # https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html
 ASYNC_LIMIT = 1024 * 1024
 STATUS = {"RequestResponse": 200, "Event": 202, "DryRun": 204}
 
 
 def client_error_class() -> Any:
-    """botocore's ``ClientError`` (the ``aws`` extra)."""
+    """Botocore's ``ClientError`` (the ``aws`` extra)."""
     try:
         from botocore.exceptions import ClientError
     except ImportError as exc:  # pragma: no cover - depends on the extras installed
-        raise UsageError("aiofanout.sim's clients need botocore: pip install 'aiofanout[aws]'") from exc
+        raise UsageError(
+            "aiofanout.sim's clients need botocore: pip install 'aiofanout[aws]'"
+        ) from exc
     return ClientError
 
 
-def service_error(
-    operation: str, status: int, code: str, text: str, /, **fields: Any
-) -> Exception:
+def service_error(operation: str, status: int, code: str, text: str, /, **fields: Any) -> Exception:
     """A ``ClientError`` as botocore raises it for AWS's error response."""
     response: dict[str, Any] = {
         "Error": {"Code": code, "Message": text},
@@ -170,8 +171,12 @@ class LambdaClient:
         await self._aws.wakeups.until(now + busy)
         function.release(now + busy, busy, counted_reserved=reserved)
         if timed_out:
-            return 200, "Unhandled", _error_body(
-                "Sandbox.Timedout", f"Task timed out after {function.timeout:.2f} seconds", rid
+            return (
+                200,
+                "Unhandled",
+                _error_body(
+                    "Sandbox.Timedout", f"Task timed out after {function.timeout:.2f} seconds", rid
+                ),
             )
         if failed:
             return 200, "Unhandled", _error_body("SimulatedError", "a simulated failure", rid)

@@ -51,13 +51,21 @@ def add_plan(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     add = parser.add_argument
     add("--items", type=int, required=True, help="items to fan out")
-    add("--target", choices=["lambda", "sqs"], default="lambda",
+    add(
+        "--target",
+        choices=["lambda", "sqs"],
+        default="lambda",
         help="lambda: one RequestResponse invoke per item; sqs: SendMessageBatch to a queue "
-        "an event source mapping drains into the function (default: lambda)")
+        "an event source mapping drains into the function (default: lambda)",
+    )
     add("--duration", type=float, default=0.1, help="the function's run, seconds (default 0.1)")
-    add("--distribution", choices=["fixed", "uniform", "lognormal"], default="fixed",
+    add(
+        "--distribution",
+        choices=["fixed", "uniform", "lognormal"],
+        default="fixed",
         help="fixed; uniform within duration x (1 +- spread); lognormal: median duration, "
-        "sigma spread (default: fixed)")
+        "sigma spread (default: fixed)",
+    )
     add("--spread", type=float, default=0.5, help="of the distribution (default 0.5)")
     add("--concurrency", type=int, required=True, help="the fan-out's cap")
     add("--adaptive", action="store_true", help="adaptive=True: follow the throttling")
@@ -69,17 +77,23 @@ def add_plan(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     add("--architecture", choices=["x86_64", "arm64"], default="x86_64")
     add("--function-timeout", type=float, default=900.0, help="seconds (default 900)")
     add("--cold-start", type=float, default=0.25, help="init seconds (default 0.25)")
-    add("--latency", type=float, default=0.02,
-        help="each call's round trip besides the run, seconds (default 0.02)")
+    add(
+        "--latency",
+        type=float,
+        default=0.02,
+        help="each call's round trip besides the run, seconds (default 0.02)",
+    )
     add("--failure-rate", type=float, default=0.0, help="share of runs that fail (default 0)")
     add("--batch-size", type=int, default=10, help="the SQS mapping's (default 10)")
     add("--seed", type=int, default=0, help="the simulation's seed (default 0)")
-    add("--price-request", type=float, default=LAMBDA_REQUEST,
-        help="USD per Lambda request")
-    add("--price-gb-second", type=float, default=None,
-        help="USD per GB-second (default: the architecture's list price)")
-    add("--price-sqs-request", type=float, default=SQS_REQUEST,
-        help="USD per SQS request")
+    add("--price-request", type=float, default=LAMBDA_REQUEST, help="USD per Lambda request")
+    add(
+        "--price-gb-second",
+        type=float,
+        default=None,
+        help="USD per GB-second (default: the architecture's list price)",
+    )
+    add("--price-sqs-request", type=float, default=SQS_REQUEST, help="USD per SQS request")
     add("--json", action="store_true", help="print one JSON object (for scripts and CI)")
     add("--svg", metavar="FILE", help="write concurrency, throughput and 429s over time")
     add("--no-progress", action="store_true", help="no progress bar (on stderr)")
@@ -157,8 +171,9 @@ async def _simulate(args: argparse.Namespace) -> tuple[dict[str, Any], Simulated
                 concurrency=args.concurrency, adaptive=args.adaptive,
                 retry=Retry(attempts=args.retries), timeout=args.timeout, on_progress=show,
             )  # fmt: skip
-            while queue is not None and (len(queue) or queue.in_flight):
-                await asyncio.sleep(1.0)  # the mapping drains the queue
+            while queue is not None and (len(queue) or queue.in_flight):  # noqa: ASYNC110
+                # Looked at once a virtual second, as a user polls the queue's attributes.
+                await asyncio.sleep(1.0)
         wall = loop.time()
     return _plan(args, aws, result, wall), aws
 
@@ -185,13 +200,18 @@ def _plan(args: argparse.Namespace, aws: SimulatedAws, result: Any, wall: float)
         "cost_usd": round(cost.total, 6),
         "cost_breakdown_usd": {k: round(v, 6) for k, v in cost.as_dict().items()},
         "prices_usd": prices.as_dict(),
-        "adaptive_limit": None if result.limit is None else {
-            "final": result.limit.final, "min": result.limit.min, "max": result.limit.max,
-        },  # fmt: skip
+        "adaptive_limit": None
+        if result.limit is None
+        else {
+            "final": result.limit.final,
+            "min": result.limit.min,
+            "max": result.limit.max,
+        },
         "scenario": {
-            key: value for key, value in sorted(vars(args).items())
+            key: value
+            for key, value in sorted(vars(args).items())
             if key not in ("command", "json", "svg", "no_progress")
-        },  # fmt: skip
+        },
     }
 
 

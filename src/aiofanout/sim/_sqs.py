@@ -308,4 +308,3 @@ def _record(message: Message, queue: Queue) -> dict[str, Any]:
         "eventSourceARN": f"arn:aws:sqs:us-east-1:123456789012:{queue.name}",
         "awsRegion": "us-east-1",
     }
-
