@@ -199,7 +199,7 @@ def _plan(args: argparse.Namespace, aws: SimulatedAws, result: Any, wall: float)
         "invocations": stats.invocations,
         "cost_usd": round(cost.total, 6),
         "cost_breakdown_usd": {k: round(v, 6) for k, v in cost.as_dict().items()},
-        "prices_usd": prices.as_dict(),
+        "prices_usd": {name: round(price, 12) for name, price in prices.as_dict().items()},
         "adaptive_limit": None
         if result.limit is None
         else {
