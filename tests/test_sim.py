@@ -232,13 +232,14 @@ def test_durations_are_seeded_and_repeat() -> None:
 
 def test_sqs_target_and_mapping_scale_redeliver_and_dead_letter() -> None:
     poison = {"n": -1}
+    poisoned: list[str] = []  # each receive of the poison message: its ApproximateReceiveCount
 
     def handler(event: dict[str, Any]) -> dict[str, Any]:
-        failures = [
-            {"itemIdentifier": record["messageId"]}
-            for record in event["Records"]
-            if json.loads(record["body"]) == poison
-        ]
+        failures = []
+        for record in event["Records"]:
+            if json.loads(record["body"]) == poison:
+                poisoned.append(record["attributes"]["ApproximateReceiveCount"])
+                failures.append({"itemIdentifier": record["messageId"]})
         return {"batchItemFailures": failures}
 
     async def main() -> tuple[Any, ...]:
@@ -260,6 +261,7 @@ def test_sqs_target_and_mapping_scale_redeliver_and_dead_letter() -> None:
     assert result.counts[Status.SUCCEEDED] == 2001
     assert deleted == 2000
     assert dead == 1  # received twice, failed twice: the redrive policy moved it
+    assert poisoned == ["1", "2"]
     # Five batches at first, then at most five more a second (300 a minute).
     assert concurrency[0] <= 10
     assert all(b - a <= 5 for a, b in itertools.pairwise(concurrency))
