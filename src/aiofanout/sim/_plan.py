@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import itertools
 import json
+import random
 import sys
 import time
 from typing import Any
@@ -148,6 +149,7 @@ def _prices(args: argparse.Namespace) -> Prices:
 async def _simulate(args: argparse.Namespace) -> tuple[dict[str, Any], SimulatedAws]:
     from .. import LambdaTarget, Retry, SqsTarget, dispatch_many
 
+    random.seed(args.seed)  # the engine's backoff jitter draws from the global generator
     async with SimulatedAws(
         account_concurrency=args.account_concurrency, seed=args.seed, latency=args.latency
     ) as aws:
