@@ -3,8 +3,9 @@
     python benchmarks/sim_scale.py [--write] [--items 100000]
 
 Every run is the real engine and ``LambdaTarget`` against ``aiofanout.sim.SimulatedAws`` on a
-virtual clock (seeded): functions of LogNormal(1 s, 0.3) runs, 250 ms cold starts, 20 ms of
-round trip, the account's concurrency 1,000.
+virtual clock (seeded): functions of LogNormal(1 s, 0.3) runs, 250 ms cold starts, round
+trips drawn from 10-30 ms (so calls sent together arrive in any order), the account's
+concurrency 1,000.
 
 (1) One fan-out of ``--items`` against the account: fixed caps of 1,000 and 5,000, adaptive
     with a cap of 5,000.
@@ -162,7 +163,7 @@ async def main(items: int) -> str:
     return "\n\n".join(
         [
             f"Simulated: account concurrency 1,000, runs LogNormal(median 1 s, sigma 0.3), 250 ms "
-            f"cold starts, 20 ms round trips, seed {SEED}; simulated in {real:.0f} s of wall "
+            f"cold starts, round trips drawn from 10-30 ms, seed {SEED}; simulated in {real:.0f} s of wall "
             f"time on {machine()}.",
             f"(1) One fan-out of {items:,} items.",
             table(
