@@ -381,3 +381,17 @@ def test_plan_is_seeded_prices_are_overridable_and_the_svg_is_drawn(
     svg = (tmp_path / "plan.svg").read_text()
     assert svg.startswith("<svg")
     assert svg.count("<polyline") == 3
+
+
+def test_the_timeline_counts_from_the_first_request_on_a_real_loop() -> None:
+    aws = SimulatedAws()  # made outside any loop
+    aws.function("f", duration=0.01, cold_start=0.0)
+
+    async def main() -> None:
+        target = LambdaTarget("f", task=None, client=aws.lambda_client())
+        await dispatch_many(target, range(4), concurrency=2)
+
+    asyncio.run(main())  # real time: the loop's clock is the machine's, far from 0
+    assert aws.timeline.seconds == 1
+    assert aws.timeline.completed == [4]
+    assert aws.timeline.busy == [2]

@@ -99,8 +99,8 @@ class Account:
         self.busy = 0  # every request in flight
         self.request_rate = request_rate
         self.requests = _RateWindow()
-        loop = asyncio._get_running_loop()
-        self.timeline = Timeline(loop.time() if loop is not None else 0.0)
+        loop = asyncio._get_running_loop()  # made outside a loop: the first request starts it
+        self.timeline = Timeline(loop.time() if loop is not None else None)
 
     @property
     def unreserved(self) -> int:

@@ -10,7 +10,9 @@ __all__ = ["Timeline"]
 
 
 class Timeline:
-    """Per second since ``origin`` (a loop time): the most environments busy, calls finished, 429s.
+    """Per second since ``origin``: the most environments busy, calls finished, 429s answered.
+
+    ``origin`` is a loop time: the simulation's start, or (``None``) its first request's.
 
     Example::
 
@@ -19,7 +21,7 @@ class Timeline:
 
     __slots__ = ("_current", "busy", "completed", "origin", "throttled")
 
-    def __init__(self, origin: float = 0.0) -> None:
+    def __init__(self, origin: float | None = None) -> None:
         self.origin = origin
         self.busy: list[int] = []
         self.completed: list[int] = []
@@ -36,7 +38,7 @@ class Timeline:
 
     def saw_busy(self, now: float, busy: int) -> None:
         """``busy`` environments were busy at ``now``."""
-        second = int(now - self.origin)
+        second = int(now - self.origin) if self.origin is not None else self._start(now)
         if second >= len(self.busy):
             self._grow(second)
             self.busy[second] = max(busy, self._current)
@@ -46,17 +48,21 @@ class Timeline:
 
     def saw_completed(self, now: float) -> None:
         """A call finished at ``now``."""
-        second = int(now - self.origin)
+        second = int(now - self.origin) if self.origin is not None else self._start(now)
         if second >= len(self.completed):
             self._grow(second)
         self.completed[second] += 1
 
     def saw_throttle(self, now: float) -> None:
         """A call was answered 429 at ``now``."""
-        second = int(now - self.origin)
+        second = int(now - self.origin) if self.origin is not None else self._start(now)
         if second >= len(self.throttled):
             self._grow(second)
         self.throttled[second] += 1
+
+    def _start(self, now: float) -> int:
+        self.origin = now
+        return 0
 
     @property
     def seconds(self) -> int:
