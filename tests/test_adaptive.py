@@ -69,21 +69,40 @@ async def test_a_throttle_lowers_the_limit_to_the_calls_in_flight_it_met() -> No
     assert c.limiter.limit == 64
     permits = await c.take(20)
     assert permits == list(range(20))
+    for _ in range(9):
+        c.limiter.hand_back()  # nine calls done: eleven in flight
     c.limiter.release(permits[10], busy(), c.share)  # sent with 10 others in flight
     assert c.limiter.limit == 10
-    # A call sent under the higher limit, meeting more, says nothing new: no second decrease.
+    # Another refused call: one slot less (each refused call held a slot the far end lacks).
     c.limiter.release(permits[15], busy(), c.share)
-    assert c.limiter.limit == 10
+    assert c.limiter.limit == 9
     # Errors that are not throttles leave the limit alone; an HTTP 503 is a throttle.
     c.limiter.release(permits[16], RuntimeError("bug"), c.share)
     c.limiter.release(permits[17], TimeoutError(), c.share)
-    assert c.limiter.limit == 10
+    assert c.limiter.limit == 9
+    for _ in range(3):
+        c.limiter.hand_back()
     c.limiter.release(permits[5], ServerError("503 Service Unavailable", code="503"), c.share)
     assert c.limiter.limit == 5
     assert c.share.report() == AdaptiveLimit(current=5, min=5, max=64, throttles=3)
 
 
-async def test_successes_raise_the_limit_by_one_per_window() -> None:
+async def test_a_burst_that_arrives_out_of_order_settles_on_what_was_admitted() -> None:
+    # 64 calls sent at once; the far end admits the 8 that happen to arrive first (here calls
+    # sent 3rd, 9th, ...), and refuses the rest, whose answers come back in any order. Taken
+    # alone, the count a refused call met when it was sent (the 1st met 0) would drop the
+    # limit to 1; the calls still in flight when each refusal comes back bring it to 8.
+    c = Controller(cap=64)
+    permits = await c.take(64)
+    admitted = {2, 8, 17, 23, 31, 40, 52, 60}
+    refused = [m for m in permits if m not in admitted]
+    for met in reversed(refused):  # the first sent comes back last
+        c.limiter.release(met, busy(), c.share)
+    assert c.limiter.limit == 8
+    assert c.limiter.in_flight == 8
+
+
+async def test_successes_raise_the_limit_by_one_per_window_and_faster_once_capacity_grew() -> None:
     c = Controller(cap=64)
     await c.throttle_at(21)  # the ceiling is 21: the limit drops to 20
     assert c.limiter.limit == 20
@@ -93,8 +112,16 @@ async def test_successes_raise_the_limit_by_one_per_window() -> None:
     assert c.limiter.limit == 21
     await c.succeed(21)  # a window at the level that was throttled held: the capacity grew
     assert c.limiter.limit == 22
-    await c.succeed(22)
-    assert c.limiter.limit == 23
+    await c.succeed(22)  # so each window adds twice the step of the one before
+    assert c.limiter.limit == 24
+    await c.succeed(24)
+    assert c.limiter.limit == 28
+    await c.succeed(28)  # at most a quarter of the limit
+    assert c.limiter.limit == 34
+    await c.throttle_at(34)  # a throttle: back to one per window
+    assert c.limiter.limit == 33
+    await c.succeed(33)
+    assert c.limiter.limit == 34
 
 
 async def test_a_probe_throttled_again_waits_longer_each_time() -> None:

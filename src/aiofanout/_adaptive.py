@@ -16,12 +16,28 @@ decrease instead of guessing it:
 
 - **Decrease to what the throttled call met.** Each permit remembers how many calls were in flight
   when it was taken. A throttle says those calls plus this one were too many, so the limit drops
-  to at most that count (never below 1). A burst of 64 against 8 slots settles at 8 within one
-  round of throttles, and a throttle from a call that started under a higher limit, already
-  lowered, changes nothing: at most one decrease per round trip, with no timer.
+  to at most that count, or to the calls still in flight when the throttle came back if those
+  are more, and in any case by one: the refused call held a slot the far end does not have
+  (never below 1). A burst of 64 against 8 slots refuses 56 calls and settles at 8 within one
+  round of throttles, with no timer.
+
+  Why not the count at sending alone: calls sent together do not arrive in the order they were
+  sent. In a burst of 5,000 against an account of 1,000 (simulated, ``benchmarks/sim_scale.py``)
+  the far end admits whichever 1,000 arrive first, so a call sent third may be refused; its
+  count (2) dropped the limit to 2 and the fan-out crawled at a tenth of the account. The calls
+  still in flight when a throttle comes back include every call the far end admitted, so the
+  larger count never drops below what it holds, and one less per refused call brings the limit
+  to what was admitted once the burst's refusals are back, in whatever order they come.
 - **Increase by one per window of successes**, a window being ``limit`` successes (about one
   round trip at the limit), never above the cap (the sum of the caps of the fan-outs sharing the
   limiter).
+- **Speed up once the capacity grew.** When a window above the level last throttled holds, the
+  far end has more room than before (a fan-out beside this one finished, a reserved concurrency
+  was raised, Lambda added environments): each further window then adds twice the step of the
+  one before (at most a quarter of the limit), and the next throttle sets the step back to one.
+  By one per window alone, a fan-out left at 40 of an account of 1,000 when its neighbours
+  finished took two minutes of one-second windows to climb to 140 (simulated,
+  ``benchmarks/sim_scale.py``); doubling, it is back at the account within a dozen windows.
 - **Probe the level that was throttled patiently.** Stepping back up to the in-flight level last
   throttled waits for more windows, doubling (up to 8) each time that probe is throttled again,
   and back to one once a probe holds for a window. Against a fixed limit this costs one throttle
@@ -71,6 +87,7 @@ class Limiter:
         self.successes = 0  # since the last change of the limit
         self.ceiling: int | None = None  # the in-flight level last throttled
         self.patience = 1  # windows of successes before stepping up to the ceiling
+        self.step = 1  # added by the next window: doubles while the capacity keeps growing
         self.resume_at = 0.0  # no permit before this (a retry_after)
         self.waiters: deque[asyncio.Future[int]] = deque()
         self.shares: list[Share] = []
@@ -186,15 +203,23 @@ class Limiter:
             return
         if self.ceiling is not None and self.limit >= self.ceiling:
             self.ceiling, self.patience = None, 1  # a window above it held: the capacity grew
-        self._set(self.limit + 1)
+        step = 1
+        if self.ceiling is None:
+            step = self.step
+            self.step = min(2 * step, max(1, self.limit // 4))
+        self._set(self.limit + step)
 
     def _throttled(self, met: int, error: BaseException) -> None:
-        level = met + 1  # the calls in flight when this one was sent, itself included
+        # The calls in flight when this one was sent, or now that its answer came (more, when
+        # it arrived after calls sent later), itself included.
+        met = max(met, self.in_flight)
+        level = met + 1
         if self.ceiling is not None and level >= self.ceiling:
             self.patience = min(2 * self.patience, MAX_PATIENCE)  # the probe failed again
         self.ceiling = level
+        self.step = 1
         self.throttled = True
-        self._set(min(self.limit, met))
+        self._set(min(self.limit - 1, met))  # each refused call: one slot less, at least
         hint = getattr(error, "retry_after", None)
         if isinstance(hint, int | float) and hint > 0:
             self.resume_at = max(self.resume_at, clock() + hint)

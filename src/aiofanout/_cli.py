@@ -1,4 +1,4 @@
-"""``python -m aiofanout``: the demo, the local AWS stack, builds, and a journal's runs."""
+"""``python -m aiofanout``: the demo, the local AWS stack, builds, plans, and a journal's runs."""
 
 from __future__ import annotations
 
@@ -28,6 +28,7 @@ commands:
   serve   run the local AWS (moto server + local Lambda runtime) in the foreground
   build   a stack file into a SAM template and one zip per function, for AWS
   runs    read a journal's runs: list, show RUN, failures RUN, export RUN (jsonl or csv)
+  plan    predict a fan-out's wall time, throttling and cost on a simulated AWS
 
 examples:
   python -m aiofanout demo
@@ -36,6 +37,7 @@ examples:
   python -m aiofanout build --config stack.toml --out build
   python -m aiofanout serve --template build/template.yaml --parameter Stage=dev
   python -m aiofanout runs list --journal runs/
+  python -m aiofanout plan --items 100000 --duration 0.5 --concurrency 1000 --adaptive
 """
 
 
@@ -71,6 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
     from ._runs_cli import add_runs
 
     add_runs(commands)
+    from .sim._plan import add_plan
+
+    add_plan(commands)
     return parser
 
 
@@ -191,6 +196,10 @@ def _run(args: argparse.Namespace) -> int:
         from ._runs_cli import run_runs
 
         return run_runs(args)
+    if args.command == "plan":
+        from .sim._plan import run_plan
+
+        return run_plan(args)
     return 2  # pragma: no cover - argparse rejects unknown commands
 
 
