@@ -127,6 +127,14 @@ class Target:
         """
         return self.prepare(item)
 
+    def envelope_id(self, payload: Any) -> str | None:
+        """The id of the task envelope ``payload`` is (``Outcome.envelope_id``); default none.
+
+        A target that sends task envelopes (Lambda, SQS, SNS) names the one it prepared, so the
+        item's outcome leads to its record on the worker (``TaskRecords``) and to its logs.
+        """
+        return None
+
     async def call(self, payload: Any, *, timeout: float | None) -> Any:
         """Send one prepared payload and return the reply's value, or raise.
 

@@ -255,6 +255,10 @@ class ReplyingTarget(AwsClientTarget):
             message, claim = message.claimed(self.claim_check)
         return Outgoing(message, reply_id=reply_id, claim=claim, **extra)
 
+    def envelope_id(self, payload: Any) -> str | None:
+        message: Outgoing = payload
+        return message.envelope_id
+
     @staticmethod
     def body(message: Outgoing, seconds: float | None) -> bytes:
         """``message``'s bytes for one attempt, with a deadline ``seconds`` from now (or none).
