@@ -23,12 +23,16 @@ def count_inits() -> None:  # a sync hook
 @app.on_init
 async def open_pool() -> None:  # an async hook, on the environment's loop
     LOOPS.append(id(asyncio.get_running_loop()))
+    _fail_once()
+    INITS.append("open_pool")
+
+
+def _fail_once() -> None:
     marker = os.environ.get("FAIL_INIT_ONCE")  # a file: its first environment's init fails
     if marker and Path(marker).exists():
-        Path(marker).write_text(str(os.getpid()))
+        Path(marker).write_text(str(os.getpid()))  # which environment failed
         Path(marker).rename(f"{marker}.failed")
         raise ConnectionError("the model server did not answer")
-    INITS.append("open_pool")
 
 
 @app.task
@@ -37,7 +41,7 @@ async def whoami(hold: float = 0.0) -> dict[str, object]:
     return {
         "pid": os.getpid(),
         "inits": list(INITS),
-        "same_loop": LOOPS == [id(asyncio.get_running_loop())],
+        "same_loop": [id(asyncio.get_running_loop())] == LOOPS,
     }
 
 
