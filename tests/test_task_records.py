@@ -139,7 +139,7 @@ async def test_queue_outcomes_name_the_envelope_sent(aws: LocalAws) -> None:
         ids = {outcome.envelope_id for outcome in result}
         async with stream(sent, [4], concurrency=1) as outcomes:
             ids |= {outcome.envelope_id async for outcome in outcomes}
-        bodies = []
+        bodies: list[dict[str, Any]] = []
         while len(bodies) < 4:
             answer = await sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)
             bodies += [json.loads(m["Body"]) for m in answer.get("Messages", [])]
