@@ -1,4 +1,7 @@
-"""A worker for the init hook and task record tests: counts its inits, fails one when asked."""
+"""A worker for the SNS, init hook and task record tests: counts its inits, fails one when asked.
+
+The local runtime points DynamoDB and S3 at the moto server (``AWS_ENDPOINT_URL_*``).
+"""
 
 from __future__ import annotations
 
@@ -6,10 +9,15 @@ import asyncio
 import os
 from pathlib import Path
 
+from aiofanout import ClaimCheck
 from aiofanout.worker import App, TaskRecords
 
-table = os.environ.get("RECORDS_TABLE")
-app = App("peers-worker", records=TaskRecords(table) if table else None)
+table, bucket = os.environ.get("RECORDS_TABLE"), os.environ.get("CLAIM_BUCKET")
+app = App(
+    "peers-worker",
+    records=TaskRecords(table) if table else None,
+    claim_check=ClaimCheck(bucket=bucket) if bucket else None,
+)
 
 INITS: list[str] = []  # the hooks that ran in this environment, in order
 LOOPS: list[int] = []  # the loop the async hook ran on
@@ -55,6 +63,11 @@ async def square(n: int) -> int:
 @app.task
 async def big(size: int) -> str:
     return "x" * size
+
+
+@app.task
+async def length(text: str) -> int:
+    return len(text)
 
 
 lambda_handler = app.lambda_handler

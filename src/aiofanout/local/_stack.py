@@ -46,7 +46,7 @@ from ._account import REGION, function_arn, queue_arn
 from ._config import EventSourceMapping, FunctionConfig
 from ._events import KEY, EventInvokeConfig
 from ._faults import Faults
-from ._moto import MotoServer, fake_aws_credentials
+from ._moto import MotoServer, fake_aws_credentials, free_port
 from ._runtime import LocalLambda
 
 log = logging.getLogger("aiofanout.local")
@@ -118,7 +118,9 @@ async def stack(
             result = await dispatch_many(target, keys, concurrency=20)
     """
     credentials_set = fake_aws_credentials() if credentials else contextlib.nullcontext()
-    moto = MotoServer(port=moto_port or None)
+    # The runtime's port is chosen first: the moto server invokes SNS's Lambda subscriptions there.
+    port = port or free_port()
+    moto = MotoServer(port=moto_port or None, lambda_endpoint_url=f"http://127.0.0.1:{port}")
     with credentials_set:
         try:
             await anyio.to_thread.run_sync(moto.start)

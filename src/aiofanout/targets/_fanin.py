@@ -55,7 +55,7 @@ def replies_of(
             "pass either replies= (the target waits for the replies) or send_replies_to= (the "
             "worker sends them there, for someone else), not both"
         )
-    if target.service != "sqs":
+    if target.service == "lambda":  # the reply queue is elsewhere than the Lambda API
         sqs_endpoint_url = sqs_endpoint_url or None
     else:
         sqs_endpoint_url = sqs_endpoint_url or target.endpoint_url or _endpoint_of(target)

@@ -18,7 +18,7 @@ from .._limits import PayloadLimits
 from .._target import Batching
 from .._wire import ClaimCheck, DescribesTask, Outgoing
 from ._fanin import ReplyingTarget, checked_expires, renamed_reply_to
-from ._sqs_sends import BatchSender
+from ._sqs_sends import BatchSender, Sent
 
 __all__ = ["SqsTarget"]
 
@@ -141,7 +141,7 @@ class SqsTarget(ReplyingTarget):
         """With replies: send the item's message (batched with others) and wait for its reply."""
         if self.fanin is None:
             raise UsageError("SqsTarget sends batches; call() is for replies=")
-        sent = _Sent(payload, self.body(payload, timeout))
+        sent = Sent(payload, self.body(payload, timeout))
         return await self.fanin.round_trip(sent.message.reply_id, lambda: self.sender.send(sent))
 
     async def _send_batch(self, sent: Sequence[Any]) -> list[Any]:
@@ -177,22 +177,6 @@ class SqsTarget(ReplyingTarget):
         if message.dedup_id is not None:
             entry["MessageDeduplicationId"] = message.dedup_id
         return entry
-
-
-class _Sent:
-    """A message awaiting its reply, finished for its attempt: what the batch sender packs.
-
-    ``len()`` is the finished body's size in bytes, which batches are packed by.
-    """
-
-    __slots__ = ("body", "message")
-
-    def __init__(self, message: Outgoing, body: bytes) -> None:
-        self.message = message
-        self.body = body
-
-    def __len__(self) -> int:
-        return len(self.body)
 
 
 def _check_options(fifo: bool, group_id: object, delay: int, expires: float | None) -> None:
