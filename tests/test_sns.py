@@ -27,7 +27,7 @@ from aiofanout import (
 from aiofanout.errors import RequestRejected
 from aiofanout.local import EventSourceMapping, FunctionConfig, LocalAws, stack
 from aiofanout.local._account import function_arn, queue_arn
-from aiofanout.local._moto._sns_to_lambda import sns_lambda_event
+from aiofanout.local._moto._sns_deliveries import sns_lambda_event
 from aiofanout.testing import LambdaContext, eventually, sqs_event
 from aiofanout.wire import encode_task
 from aiofanout.worker import App
@@ -57,7 +57,7 @@ async def aws() -> AsyncIterator[LocalAws]:
 
 async def topic(aws: LocalAws, *, fifo: bool = False) -> str:
     name = f"tasks-{uuid.uuid4().hex[:8]}" + (".fifo" if fifo else "")
-    attributes = {"FifoTopic": "true", "ContentBasedDeduplication": "false"} if fifo else {}
+    attributes = {"FifoTopic": "true"} if fifo else {}  # (moto reads "false" as on)
     async with aws.client("sns") as sns:
         return str((await sns.create_topic(Name=name, Attributes=attributes))["TopicArn"])
 

@@ -21,7 +21,7 @@ from typing import Any
 from ..._errors import UsageError
 from .._account import REGION
 
-#: Where the server finds the local runtime's Invoke API (read by ``_sns_to_lambda.py``).
+#: Where the server finds the local runtime's Invoke API (read by ``_sns_deliveries.py``).
 LAMBDA_ENDPOINT_VARIABLE = "AIOFANOUT_LAMBDA_ENDPOINT"
 
 #: Credentials that only a local moto server accepts: tests never reach real AWS with them.

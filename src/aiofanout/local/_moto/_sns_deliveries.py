@@ -1,4 +1,4 @@
-"""SNS deliveries to Lambda subscriptions, made by the local runtime, in AWS's SNS event format.
+"""SNS deliveries as AWS makes them: Lambda subscriptions invoked, FIFO topics deduplicated.
 
 moto's SNS hands a message for a ``lambda`` subscription to moto's own Lambda, which runs no
 code without Docker (``moto/sns/models.py``, ``Subscription.publish``; ``LambdaBackend.
@@ -21,12 +21,22 @@ runtime; one that fails is retried three times (AWS retries a Lambda delivery to
 written to the server's standard error.
 
 The runtime's Invoke API endpoint comes in :data:`LAMBDA_ENDPOINT_VARIABLE`; without it (a moto
-server that no local runtime stands beside) moto's own behaviour is left alone. Standard
-library only; moto is imported when :func:`install` runs.
+server that no local runtime stands beside) moto's own Lambda delivery is left alone.
+
+A FIFO topic with ``ContentBasedDeduplication`` takes a publish without a deduplication id; SNS
+then makes one, the SHA-256 of the message, and hands it to its FIFO queues. moto passes none
+on, so a FIFO queue that does not deduplicate by content refuses the message, and moto's
+``PublishBatch`` drops that entry from its answer (neither ``Successful`` nor ``Failed``). The
+id is made here as SNS makes it. moto also keeps a topic's attributes as the strings they came
+as, so ``"false"`` counts as on: a topic that should not deduplicate by content leaves the
+attribute out.
+
+Standard library only; moto is imported when :func:`install` runs.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import queue
@@ -40,7 +50,7 @@ from typing import Any
 from ._moto_server import LAMBDA_ENDPOINT_VARIABLE
 
 ATTEMPTS = 4
-_MARK = "__aiofanout_sns_to_lambda__"
+_MARK = "__aiofanout_sns_deliveries__"
 _URL_KEYS = {"SigningCertURL": "SigningCertUrl", "UnsubscribeURL": "UnsubscribeUrl"}
 
 
@@ -98,10 +108,37 @@ class _Deliveries:
 
 
 def install(endpoint: str | None = None) -> None:
-    """Send SNS messages for ``lambda`` subscriptions to the runtime at ``endpoint``."""
+    """Deduplicate FIFO topics by content; send ``lambda`` deliveries to the runtime.
+
+    ``endpoint``: the runtime's Invoke API (default: :data:`LAMBDA_ENDPOINT_VARIABLE`).
+    """
+    _deduplicate_by_content()
     endpoint = endpoint or os.environ.get(LAMBDA_ENDPOINT_VARIABLE)
-    if not endpoint:
+    if endpoint:
+        _deliver_to_the_runtime(endpoint)
+
+
+def _deduplicate_by_content() -> None:
+    from moto.sns.models import Topic
+
+    publish = Topic.publish
+    if getattr(publish, _MARK, False):
         return
+
+    def publish_deduplicated(self: Any, message: str, **options: Any) -> str:
+        # (moto's SNSBackend.publish passes everything but the message by keyword)
+        if self.fifo_topic and self.content_based_deduplication:
+            options["deduplication_id"] = (
+                options.get("deduplication_id") or hashlib.sha256(message.encode()).hexdigest()
+            )
+        result: str = publish(self, message, **options)
+        return result
+
+    setattr(publish_deduplicated, _MARK, True)
+    Topic.publish = publish_deduplicated  # type: ignore[method-assign, assignment]
+
+
+def _deliver_to_the_runtime(endpoint: str) -> None:
     from moto.sns.models import Subscription
 
     publish = Subscription.publish
