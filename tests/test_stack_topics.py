@@ -169,6 +169,18 @@ def sender(aws: LocalAws, arn: str, **options: Any) -> SnsTarget:
     )
 
 
+async def each_subscription_delivers(aws: LocalAws, arn: str) -> None:
+    """A function and a queue subscribe to ``arn``: every item runs in both, one reply counts."""
+    async with aws.client("sns") as sns:
+        found = await sns.list_subscriptions_by_topic(TopicArn=arn)
+    assert sorted(s["Protocol"] for s in found["Subscriptions"]) == ["lambda", "sqs"]
+    tasks = sender(aws, arn)
+    async with tasks.opened(concurrency=2, timeout=20):  # open: its reply queue still read
+        result = await dispatch_many(tasks, [2, 3], concurrency=2, timeout=20)
+        assert result.values() == [4, 9]
+        await eventually(lambda: tasks.reply_stats.duplicates == 2)  # both subscriptions ran
+
+
 @pytest.mark.slow
 @pytest.mark.asyncio(loop_scope="module")
 async def test_serve_config_makes_the_topics_and_each_subscription_delivers(
@@ -177,17 +189,7 @@ async def test_serve_config_makes_the_topics_and_each_subscription_delivers(
     path = tmp_path / "stack.toml"
     path.write_text(TOPICS)
     await StackFile.load(path).apply(aws)
-    async with aws.client("sns") as sns:
-        found = await sns.list_subscriptions_by_topic(TopicArn=topic_arn("tasks"))
-    protocols = sorted(s["Protocol"] for s in found["Subscriptions"])
-    assert protocols == ["lambda", "sqs"]
-    # Each item runs twice (the function, and the worker behind the audit queue): one reply
-    # answers it, the other is counted as a duplicate.
-    tasks = sender(aws, topic_arn("tasks"))
-    async with tasks.opened(concurrency=2, timeout=20):  # open: its reply queue still read
-        result = await dispatch_many(tasks, [2, 3], concurrency=2, timeout=20)
-        assert result.values() == [4, 9]
-        await eventually(lambda: tasks.reply_stats.duplicates == 2)  # both subscriptions ran
+    await each_subscription_delivers(aws, topic_arn("tasks"))
     orders = sender(aws, topic_arn("orders.fifo"), group_id="g")  # content-based dedup
     ordered = await dispatch_many(orders, [5], concurrency=1, timeout=20)
     assert ordered.values() == [25], [o.error for o in ordered]
@@ -209,7 +211,5 @@ async def test_serve_template_runs_the_built_template_with_its_subscriptions(
     path = write_template(sam_template(built, uris), tmp_path / "template.yaml")
     template = Template.load(path, stack_name="topics")
     async with template.deploy(aws, isolated=False) as deployed:
-        arn = deployed.resources["TTasksTopic"]
-        assert arn == topic_arn("t-tasks")
-        result = await dispatch_many(sender(aws, arn), [6, 7], concurrency=2, timeout=20)
-        assert result.values() == [36, 49]
+        assert deployed.resources["TTasksTopic"] == topic_arn("t-tasks")
+        await each_subscription_delivers(aws, topic_arn("t-tasks"))
