@@ -26,8 +26,6 @@ from aiofanout import (
 )
 from aiofanout.errors import RequestRejected
 from aiofanout.local import EventSourceMapping, FunctionConfig, LocalAws, stack
-from aiofanout.local._account import function_arn, queue_arn
-from aiofanout.local._moto._sns_deliveries import sns_lambda_event
 from aiofanout.testing import LambdaContext, eventually, sqs_event
 from aiofanout.wire import encode_task
 from aiofanout.worker import App
@@ -36,6 +34,15 @@ pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 FUNCTIONS = str(Path(__file__).with_name("lambda_functions"))
 BUCKET = "sns-claims"
+ACCOUNT = "arn:aws:{}:us-east-1:123456789012:{}"  # the local stack's account
+
+
+def function_arn(name: str) -> str:
+    return ACCOUNT.format("lambda", f"function:{name}")
+
+
+def queue_arn(name: str) -> str:
+    return ACCOUNT.format("sqs", name)
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -197,6 +204,8 @@ async def test_per_entry_failures_fail_their_items_alone(aws: LocalAws) -> None:
 
 
 async def test_the_app_runs_envelopes_of_every_sns_delivery_form() -> None:
+    from aiofanout.local._moto._sns_deliveries import sns_lambda_event  # what the server sends
+
     app = App("in-process")
 
     @app.task

@@ -15,13 +15,16 @@ import pytest_asyncio
 from aiofanout import SnsTarget, UsageError, dispatch_many
 from aiofanout.deploy import Stack, sam_template
 from aiofanout.local import LocalAws, Template, stack
-from aiofanout.local._account import topic_arn
-from aiofanout.local._stack import StackFile, _local_values
 from aiofanout.testing import eventually
 
 from .deploy_helpers import cfn_lint, translated, write_template
 
 FUNCTIONS = Path(__file__).with_name("lambda_functions")
+
+
+def topic_arn(name: str) -> str:
+    return f"arn:aws:sns:us-east-1:123456789012:{name}"  # the local stack's account
+
 
 TOPICS = f"""
 [[queue]]
@@ -131,6 +134,8 @@ def test_the_template_carries_topics_subscriptions_policies_and_references(
     variables = resources["SenderFunction"]["Properties"]["Environment"]["Variables"]
     assert variables["TASKS"] == {"Ref": "TasksTopic"}
     assert template["Outputs"]["TasksTopicArn"]["Value"] == {"Ref": "TasksTopic"}
+    from aiofanout.local._stack import _local_values  # what serve --config gives references
+
     described = stack_of(tmp_path, TOPICS)
     values = _local_values(described, {q.name: q.name for q in described.all_queues()})
     assert values["${topic.tasks.arn}"] == topic_arn("tasks")
@@ -186,6 +191,8 @@ async def each_subscription_delivers(aws: LocalAws, arn: str) -> None:
 async def test_serve_config_makes_the_topics_and_each_subscription_delivers(
     aws: LocalAws, tmp_path: Path
 ) -> None:
+    from aiofanout.local._stack import StackFile  # what serve --config applies
+
     path = tmp_path / "stack.toml"
     path.write_text(TOPICS)
     await StackFile.load(path).apply(aws)

@@ -807,6 +807,7 @@ def test_the_targets_show_the_shortest_public_path_they_are_imported_from() -> N
         "LambdaTarget": "aiofanout",
         "ReplyStats": "aiofanout.targets",
         "SharedTarget": "aiofanout.targets",
+        "SnsTarget": "aiofanout",
         "SqsTarget": "aiofanout",
         "Target": "aiofanout.targets",
     }

@@ -17,7 +17,6 @@ from aiofanout import LambdaTarget, SqsTarget, dispatch_many, stream
 from aiofanout.local import FunctionConfig, LocalAws, stack
 from aiofanout.testing import eventually
 from aiofanout.worker import TaskRecord, TaskRecords
-from aiofanout.worker._dynamodb import TABLE_SCHEMA
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -27,6 +26,8 @@ TABLE = "task-records"
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def aws() -> AsyncIterator[LocalAws]:
+    from aiofanout.worker._dynamodb import TABLE_SCHEMA  # the schema TaskRecords shares
+
     async with stack() as local:
         async with local.client("dynamodb") as dynamodb:
             await dynamodb.create_table(TableName=TABLE, **TABLE_SCHEMA)
