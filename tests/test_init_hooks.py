@@ -106,3 +106,19 @@ async def test_a_hook_that_raises_fails_handle_and_runs_again_next_time() -> Non
     assert (await app.handle(envelope, LambdaContext()))["value"] == "pong"
     assert (await app.handle(envelope, LambdaContext()))["value"] == "pong"
     assert calls == ["init", "init", "ping", "ping"]  # once it succeeded, never again
+
+
+async def test_eager_mode_runs_the_hooks_before_the_first_task() -> None:
+    app = App("eager")
+    made: dict[str, str] = {}
+
+    @app.on_init
+    def make_client() -> None:
+        made["client"] = "ready"
+
+    @app.task
+    async def use_client(n: int) -> str:
+        return f"{made['client']} {n}"
+
+    result = await dispatch_many(use_client, [1, 2], concurrency=2)
+    assert result.values() == ["ready 1", "ready 2"]

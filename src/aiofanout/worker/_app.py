@@ -225,8 +225,11 @@ class App:
         """Decode, check, run one envelope; never raises for what the message or task did.
 
         ``answered``: the way the envelope came in carries its reply back (a chunk's
-        response), so it is done whatever happened (see ``_settlement.py``).
+        response), so it is done whatever happened (see ``_settlement.py``). The init hooks
+        run first (once), so a task run in process (eager mode) finds what they made; one that
+        raises raises :class:`~aiofanout.errors.InitFailed` here.
         """
+        await self.init_hooks.run_once()
         return await self.envelopes.run_envelope(raw, answered=answered)
 
     # -- Lambda entry points (routing in _handlers.py) ---------------------------------------
