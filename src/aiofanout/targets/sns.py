@@ -11,18 +11,17 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from .._aws import translate_botocore_errors
-from .._errors import FanoutError, PayloadTooLarge, UsageError
+from .._errors import UsageError
 from .._limits import PayloadLimits
 from .._target import Batching
 from .._wire import ClaimCheck, DescribesTask, Outgoing
-from ._fanin import ReplyingTarget, checked_expires, renamed_reply_to
-from ._sqs_sends import BatchSender, Sent
-from .sqs import entry_error
+from ._fanin import checked_expires
+from ._message_batches import BatchedMessageTarget, batch_answers
 
 __all__ = ["SnsTarget"]
 
 
-class SnsTarget(ReplyingTarget):
+class SnsTarget(BatchedMessageTarget):
     """Publish each item to an SNS topic as a task envelope (or raw JSON with ``task=None``).
 
     The engine packs items into ``PublishBatch`` calls of at most 10 entries and 256 KiB
@@ -54,6 +53,7 @@ class SnsTarget(ReplyingTarget):
     """
 
     service = "sns"
+    limit_name, service_title = "sns_message", "SNS"
 
     def __init__(
         self,
@@ -89,80 +89,25 @@ class SnsTarget(ReplyingTarget):
             )
         self.group_id, self.dedup_id = group_id, dedup_id
         self.limits = limits or PayloadLimits()
-        publish_batching = Batching(self.limits.sns_batch_entries, self.limits.sns_batch)
-        self.batching: Batching | None = publish_batching
         self.setup_replies(
             replies, task=task, secret=secret, claim_check=claim_check,
-            reply_to=renamed_reply_to(send_replies_to, None, "SnsTarget"),
+            reply_to=send_replies_to,
             sqs_endpoint_url=sqs_endpoint_url,
         )  # fmt: skip
-        if self.fanin is not None:
-            # One call per item, waiting for its reply; the sender batches the publishes.
-            self.batching = None
-            self.ambiguous_timeouts = True
-            self.sender = BatchSender(self._publish_sent, publish_batching)
+        self.setup_batches(Batching(self.limits.sns_batch_entries, self.limits.sns_batch))
 
     def __repr__(self) -> str:
         return f"<SnsTarget {self.topic_arn!r}" + (" with replies>" if self.fanin else ">")
 
-    async def on_last_close(self) -> None:
-        try:
-            if self.fanin is not None:
-                await self.sender.aclose()
-        finally:
-            await super().on_last_close()
-
-    def prepare(self, item: Any) -> Outgoing:
-        return self._message(item, None)
-
-    def prepare_keyed(self, item: Any, key: str) -> Outgoing:
-        return self._message(item, key)
-
-    def _message(self, item: Any, key: str | None) -> Outgoing:
-        group = self.group_id(item) if callable(self.group_id) else self.group_id
-        dedup = self.dedup_id(item) if self.dedup_id is not None else None
-        limit = self.limits.sns_message
-        message = self.outgoing(item, key, limit=limit, group_id=group, dedup_id=dedup)
-        if len(message) > limit:
-            raise PayloadTooLarge(
-                f"the message is {len(message):,} bytes, over the {limit:,}-byte SNS limit "
-                "(PayloadLimits.sns_message): pass claim_check=ClaimCheck(bucket=...) to send "
-                "it through S3, or send a reference (an S3 key) yourself"
-            )
-        return message
-
-    async def call(self, payload: Any, *, timeout: float | None) -> Any:
-        """With replies: publish the item's message (batched with others), wait for its reply."""
-        if self.fanin is None:
-            raise UsageError("SnsTarget publishes batches; call() is for replies=")
-        sent = Sent(payload, self.body(payload, timeout))
-        return await self.fanin.round_trip(sent.message.reply_id, lambda: self.sender.send(sent))
-
-    async def _publish_sent(self, sent: Sequence[Any]) -> list[Any]:
-        """A batch of the messages awaiting replies, each finished for its own attempt."""
-        return await self._publish([(s.message, s.body) for s in sent])
-
-    async def call_batch(self, payloads: Sequence[Any], *, timeout: float | None) -> list[Any]:
-        # Fire-and-forget: no deadline, unless expires= gives one (finished at publishing).
-        messages: Sequence[Outgoing] = payloads
-        return await self._publish([(m, self.body(m, self.expires)) for m in messages])
-
-    async def _publish(self, batch: Sequence[tuple[Outgoing, bytes]]) -> list[Any]:
-        """One ``PublishBatch`` of ``(message, its bytes for this attempt)``; one reply each."""
+    async def send_messages(self, batch: Sequence[tuple[Outgoing, bytes]]) -> list[Any]:
+        """One ``PublishBatch`` of ``(message, its bytes for this attempt)``; one answer each."""
         await self.upload(message.claim for message, _ in batch)
         entries = [_entry(str(i), m, body) for i, (m, body) in enumerate(batch)]
         with self.lease() as client, translate_botocore_errors(ambiguous_retryable=True):
             response = await client.publish_batch(
                 TopicArn=self.topic_arn, PublishBatchRequestEntries=entries
             )
-        replies: list[Any] = [
-            FanoutError("PublishBatch answered neither Successful nor Failed for this entry")
-        ] * len(batch)
-        for ok in response.get("Successful", []):
-            replies[int(ok["Id"])] = {"message_id": ok["MessageId"]}
-        for failed in response.get("Failed", []):
-            replies[int(failed["Id"])] = entry_error(failed)
-        return replies
+        return batch_answers(response, len(batch), "PublishBatch")
 
 
 def _entry(entry_id: str, message: Outgoing, body: bytes) -> dict[str, Any]:
