@@ -24,19 +24,15 @@ fails is logged and the task runs on: a record is a view of the work, never a re
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, cast
 
-from .._aws import aioboto3_module, translate_botocore_errors
 from .._errors import FanoutError, UsageError
 from .._wire import TaskEnvelope, now_ms
-from ._dynamodb import TABLE_SCHEMA, TTL_ATTRIBUTE
+from ._keyed_table import TTL_ATTRIBUTE, KeyedTable
 
 __all__ = ["TaskRecord", "TaskRecords"]
 
@@ -123,10 +119,14 @@ class TaskRecords:
         self.ttl = float(seconds)
         self.endpoint_url = endpoint_url
         self.region_name = region_name
-        self._table_ready = not create_table
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._resources = contextlib.AsyncExitStack()
-        self._client: Any = None
+        self._table = KeyedTable(
+            table_name,
+            purpose="task records",
+            owner="TaskRecords",
+            endpoint_url=endpoint_url,
+            region_name=region_name,
+            create=create_table,
+        )
 
     def __repr__(self) -> str:
         return f"<TaskRecords table={self.table_name!r} ttl={self.ttl:g}s>"
@@ -186,8 +186,8 @@ class TaskRecords:
 
     async def _put(self, item: dict[str, Any]) -> None:
         try:
-            client = await self._ready_client()
-            with translate_botocore_errors(ambiguous_retryable=True):
+            client = await self._table.client()
+            with self._table.translated():
                 await client.put_item(TableName=self.table_name, Item=item)
         except FanoutError as exc:
             log.warning(
@@ -203,69 +203,21 @@ class TaskRecords:
     async def get(self, envelope_id: str) -> TaskRecord | None:
         """The record of the run of envelope ``envelope_id``; ``None`` if there is none.
 
-        Raises the library's :class:`~aiofanout.ServiceError` family when the table cannot be
-        read (a missing table is :class:`~aiofanout.errors.NotFound`).
+        Raises :class:`~aiofanout.ServiceError` naming the table when it cannot be read (its
+        ``code`` says why: ``ResourceNotFoundException`` for a table that does not exist), or
+        :class:`~aiofanout.errors.ConnectError` when DynamoDB cannot be reached.
         """
-        async with self._client_for_a_call() as client:
-            with translate_botocore_errors():
+        async with self._table.client_for_a_call() as client:
+            with self._table.translated():
                 answer = await client.get_item(
                     TableName=self.table_name, Key={"pk": {"S": envelope_id}}, ConsistentRead=True
                 )
         item = answer.get("Item")
         return None if item is None else _record(item)
 
-    @contextlib.asynccontextmanager
-    async def _client_for_a_call(self) -> AsyncIterator[Any]:
-        if self._client is not None and self._loop is asyncio.get_running_loop():
-            yield self._client
-            return
-        async with self._new_client() as client:
-            yield client
-
-    # -- the client ------------------------------------------------------------------------
-
     async def aclose(self) -> None:
         """Close the client (opened again on the next write)."""
-        resources, self._resources = self._resources, contextlib.AsyncExitStack()
-        self._client = None
-        self._loop = None
-        await resources.aclose()
-
-    async def _ready_client(self) -> Any:
-        loop = asyncio.get_running_loop()
-        if self._loop is not loop:  # a new loop (loop="fresh", a test): the old client died
-            self._loop, self._client = loop, None
-            self._resources = contextlib.AsyncExitStack()
-        if self._client is None:
-            client = await self._resources.enter_async_context(self._new_client())
-            if not self._table_ready:
-                await self._ensure_table(client)
-            self._client = client
-        return self._client
-
-    def _new_client(self) -> Any:
-        session = aioboto3_module("TaskRecords").Session(region_name=self.region_name)
-        from botocore.config import Config  # (botocore comes with aioboto3)
-
-        config = Config(retries={"mode": "standard", "max_attempts": 3})
-        return session.client("dynamodb", endpoint_url=self.endpoint_url, config=config)
-
-    async def _ensure_table(self, client: Any) -> None:
-        with translate_botocore_errors():
-            try:
-                await client.describe_table(TableName=self.table_name)
-            except client.exceptions.ResourceNotFoundException:
-                log.info("creating the task records table %s", self.table_name)
-                with contextlib.suppress(client.exceptions.ResourceInUseException):
-                    await client.create_table(TableName=self.table_name, **TABLE_SCHEMA)
-                await client.get_waiter("table_exists").wait(
-                    TableName=self.table_name, WaiterConfig={"Delay": 1, "MaxAttempts": 120}
-                )
-                await client.update_time_to_live(
-                    TableName=self.table_name,
-                    TimeToLiveSpecification={"Enabled": True, "AttributeName": TTL_ATTRIBUTE},
-                )
-        self._table_ready = True
+        await self._table.aclose()
 
 
 def _record(item: dict[str, Any]) -> TaskRecord:
