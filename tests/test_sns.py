@@ -106,14 +106,14 @@ def target(aws: LocalAws, topic_arn: str, task: str, **options: Any) -> SnsTarge
 async def test_a_lambda_subscription_runs_each_item_and_replies(aws: LocalAws) -> None:
     topic_arn = await topic(aws)
     await subscribe_function(aws, topic_arn)
-    sent = target(aws, topic_arn, "square")
-    result = await dispatch_many(sent, [*range(10), -1], concurrency=11, timeout=20)
-    assert result.values()[:10] == [n * n for n in range(10)]  # 11 items: two PublishBatch calls
+    sent = target(aws, topic_arn, "square", limits=PayloadLimits(sns_batch_entries=3))
+    result = await dispatch_many(sent, [0, 1, 2, -1], concurrency=4, timeout=20)
+    assert result.values()[:3] == [0, 1, 4]  # 4 items, 3 to a batch: two PublishBatch calls
     [failed] = [outcome for outcome in result if not outcome.ok]
     assert isinstance(failed.error, TaskFailed)
     assert failed.error.remote_type == "ValueError"
     assert all(outcome.envelope_id for outcome in result)
-    assert sent.reply_stats.received == 11
+    assert sent.reply_stats.received == 4
     assert sent.sender.requests == 2
 
 

@@ -4,7 +4,6 @@ the local stack, where a published envelope reaches the worker through each subs
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -17,63 +16,11 @@ from aiofanout.deploy import Stack, sam_template
 from aiofanout.local import LocalAws, Template, stack
 from aiofanout.testing import eventually
 
-from .deploy_helpers import cfn_lint, translated, write_template
-
-FUNCTIONS = Path(__file__).with_name("lambda_functions")
+from .deploy_helpers import FUNCTIONS, TOPICS, write_template
 
 
 def topic_arn(name: str) -> str:
     return f"arn:aws:sns:us-east-1:123456789012:{name}"  # the local stack's account
-
-
-TOPICS = f"""
-[[queue]]
-name = "audit"
-
-[[queue]]
-name = "orders.fifo"
-
-[[function]]
-name = "worker"
-handler = "peers_worker.lambda_handler"
-code = "{FUNCTIONS}"
-timeout = 20
-
-[[function]]
-name = "sender"
-handler = "peers_worker.lambda_handler"
-code = "{FUNCTIONS}"
-publishes_to = ["tasks", "orders.fifo"]
-environment = {{ TASKS = "${{topic.tasks.arn}}" }}
-
-[[event_source_mapping]]
-queue = "audit"
-function = "worker"
-
-[[event_source_mapping]]
-queue = "orders.fifo"
-function = "worker"
-
-[[topic]]
-name = "tasks"
-
-[[topic]]
-name = "orders.fifo"
-content_based_deduplication = true
-
-[[subscription]]
-topic = "tasks"
-function = "worker"
-
-[[subscription]]
-topic = "tasks"
-queue = "audit"
-raw = true
-
-[[subscription]]
-topic = "orders.fifo"
-queue = "orders.fifo"
-"""
 
 
 def stack_of(tmp_path: Path, text: str, name: str = "stack.toml") -> Stack:
@@ -141,14 +88,7 @@ def test_the_template_carries_topics_subscriptions_policies_and_references(
     assert values["${topic.tasks.arn}"] == topic_arn("tasks")
 
 
-@pytest.mark.slow
-def test_the_topics_template_passes_cfn_lint_before_and_after_the_sam_transform(
-    tmp_path: Path,
-) -> None:
-    template = sam_template(stack_of(tmp_path, TOPICS))
-    paths = [write_template(template, tmp_path / "topics.yaml"), tmp_path / "topics.json"]
-    paths[1].write_text(json.dumps(translated(template)))
-    assert cfn_lint(*paths) == []
+# The template's cfn-lint, before and after the SAM transform, is in test_deploy.py's one run.
 
 
 # -- on the local stack ----------------------------------------------------------------------------
