@@ -8,9 +8,11 @@ every warm invocation after.
 
 A hook that raises is an init error: the invocation fails with ``Runtime.InitError`` (the error
 type AWS reports when an environment's init fails), and nothing of the event runs. The hooks
-have not run, so they run again before the next envelope; the local runtime, as AWS after an
-init error, does not reuse such an environment, so that is the next environment's first
-invocation.
+have not run, so they run again before the next envelope. The local runtime, as AWS does with
+an environment whose init failed, does not reuse such an environment, so that is the next
+environment's first invocation. On AWS the error is an invocation's (the Runtime API takes an
+init error only before the first ``/next``, when no loop exists yet), so Lambda may keep the
+environment, and the hooks then run again in it: the same promise, a hook's effects once.
 """
 
 from __future__ import annotations
