@@ -18,7 +18,9 @@ with AWS's Lambda spellings of two keys (``SigningCertUrl``, ``UnsubscribeUrl``)
 ``Subject`` ``null`` when the publish gave none. The subscription's filter policy applies as
 moto applies it. Deliveries go out in order from one thread, so a publish never waits for the
 runtime; one that fails is retried three times (AWS retries a Lambda delivery too), then
-written to the server's standard error.
+dropped, as SNS drops it without a dead-letter queue, with a line on the server's standard
+error (which :class:`MotoServer` does not keep: a delivery fails only when the runtime is gone
+or the function does not exist).
 
 The runtime's Invoke API endpoint comes in :data:`LAMBDA_ENDPOINT_VARIABLE`; without it (a moto
 server that no local runtime stands beside) moto's own Lambda delivery is left alone.
