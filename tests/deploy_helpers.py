@@ -15,6 +15,57 @@ ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "deploy" / "stack.toml"
 CFN_LINT = Path(sys.executable).parent / "cfn-lint"
 ARTIFACTS = "s3://aiofanout-test-artifacts/"  # what `cloudformation package` would put there
+FUNCTIONS = ROOT / "tests" / "lambda_functions"
+
+#: A stack with SNS topics: a function and a queue (raw) subscribed to one, a FIFO pair, a sender.
+TOPICS = f"""
+[[queue]]
+name = "audit"
+
+[[queue]]
+name = "orders.fifo"
+
+[[function]]
+name = "worker"
+handler = "peers_worker.lambda_handler"
+code = "{FUNCTIONS}"
+timeout = 20
+
+[[function]]
+name = "sender"
+handler = "peers_worker.lambda_handler"
+code = "{FUNCTIONS}"
+publishes_to = ["tasks", "orders.fifo"]
+environment = {{ TASKS = "${{topic.tasks.arn}}" }}
+
+[[event_source_mapping]]
+queue = "audit"
+function = "worker"
+
+[[event_source_mapping]]
+queue = "orders.fifo"
+function = "worker"
+
+[[topic]]
+name = "tasks"
+
+[[topic]]
+name = "orders.fifo"
+content_based_deduplication = true
+
+[[subscription]]
+topic = "tasks"
+function = "worker"
+
+[[subscription]]
+topic = "tasks"
+queue = "audit"
+raw = true
+
+[[subscription]]
+topic = "orders.fifo"
+queue = "orders.fifo"
+"""
 
 
 def cfn_lint(*paths: Path) -> list[str]:

@@ -11,7 +11,15 @@ import pytest
 from aiofanout import UsageError
 from aiofanout.deploy import Stack, sam_template
 
-from .deploy_helpers import EXAMPLE, cfn_lint, identity_statements, translated, walk, write_template
+from .deploy_helpers import (
+    EXAMPLE,
+    TOPICS,
+    cfn_lint,
+    identity_statements,
+    translated,
+    walk,
+    write_template,
+)
 
 WORKER = """
 [[function]]
@@ -98,6 +106,7 @@ def test_every_template_passes_cfn_lint_before_and_after_the_sam_transform(
         ("example", Stack.load(EXAMPLE)),
         ("features", stack_of(tmp_path, ALL_FEATURES)),
         ("bare", stack_of(tmp_path, WORKER)),
+        ("topics", stack_of(tmp_path, TOPICS)),  # SNS topics and subscriptions
     ]:
         template = sam_template(stack)
         paths.append(write_template(template, tmp_path / f"{name}.yaml"))

@@ -465,10 +465,10 @@ def test_the_lambda_handler_closes_the_store_with_its_loop(moto: MotoServer) -> 
         for _ in range(2):  # two warm invocations, one loop
             assert app.lambda_handler(work.envelope(8), LambdaContext(remaining_ms=30_000))
         assert runs == [8]
-        assert store._client is not None
+        assert store._table.is_open
     finally:
         app.runner.close()
-    assert store._client is None
+    assert not store._table.is_open
 
 
 def test_misuse_says_what_to_change() -> None:

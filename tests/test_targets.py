@@ -808,6 +808,7 @@ def test_the_targets_show_the_shortest_public_path_they_are_imported_from() -> N
         "ReplyStats": "aiofanout.targets",
         "Sent": "aiofanout.targets",  # what aiofanout.dispatch returns for a fire-and-forget send
         "SharedTarget": "aiofanout.targets",
+        "SnsTarget": "aiofanout",
         "SqsTarget": "aiofanout",
         "Target": "aiofanout.targets",
     }

@@ -347,7 +347,7 @@ def test_a_reference_to_nothing_is_refused_naming_where(tmp_path: Path) -> None:
 UNSUPPORTED = """\
 Resources:
   Role: {Type: "AWS::IAM::Role", Properties: {AssumeRolePolicyDocument: {}}}
-  Topic: {Type: "AWS::SNS::Topic"}
+  Topic: {Type: "AWS::Kinesis::Stream"}
   Queue:
     Type: AWS::SQS::Queue
     Properties: {Tags: [{Key: a, Value: b}], SomethingNew: 1}
@@ -359,7 +359,7 @@ def test_what_is_outside_the_subset_is_skipped_with_a_warning_or_refused_by_stri
 ) -> None:
     path = write(tmp_path, UNSUPPORTED)
     notes = Template.load(path).notes
-    assert "Resources.Topic (AWS::SNS::Topic): not supported locally, skipped" in notes
+    assert "Resources.Topic (AWS::Kinesis::Stream): not supported locally, skipped" in notes
     assert "Resources.Queue.Properties.SomethingNew: not supported locally, ignored" in notes
     assert "Resources.Role (AWS::IAM::Role): not enforced locally" in notes
     with pytest.raises(UsageError) as refused:
@@ -367,7 +367,7 @@ def test_what_is_outside_the_subset_is_skipped_with_a_warning_or_refused_by_stri
     lines = str(refused.value).splitlines()
     # One line each for what AWS would do and the local stack would not; IAM and Tags are fine.
     assert lines[1:] == [
-        "  Resources.Topic (AWS::SNS::Topic): not supported locally, skipped",
+        "  Resources.Topic (AWS::Kinesis::Stream): not supported locally, skipped",
         "  Resources.Queue.Properties.SomethingNew: not supported locally, ignored",
     ]
 
@@ -380,7 +380,7 @@ def test_serve_strict_refuses_before_anything_starts(
     path = write(tmp_path, UNSUPPORTED)
     assert main(["serve", "--template", str(path), "--strict"]) == 2
     error = capsys.readouterr().err
-    assert "Resources.Topic (AWS::SNS::Topic): not supported locally, skipped" in error
+    assert "Resources.Topic (AWS::Kinesis::Stream): not supported locally, skipped" in error
     assert main(["serve", "--template", str(path), "--parameter", "novalue"]) == 2
     assert "--parameter takes KEY=VALUE, got 'novalue'" in capsys.readouterr().err
     assert main(["serve", "--strict"]) == 2

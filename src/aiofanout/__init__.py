@@ -44,7 +44,7 @@ from ._public import show_public_path
 from ._result import FanoutResult
 from ._retry import Retry
 from ._wire import Call, ClaimCheck
-from .targets import HttpTarget, LambdaTarget, SqsTarget
+from .targets import HttpTarget, LambdaTarget, SnsTarget, SqsTarget
 
 __version__ = "0.1.0"
 
@@ -70,6 +70,7 @@ __all__ = [
     "Retry",
     "S3Journal",
     "ServiceError",
+    "SnsTarget",
     "SqsTarget",
     "Status",
     "StopReason",

@@ -240,7 +240,7 @@ async def dispatch(target: object, item: Any, **options: Unpack[DispatchOptions]
 
     Returns:
         What the target returned. For a fire-and-forget target (``LambdaTarget`` with
-        ``invocation_type="Event"`` and ``SqsTarget``, without ``replies=``), a
+        ``invocation_type="Event"``, ``SqsTarget`` and ``SnsTarget``, without ``replies=``), a
         :class:`~aiofanout.targets.Sent`: the ids of the send, since the work runs later.
 
     Raises:

@@ -20,6 +20,7 @@ The tree::
     ├── TaskTimedOut (TimeoutError) the worker stopped the task when its time ran out
     ├── InProgress                 an idempotent task's key is running elsewhere now (retryable)
     ├── IdempotencyKeyReused       an idempotent task's key came again with other arguments
+    ├── InitFailed                 an ``@app.on_init`` hook raised: the environment's init failed
     ├── JournalError               a run's journal could not be written or read
     ├── RecordedError              an item's error read back from a journal (type name, message)
     └── EnvelopeError              a message a worker must refuse: it never runs
@@ -61,6 +62,7 @@ __all__ = [
     "FanoutFailed",
     "IdempotencyKeyReused",
     "InProgress",
+    "InitFailed",
     "InvalidArguments",
     "InvalidEnvelope",
     "JournalError",
@@ -101,6 +103,26 @@ class FanoutError(Exception):
         self.retry_after = retry_after
         #: The service's own error code (``TooManyRequestsException``, ``QueueDoesNotExist``).
         self.code = code
+
+
+class InitFailed(FanoutError):
+    """An ``@app.on_init`` hook raised, so the execution environment's init failed.
+
+    Nothing of the event ran. Lambda reports it as ``Runtime.InitError``; the hooks run again
+    before the next envelope (on AWS and locally, in a new environment).
+
+    Example::
+
+        try:
+            await app.handle(event, context)
+        except InitFailed as exc:
+            print(exc.hook, exc.__cause__)   # which hook, and what it raised
+    """
+
+    def __init__(self, message: str, *, hook: str) -> None:
+        super().__init__(message)
+        #: The qualified name of the hook that raised.
+        self.hook = hook
 
 
 class JournalError(FanoutError):

@@ -9,6 +9,7 @@ from ._errors import UsageError
 __all__ = ["PayloadLimits"]
 
 MB = 1024 * 1024
+KiB = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +30,9 @@ class PayloadLimits:
         sqs_message: bytes of one SQS message body (1 MiB).
         sqs_batch: bytes of one ``SendMessageBatch`` request, all bodies together (1 MiB).
         sqs_batch_entries: entries in one ``SendMessageBatch`` request (10).
+        sns_message: bytes of one SNS message (256 KiB).
+        sns_batch: bytes of one ``PublishBatch`` request, all messages together (256 KiB).
+        sns_batch_entries: entries in one ``PublishBatch`` request (10).
 
     """
 
@@ -37,6 +41,9 @@ class PayloadLimits:
     sqs_message: int = 1 * MB
     sqs_batch: int = 1 * MB
     sqs_batch_entries: int = 10
+    sns_message: int = 256 * KiB
+    sns_batch: int = 256 * KiB
+    sns_batch_entries: int = 10
 
     def __post_init__(self) -> None:
         for f in fields(self):

@@ -84,6 +84,10 @@ class Outcome(Generic[T]):
     error: BaseException | None = None
     attempts: int = 0
     elapsed: float = 0.0
+    #: The id of the task envelope sent for the item (the same on every attempt): the key of
+    #: its ``TaskRecords`` record and of its logs on the worker. ``None`` for an item that went
+    #: in process, as raw JSON, or over HTTP.
+    envelope_id: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -194,7 +198,10 @@ class Table:
     unused tail once the run is over.
     """
 
-    __slots__ = ("add", "attempts", "elapsed", "errors", "items", "status", "succeed", "values")
+    __slots__ = (
+        "add", "attempts", "elapsed", "envelope_ids", "errors", "items", "status", "succeed",
+        "values",
+    )  # fmt: skip
 
     def __init__(self) -> None:
         self.items: list[Any] = []
@@ -203,6 +210,7 @@ class Table:
         self.attempts = array("I")
         self.elapsed = array("d")
         self.errors: dict[int, BaseException] = {}
+        self.envelope_ids: dict[int, str] = {}  # only items sent as task envelopes have one
         self.add = self._adder()
         self.succeed = self._succeeder()
 
@@ -253,4 +261,5 @@ class Table:
             self.errors.get(index),
             self.attempts[index],
             self.elapsed[index],
+            self.envelope_ids.get(index),
         )

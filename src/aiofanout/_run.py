@@ -22,7 +22,7 @@ from ._input import Gate, Input
 from ._options import Options, check_target, clock, loop_clock
 from ._outcome import FAILED, NOT_STARTED, SKIPPED, TIMED_OUT, AdaptiveLimit, Attempt, StopReason
 from ._sinks import Recorder, Replay, Sink, StreamSink, TableSink
-from ._target import AsyncCallableTarget, Batching, as_target, keyed_preparer
+from ._target import AsyncCallableTarget, Batching, Target, as_target, keyed_preparer
 from ._timer import INF, AttemptTimer, Slot, attempt_failed, attempt_succeeded
 
 log = logging.getLogger("aiofanout")
@@ -67,6 +67,8 @@ class Run:
         self.on_progress = options.on_progress
         self.journal = journal  # records each terminal state but SKIPPED (never started)
         self.prepare_keyed = keyed_preparer(self.target) if journal is not None else None
+        # Targets that send task envelopes name each item's: its outcome carries the id.
+        self.names_envelopes = type(self.target).envelope_id is not Target.envelope_id
         self.replay = replay  # items that ended in an earlier run: recorded, not run again
         # A stream's consumer sets the pace: workers wait for room in its buffer.
         self.stream_sink = sink if isinstance(sink, StreamSink) else None
@@ -200,9 +202,13 @@ class Run:
                 continue
             started = clock()
             try:
-                return _Entry(index, item, self._prepare(index, item), started)
+                payload = self._prepare(index, item)
             except Exception as exc:
                 self.finish(index, item, (FAILED, None, exc), 0, started)
+                continue
+            if self.names_envelopes and (envelope_id := self.target.envelope_id(payload)):
+                self.sink.identify(index, envelope_id)
+            return _Entry(index, item, payload, started)
 
     def _prepare(self, index: int, item: Any) -> Any:
         if self.journal is None or self.prepare_keyed is None:

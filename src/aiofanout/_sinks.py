@@ -34,6 +34,10 @@ class Sink(Protocol):
         """:meth:`finish` for an item that succeeded on its first attempt (the common case)."""
         ...
 
+    def identify(self, index: int, envelope_id: str) -> None:
+        """Record the id of the envelope item ``index`` is sent as (before it ends)."""
+        ...
+
     def snapshot(self, retries: int, elapsed: float) -> Progress:
         """The progress so far."""
         ...
@@ -69,6 +73,9 @@ class TableSink:
     """Records outcomes in a :class:`Table`, read later as a ``FanoutResult``."""
 
     __slots__ = ("add", "succeed", "table")
+
+    def identify(self, index: int, envelope_id: str) -> None:
+        self.table.envelope_ids[index] = envelope_id
 
     def __init__(self) -> None:
         self.table = Table()
@@ -114,6 +121,9 @@ class CountingSink:
     def succeed(self, index: int, item: Any, value: Any, elapsed: float) -> None:
         self.finish(index, item, (SUCCEEDED, value, None), 1, elapsed)
 
+    def identify(self, index: int, envelope_id: str) -> None:
+        """Counts only: the outcomes it would name are kept elsewhere (a journal)."""
+
     def snapshot(self, retries: int, elapsed: float) -> Progress:
         counts = dict(zip(STATUSES, self.counts, strict=True))
         done = sum(self.counts)
@@ -133,11 +143,17 @@ class StreamSink(CountingSink):
         self.ready = asyncio.Event()
         self.room = asyncio.Event()
         self.room.set()
+        self.envelope_ids: dict[int, str] = {}  # of the items in flight sent as envelopes
+
+    def identify(self, index: int, envelope_id: str) -> None:
+        self.envelope_ids[index] = envelope_id
 
     def finish(self, index: int, item: Any, result: Attempt, attempts: int, elapsed: float) -> None:
         code, value, error = result
         self.counts[code] += 1
-        self.buffer.append(Outcome(index, item, STATUSES[code], value, error, attempts, elapsed))
+        envelope_id = self.envelope_ids.pop(index, None)
+        outcome = Outcome(index, item, STATUSES[code], value, error, attempts, elapsed, envelope_id)
+        self.buffer.append(outcome)
         self.ready.set()
         if len(self.buffer) >= self.limit:
             self.room.clear()

@@ -75,7 +75,8 @@ class Sent:
     """What identifies a fire-and-forget send: the work is queued, not done.
 
     :func:`aiofanout.dispatch` returns one for a target that does not wait for the work
-    (``LambdaTarget(invocation_type="Event")`` and ``SqsTarget`` without ``replies=``).
+    (``LambdaTarget(invocation_type="Event")``, ``SqsTarget`` and ``SnsTarget`` without
+    ``replies=``).
     ``envelope_id`` is the task envelope's id (``None`` for ``task=None``, raw JSON): the id the
     worker sees, and a task record's key. ``request_id`` is Lambda's for the ``Event`` invoke,
     ``message_id`` the SQS message's; the other is ``None``. In a :class:`FanoutResult` the same
@@ -158,6 +159,14 @@ class Target:
         method keeps its :meth:`prepare` in journaled runs too (see :func:`keyed_preparer`).
         """
         return self.prepare(item)
+
+    def envelope_id(self, payload: Any) -> str | None:
+        """The id of the task envelope ``payload`` is (``Outcome.envelope_id``); default none.
+
+        A target that sends task envelopes (Lambda, SQS, SNS) names the one it prepared, so the
+        item's outcome leads to its record on the worker (``TaskRecords``) and to its logs.
+        """
+        return None
 
     async def call(self, payload: Any, *, timeout: float | None) -> Any:
         """Send one prepared payload and return the reply's value, or raise.

@@ -95,10 +95,11 @@ class PreparedEnvelope:
     an attempt's can only bring forward. ``size`` bounds the bytes of any finished envelope.
     """
 
-    __slots__ = ("_fields", "_runs", "deadline_ms", "secret", "size", "task")
+    __slots__ = ("_fields", "_runs", "deadline_ms", "id", "secret", "size", "task")
 
     def __init__(self, fields: dict[str, Any], secret: str | bytes | None) -> None:
         self.task: str = fields["task"]
+        self.id: str = fields["id"]
         self.secret = secret
         self.deadline_ms: int | None = fields.pop("deadline_ms", None)
         self._fields = fields  # kept for a claim: the arguments move, the rest stays
@@ -282,9 +283,9 @@ class Outgoing:
 
     @property
     def envelope_id(self) -> str | None:
-        """The id of its task envelope (``None`` for raw JSON, which has none)."""
+        """The envelope's id (``None`` for raw JSON, which has no envelope)."""
         message = self.message
-        return message._fields.get("id") if isinstance(message, PreparedEnvelope) else None
+        return message.id if isinstance(message, PreparedEnvelope) else None
 
     def body(self, deadline_ms: int | None = None) -> bytes:
         """The bytes of one attempt (raw JSON as it is: it has no field for a deadline)."""

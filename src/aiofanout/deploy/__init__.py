@@ -1,6 +1,7 @@
 """From the laptop to AWS: one description of a stack, built into a SAM template and zips.
 
-A stack file (TOML) describes the functions, queues, mappings, schedules and aiofanout's own
+A stack file (TOML) describes the functions, queues, mappings, SNS topics and their
+subscriptions, schedules and aiofanout's own
 resources (the claim-check bucket, the idempotency table, the journal bucket) once: ``python
 -m aiofanout serve --config stack.toml`` runs it locally, and ``python -m aiofanout build
 --config stack.toml --out build`` writes ``build/template.yaml`` (a SAM template right by
@@ -35,6 +36,8 @@ from ._model import (
     Schedule,
     SqsMapping,
     Statement,
+    Subscription,
+    Topic,
 )
 from ._package import PackageLimits
 from ._stack import Stack
@@ -54,6 +57,8 @@ __all__ = [
     "SqsMapping",
     "Stack",
     "Statement",
+    "Subscription",
+    "Topic",
     "build",
     "sam_template",
 ]

@@ -30,6 +30,8 @@ __all__ = [
     "Schedule",
     "SqsMapping",
     "Statement",
+    "Subscription",
+    "Topic",
     "describe",
 ]
 
@@ -39,6 +41,7 @@ REPLY_QUEUE_PREFIX = "aiofanout-replies-"
 
 _FUNCTION_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _QUEUE_NAME = re.compile(r"[A-Za-z0-9_-]{1,75}(\.fifo)?")
+_TOPIC_NAME = re.compile(r"[A-Za-z0-9_-]{1,251}(\.fifo)?")
 _VARIABLE = re.compile(r"[a-zA-Z][a-zA-Z0-9_]+")
 _RATE = re.compile(r"rate\((\d+) (minute|minutes|hour|hours|day|days)\)")
 _CRON = re.compile(r"cron\((\S+ ){5}\S+\)")
@@ -165,10 +168,11 @@ class Function(_Part):
     every one on the path). Its ``requirements.txt`` lists your own dependencies: ``build``
     adds aiofanout itself (the version that runs it) with ``extras`` (default: ``["aws"]``
     for a function that calls AWS, none otherwise). The permissions follow what it is said to
-    do: ``invokes`` (functions), ``sends_to`` (queues), ``gathers_replies`` (a sender with
-    ``replies=True``), ``answers_replies`` (a worker; by default, when something invokes it or
-    a mapping feeds it), ``uses`` (``claim_check``, ``idempotency``, ``journal``),
-    ``continuation`` (``orchestrate``: it invokes itself), and ``statements`` of your own.
+    do: ``invokes`` (functions), ``sends_to`` (queues), ``publishes_to`` (topics),
+    ``gathers_replies`` (a sender with ``replies=True``), ``answers_replies`` (a worker; by
+    default, when something invokes it, a mapping feeds it or it subscribes to a topic),
+    ``uses`` (``claim_check``, ``idempotency``, ``journal``), ``continuation``
+    (``orchestrate``: it invokes itself), and ``statements`` of your own.
 
     Example::
 
@@ -187,6 +191,7 @@ class Function(_Part):
     environment: dict[str, str] = Field(default_factory=dict)
     invokes: list[str] = Field(default_factory=list)
     sends_to: list[str] = Field(default_factory=list)
+    publishes_to: list[str] = Field(default_factory=list)
     gathers_replies: bool = False
     answers_replies: bool | None = None
     uses: list[Literal["claim_check", "idempotency", "journal"]] = Field(default_factory=list)
@@ -235,6 +240,7 @@ class Function(_Part):
         return bool(
             self.invokes
             or self.sends_to
+            or self.publishes_to
             or self.gathers_replies
             or self.answers_replies
             or self.uses
@@ -293,6 +299,73 @@ class Queue(_Part):
     def fifo(self) -> bool:
         """Whether the queue is FIFO (its name ends in ``.fifo``)."""
         return self.name.endswith(".fifo")
+
+
+class Topic(_Part):
+    """An SNS topic (``SnsTarget``'s); a name ending in ``.fifo`` makes a FIFO topic.
+
+    ``content_based_deduplication`` (FIFO only) lets the topic deduplicate by the message's
+    content, so senders need no ``dedup_id``.
+
+    Example::
+
+        Topic(name="tasks")
+    """
+
+    name: str
+    content_based_deduplication: bool = False
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, name: str) -> str:
+        if not _TOPIC_NAME.fullmatch(name):
+            raise ValueError(
+                f"{name!r}: a topic name is 1-256 of A-Z a-z 0-9 - _ (.fifo at the end)"
+            )
+        return name
+
+    @model_validator(mode="after")
+    def _deduplication(self) -> Topic:
+        if self.content_based_deduplication and not self.fifo:
+            raise ValueError("content_based_deduplication is for FIFO topics (.fifo)")
+        return self
+
+    @property
+    def fifo(self) -> bool:
+        """Whether the topic is FIFO (its name ends in ``.fifo``)."""
+        return self.name.endswith(".fifo")
+
+
+class Subscription(_Part):
+    """A topic's subscription: a function (Lambda invokes it, one message per event) or a queue.
+
+    A queue's messages are SNS's notification JSON unless ``raw`` (raw message delivery: the
+    message itself); the worker's ``App`` reads both. Feed the queue to a function with an
+    ``[[event_source_mapping]]``.
+
+    Example::
+
+        Subscription(topic="tasks", function="worker")
+        Subscription(topic="tasks", queue="audit", raw=True)
+    """
+
+    topic: str
+    function: str | None = None
+    queue: str | None = None
+    raw: bool = False
+
+    @model_validator(mode="after")
+    def _one_endpoint(self) -> Subscription:
+        if (self.function is None) == (self.queue is None):
+            raise ValueError("a subscription names a function or a queue (one of them)")
+        if self.raw and self.queue is None:
+            raise ValueError("raw (raw message delivery) is for a queue's subscription")
+        return self
+
+    @property
+    def endpoint(self) -> str:
+        """What it delivers to, as messages say it: ``function 'worker'``, ``queue 'audit'``."""
+        return f"function {self.function!r}" if self.function else f"queue {self.queue!r}"
 
 
 class SqsMapping(_Part):

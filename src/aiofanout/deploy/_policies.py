@@ -6,14 +6,15 @@ its code: the reply queue (``targets/_reply_queue.py``: create, receive, delete 
 delete the queue), the reply sender (``SendMessage(Batch)``, one permission), ``DynamoDBStore``
 (describe, get, put, update, delete an item), ``S3Journal`` (get, put, list its prefix), the
 claim check (put, get, head, delete under its prefix), and Lambda's own SQS poller (receive,
-delete, get attributes) and destinations (send), which act with the function's role.
+delete, get attributes) and destinations (send), which act with the function's role, and
+``SnsTarget``'s ``PublishBatch`` (``sns:Publish``, the action it is authorized by).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from ._intrinsics import arn, get_att, sub
+from ._intrinsics import arn, get_att, ref, sub
 from ._model import REPLY_QUEUE_PREFIX, Function
 from ._stack import Stack
 
@@ -36,6 +37,7 @@ def statements(stack: Stack, function: Function, ids: Ids) -> list[dict[str, Any
             [get_att(ids["log", function.name], "Arn")],
         ),
         *_queues(stack, function, ids),
+        *_topics(function, ids),
         *_invokes(function),
         *_replies(stack, function, ids),
         *_resources(stack, function),
@@ -67,6 +69,13 @@ def _queues(stack: Stack, function: Function, ids: Ids) -> list[dict[str, Any]]:
         arns = [_queue_arn(ids, d) for d in dict.fromkeys(destinations)]
         found.append(_allow("EventDestinations", ["sqs:SendMessage"], arns))
     return found
+
+
+def _topics(function: Function, ids: Ids) -> list[dict[str, Any]]:
+    if not function.publishes_to:
+        return []
+    arns = [ref(ids["topic", name]) for name in function.publishes_to]  # a topic's Ref: its ARN
+    return [_allow("PublishToTopics", ["sns:Publish"], arns)]
 
 
 def _invokes(function: Function) -> list[dict[str, Any]]:

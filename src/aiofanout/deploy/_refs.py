@@ -18,6 +18,7 @@ __all__ = ["ATTRIBUTES", "Reference", "parse_reference"]
 ATTRIBUTES: dict[str, tuple[bool, frozenset[str]]] = {
     "queue": (True, frozenset({"url", "arn", "name"})),
     "function": (True, frozenset({"name", "arn"})),
+    "topic": (True, frozenset({"arn", "name"})),
     "claim_check": (False, frozenset({"bucket", "prefix"})),
     "journal": (False, frozenset({"bucket", "prefix"})),
     "idempotency": (False, frozenset({"table"})),

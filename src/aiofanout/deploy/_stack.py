@@ -22,6 +22,8 @@ from ._model import (
     JournalBucket,
     Queue,
     SqsMapping,
+    Subscription,
+    Topic,
     _Part,
 )
 from ._refs import Reference, parse_reference
@@ -58,6 +60,8 @@ class Stack(_Part):
     queues: list[Queue] = Field(default_factory=list)
     functions: list[Function] = Field(default_factory=list)
     mappings: list[SqsMapping] = Field(default_factory=list)
+    topics: list[Topic] = Field(default_factory=list)
+    subscriptions: list[Subscription] = Field(default_factory=list)
 
     def __init__(self, **data: Any) -> None:
         super().__init__(**data)
@@ -118,13 +122,26 @@ class Stack(_Part):
         if function.answers_replies is not None:
             return function.answers_replies
         invoked = any(function.name in f.invokes for f in self.functions)
-        return invoked or any(m.function == function.name for m in self.mappings)
+        subscribed = any(s.function == function.name for s in self.subscriptions)
+        return invoked or subscribed or any(m.function == function.name for m in self.mappings)
 
     def extras(self, function: Function) -> list[str]:
         """The aiofanout extras bundled with the function."""
         if function.extras is not None:
             return sorted(function.extras)
         return ["aws"] if function.calls_aws or self.answers_replies(function) else []
+
+    def topic(self, name: str) -> Topic:
+        """The topic called ``name``."""
+        return next(t for t in self.topics if t.name == name)
+
+    def subscribed_queues(self) -> dict[str, list[str]]:
+        """Each queue subscribed to topics, with those topics (what its queue policy allows)."""
+        found: dict[str, list[str]] = {}
+        for subscription in self.subscriptions:
+            if subscription.queue is not None:
+                found.setdefault(subscription.queue, []).append(subscription.topic)
+        return found
 
     def reply_queues(self) -> list[Queue]:
         """The declared queues that are shared reply queues."""
@@ -157,6 +174,9 @@ def _check(stack: Stack) -> None:
         _check_queue(stack, queue, queues)
     for function in stack.functions:
         _check_function(stack, function, queues)
+    _unique("topic", [t.name for t in stack.topics])
+    for subscription in stack.subscriptions:
+        _check_subscription(stack, subscription, queues)
     for function, key, reference in stack.references():
         _check_reference(stack, f"function {function.name!r}: {key}", reference, queues)
 
@@ -207,6 +227,9 @@ def _check_function(stack: Stack, function: Function, queues: dict[str, Queue]) 
     for name in function.sends_to:
         if name not in queues:
             raise UsageError(f"{where}: sends_to {name!r}, which is not a [[queue]] here")
+    for name in function.publishes_to:
+        if name not in {t.name for t in stack.topics}:
+            raise UsageError(f"{where}: publishes_to {name!r}, which is not a [[topic]] here")
     for used in function.uses:
         if getattr(stack, used) is None:
             raise UsageError(f"{where}: uses {used!r}; declare a [{used}] table")
@@ -218,6 +241,26 @@ def _check_function(stack: Stack, function: Function, queues: dict[str, Queue]) 
             raise UsageError(f"{where}: destination {destination!r} is not a [[queue]] here")
 
 
+def _check_subscription(stack: Stack, subscription: Subscription, queues: dict[str, Queue]) -> None:
+    where = f"subscription {subscription.topic!r} -> {subscription.endpoint}"
+    if subscription.topic not in {t.name for t in stack.topics}:
+        raise UsageError(f"{where}: the topic {subscription.topic!r} is not a [[topic]] here")
+    fifo = stack.topic(subscription.topic).fifo
+    if subscription.function is not None:
+        if subscription.function not in {f.name for f in stack.functions}:
+            raise UsageError(f"{where}: {subscription.function!r} is not a [[function]] here")
+        if fifo:
+            raise UsageError(f"{where}: a FIFO topic delivers to SQS queues only (SNS's rule)")
+        return
+    queue = queues.get(str(subscription.queue))
+    if queue is None:
+        raise UsageError(f"{where}: {subscription.queue!r} is not a [[queue]] here")
+    if queue.fifo != fifo:
+        raise UsageError(
+            f"{where}: a FIFO topic delivers to FIFO queues, a standard topic to standard ones"
+        )
+
+
 def _check_reference(
     stack: Stack, where: str, reference: Reference, queues: dict[str, Queue]
 ) -> None:
@@ -225,6 +268,8 @@ def _check_reference(
         raise UsageError(f"{where}: {reference} names no [[queue]] here")
     if reference.kind == "function" and reference.name not in {f.name for f in stack.functions}:
         raise UsageError(f"{where}: {reference} names no [[function]] here")
+    if reference.kind == "topic" and reference.name not in {t.name for t in stack.topics}:
+        raise UsageError(f"{where}: {reference} names no [[topic]] here")
     single = reference.kind in ("claim_check", "journal", "idempotency")
     if single and getattr(stack, reference.kind) is None:
         raise UsageError(f"{where}: {reference} needs a [{reference.kind}] table")

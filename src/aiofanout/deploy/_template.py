@@ -9,7 +9,8 @@ queue (a poison message stops coming back); each function has its own role with 
 of :mod:`._policies`, and its own log group (so the role names it, and logs expire); an
 orchestrator that continues itself has ``RecursiveLoop: Allow`` (Lambda stops a recursive chain
 after 16 calls); the claim bucket expires what a crash left under its prefix; the idempotency
-table has ``DynamoDBStore``'s key schema and TTL; the journal bucket outlives the stack.
+table has ``DynamoDBStore``'s key schema and TTL; the journal bucket outlives the stack; a
+queue subscribed to a topic has a queue policy letting only that stack's topics send to it.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from .. import __version__
 from .._errors import UsageError
 from ..worker._dynamodb import TABLE_SCHEMA, TTL_ATTRIBUTE
 from ._intrinsics import arn, get_att, logical_id, ref
-from ._model import Function, Queue
+from ._model import Function, Queue, Topic
 from ._policies import Ids, statements
 from ._refs import Reference
 from ._stack import Stack
@@ -58,6 +59,9 @@ def sam_template(stack: Stack, code_uris: dict[str, str] | None = None) -> dict[
     resources: dict[str, Any] = {}
     for queue in stack.all_queues():
         resources[ids["queue", queue.name]] = _queue(stack, queue, ids)
+    for topic in stack.topics:
+        resources[ids["topic", topic.name]] = _topic(topic)
+    resources.update(_queue_subscriptions(stack, ids))
     resources.update(_shared_resources(stack))
     for function in stack.functions:
         resources.update(_function(stack, function, ids, uris[function.name]))
@@ -75,6 +79,8 @@ def _ids(stack: Stack) -> Ids:
     ids: Ids = {}
     for queue in stack.all_queues():
         ids["queue", queue.name] = logical_id(queue.name, "Queue", taken)
+    for topic in stack.topics:
+        ids["topic", topic.name] = logical_id(topic.name, "Topic", taken)
     for function in stack.functions:
         base = logical_id(function.name, "Function", taken).removesuffix("Function")
         for kind in ("Role", "LogGroup"):
@@ -106,6 +112,54 @@ def _queue(stack: Stack, queue: Queue, ids: Ids) -> dict[str, Any]:
     properties.update({key: _number(value) for key, value in queue.attributes.items()})
     properties.setdefault("SqsManagedSseEnabled", True)
     return {"Type": "AWS::SQS::Queue", "Properties": properties}
+
+
+def _topic(topic: Topic) -> dict[str, Any]:
+    properties: dict[str, Any] = {"TopicName": topic.name}
+    if topic.fifo:
+        properties["FifoTopic"] = True
+        properties["ContentBasedDeduplication"] = topic.content_based_deduplication
+    return {"Type": "AWS::SNS::Topic", "Properties": properties}
+
+
+def _queue_subscriptions(stack: Stack, ids: Ids) -> dict[str, Any]:
+    """Each queue's subscriptions, and the queue policy that lets its topics send to it.
+
+    A function's subscription is its SAM ``SNS`` event (SAM adds the invoke permission).
+    """
+    resources: dict[str, Any] = {}
+    for subscription in stack.subscriptions:
+        if subscription.queue is None:
+            continue
+        topic, queue = ids["topic", subscription.topic], ids["queue", subscription.queue]
+        properties: dict[str, Any] = {
+            "Protocol": "sqs",
+            "TopicArn": ref(topic),
+            "Endpoint": get_att(queue, "Arn"),
+        }
+        if subscription.raw:
+            properties["RawMessageDelivery"] = True
+        name = f"{topic.removesuffix('Topic')}{queue.removesuffix('Queue')}Subscription"
+        resources[name] = {"Type": "AWS::SNS::Subscription", "Properties": properties}
+    for queue_name, topics in stack.subscribed_queues().items():
+        queue = ids["queue", queue_name]
+        allow = {
+            "Sid": "TopicsSendHere",
+            "Effect": "Allow",
+            "Principal": {"Service": "sns.amazonaws.com"},
+            "Action": "sqs:SendMessage",
+            "Resource": get_att(queue, "Arn"),
+            # only this stack's topics: the queue is no open inbox for every topic of the region
+            "Condition": {"ArnEquals": {"aws:SourceArn": [ref(ids["topic", t]) for t in topics]}},
+        }
+        resources[f"{queue}Policy"] = {
+            "Type": "AWS::SQS::QueuePolicy",
+            "Properties": {
+                "Queues": [ref(queue)],
+                "PolicyDocument": {"Version": "2012-10-17", "Statement": [allow]},
+            },
+        }
+    return resources
 
 
 def _number(value: str) -> Any:
@@ -264,6 +318,12 @@ def _events(stack: Stack, function: Function, ids: Ids) -> dict[str, Any]:
             "Type": "SQS",
             "Properties": properties,
         }
+    for subscription in (s for s in stack.subscriptions if s.function == function.name):
+        topic = ids["topic", subscription.topic]
+        events[topic.removesuffix("Topic") + "Notifications"] = {
+            "Type": "SNS",
+            "Properties": {"Topic": ref(topic)},
+        }
     for number, schedule in enumerate(function.schedules, 1):
         properties = {"Schedule": schedule.expression, "Enabled": schedule.enabled}
         if schedule.input is not None:
@@ -287,6 +347,9 @@ def _resolve(stack: Stack, reference: Reference, ids: Ids) -> Any:
         return found.get(attribute, get_att(logical, "QueueName"))
     if kind == "function":
         return name if attribute == "name" else arn("lambda", f"function:{name}")
+    if kind == "topic":
+        logical = ids["topic", name]
+        return ref(logical) if attribute == "arn" else get_att(logical, "TopicName")
     resource = {"claim_check": stack.claim_check, "journal": stack.journal}.get(kind)
     if attribute == "prefix":
         return getattr(resource, "prefix", "")
@@ -300,6 +363,12 @@ def _outputs(stack: Stack, ids: Ids) -> dict[str, Any]:
         logical = ids["queue", queue.name]
         outputs[f"{logical}Url"] = {
             "Description": f"the URL of {queue.name}",
+            "Value": ref(logical),
+        }
+    for topic in stack.topics:
+        logical = ids["topic", topic.name]
+        outputs[f"{logical}Arn"] = {
+            "Description": f"the ARN of {topic.name}",
             "Value": ref(logical),
         }
     for function in stack.functions:

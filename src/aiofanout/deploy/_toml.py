@@ -11,8 +11,8 @@ reasons beside the settings. Paths are relative to the file. The tables, in the 
                              max_receive_count, replies, attributes
     [[function]]             name, handler, code (or code_path, code_paths), requirements,
                              memory, timeout, architecture, reserved_concurrency, environment,
-                             invokes, sends_to, gathers_replies, answers_replies, uses,
-                             continuation, bundle_aiofanout, extras,
+                             invokes, sends_to, publishes_to, gathers_replies,
+                             answers_replies, uses, continuation, bundle_aiofanout, extras,
                              throttle_after, faults, event_retries, event_retry_delays
     [function.event_invoke_config]   maximum_retry_attempts, maximum_event_age,
                                      on_success, on_failure
@@ -20,6 +20,8 @@ reasons beside the settings. Paths are relative to the file. The tables, in the 
     [[function.statement]]   action, resource
     [[event_source_mapping]] queue, function, batch_size, batching_window,
                              maximum_concurrency, enabled
+    [[topic]]                name, content_based_deduplication
+    [[subscription]]         topic, function (or queue, raw)
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ __all__ = ["read_stack"]
 
 T = TypeVar("T")
 TABLES = {"stack", "claim_check", "idempotency", "journal", "queue", "function"}
-TABLES |= {"event_source_mapping"}
+TABLES |= {"event_source_mapping", "topic", "subscription"}
 #: Settings of the local runtime alone, written at the top of a ``[[function]]`` as before.
 LOCAL_KEYS = {"throttle_after", "faults", "event_retries", "event_retry_delays", "on_failure"}
 
@@ -68,6 +70,8 @@ def _fields(data: dict[str, Any], base: Path) -> dict[str, Any]:
     fields["queues"] = list(data.get("queue", []))
     fields["functions"] = [_function(dict(entry), base) for entry in data.get("function", [])]
     fields["mappings"] = list(data.get("event_source_mapping", []))
+    fields["topics"] = list(data.get("topic", []))
+    fields["subscriptions"] = list(data.get("subscription", []))
     return fields
 
 

@@ -41,6 +41,11 @@ def queue_arn(name: str) -> str:
     return f"arn:aws:sqs:{REGION}:{ACCOUNT}:{name}"
 
 
+def topic_arn(name: str) -> str:
+    """The ARN of the SNS topic ``name`` in the local account."""
+    return f"arn:aws:sns:{REGION}:{ACCOUNT}:{name}"
+
+
 def sqs_event_record(
     *,
     message_id: str,

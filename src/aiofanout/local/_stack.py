@@ -25,6 +25,13 @@ stack.toml`` sets up here, so everyone's local stack is the one that gets deploy
     function = "worker"
     batch_size = 10
     maximum_concurrency = 5           # locally: the pollers
+
+    [[topic]]
+    name = "tasks"                    # SnsTarget("${topic.tasks.arn}", ...)
+
+    [[subscription]]
+    topic = "tasks"
+    function = "worker"               # the moto server invokes it on the local runtime
 """
 
 from __future__ import annotations
@@ -42,11 +49,11 @@ import anyio.to_thread
 from .._aws import aioboto3_module
 from ..deploy import EventInvoke, Function, Queue, SqsMapping, Stack
 from ..worker._dynamodb import TABLE_SCHEMA, TTL_ATTRIBUTE
-from ._account import REGION, function_arn, queue_arn
+from ._account import REGION, function_arn, queue_arn, topic_arn
 from ._config import AccountLimits, EventSourceMapping, FunctionConfig
 from ._events import KEY, EventInvokeConfig
 from ._faults import Faults
-from ._moto import MotoServer, fake_aws_credentials
+from ._moto import MotoServer, fake_aws_credentials, free_port
 from ._runtime import LocalLambda
 
 log = logging.getLogger("aiofanout.local")
@@ -120,7 +127,9 @@ async def stack(
             result = await dispatch_many(target, keys, concurrency=20)
     """
     credentials_set = fake_aws_credentials() if credentials else contextlib.nullcontext()
-    moto = MotoServer(port=moto_port or None)
+    # The runtime's port is chosen first: the moto server invokes SNS's Lambda subscriptions there.
+    port = port or free_port()
+    moto = MotoServer(port=moto_port or None, lambda_endpoint_url=f"http://127.0.0.1:{port}")
     with credentials_set:
         try:
             await anyio.to_thread.run_sync(moto.start)
@@ -190,6 +199,7 @@ class StackFile:
         for mapping in self.stack.mappings:
             if mapping.enabled:
                 await aws.add_event_source(_mapping(mapping, urls))
+        await _create_topics(aws, self.stack)
 
 
 def _attributes(stack: Stack, queue: Queue) -> dict[str, str]:
@@ -227,6 +237,27 @@ async def _create_resources(aws: LocalAws, stack: Stack) -> None:
             )
 
 
+async def _create_topics(aws: LocalAws, stack: Stack) -> None:
+    """The topics and their subscriptions (a function's: the moto server invokes it here)."""
+    if not stack.topics:
+        return
+    async with aws.client("sns") as sns:
+        for topic in stack.topics:
+            attributes = {"FifoTopic": "true"} if topic.fifo else {}
+            if topic.content_based_deduplication:  # moto reads any value as on: "false" too
+                attributes["ContentBasedDeduplication"] = "true"
+            await sns.create_topic(Name=topic.name, Attributes=attributes)
+        for subscription in stack.subscriptions:
+            arn = topic_arn(subscription.topic)
+            if subscription.function is not None:
+                endpoint = function_arn(subscription.function)
+                await sns.subscribe(TopicArn=arn, Protocol="lambda", Endpoint=endpoint)
+                continue
+            raw = {"RawMessageDelivery": "true"} if subscription.raw else {}
+            endpoint = queue_arn(str(subscription.queue))
+            await sns.subscribe(TopicArn=arn, Protocol="sqs", Endpoint=endpoint, Attributes=raw)
+
+
 def _local_values(stack: Stack, urls: dict[str, str]) -> dict[str, str]:
     """What each reference a function's environment may hold is on this stack."""
     values = {}
@@ -235,6 +266,9 @@ def _local_values(stack: Stack, urls: dict[str, str]) -> dict[str, str]:
         values[f"${{queue.{name}.url}}"] = urls[name]
         values[f"${{queue.{name}.arn}}"] = queue_arn(name)
         values[f"${{queue.{name}.name}}"] = name
+    for topic in stack.topics:
+        values[f"${{topic.{topic.name}.arn}}"] = topic_arn(topic.name)
+        values[f"${{topic.{topic.name}.name}}"] = topic.name
     for function in stack.functions:
         values[f"${{function.{function.name}.name}}"] = function.name
         values[f"${{function.{function.name}.arn}}"] = function_arn(function.name)

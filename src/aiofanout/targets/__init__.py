@@ -13,6 +13,7 @@ from ._reply_router import ReplyStats
 from ._shared import SharedTarget
 from .http import HttpTarget
 from .lambda_ import LambdaTarget
+from .sns import SnsTarget
 from .sqs import SqsTarget
 
 __all__ = [
@@ -22,6 +23,7 @@ __all__ = [
     "ReplyStats",
     "Sent",
     "SharedTarget",
+    "SnsTarget",
     "SqsTarget",
     "Target",
 ]

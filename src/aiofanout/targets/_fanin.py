@@ -55,7 +55,7 @@ def replies_of(
             "pass either replies= (the target waits for the replies) or send_replies_to= (the "
             "worker sends them there, for someone else), not both"
         )
-    if target.service != "sqs":
+    if target.service == "lambda":  # the reply queue is elsewhere than the Lambda API
         sqs_endpoint_url = sqs_endpoint_url or None
     else:
         sqs_endpoint_url = sqs_endpoint_url or target.endpoint_url or _endpoint_of(target)
@@ -254,6 +254,10 @@ class ReplyingTarget(AwsClientTarget):
         if isinstance(message, PreparedEnvelope) and message.size > limit and self.claim_check:
             message, claim = message.claimed(self.claim_check)
         return Outgoing(message, reply_id=reply_id, claim=claim, **extra)
+
+    def envelope_id(self, payload: Any) -> str | None:
+        message: Outgoing = payload
+        return message.envelope_id
 
     @staticmethod
     def body(message: Outgoing, seconds: float | None) -> bytes:

@@ -1,4 +1,4 @@
-"""Sends of concurrent calls gathered into ``SendMessageBatch`` requests.
+"""Sends of concurrent calls gathered into batch requests (``SendMessageBatch``, ``PublishBatch``).
 
 With replies, an SQS item stays in flight until its reply comes back, so the engine counts items
 (``concurrency`` bounds unanswered work) and calls the target once per item. The sends still go
@@ -14,10 +14,27 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from .._target import Batching
+from .._wire import Outgoing
 
-__all__ = ["BatchSender"]
+__all__ = ["AwaitingReply", "BatchSender"]
 
 SendBatch = Callable[[Sequence[Any]], Awaitable[Sequence[Any]]]
+
+
+class AwaitingReply:
+    """A message awaiting its reply, finished for its attempt: what the batch sender packs.
+
+    ``len()`` is the finished body's size in bytes, which batches are packed by.
+    """
+
+    __slots__ = ("body", "message")
+
+    def __init__(self, message: Outgoing, body: bytes) -> None:
+        self.message = message
+        self.body = body
+
+    def __len__(self) -> int:
+        return len(self.body)
 
 
 class BatchSender:

@@ -5,27 +5,20 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .._aws import THROTTLING_CODES, translate_botocore_errors
-from .._errors import (
-    FanoutError,
-    PayloadTooLarge,
-    RequestRejected,
-    ServerError,
-    Throttled,
-    UsageError,
-)
+from .._aws import translate_botocore_errors
+from .._errors import UsageError
 from .._limits import PayloadLimits
 from .._target import Batching
 from .._wire import ClaimCheck, DescribesTask, Outgoing
-from ._fanin import ReplyingTarget, checked_expires, renamed_reply_to
-from ._sqs_sends import BatchSender
+from ._fanin import checked_expires, renamed_reply_to
+from ._message_batches import BatchedMessageTarget, batch_answers
 
 __all__ = ["SqsTarget"]
 
 MAX_DELAY_SECONDS = 900
 
 
-class SqsTarget(ReplyingTarget):
+class SqsTarget(BatchedMessageTarget):
     """Send each item to an SQS queue as a task envelope (or raw JSON with ``task=None``).
 
     The engine packs items into ``SendMessageBatch`` calls of at most 10 entries and at most the
@@ -67,6 +60,7 @@ class SqsTarget(ReplyingTarget):
     """
 
     service = "sqs"
+    limit_name, service_title = "sqs_message", "SQS"
 
     def __init__(
         self,
@@ -97,83 +91,22 @@ class SqsTarget(ReplyingTarget):
         _check_options(self.fifo, group_id, delay, self.expires)
         self.group_id, self.dedup_id, self.delay = group_id, dedup_id, delay
         self.limits = limits or PayloadLimits()
-        send_batching = Batching(self.limits.sqs_batch_entries, self.limits.sqs_batch)
-        self.batching: Batching | None = send_batching
         self.setup_replies(
             replies, task=task, secret=secret, claim_check=claim_check,
             reply_to=renamed_reply_to(send_replies_to, reply_to, "SqsTarget"),
         )  # fmt: skip
-        self.fire_and_forget = self.fanin is None
-        if self.fanin is not None:
-            # One call per item, waiting for its reply; the sender batches the sends.
-            self.batching = None
-            self.ambiguous_timeouts = True
-            self.sender = BatchSender(self._send_batch, send_batching)
+        self.setup_batches(Batching(self.limits.sqs_batch_entries, self.limits.sqs_batch))
 
     def __repr__(self) -> str:
         return f"<SqsTarget {self.queue_url!r}" + (" with replies>" if self.fanin else ">")
 
-    async def on_last_close(self) -> None:
-        try:
-            if self.fanin is not None:
-                await self.sender.aclose()
-        finally:
-            await super().on_last_close()
-
-    def prepare(self, item: Any) -> Outgoing:
-        return self._message(item, None)
-
-    def prepare_keyed(self, item: Any, key: str) -> Outgoing:
-        return self._message(item, key)
-
-    def _message(self, item: Any, key: str | None) -> Outgoing:
-        group = self.group_id(item) if callable(self.group_id) else self.group_id
-        dedup = self.dedup_id(item) if self.dedup_id is not None else None
-        limit = self.limits.sqs_message
-        message = self.outgoing(item, key, limit=limit, group_id=group, dedup_id=dedup)
-        if len(message) > limit:
-            raise PayloadTooLarge(
-                f"the message is {len(message):,} bytes, over the {limit:,}-"
-                "byte SQS limit (PayloadLimits.sqs_message): pass "
-                "claim_check=ClaimCheck(bucket=...) to send it through S3, "
-                "or send a reference (an S3 key) yourself"
-            )
-        return message
-
-    async def call(self, payload: Any, *, timeout: float | None) -> Any:
-        """With replies: send the item's message (batched with others) and wait for its reply."""
-        if self.fanin is None:
-            raise UsageError("SqsTarget sends batches; call() is for replies=")
-        sent = _Sent(payload, self.body(payload, timeout))
-        return await self.fanin.round_trip(sent.message.reply_id, lambda: self.sender.send(sent))
-
-    async def _send_batch(self, sent: Sequence[Any]) -> list[Any]:
-        """A batch of the messages awaiting replies, each finished for its own attempt."""
-        return await self._send([(s.message, s.body) for s in sent])
-
-    async def call_batch(self, payloads: Sequence[Any], *, timeout: float | None) -> list[Any]:
-        # Fire-and-forget: no deadline, unless expires= gives one (finished at sending).
-        messages: Sequence[Outgoing] = payloads
-        return await self._send([(m, self.body(m, self.expires)) for m in messages])
-
-    async def _send(self, batch: Sequence[tuple[Outgoing, bytes]]) -> list[Any]:
+    async def send_messages(self, batch: Sequence[tuple[Outgoing, bytes]]) -> list[Any]:
         """One ``SendMessageBatch`` of ``(message, its bytes for this attempt)``; one reply each."""
         await self.upload(message.claim for message, _ in batch)
         entries = [self._entry(str(i), m, body) for i, (m, body) in enumerate(batch)]
         with self.lease() as client, translate_botocore_errors(ambiguous_retryable=True):
             response = await client.send_message_batch(QueueUrl=self.queue_url, Entries=entries)
-        replies: list[Any] = [
-            FanoutError("SendMessageBatch answered neither Successful nor Failed for this entry")
-        ] * len(batch)
-        for ok in response.get("Successful", []):
-            index = int(ok["Id"])
-            replies[index] = {
-                "message_id": ok["MessageId"],
-                "envelope_id": batch[index][0].envelope_id,
-            }
-        for failed in response.get("Failed", []):
-            replies[int(failed["Id"])] = entry_error(failed)
-        return replies
+        return batch_answers(response, batch, "SendMessageBatch")
 
     def _entry(self, entry_id: str, message: Outgoing, body: bytes) -> dict[str, Any]:
         entry: dict[str, Any] = {"Id": entry_id, "MessageBody": body.decode()}
@@ -184,22 +117,6 @@ class SqsTarget(ReplyingTarget):
         if message.dedup_id is not None:
             entry["MessageDeduplicationId"] = message.dedup_id
         return entry
-
-
-class _Sent:
-    """A message awaiting its reply, finished for its attempt: what the batch sender packs.
-
-    ``len()`` is the finished body's size in bytes, which batches are packed by.
-    """
-
-    __slots__ = ("body", "message")
-
-    def __init__(self, message: Outgoing, body: bytes) -> None:
-        self.message = message
-        self.body = body
-
-    def __len__(self) -> int:
-        return len(self.body)
 
 
 def _check_options(fifo: bool, group_id: object, delay: int, expires: float | None) -> None:
@@ -218,14 +135,3 @@ def _check_options(fifo: bool, group_id: object, delay: int, expires: float | No
             "it worth running: every message would expire unread; give expires= more than the "
             "delay"
         )
-
-
-def entry_error(failed: dict[str, Any]) -> FanoutError:
-    """The error of one ``Failed`` entry: retryable unless it was the sender's fault."""
-    code = str(failed.get("Code", ""))
-    message = f"{code}: {failed.get('Message', 'entry failed')}"
-    if code in THROTTLING_CODES:
-        return Throttled(message, code=code)
-    if failed.get("SenderFault"):
-        return RequestRejected(message, code=code)
-    return ServerError(message, code=code)

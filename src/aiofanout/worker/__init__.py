@@ -7,6 +7,8 @@ SQS batch (with ``batchItemFailures``), and sends replies to an envelope's ``rep
 Lambda calls, on a ``LoopRunner`` that keeps one event loop across warm invocations.
 ``@app.task(idempotent=True)`` runs a task once per idempotency key, its reply kept in the app's
 store (``DynamoDBStore``; ``MemoryStore`` for tests; any ``IdempotencyStore``).
+``App(records=TaskRecords(table))`` writes a record per task run, keyed by the envelope's id;
+``@app.on_init`` functions run once per execution environment, before its first envelope.
 
 Example::
 
@@ -29,6 +31,7 @@ from ._dynamodb import DynamoDBStore
 from ._idempotency import IdempotencyStore, MemoryStore
 from ._runner import LoopRunner, lambda_entrypoint
 from ._task import Task
+from ._task_records import TaskRecord, TaskRecords
 
 __all__ = [
     "App",
@@ -37,6 +40,8 @@ __all__ = [
     "LoopRunner",
     "MemoryStore",
     "Task",
+    "TaskRecord",
+    "TaskRecords",
     "lambda_entrypoint",
 ]
 

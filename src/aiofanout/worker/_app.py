@@ -11,17 +11,20 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, ParamSpec, TypeVar, overload
 
-from .._errors import UsageError
+from .._errors import InitFailed, UsageError
 from .._wire import DEFAULT_MAX_DEPTH, ClaimCheck, TaskEnvelope, check_secret, now_ms
 from ._envelope_runner import INVOCATION_ENDS_MS, EnvelopeRunner, RunnerConfig
 from ._handlers import handle_event
 from ._idempotency import IdempotencyStore, KeyFunction
+from ._init_hooks import InitHook, InitHooks, as_lambda_init_error
 from ._runner import LoopRunner, check_loop_mode
 from ._task import Task
+from ._task_records import TaskRecords
 from ._task_result import TaskResult
 
 P = ParamSpec("P")
 R = TypeVar("R")
+HookT = TypeVar("HookT", bound=InitHook)
 
 
 class App:
@@ -47,6 +50,9 @@ class App:
             with :class:`Expired` and never run. Default ``None``: valid until the envelope's
             deadline, or for ever if it has none. Make it longer than your redeliveries take
             (SQS retention, Lambda's asynchronous retries: up to 6 hours).
+        records: a :class:`TaskRecords` table: every task run writes its record there
+            (running, then succeeded with its value or failed with its error), keyed by the
+            envelope's id, which the sender's outcome carries (``Outcome.envelope_id``).
 
     Example::
 
@@ -72,6 +78,7 @@ class App:
         idempotency: IdempotencyStore | None = None,
         claim_check: ClaimCheck | None = None,
         max_age: float | None = None,
+        records: TaskRecords | None = None,
     ) -> None:
         check_loop_mode("App", loop)
         check_secret(secret, owner=f"App({name!r}, secret=...)")
@@ -79,7 +86,7 @@ class App:
             raise UsageError(f"App(max_depth=...) must be >= 0, got {max_depth}")
         config = RunnerConfig(
             name, secret, max_depth, concurrency, deadline_margin, idempotency, claim_check,
-            max_age=_checked_max_age(max_age, secret),
+            max_age=_checked_max_age(max_age, secret), records=records,
         )  # fmt: skip
         self.tasks: dict[str, Task[Any, Any]] = {}
         self.runner = LoopRunner(
@@ -91,6 +98,8 @@ class App:
         )
         #: The runner of envelopes this app is the facade of (its registry is ``tasks``).
         self.envelopes = EnvelopeRunner(config, self.tasks, self.runner)
+        #: The ``@app.on_init`` hooks, run once per execution environment.
+        self.init_hooks = InitHooks()
         self._store_closes_with: object = None
         self._claims_open_with: object = None
 
@@ -127,6 +136,10 @@ class App:
     @property
     def claim_check(self) -> ClaimCheck | None:
         return self.envelopes.config.claim_check
+
+    @property
+    def records(self) -> TaskRecords | None:
+        return self.envelopes.config.records
 
     def __repr__(self) -> str:
         return f"<App {self.name!r}: {len(self.tasks)} tasks>"
@@ -179,6 +192,27 @@ class App:
 
         return register if fn is None else register(fn)
 
+    def on_init(self, hook: HookT, /) -> HookT:
+        """Register a function (sync or async) to run once per execution environment.
+
+        The hooks run in registration order on the environment's loop, at its first
+        invocation, before its first envelope: what they make (a client, a model, a pool)
+        serves every warm invocation after. A hook that raises fails that invocation as an
+        init error (``Runtime.InitError``; :class:`~aiofanout.errors.InitFailed` through
+        :meth:`handle`) and nothing of the event runs; the hooks run again before the next
+        envelope, which the local runtime, as AWS, gives to a new environment.
+
+        Example::
+
+            clients = {}
+
+            @app.on_init
+            async def open_clients() -> None:
+                clients["s3"] = await session.client("s3").__aenter__()
+        """
+        self.init_hooks.add(hook)
+        return hook
+
     # -- running envelopes (in _envelope_runner.py) ----------------------------------------
 
     def lookup(self, envelope: TaskEnvelope) -> Task[Any, Any]:
@@ -191,8 +225,11 @@ class App:
         """Decode, check, run one envelope; never raises for what the message or task did.
 
         ``answered``: the way the envelope came in carries its reply back (a chunk's
-        response), so it is done whatever happened (see ``_settlement.py``).
+        response), so it is done whatever happened (see ``_settlement.py``). The init hooks
+        run first (once), so a task run in process (eager mode) finds what they made; one that
+        raises raises :class:`~aiofanout.errors.InitFailed` here.
         """
+        await self.init_hooks.run_once()
         return await self.envelopes.run_envelope(raw, answered=answered)
 
     # -- Lambda entry points (routing in _handlers.py) ---------------------------------------
@@ -204,7 +241,13 @@ class App:
         source batch that cannot be answered record by record (records of another source, a
         record with no ``messageId``) raises :class:`InvalidEnvelope` before any record runs.
         """
-        return self.runner.run(self._handle_on_the_runner(event, context))
+        try:
+            return self.runner.run(self._handle_on_the_runner(event, context))
+        except InitFailed as exc:
+            reported = as_lambda_init_error(exc)
+            if reported is exc:
+                raise
+            raise reported from exc
 
     async def _handle_on_the_runner(self, event: Any, context: Any) -> Any:
         if self.claim_check is not None and self._claims_open_with is not self.runner.resources:
@@ -217,6 +260,7 @@ class App:
     async def handle(self, event: Any, context: Any) -> Any:
         """The async body of :meth:`lambda_handler`, for callers that have a loop already."""
         self._close_store_with_the_loop()
+        await self.init_hooks.run_once()
         remaining = getattr(context, "get_remaining_time_in_millis", None)
         token = INVOCATION_ENDS_MS.set(now_ms() + int(remaining()) if remaining else None)
         try:
@@ -227,9 +271,11 @@ class App:
     def _close_store_with_the_loop(self) -> None:
         """Have the loop runner close the store's client with what else it opened on the loop."""
         resources = self.runner.resources
-        if self.idempotency is not None and self._store_closes_with is not resources:
+        if self._store_closes_with is not resources:
             # The runner swaps in a new stack after closing one: register again with that one.
-            resources.push_async_callback(self.idempotency.aclose)
+            for store in (self.idempotency, self.records):
+                if store is not None:
+                    resources.push_async_callback(store.aclose)
             self._store_closes_with = resources
 
 

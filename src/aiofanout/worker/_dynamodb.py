@@ -22,28 +22,21 @@ recognises its own ``owner``. Expiry is judged by the worker's clock: keep worke
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
-from collections.abc import Iterator
 from typing import Any
 
-from .._aws import aioboto3_module, translate_botocore_errors
-from .._errors import ConnectError, FanoutError, ServiceError, TransportError, UsageError
+from .._errors import ServiceError, UsageError
 from .._wire import now_ms
 from ._idempotency import DEFAULT_TTL, Record, Status, check_ttl
+from ._keyed_table import TABLE_SCHEMA, TTL_ATTRIBUTE, KeyedTable
+
+__all__ = ["TABLE_SCHEMA", "TTL_ATTRIBUTE", "DynamoDBStore"]
 
 log = logging.getLogger("aiofanout.worker")
 
 _CLAIM_CONDITION = "attribute_not_exists(pk) OR expires_at_ms < :now"
 _CLAIM_ATTEMPTS = 3
-#: The table as this store needs it; the deploy template and the local stack make the same one.
-TABLE_SCHEMA: dict[str, Any] = {
-    "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
-    "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"}],
-    "BillingMode": "PAY_PER_REQUEST",
-}
-TTL_ATTRIBUTE = "ttl"  # DynamoDB's TTL deletes items whose "ttl" (epoch seconds) has passed
 _NAMES = {"#status": "status", "#owner": "owner", "#ttl": "ttl", "#reply": "reply"}
 
 
@@ -88,11 +81,14 @@ class DynamoDBStore:
         self.endpoint_url = endpoint_url
         self.region_name = region_name
         self.create_table = create_table
-        self._table_ready = not create_table
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._opening = asyncio.Lock()
-        self._resources = contextlib.AsyncExitStack()
-        self._client: Any = None
+        self._table = KeyedTable(
+            table,
+            purpose="idempotency",
+            owner="DynamoDBStore",
+            endpoint_url=endpoint_url,
+            region_name=region_name,
+            create=create_table,
+        )
 
     def __repr__(self) -> str:
         return f"<DynamoDBStore table={self.table!r} ttl={self.ttl:g}s>"
@@ -133,7 +129,7 @@ class DynamoDBStore:
             "ttl": {"N": str(expires_at_ms // 1000 + 1)},
             "arguments": {"S": arguments},
         }
-        with _translated(self.table):
+        with self._table.translated():
             try:
                 await client.put_item(
                     TableName=self.table,
@@ -149,7 +145,7 @@ class DynamoDBStore:
 
     async def complete(self, key: str, *, owner: str, reply: str, expires_at_ms: int) -> bool:
         client = await self._ready_client()
-        with _translated(self.table):
+        with self._table.translated():
             try:
                 await client.update_item(
                     TableName=self.table,
@@ -174,7 +170,7 @@ class DynamoDBStore:
     async def release(self, key: str, *, owner: str) -> None:
         client = await self._ready_client()
         with (
-            _translated(self.table),
+            self._table.translated(),
             contextlib.suppress(client.exceptions.ConditionalCheckFailedException),
         ):
             await client.delete_item(
@@ -187,56 +183,10 @@ class DynamoDBStore:
 
     async def aclose(self) -> None:
         """Close the client (opened again on the next use)."""
-        resources, self._resources = self._resources, contextlib.AsyncExitStack()
-        self._client = None
-        self._loop = None
-        await resources.aclose()
-
-    # -- the client and the table -------------------------------------------------------------
+        await self._table.aclose()
 
     async def _ready_client(self) -> Any:
-        loop = asyncio.get_running_loop()
-        if self._loop is not loop:
-            # A new loop (``loop="fresh"``, or a test): the old client died with its loop.
-            self._loop, self._client = loop, None
-            self._opening = asyncio.Lock()
-            self._resources = contextlib.AsyncExitStack()
-        if self._client is None:
-            async with self._opening:
-                if self._client is None:
-                    client = await self._open()
-                    if not self._table_ready:
-                        await self._ensure_table(client)
-                    self._client = client
-        return self._client
-
-    async def _open(self) -> Any:
-        session = aioboto3_module("DynamoDBStore").Session(region_name=self.region_name)
-        from botocore.config import Config  # (botocore comes with aioboto3)
-
-        config = Config(retries={"mode": "standard", "max_attempts": 3})
-        client = session.client("dynamodb", endpoint_url=self.endpoint_url, config=config)
-        with _translated(self.table):
-            return await self._resources.enter_async_context(client)
-
-    async def _ensure_table(self, client: Any) -> None:
-        with _translated(self.table):
-            try:
-                await client.describe_table(TableName=self.table)
-            except client.exceptions.ResourceNotFoundException:
-                await self._create(client)
-        self._table_ready = True
-
-    async def _create(self, client: Any) -> None:
-        log.info("creating the idempotency table %s", self.table)
-        with contextlib.suppress(client.exceptions.ResourceInUseException):  # a racing creator
-            await client.create_table(TableName=self.table, **TABLE_SCHEMA)
-        waiter = client.get_waiter("table_exists")
-        await waiter.wait(TableName=self.table, WaiterConfig={"Delay": 1, "MaxAttempts": 120})
-        await client.update_time_to_live(
-            TableName=self.table,
-            TimeToLiveSpecification={"Enabled": True, "AttributeName": TTL_ATTRIBUTE},
-        )
+        return await self._table.client()
 
     async def _read(self, client: Any, key: str) -> dict[str, Any] | None:
         answer = await client.get_item(
@@ -251,18 +201,3 @@ def _record(item: dict[str, Any]) -> Record:
     reply = item.get("reply", {}).get("S")
     arguments = item.get("arguments", {}).get("S")
     return Record(status, item["owner"]["S"], int(item["expires_at_ms"]["N"]), reply, arguments)
-
-
-@contextlib.contextmanager
-def _translated(table: str) -> Iterator[None]:
-    """The AWS core's translation, naming the table: a store that cannot answer is retryable."""
-    try:
-        with translate_botocore_errors(ambiguous_retryable=True):
-            yield
-    except TransportError as exc:
-        raise ConnectError(f"idempotency table {table!r}: {exc.message}") from exc
-    except FanoutError as exc:
-        code = getattr(exc, "code", None)
-        raise ServiceError(
-            f"idempotency table {table!r}: {exc.message}", code=code, retryable=True
-        ) from exc

@@ -39,6 +39,7 @@ from ._reply_sender import claimed_envelope, reply_within_limit, settle_claim
 from ._runner import LoopRunner
 from ._settlement import settlement
 from ._task import Bound, Task
+from ._task_records import TaskRecords
 from ._task_result import TaskResult
 
 __all__ = ["INVOCATION_ENDS_MS", "EnvelopeRunner", "RunnerConfig", "run_time_left"]
@@ -64,6 +65,7 @@ class RunnerConfig:
     idempotency: IdempotencyStore | None
     claim_check: ClaimCheck | None
     max_age: float | None
+    records: TaskRecords | None = None
 
 
 class EnvelopeRunner:
@@ -168,13 +170,27 @@ class EnvelopeRunner:
     async def _reply(
         self, task: Task[Any, Any], envelope: TaskEnvelope, bound: Bound
     ) -> ReplyEnvelope:
-        value = await _run(task, envelope, bound)
+        """One run of the task: its reply, recorded (``App(records=)``) as it starts and ends."""
+        records = self.config.records
+        if records is None:
+            return await _reply(task, envelope, bound)
+        started = await records.started(self.name, envelope)
         try:
-            return ReplyEnvelope(id=envelope.id, ok=True, value=value)
-        except ValidationError as exc:
-            raise UsageError(
-                f"task {envelope.task!r} returned a value that is not JSON: {exc}"
-            ) from exc
+            reply = await _reply(task, envelope, bound)
+        except Exception as exc:
+            await records.failed(self.name, envelope, started, exc)
+            raise
+        await records.succeeded(self.name, envelope, started, reply.value)
+        return reply
+
+
+async def _reply(task: Task[Any, Any], envelope: TaskEnvelope, bound: Bound) -> ReplyEnvelope:
+    value = await _run(task, envelope, bound)
+    try:
+        return ReplyEnvelope(id=envelope.id, ok=True, value=value)
+    except ValidationError as exc:
+        message = f"task {envelope.task!r} returned a value that is not JSON: {exc}"
+        raise UsageError(message) from exc
 
 
 def _failed(envelope: TaskEnvelope | None, error: Exception) -> TaskResult:

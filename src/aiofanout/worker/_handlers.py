@@ -1,4 +1,4 @@
-"""Routing a Lambda event: an SQS batch, a chunk of envelopes, or one envelope.
+"""Routing a Lambda event: an SNS event, an SQS batch, a chunk of envelopes, or one envelope.
 
 ``App.handle`` hands every event here with its :class:`EnvelopeRunner`, which runs each
 envelope: the app module imports this one, this one the runner, never the other way (type-only
@@ -15,6 +15,7 @@ from .._errors import InvalidEnvelope
 from .._wire import ReplyEnvelope, error_info
 from ._reply_sender import send_reply_if_asked
 from ._settlement import Settlement, settlement
+from ._sns_messages import is_sns_event, sns_messages
 from ._sqs_batches import handle_sqs_batch, is_event_source_batch
 
 if TYPE_CHECKING:
@@ -23,7 +24,9 @@ if TYPE_CHECKING:
 
 
 async def handle_event(app: EnvelopeRunner, event: Any, context: Any) -> Any:
-    """Route a Lambda event: SQS batch, chunk of envelopes, or one envelope."""
+    """Route a Lambda event: SNS event, SQS batch, chunk of envelopes, or one envelope."""
+    if is_sns_event(event):
+        return await handle_sns_event(app, event)
     if is_event_source_batch(event):
         return await handle_sqs_batch(app, event, context)
     if isinstance(event, list):
@@ -45,6 +48,16 @@ async def handle_direct(app: EnvelopeRunner, event: Any) -> dict[str, Any]:
         assert result.error is not None
         raise result.error
     return result.reply.model_dump(mode="json", exclude_none=True)
+
+
+async def handle_sns_event(app: EnvelopeRunner, event: dict[str, Any]) -> list[dict[str, Any]]:
+    """The envelopes of an SNS event (one record, from AWS): run as direct invokes, in order.
+
+    An SNS delivery is an asynchronous invoke, so what :func:`handle_direct` does for one is
+    right here: an envelope that failed with nobody told raises, and Lambda's retries and the
+    function's on-failure destination take it from there.
+    """
+    return [await handle_direct(app, message) for message in sns_messages(event)]
 
 
 async def handle_chunk(app: EnvelopeRunner, events: list[Any]) -> list[dict[str, Any]]:

@@ -24,6 +24,7 @@ from .._options import Deadline
 from .._outcome import Status
 from ._reply_sender import send_replies
 from ._settlement import Settlement, settlement
+from ._sns_messages import unwrapped_body
 
 if TYPE_CHECKING:
     from ._envelope_runner import EnvelopeRunner
@@ -65,7 +66,7 @@ def checked_sqs_records(event: dict[str, Any]) -> list[dict[str, Any]]:
 def _source_of(record: Any) -> str:
     if not isinstance(record, dict):
         return f"not an object ({type(record).__name__})"
-    source = record.get("eventSource")
+    source = record.get("eventSource", record.get("EventSource"))  # SNS spells it EventSource
     return f"from {source}" if isinstance(source, str) else "with no eventSource"
 
 
@@ -125,7 +126,8 @@ async def _run_in_order(
 async def _run_record(
     app: EnvelopeRunner, results: dict[str, TaskResult], record: dict[str, Any]
 ) -> None:
-    result = await app.run_envelope(record.get("body", ""))
+    # A queue subscribed to an SNS topic without raw delivery holds SNS's notifications.
+    result = await app.run_envelope(unwrapped_body(record.get("body", "")))
     results[record["messageId"]] = result  # its reply is sent with the batch's
     if settlement(result) is Settlement.AGAIN:  # reported: SQS delivers it again, then the DLQ
         assert result.error is not None

@@ -187,9 +187,16 @@ def exit_with_parent(poll: float = 0.5) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Patch SQS, then run moto's server with ``argv`` (``python -m moto.server`` arguments)."""
+    """Patch SQS, then run moto's server with ``argv`` (``python -m moto.server`` arguments).
+
+    With a local runtime beside it, SNS messages for Lambda subscriptions go to that runtime
+    (``_sns_deliveries.py``).
+    """
+    from . import _sns_deliveries
+
     exit_with_parent()
     install()
+    _sns_deliveries.install()
     from moto.server import main as moto_main
 
     moto_main(list(sys.argv[1:] if argv is None else argv))

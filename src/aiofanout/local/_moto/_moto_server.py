@@ -21,6 +21,9 @@ from typing import Any
 from ..._errors import UsageError
 from .._account import REGION
 
+#: Where the server finds the local runtime's Invoke API (read by ``_sns_deliveries.py``).
+LAMBDA_ENDPOINT_VARIABLE = "AIOFANOUT_LAMBDA_ENDPOINT"
+
 #: Credentials that only a local moto server accepts: tests never reach real AWS with them.
 FAKE_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -93,7 +96,9 @@ class MotoServer:
     """A real moto server process on 127.0.0.1 and a free port; stopped on exit, also on error.
 
     Its SQS is exact under concurrent senders, receivers and deleters (``exact_sqs=False`` runs
-    moto's own, which is not).
+    moto's own, which is not). With ``lambda_endpoint_url`` (the local runtime's Invoke API),
+    SNS messages for Lambda subscriptions are invoked there (``Event``, in AWS's SNS event
+    format) instead of in moto's own Lambda, which runs no code.
 
     Example (a session-wide pytest fixture)::
 
@@ -109,7 +114,12 @@ class MotoServer:
     """
 
     def __init__(
-        self, *, host: str = "127.0.0.1", port: int | None = None, exact_sqs: bool = True
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int | None = None,
+        exact_sqs: bool = True,
+        lambda_endpoint_url: str | None = None,
     ) -> None:
         if not host.startswith("127."):
             raise ValueError("MotoServer binds to the loopback range only (127.0.0.0/8)")
@@ -119,6 +129,7 @@ class MotoServer:
         # duplicates and wrongly dead-letters messages under concurrent consumers. The entry
         # point below serializes the SQS backend first (see _exact_sqs.py, beside this module).
         self.module = "aiofanout.local._moto._exact_sqs" if exact_sqs else "moto.server"
+        self.lambda_endpoint_url = lambda_endpoint_url
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -131,6 +142,9 @@ class MotoServer:
         _refuse_if_in_use(self.host, self.port)
         # The server exits when this process dies, however it dies (see exit_with_parent).
         env = {**os.environ, **FAKE_CREDENTIALS, "AIOFANOUT_PARENT_PID": str(os.getpid())}
+        env.pop(LAMBDA_ENDPOINT_VARIABLE, None)
+        if self.lambda_endpoint_url is not None:
+            env[LAMBDA_ENDPOINT_VARIABLE] = self.lambda_endpoint_url
         self.process = subprocess.Popen(
             [sys.executable, "-m", self.module, "-H", self.host, "-p", str(self.port)],
             stdout=subprocess.DEVNULL,

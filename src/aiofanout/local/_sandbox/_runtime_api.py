@@ -37,6 +37,8 @@ from ._invocation import Invocation, Result
 JSON = "application/json"
 #: The largest response a synchronous invoke returns (6 MB, as AWS counts it), and AWS's words.
 MAX_RESPONSE = 6 * 1024 * 1024
+#: What Lambda calls an environment's failed init (an ``@app.on_init`` hook reports it too).
+INIT_ERROR = "Runtime.InitError"
 _TOO_LARGE = "Response payload size exceeded maximum allowed payload size (6291556 bytes)."
 
 
@@ -94,13 +96,18 @@ class RuntimeApi:
         env = self._env(request)
         body = await request.read()
         error_type = request.headers.get("Lambda-Runtime-Function-Error-Type") or _error_type(body)
+        init_failed = INIT_ERROR in (error_type, _error_type(body))
+        if init_failed:  # an init that failed at the first invoke: never reused, as on AWS
+            env.dead = True
         _settle(env, request.match_info["request_id"], Result(body, error_type))
+        if init_failed:
+            _signal(env, signal.SIGKILL)
         return _accepted()
 
     async def init_error(self, request: web.Request) -> web.Response:
         env = self._env(request)
         body = await request.read()
-        env.init_error = Result(body, _error_type(body) or "Runtime.InitError")
+        env.init_error = Result(body, _error_type(body) or INIT_ERROR)
         if env.current is not None and not env.current.result.done():
             env.current.result.set_result(env.init_error)
         return _accepted()

@@ -25,13 +25,15 @@ from ._kinds import Context, Kind, Resource
 from ._lambdas import FUNCTION
 from ._moto_resources import BUCKET, QUEUE, TABLE
 from ._schedules import Scheduler
+from ._topics import SUBSCRIPTION, TOPIC
 from ._triggers import INVOKE_CONFIG, MAPPING, RULE
 
 if TYPE_CHECKING:
     from .._stack import LocalAws
 
 KINDS: dict[str, Kind] = {
-    kind.type: kind for kind in (BUCKET, FUNCTION, INVOKE_CONFIG, MAPPING, QUEUE, RULE, TABLE)
+    kind.type: kind
+    for kind in (BUCKET, FUNCTION, INVOKE_CONFIG, MAPPING, QUEUE, RULE, SUBSCRIPTION, TABLE, TOPIC)
 }
 log = logging.getLogger("aiofanout.local")
 

@@ -5,8 +5,9 @@ resources, named as SAM names them, and the rest of the package sees only those:
 
 - ``Name``: an ``AWS::Lambda::Function`` (``CodeUri`` becomes ``Code``, ``InlineCode``
   ``Code.ZipFile``, ``Tracing`` ``TracingConfig``), and ``NameRole``, its role, when it names none;
-- ``NameEvent`` for each event: an ``AWS::Lambda::EventSourceMapping`` (``SQS``) or an
-  ``AWS::Events::Rule`` (``Schedule``); another event type is noted and left out;
+- ``NameEvent`` for each event: an ``AWS::Lambda::EventSourceMapping`` (``SQS``), an
+  ``AWS::Events::Rule`` (``Schedule``) or an ``AWS::SNS::Subscription`` of the function
+  (``SNS``, with its ``NameEventPermission``); another event type is noted and left out;
 - ``NameEventInvokeConfig``: an ``AWS::Lambda::EventInvokeConfig``, with a queue
   ``NameEventInvokeConfigOnFailureQueue`` (or ``OnSuccess``) for an SQS destination without one.
 
@@ -148,8 +149,39 @@ def _event(
         return {
             f"{function}{event}": _resource("AWS::Events::Rule", _rule(function, event, props), own)
         }
+    if kind == "SNS":
+        return _sns(function, event, props, where, notes, own)
     notes.append(Note(where, f"event type {kind} is not supported locally, left out"))
     return {}
+
+
+def _sns(
+    function: str,
+    event: str,
+    props: dict[str, Any],
+    where: str,
+    notes: list[Note],
+    own: dict[str, Any],
+) -> dict[str, Any]:
+    if "SqsSubscription" in props:  # SAM puts a queue between: not made locally
+        notes.append(Note(f"{where}.SqsSubscription", "not supported locally, left out"))
+        return {}
+    subscription = {
+        "Protocol": "lambda",
+        "Endpoint": {"Fn::GetAtt": [function, "Arn"]},
+        "TopicArn": props.pop("Topic", None),
+        **props,
+    }
+    permission = {
+        "Action": "lambda:InvokeFunction",
+        "FunctionName": {"Ref": function},
+        "Principal": "sns.amazonaws.com",
+        "SourceArn": subscription["TopicArn"],
+    }
+    return {
+        f"{function}{event}": _resource("AWS::SNS::Subscription", subscription, own),
+        f"{function}{event}Permission": _resource("AWS::Lambda::Permission", permission, own),
+    }
 
 
 def _rule(function: str, event: str, props: dict[str, Any]) -> dict[str, Any]:
