@@ -100,9 +100,12 @@ async def test_each_run_is_recorded_under_the_envelope_id_of_its_outcome(aws: Lo
 
 
 @pytest.mark.slow
-async def test_a_running_record_then_the_end_of_a_fire_and_forget_item(aws: LocalAws) -> None:
-    fire = target(aws, "whoami", invocation_type="Event")
-    fired = await dispatch_many(fire, [1.0], concurrency=1)
+async def test_a_running_record_then_the_end_of_a_fire_and_forget_item(
+    aws: LocalAws, tmp_path: Path
+) -> None:
+    gate = tmp_path / "gate"  # the task runs until it exists: no race with the poll below
+    fire = target(aws, "gated", invocation_type="Event")
+    fired = await dispatch_many(fire, [str(gate)], concurrency=1)
     [outcome] = list(fired)
     assert outcome.ok
     assert outcome.envelope_id is not None
@@ -113,6 +116,7 @@ async def test_a_running_record_then_the_end_of_a_fire_and_forget_item(aws: Loca
         return None if record is None else record.status
 
     assert await eventually(status) == "running"
+    gate.touch()
     assert await eventually(lambda: _is(status, "succeeded")) is True
 
 

@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 
 from aiofanout import ClaimCheck
+from aiofanout.testing import eventually
 from aiofanout.worker import App, TaskRecords
 
 table, bucket = os.environ.get("RECORDS_TABLE"), os.environ.get("CLAIM_BUCKET")
@@ -51,6 +52,13 @@ async def whoami(hold: float = 0.0) -> dict[str, object]:
         "inits": list(INITS),
         "same_loop": [id(asyncio.get_running_loop())] == LOOPS,
     }
+
+
+@app.task
+async def gated(gate: str) -> str:
+    """Runs until the test opens its gate (makes the file): meanwhile its record is running."""
+    await eventually(Path(gate).exists, timeout=20, interval=0.01)
+    return "through"
 
 
 @app.task
