@@ -13,43 +13,37 @@ unless the function has a handler.
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from .._errors import UsageError
 from ._lambda import Function, Throttle
+from ._service_errors import client_error_class, service_error
+from ._wakeups import Wakeups
 
-if TYPE_CHECKING:
-    from ._aws import SimulatedAws
+__all__ = ["LambdaClient", "LambdaWorld"]
 
-__all__ = ["LambdaClient"]
+
+class LambdaWorld(Protocol):
+    """What the Lambda client needs of the simulated AWS (:class:`~aiofanout.sim.SimulatedAws`)."""
+
+    seed: int
+    functions: dict[str, Function]
+
+    @property
+    def wakeups(self) -> Wakeups: ...
+
+    def now(self) -> float: ...
+
+    def half_trip(self) -> float: ...
+
+    def enqueue(self, function: Function, payload: bytes, rid: str) -> None: ...
+
 
 SYNC_LIMIT = (
     6 * 1024 * 1024
 )  # https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html
 ASYNC_LIMIT = 1024 * 1024
 STATUS = {"RequestResponse": 200, "Event": 202, "DryRun": 204}
-
-
-def client_error_class() -> Any:
-    """Botocore's ``ClientError`` (the ``aws`` extra)."""
-    try:
-        from botocore.exceptions import ClientError
-    except ImportError as exc:  # pragma: no cover - depends on the extras installed
-        raise UsageError(
-            "aiofanout.sim's clients need botocore: pip install 'aiofanout[aws]'"
-        ) from exc
-    return ClientError
-
-
-def service_error(operation: str, status: int, code: str, text: str, /, **fields: Any) -> Exception:
-    """A ``ClientError`` as botocore raises it for AWS's error response."""
-    response: dict[str, Any] = {
-        "Error": {"Code": code, "Message": text},
-        "ResponseMetadata": {"HTTPStatusCode": status, "HTTPHeaders": {}, "RetryAttempts": 0},
-        **fields,
-    }
-    error: Exception = client_error_class()(response, operation)
-    return error
 
 
 def _throttle_error(reason: str) -> Exception:
@@ -88,7 +82,7 @@ class LambdaClient:
 
     meta = _Meta()
 
-    def __init__(self, aws: SimulatedAws) -> None:
+    def __init__(self, aws: LambdaWorld) -> None:
         client_error_class()
         self._aws = aws
         self._ids = 0

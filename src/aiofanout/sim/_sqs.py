@@ -19,16 +19,13 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from .._errors import UsageError
 from ._lambda import Function, Throttle
-from ._lambda_client import service_error
+from ._service_errors import service_error
 
-if TYPE_CHECKING:
-    from ._aws import SimulatedAws
-
-__all__ = ["EventSourceMapping", "Queue", "SqsClient"]
+__all__ = ["EventSourceMapping", "Queue", "SqsClient", "SqsWorld"]
 
 START_BATCHES = 5
 ADDED_PER_MINUTE = 300
@@ -106,6 +103,15 @@ class Queue:
         loop.call_later(self.visibility_timeout, visible_again)
 
 
+class SqsWorld(Protocol):
+    """What the SQS client needs of the simulated AWS (:class:`~aiofanout.sim.SimulatedAws`)."""
+
+    seed: int
+    queues: dict[str, Queue]
+
+    def half_trip(self) -> float: ...
+
+
 class SqsClient:
     """The SQS API of a :class:`SimulatedAws` in aioboto3's shape: ``send_message_batch`` and more.
 
@@ -114,7 +120,7 @@ class SqsClient:
         target = SqsTarget(queue.url, task=None, client=aws.sqs_client())
     """
 
-    def __init__(self, aws: SimulatedAws) -> None:
+    def __init__(self, aws: SqsWorld) -> None:
         self._aws = aws
         self._ids = 0
 
