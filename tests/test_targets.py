@@ -53,6 +53,9 @@ from .stubs import (
     sqs_batch,
 )
 
+# Every fast test runs on both client paths, lean and aioboto3 (see conftest).
+pytestmark = pytest.mark.usefixtures("aws_client_path")
+
 app = App("targets")
 
 
