@@ -226,8 +226,9 @@ def botocore_transport_error(exc: Exception, url: str) -> Exception:
 
 
 def _json_object(body: bytes) -> dict[str, Any]:
+    """The error body's fields; one that is not JSON is the message, as botocore takes it."""
     try:
         value = json.loads(body) if body else {}
     except ValueError:
-        return {}
+        return {"message": body.decode(errors="replace")}
     return value if isinstance(value, dict) else {}
