@@ -19,6 +19,8 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import os
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +30,7 @@ from ._signing import Signer, default_signer
 __all__ = ["AwsEndpoint", "LeanClient", "LeanConfig", "resolve_endpoint"]
 
 STREAM_ABOVE = 1024 * 1024  # aiohttp warns that a larger bytes body may block the loop
+KEPT_URLS = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,23 +50,49 @@ def resolve_endpoint(
 
     The endpoint as botocore's rules give it (``endpoint_url``, ``AWS_ENDPOINT_URL_*``, FIPS and
     dual-stack when configured); the credentials from its chain (environment, profiles, SSO,
-    container and instance metadata). Blocking (it may read files and metadata): run it in a
-    thread.
+    container and instance metadata), read anew for each client as a new aioboto3 session
+    reads them. Blocking (it may read files and metadata): run it in a thread.
     """
+    session = _botocore_session()
+    key = (service, endpoint_url, region_name, _aws_environment())
+    with _resolving:
+        where = _resolved.get(key)
+    if where is None:
+        client = session.create_client(service, endpoint_url=endpoint_url, region_name=region_name)
+        meta = client.meta
+        where = (meta.endpoint_url, meta.region_name, meta.service_model.signing_name)
+        client.close()
+        with _resolving:
+            if len(_resolved) >= KEPT_ENDPOINTS:
+                _resolved.clear()
+            _resolved[key] = where
+    url, region, signing_name = where
+    return AwsEndpoint(url, region, signing_name, session.get_credentials())
+
+
+# Building a botocore client costs ~40 ms of CPU (its service model and endpoint rules, loaded
+# from JSON; ~150 ms the first time): once per endpoint per process, not once per target. The
+# key holds every AWS_* variable, so a changed environment resolves anew.
+KEPT_ENDPOINTS = 64
+_resolved: dict[tuple[object, ...], tuple[str, str, str]] = {}
+_resolving = threading.Lock()
+_loader: list[Any] = []  # the one botocore data loader of the process (it caches the models)
+
+
+def _botocore_session() -> Any:
+    import botocore.loaders
     import botocore.session
 
     session = botocore.session.get_session()
-    client = session.create_client(service, endpoint_url=endpoint_url, region_name=region_name)
-    try:
-        meta = client.meta
-        return AwsEndpoint(
-            url=meta.endpoint_url,
-            region=meta.region_name,
-            signing_name=meta.service_model.signing_name,
-            credentials=session.get_credentials(),
-        )
-    finally:
-        client.close()
+    with _resolving:
+        if not _loader:
+            _loader.append(botocore.loaders.create_loader())
+    session.register_component("data_loader", _loader[0])
+    return session
+
+
+def _aws_environment() -> frozenset[tuple[str, str]]:
+    return frozenset((k, v) for k, v in os.environ.items() if k.startswith("AWS_"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +135,9 @@ class LeanClient:
                 total=None, sock_connect=connect_timeout, sock_read=read_timeout
             ),
             auto_decompress=False,
+            cookie_jar=aiohttp.DummyCookieJar(),  # AWS APIs set no cookies: skip the jar
         )
+        self._urls: dict[str, yarl.URL] = {}
 
     async def close(self) -> None:
         """Close the connection pool."""
@@ -135,20 +166,29 @@ class LeanClient:
         return status, answer_headers, answer
 
     def _frozen_credentials(self) -> Any:
-        from botocore.exceptions import NoCredentialsError
-
         credentials = self.endpoint.credentials
         if credentials is None:
+            from botocore.exceptions import NoCredentialsError
+
             raise NoCredentialsError()
         # Refreshable credentials refresh here when they are about to expire.
         return credentials.get_frozen_credentials()
+
+    def _url(self, url: str) -> Any:
+        """The parsed URL, kept: a fan-out calls the same few URLs (one per function) again."""
+        parsed = self._urls.get(url)
+        if parsed is None:
+            if len(self._urls) >= KEPT_URLS:
+                self._urls.clear()
+            parsed = self._urls[url] = self._yarl.URL(url, encoded=True)
+        return parsed
 
     async def _send(
         self, method: str, url: str, headers: dict[str, str], data: bytes | io.BytesIO
     ) -> tuple[int, dict[str, str], bytes]:
         try:
             async with self._http.request(
-                method, self._yarl.URL(url, encoded=True), headers=headers, data=data
+                method, self._url(url), headers=headers, data=data
             ) as response:
                 body = await response.read()
                 answer_headers = {k.lower(): v for k, v in response.headers.items()}

@@ -10,6 +10,7 @@ item.
 
 from __future__ import annotations
 
+import functools
 import json
 import urllib.parse
 from typing import Any
@@ -85,9 +86,7 @@ class LeanLambda(_LeanService):
     ) -> dict[str, Any]:
         """Invoke the function; botocore's answer (``StatusCode``, ``FunctionError``, ...)."""
         body = Payload if isinstance(Payload, bytes) else Payload.read()
-        path = f"/2015-03-31/functions/{urllib.parse.quote(FunctionName, safe='')}/invocations"
-        if Qualifier:
-            path += f"?Qualifier={urllib.parse.quote(Qualifier, safe='')}"
+        path = _invoke_path(FunctionName, Qualifier)
         headers = {"x-amz-invocation-type": InvocationType}
         if LogType:
             headers["x-amz-log-type"] = LogType
@@ -101,6 +100,15 @@ class LeanLambda(_LeanService):
             if header in answer_headers:
                 response[field] = answer_headers[header]
         return response
+
+
+@functools.lru_cache(maxsize=256)
+def _invoke_path(function_name: str, qualifier: str | None) -> str:
+    """The Invoke path of a function (a name, a partial or whole ARN: its colons encoded)."""
+    path = f"/2015-03-31/functions/{urllib.parse.quote(function_name, safe='')}/invocations"
+    if qualifier:
+        path += f"?Qualifier={urllib.parse.quote(qualifier, safe='')}"
+    return path
 
 
 _INVOKE_HEADERS = (

@@ -5,19 +5,21 @@ signs a request in about 16 us; botocore's pure-Python ``SigV4Auth`` takes about
 the fallback where awscrt cannot be imported. Both are configured as botocore configures them for
 Lambda and SQS: the path double-encoded and normalized, the payload's SHA-256 signed, no
 ``X-Amz-Content-SHA256`` header (that one is S3's).
+
+Every header given is signed: the lean client gives only its own (none of those a proxy may
+change, which botocore leaves out). awscrt is handed the payload's SHA-256 rather than the
+payload: reading a Python stream from C, and a Python callback per header, cost more than the
+signature.
 """
 
 from __future__ import annotations
 
 import datetime
-import io
+import hashlib
 from collections.abc import Mapping
 from typing import Any, Protocol
 
 __all__ = ["BotocoreSigner", "CrtSigner", "Signer", "default_signer"]
-
-#: Headers a proxy or the client may change on the way: never signed (botocore's list).
-UNSIGNED_HEADERS = frozenset({"expect", "user-agent", "x-amzn-trace-id", "transfer-encoding"})
 
 
 class Signer(Protocol):
@@ -41,9 +43,9 @@ class CrtSigner:
     name = "awscrt"
 
     def __init__(self, service: str, region: str) -> None:
-        from awscrt import auth
+        from awscrt import auth, http
 
-        self._auth = auth
+        self._auth, self._http = auth, http
         self.service, self.region = service, region
         self._provider_of: tuple[tuple[str, str, str | None], Any] | None = None
 
@@ -57,9 +59,7 @@ class CrtSigner:
         *,
         now: datetime.datetime | None = None,
     ) -> dict[str, str]:
-        from awscrt.http import HttpHeaders, HttpRequest
-
-        auth = self._auth
+        auth, http = self._auth, self._http
         config = auth.AwsSigningConfig(
             algorithm=auth.AwsSigningAlgorithm.V4,
             signature_type=auth.AwsSignatureType.HTTP_REQUEST_HEADERS,
@@ -67,16 +67,15 @@ class CrtSigner:
             region=self.region,
             service=self.service,
             date=now or datetime.datetime.now(datetime.UTC),
-            should_sign_header=_should_sign_header,
             use_double_uri_encode=True,
             should_normalize_uri_path=True,
+            signed_body_value=hashlib.sha256(body).hexdigest(),
             signed_body_header_type=auth.AwsSignedBodyHeaderType.NONE,
         )
-        request = HttpRequest(
+        request = http.HttpRequest(
             method=method,
             path=_path_and_query(url),
-            headers=HttpHeaders(list(headers.items())),
-            body_stream=io.BytesIO(body),
+            headers=http.HttpHeaders(list(headers.items())),
         )
         # With static credentials the signing is done when the call returns; result() only
         # hands it over (or raises what went wrong).
@@ -117,10 +116,6 @@ def default_signer(service: str, region: str) -> Signer:
         return CrtSigner(service, region)
     except ImportError:  # pragma: no cover - depends on the extras installed
         return BotocoreSigner(service, region)
-
-
-def _should_sign_header(name: str, **_: Any) -> bool:
-    return name.lower() not in UNSIGNED_HEADERS
 
 
 def _path_and_query(url: str) -> str:
