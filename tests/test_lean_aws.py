@@ -258,16 +258,20 @@ def test_endpoints_are_resolved_as_botocore_resolves_them(
     assert resolved.credentials.get_frozen_credentials().access_key == "testing"
 
 
-async def test_a_target_given_a_session_keeps_aioboto3_and_one_without_takes_the_lean_path() -> (
-    None
-):
+async def test_session_or_the_switch_keep_aioboto3_and_the_default_is_the_lean_path(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     import aioboto3
 
+    def target(**kwargs: Any) -> LambdaTarget:
+        return LambdaTarget("fn", task=None, endpoint_url=stub.url, region_name=REGION, **kwargs)
+
     async with StubServer(lambda_ok()) as stub:
-        lean = LambdaTarget("fn", task=None, endpoint_url=stub.url, region_name=REGION)
-        given = LambdaTarget(
-            "fn", task=None, session=aioboto3.Session(), endpoint_url=stub.url, region_name=REGION
-        )
+        lean, given = target(), target(session=aioboto3.Session())
         async with lean.opened(concurrency=1), given.opened(concurrency=1):
             assert isinstance(lean.client, LeanLambda)
             assert not isinstance(given.client, LeanLambda)
+        monkeypatch.setenv("AIOFANOUT_AWS_CLIENT", "aioboto3")
+        switched = target()
+        async with switched.opened(concurrency=1):
+            assert not isinstance(switched.client, LeanLambda)
