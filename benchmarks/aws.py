@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -280,6 +281,8 @@ def start(script: str, port: int) -> subprocess.Popen[bytes]:
 
 def main() -> None:
     args = arguments(__doc__)
+    # SIGTERM ends the run as Ctrl-C does: the servers below are stopped either way.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     from aiofanout.testing import FAKE_CREDENTIALS, free_port, wait_for_http
 
     os.environ.update(FAKE_CREDENTIALS)

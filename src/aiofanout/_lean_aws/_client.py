@@ -53,7 +53,9 @@ def resolve_endpoint(
     container and instance metadata), read anew for each client as a new aioboto3 session
     reads them. Blocking (it may read files and metadata): run it in a thread.
     """
-    session = _botocore_session()
+    import botocore.session
+
+    session = botocore.session.get_session()
     key = (service, endpoint_url, region_name, _aws_environment())
     with _resolving:
         where = _resolved.get(key)
@@ -70,25 +72,14 @@ def resolve_endpoint(
     return AwsEndpoint(url, region, signing_name, session.get_credentials())
 
 
-# Building a botocore client costs ~40 ms of CPU (its service model and endpoint rules, loaded
-# from JSON; ~150 ms the first time): once per endpoint per process, not once per target. The
-# key holds every AWS_* variable, so a changed environment resolves anew.
+# Building a botocore client costs ~150 ms of CPU (its service model and endpoint rules, loaded
+# from JSON): once per endpoint per process, not once per target. The models are let go after
+# (25,000 objects that every full garbage collection would walk); a new session for the
+# credentials costs ~6 ms. The key holds every AWS_* variable: a changed environment resolves
+# anew.
 KEPT_ENDPOINTS = 64
 _resolved: dict[tuple[object, ...], tuple[str, str, str]] = {}
 _resolving = threading.Lock()
-_loader: list[Any] = []  # the one botocore data loader of the process (it caches the models)
-
-
-def _botocore_session() -> Any:
-    import botocore.loaders
-    import botocore.session
-
-    session = botocore.session.get_session()
-    with _resolving:
-        if not _loader:
-            _loader.append(botocore.loaders.create_loader())
-    session.register_component("data_loader", _loader[0])
-    return session
 
 
 def _aws_environment() -> frozenset[tuple[str, str]]:
