@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime
 import json
 import sys
+import threading
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -207,17 +208,19 @@ async def test_refreshing_credentials_are_read_for_every_request() -> None:
     start = datetime.datetime(2026, 12, 4, 12, 0, tzinfo=datetime.UTC)
     clock = [start]
     hour = datetime.timedelta(hours=1)
+    refreshed_on: list[threading.Thread] = []
+
+    def refresh() -> dict[str, str]:
+        refreshed_on.append(threading.current_thread())  # botocore's refresh blocks
+        expiry = (clock[0] + hour).isoformat()
+        return {"access_key": "AKIDSECOND", "secret_key": "s", "token": "t", "expiry_time": expiry}
+
     credentials = RefreshableCredentials(
         "AKIDFIRST",
         "secret",
         "token",
         start + hour,
-        refresh_using=lambda: {
-            "access_key": "AKIDSECOND",
-            "secret_key": "secret",
-            "token": "token",
-            "expiry_time": (clock[0] + hour).isoformat(),
-        },
+        refresh_using=refresh,
         method="test",
         time_fetcher=lambda: clock[0],
     )
@@ -235,6 +238,8 @@ async def test_refreshing_credentials_are_read_for_every_request() -> None:
             clock[0] += hour  # the first credentials have expired: the next read refreshes
             await client.invoke(FunctionName="fn", Payload=b"{}")
     assert seen == ["AKIDFIRST", "AKIDSECOND"]
+    assert len(refreshed_on) == 1
+    assert refreshed_on[0] is not threading.main_thread()  # the refresh ran off the loop
 
 
 @pytest.mark.parametrize(

@@ -117,7 +117,7 @@ class LeanClient:
         self.endpoint = endpoint
         self.config = LeanConfig(pool, read_timeout, connect_timeout)
         self.signer = signer or default_signer(endpoint.signing_name, endpoint.region)
-        self._aiohttp, self._yarl = aiohttp, yarl
+        self._yarl = yarl
         self._base = endpoint.url.rstrip("/")
         self._host = yarl.URL(endpoint.url).host_port_subcomponent or ""
         self._http = aiohttp.ClientSession(
@@ -148,7 +148,7 @@ class LeanClient:
         A status of 300 or more raises botocore's ``ClientError`` for ``operation``.
         """
         url = self._base + path
-        credentials = self._frozen_credentials()
+        credentials = await self._frozen_credentials()
         signed = self.signer.sign(method, url, {"host": self._host, **headers}, body, credentials)
         data: bytes | io.BytesIO = body if len(body) <= STREAM_ABOVE else io.BytesIO(body)
         status, answer_headers, answer = await self._send(method, url, signed, data)
@@ -156,13 +156,20 @@ class LeanClient:
             raise client_error(operation, status, answer_headers, answer)
         return status, answer_headers, answer
 
-    def _frozen_credentials(self) -> Any:
+    async def _frozen_credentials(self) -> Any:
+        """The credentials for this call, read anew: refreshable ones refresh when due.
+
+        botocore refreshes synchronously (STS, SSO, container or instance metadata), so a
+        refresh runs in a thread, not on the loop.
+        """
         credentials = self.endpoint.credentials
         if credentials is None:
             from botocore.exceptions import NoCredentialsError
 
             raise NoCredentialsError()
-        # Refreshable credentials refresh here when they are about to expire.
+        refresh_needed = getattr(credentials, "refresh_needed", None)
+        if refresh_needed is not None and refresh_needed():
+            return await asyncio.to_thread(credentials.get_frozen_credentials)
         return credentials.get_frozen_credentials()
 
     def _url(self, url: str) -> Any:
