@@ -14,6 +14,9 @@ client process's own (user + system), per call or message.
 (2) SQS SendMessageBatch on the stub: SqsTarget on both paths, a hand-written aioboto3 loop.
 (3) SQS round trip with replies=True on the stub (it answers each task envelope on its reply
     queue at once): SqsTarget on both paths.
+    With ``--instructions 1``, also the instructions per invoke of (1), counted by valgrind
+    (cachegrind): the difference of a 1,300- and a 300-invoke run over 1,000, which no other
+    load on the machine changes.
 (4) The local runtime end to end (``_runtime.py``, a function of 4 environments returning its
     event): LambdaTarget on both paths, the hand-written aioboto3 loop, unsigned aiohttp.
 """
@@ -175,6 +178,39 @@ def child(variant: str, path: str, endpoint: str, n: int, kind: str) -> None:
     print(json.dumps({"rate": n / wall, "cpu_ms": cpu / n * 1000, "rss": own_peak_rss_mb()}))
 
 
+# -- instructions per invoke (valgrind) -------------------------------------------------------
+
+COUNTED = (300, 1300)
+
+
+def instructions(variant: str, path: str, endpoint: str, n: int, kind: str) -> int:
+    """Instructions of one child run of ``n`` calls under cachegrind (its own, not the stub's)."""
+    argv = ["child", variant, path, endpoint, str(n), kind]
+    done = subprocess.run(
+        ["valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null",
+         sys.executable, __file__, *argv],
+        check=True, capture_output=True, text=True,
+    )  # fmt: skip
+    line = next(line for line in done.stderr.splitlines() if "I refs:" in line)
+    return int(line.split("I refs:")[1].replace(",", "").strip())
+
+
+def instruction_rows(endpoint: str) -> str:
+    rows = []
+    for kind in ("RequestResponse", "Event"):
+        per: dict[str, float] = {}
+        for name, variant, path in (
+            ("dispatch_many(LambdaTarget), lean path", "target", "lean"),
+            ("hand-written aioboto3 invoke loop", "hand", "aioboto3"),
+        ):
+            small, large = (instructions(variant, path, endpoint, n, kind) for n in COUNTED)
+            per[name] = (large - small) / (COUNTED[1] - COUNTED[0])
+            print(f"  {kind} {name}: {per[name]:,.0f} instructions per invoke", file=sys.stderr)
+        hand = per["hand-written aioboto3 invoke loop"]
+        rows += [[kind, n, f"{v / 1000:,.0f}k", f"{hand / v:.2f}x"] for n, v in per.items()]
+    return table(["type", "variant", "instructions per invoke", "aioboto3 loop / this"], rows)
+
+
 # -- the parent: servers, turns, tables ------------------------------------------------------
 
 
@@ -280,7 +316,7 @@ def start(script: str, port: int) -> subprocess.Popen[bytes]:
 
 
 def main() -> None:
-    args = arguments(__doc__)
+    args = arguments(__doc__, instructions=0)
     # SIGTERM ends the run as Ctrl-C does: the servers below are stopped either way.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     from aiofanout.testing import FAKE_CREDENTIALS, free_port, wait_for_http
@@ -297,6 +333,7 @@ def main() -> None:
             for group, variants in g.items():
                 for variant in variants:
                     variant.sample(runtime_url if group == "local" else stub_url)
+        counted = instruction_rows(stub_url) if args.instructions else ""
     finally:
         for process in (stub, runtime):
             process.terminate()
@@ -324,6 +361,12 @@ def main() -> None:
         + bars(g)
         + "\n"
     )
+    if counted:
+        text += (
+            "\nInstructions per invoke on the stub, counted by valgrind (cachegrind) in the "
+            f"client process: the difference of a {COUNTED[1]:,}- and a {COUNTED[0]}-invoke run "
+            "over their difference (load on the machine does not change it):\n\n" + counted + "\n"
+        )
     publish("aws", text, args.write)
 
 
