@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -191,8 +192,9 @@ def instructions(variant: str, path: str, endpoint: str, n: int, kind: str) -> i
          sys.executable, __file__, *argv],
         check=True, capture_output=True, text=True,
     )  # fmt: skip
-    line = next(line for line in done.stderr.splitlines() if "I refs:" in line)
-    return int(line.split("I refs:")[1].replace(",", "").strip())
+    counted = re.search(r"I\s+refs:\s+([\d,]+)", done.stderr)
+    assert counted is not None, done.stderr[-2000:]
+    return int(counted.group(1).replace(",", ""))
 
 
 def instruction_rows(endpoint: str) -> str:

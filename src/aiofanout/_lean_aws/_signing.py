@@ -21,6 +21,9 @@ from typing import Any, Protocol
 
 __all__ = ["BotocoreSigner", "CrtSigner", "Signer", "default_signer"]
 
+#: The headers a SigV4 signature adds to a request.
+SIGNATURE_HEADERS = ("Authorization", "X-Amz-Date", "X-Amz-Security-Token")
+
 
 class Signer(Protocol):
     """Signs one request: returns the headers to send (the given ones plus the signature's)."""
@@ -80,7 +83,12 @@ class CrtSigner:
         # With static credentials the signing is done when the call returns; result() only
         # hands it over (or raises what went wrong).
         auth.aws_sign_request(request, config).result()
-        return dict(request.headers)
+        signed = dict(headers)
+        for name in SIGNATURE_HEADERS:  # what the signer added (fewer calls into C than all)
+            value = request.headers.get(name)
+            if value is not None:
+                signed[name] = value
+        return signed
 
     def _provider(self, credentials: Any) -> Any:
         """A static provider for these credentials, made again only when they change."""
