@@ -25,6 +25,32 @@ os.environ.update(FAKE_CREDENTIALS)
 os.environ.pop("AWS_PROFILE", None)
 
 
+#: The two ways the AWS targets make their calls: the lean path (aiohttp, signed by awscrt) and
+#: aioboto3's clients (what ``client=``, ``session=`` or ``AIOFANOUT_AWS_CLIENT=aioboto3`` give).
+AWS_CLIENT_PATHS = ("lean", "aioboto3")
+
+
+@pytest.fixture
+def aws_client_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The client path this test's AWS targets take (the default, ``lean``, unless doubled).
+
+    A module that marks its tests ``pytest.mark.usefixtures("aws_client_path")`` runs each of its
+    fast tests once per path; its slow (end-to-end) tests run on the lean path only.
+    """
+    from aiofanout._lean_aws import CLIENT_SWITCH
+
+    path = str(getattr(request, "param", "lean"))
+    monkeypatch.setenv(CLIENT_SWITCH, path)
+    return path
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "aws_client_path" in metafunc.fixturenames and not metafunc.definition.get_closest_marker(
+        "slow"
+    ):
+        metafunc.parametrize("aws_client_path", AWS_CLIENT_PATHS, indirect=True)
+
+
 @pytest.fixture(scope="session")
 def moto() -> Iterator[MotoServer]:
     """One real moto server process for the whole session (SQS, IAM, Lambda API)."""

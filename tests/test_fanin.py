@@ -40,7 +40,7 @@ from aiofanout.testing import LambdaContext, eventually, sqs_event
 from aiofanout.wire import ErrorInfo, ReplyEnvelope, encode_reply
 from aiofanout.worker import App
 
-pytestmark = pytest.mark.asyncio(loop_scope="module")
+pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.usefixtures("aws_client_path")]
 
 FUNCTIONS = str(Path(__file__).with_name("lambda_functions"))
 WORKER = "fanin_worker.lambda_handler"

@@ -87,6 +87,7 @@ async def _invoke(request: web.Request, body: bytes) -> web.StreamResponse:
     return await lambda_ok()(request, body)
 
 
+@pytest.mark.usefixtures("aws_client_path")  # on both client paths
 async def test_the_lambda_target_conforms_against_the_invoke_api() -> None:
     async with served_in_a_thread(_invoke) as url:
         await check_target(

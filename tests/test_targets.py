@@ -53,6 +53,9 @@ from .stubs import (
     sqs_batch,
 )
 
+# Every fast test runs on both client paths, lean and aioboto3 (see conftest).
+pytestmark = pytest.mark.usefixtures("aws_client_path")
+
 app = App("targets")
 
 
@@ -166,6 +169,10 @@ async def test_sqs_a_queue_that_does_not_exist_fails_every_item_without_retries(
     assert all(o.attempts == 1 for o in result)
     assert result[0].error is not None
     assert result[0].error.__cause__ is not None  # chained to botocore's ClientError
+    # The query-protocol code, as botocore reads it from x-amzn-query-error, on both paths.
+    error = result[0].error
+    assert isinstance(error, NotFound)
+    assert error.code == "AWS.SimpleQueueService.NonExistentQueue"
 
 
 async def test_sqs_an_endpoint_that_refuses_connections_is_a_retryable_connect_error() -> None:

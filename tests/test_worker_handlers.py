@@ -293,6 +293,7 @@ def test_a_loop_runner_closes_cleanly() -> None:
     assert loop.is_closed()
 
 
+@pytest.mark.usefixtures("aws_client_path")  # the reply sends on both client paths
 async def test_a_reply_envelope_goes_to_the_reply_to_queue(
     moto: Any, sqs: Any, queue_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

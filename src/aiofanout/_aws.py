@@ -46,6 +46,7 @@ __all__ = [
     "aws_session",
     "check_endpoint_url",
     "client_config",
+    "client_timeouts",
     "from_client_error",
     "no_region_error",
     "translate_botocore_errors",
@@ -126,17 +127,23 @@ def client_config(*, concurrency: int, timeout: float | None, long_calls: bool) 
     """
     from aiobotocore.config import AioConfig
 
-    if timeout is not None:
-        read_timeout = timeout + READ_TIMEOUT_SLACK
-    else:
-        read_timeout = LAMBDA_MAX_SECONDS + READ_TIMEOUT_SLACK if long_calls else 60.0
+    read_timeout, connect_timeout = client_timeouts(timeout=timeout, long_calls=long_calls)
     return AioConfig(
         max_pool_connections=concurrency,
         retries={"total_max_attempts": 1, "mode": "standard"},
         read_timeout=read_timeout,
-        connect_timeout=min(CONNECT_TIMEOUT, read_timeout),
+        connect_timeout=connect_timeout,
         tcp_keepalive=True,
     )
+
+
+def client_timeouts(*, timeout: float | None, long_calls: bool) -> tuple[float, float]:
+    """The read and connect timeouts of a client for attempts of ``timeout`` s (see above)."""
+    if timeout is not None:
+        read_timeout = timeout + READ_TIMEOUT_SLACK
+    else:
+        read_timeout = LAMBDA_MAX_SECONDS + READ_TIMEOUT_SLACK if long_calls else 60.0
+    return read_timeout, min(CONNECT_TIMEOUT, read_timeout)
 
 
 def check_endpoint_url(endpoint_url: str | None) -> str | None:

@@ -222,7 +222,7 @@ class LocalLambda:
         # start, imports) has its own budget of 10 s.
         try:
             async with asyncio.timeout(INIT_BUDGET):
-                await _first(invocation.delivered.wait(), invocation.result)
+                await _first(invocation.delivered, invocation.result)
         except TimeoutError:
             await self._environments.kill(env)
             return Result.error("Runtime.InitTimeout", "init did not finish within 10 s")
@@ -289,10 +289,23 @@ async def _let_output_arrive() -> None:
         await asyncio.sleep(0)
 
 
-async def _first(event_wait: Any, result: asyncio.Future[Result]) -> None:
-    """Return when the event is set or the result is in, whichever comes first."""
-    waiter = asyncio.ensure_future(event_wait)
+async def _first(*futures: asyncio.Future[Any]) -> None:
+    """Return when one of ``futures`` is done (none is cancelled: others hold them too).
+
+    One callback on each, not ``asyncio.wait`` and a task: this runs once per invocation.
+    """
+    if any(future.done() for future in futures):
+        return
+    waiter = asyncio.get_running_loop().create_future()
+
+    def wake(_: object) -> None:
+        if not waiter.done():
+            waiter.set_result(None)
+
+    for future in futures:
+        future.add_done_callback(wake)
     try:
-        await asyncio.wait([waiter, result], return_when=asyncio.FIRST_COMPLETED)
+        await waiter
     finally:
-        waiter.cancel()
+        for future in futures:
+            future.remove_done_callback(wake)

@@ -18,8 +18,10 @@ from .._aws import (
     aws_session,
     check_endpoint_url,
     client_config,
+    client_timeouts,
     no_region_error,
 )
+from .._lean_aws import lean_client, lean_path_on
 from ._shared import SharedTarget
 
 __all__ = ["AwsClientTarget", "sqs_client_maker"]
@@ -30,33 +32,57 @@ def sqs_client_maker(
 ) -> Callable[[], Awaitable[tuple[Any, Callable[[], Awaitable[object]]]]]:
     """How a reply queue makes its own SQS client: ``pool`` connections, polls of ``wait`` s.
 
-    botocore may retry these calls itself: a receive or a delete is safe to send again.
+    On aioboto3, botocore may retry these calls itself (a receive or a delete is safe to send
+    again); on the lean path a failed receive is tried again by the receiver after a pause.
     """
 
     async def make() -> tuple[Any, Callable[[], Awaitable[object]]]:
-        from aiobotocore.config import AioConfig
-
-        config = AioConfig(
-            max_pool_connections=pool,
-            read_timeout=wait + READ_TIMEOUT_SLACK,
-            connect_timeout=CONNECT_TIMEOUT,
-            tcp_keepalive=True,
-        )
-        factory = aws_session(session, "replies=").client(
-            "sqs", endpoint_url=endpoint_url, region_name=region_name, config=config
-        )
-        client = await factory.__aenter__()
-        return client, client.close
+        client = await _aioboto3_client(session, endpoint_url, region_name, pool, wait)
+        if session is not None or not lean_path_on("sqs"):
+            return client, client.close
+        # Receives and deletes go the lean way; creating and deleting the queue through aioboto3.
+        try:
+            lean = await lean_client(
+                "sqs",
+                endpoint_url=endpoint_url,
+                region_name=region_name,
+                pool=pool,
+                read_timeout=wait + READ_TIMEOUT_SLACK,
+                connect_timeout=CONNECT_TIMEOUT,
+                fallback=client,
+            )
+        except BaseException:
+            await client.close()
+            raise
+        return lean, lean.close
 
     return make
+
+
+async def _aioboto3_client(
+    session: Any, endpoint_url: str | None, region_name: str | None, pool: int, wait: float
+) -> Any:
+    from aiobotocore.config import AioConfig
+
+    config = AioConfig(
+        max_pool_connections=pool,
+        read_timeout=wait + READ_TIMEOUT_SLACK,
+        connect_timeout=CONNECT_TIMEOUT,
+        tcp_keepalive=True,
+    )
+    factory = aws_session(session, "replies=").client(
+        "sqs", endpoint_url=endpoint_url, region_name=region_name, config=config
+    )
+    return await factory.__aenter__()
 
 
 class AwsClientTarget(SharedTarget[Any]):
     """A target that calls one AWS service through an aiobotocore client it makes and sizes.
 
     With ``client=``, that client is used as it is (and not closed; a warning says when its pool
-    is under the cap); with ``session=``, clients are made from it; otherwise from a new
-    ``aioboto3.Session()``.
+    is under the cap); with ``session=``, clients are made from it; otherwise the calls take the
+    lean path (``aiofanout._lean_aws``) where the service has one, else a new
+    ``aioboto3.Session()``'s client.
     """
 
     service: str = ""
@@ -85,11 +111,15 @@ class AwsClientTarget(SharedTarget[Any]):
         if self._given_client is not None:
             _warn_if_pool_too_small(self._given_client, concurrency)
             return self._given_client
-        session = aws_session(self._session, "the AWS targets")
-        config = client_config(concurrency=concurrency, timeout=timeout, long_calls=self.long_calls)
         from botocore.exceptions import NoRegionError
 
         try:
+            if self._session is None and lean_path_on(self.service):
+                return await self._lean_client(concurrency, timeout)
+            session = aws_session(self._session, "the AWS targets")
+            config = client_config(
+                concurrency=concurrency, timeout=timeout, long_calls=self.long_calls
+            )
             # The context manager's enter makes the client; its exit is client.close(), in
             # release().
             return await session.client(
@@ -100,6 +130,17 @@ class AwsClientTarget(SharedTarget[Any]):
             ).__aenter__()
         except NoRegionError as exc:
             raise no_region_error(self.service, exc) from exc
+
+    async def _lean_client(self, concurrency: int, timeout: float | None) -> Any:
+        read_timeout, connect_timeout = client_timeouts(timeout=timeout, long_calls=self.long_calls)
+        return await lean_client(
+            self.service,
+            endpoint_url=self.endpoint_url,
+            region_name=self.region_name,
+            pool=concurrency,
+            read_timeout=read_timeout,
+            connect_timeout=connect_timeout,
+        )
 
     async def release(self, resource: Any) -> None:
         if resource is not self._given_client:  # the user's own client is theirs to close

@@ -15,8 +15,9 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from .._aws import aws_session
+from .._aws import CONNECT_TIMEOUT, aws_session
 from .._errors import ClaimRefused, Expired, PayloadTooLarge
+from .._lean_aws import lean_client, lean_path_on
 from .._limits import PayloadLimits
 from .._target import Batching
 from .._wire import (
@@ -185,8 +186,24 @@ async def _send_chunk(client: Any, queue_url: str, chunk: list[tuple[str, str]])
     return failed
 
 
+#: Reply sends in flight at once from one execution environment (a batch's replies, by queue).
+REPLY_POOL = 10
+REPLY_READ_TIMEOUT = 60.0  # botocore's default
+
+
 async def _reply_client(runner: LoopRunner) -> Any:
+    """The loop's SQS client for replies: the lean path's unless it is switched off."""
     if runner.reply_client is None:
-        session = aws_session(None, "replies to SQS")
-        runner.reply_client = await runner.resources.enter_async_context(session.client("sqs"))
+        if lean_path_on("sqs"):
+            client = await lean_client(
+                "sqs",
+                endpoint_url=None,
+                region_name=None,
+                pool=REPLY_POOL,
+                read_timeout=REPLY_READ_TIMEOUT,
+                connect_timeout=CONNECT_TIMEOUT,
+            )
+        else:
+            client = aws_session(None, "replies to SQS").client("sqs")
+        runner.reply_client = await runner.resources.enter_async_context(client)
     return runner.reply_client

@@ -26,8 +26,17 @@ class Invocation:
     payload: bytes
     timeout: float
     result: asyncio.Future[Result]
-    delivered: asyncio.Event = field(default_factory=asyncio.Event)
+    #: Done when the environment's ``/next`` poll took it (a future, not an Event: the runtime
+    #: waits for this or the result with one callback each, no task per invocation).
+    delivered: asyncio.Future[None] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
     faults: Injection = field(default_factory=Injection)
+
+    def mark_delivered(self) -> None:
+        """The environment took it: its init phase is over, its timeout counts from now."""
+        if not self.delivered.done():
+            self.delivered.set_result(None)
 
     @property
     def deadline_ms(self) -> int:

@@ -25,8 +25,9 @@ import contextlib
 import hmac
 import json
 import os
+import secrets
 import signal
-import uuid
+import time
 
 from aiohttp import web
 
@@ -64,7 +65,7 @@ class RuntimeApi:
         invocation = await env.inbox.get()  # held open until work arrives
         if invocation is None:
             return _gone()
-        invocation.delivered.set()
+        invocation.mark_delivered()
         failure = invocation.faults.failure()
         if failure is not None and failure[1] == "before":
             return await _strike_before(env, failure[0])
@@ -77,7 +78,7 @@ class RuntimeApi:
                 "Lambda-Runtime-Aws-Request-Id": invocation.request_id,
                 "Lambda-Runtime-Deadline-Ms": str(invocation.deadline_ms),
                 "Lambda-Runtime-Invoked-Function-Arn": env.arn,
-                "Lambda-Runtime-Trace-Id": f"Root=1-{uuid.uuid4().hex[:8]}-{uuid.uuid4().hex[:24]}",
+                "Lambda-Runtime-Trace-Id": _trace_id(),
             },
         )
 
@@ -162,6 +163,11 @@ def _signal(env: Environment, sig: signal.Signals) -> None:
         return
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(process.pid, sig)
+
+
+def _trace_id() -> str:
+    """An X-Ray root id: ``1-`` 8 hex digits of time, ``-`` 24 random hex digits (AWS's shape)."""
+    return f"Root=1-{int(time.time()):08x}-{secrets.token_hex(12)}"
 
 
 def _gone() -> web.Response:

@@ -1,0 +1,272 @@
+"""One signed HTTP call to an AWS service over aiohttp, answering as botocore answers.
+
+botocore's request pipeline (serializers, event hooks, endpoint rules, response parsers) costs
+about 0.5 ms of CPU per call, four times the HTTP itself: the ceiling of an orchestrator. The
+lean client keeps what botocore decides once per client (the endpoint, the region, the signing
+name, the credential chain: it builds one botocore client to read them) and does per call only
+what a call needs: sign (``_signing``), send, read.
+
+It keeps botocore's contract, so everything above it stays one code path: a service error is a
+botocore ``ClientError`` whose ``response`` has the shape botocore parses (``Error.Code``, the
+message, ``ResponseMetadata`` with the status and headers, the modelled fields of the body), and
+a transport failure is the botocore exception aiobotocore raises for it (connect errors,
+read timeouts, a dropped connection). ``aiofanout._aws.translate_botocore_errors`` then turns
+both into the library's errors exactly as it does for aioboto3.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import os
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ._signing import Signer, default_signer
+
+__all__ = ["AwsEndpoint", "LeanClient", "LeanConfig", "resolve_endpoint"]
+
+STREAM_ABOVE = 1024 * 1024  # aiohttp warns that a larger bytes body may block the loop
+KEPT_URLS = 256
+
+
+@dataclass(frozen=True, slots=True)
+class AwsEndpoint:
+    """Where and as whom one service is called: what botocore resolved for a client of it."""
+
+    url: str
+    region: str
+    signing_name: str
+    credentials: Any  # botocore's Credentials (refreshable ones refresh on each read)
+
+
+def resolve_endpoint(
+    service: str, *, endpoint_url: str | None, region_name: str | None
+) -> AwsEndpoint:
+    """What a botocore client of ``service`` resolves: endpoint, region, credential chain.
+
+    The endpoint as botocore's rules give it (``endpoint_url``, ``AWS_ENDPOINT_URL_*``, FIPS and
+    dual-stack when configured); the credentials from its chain (environment, profiles, SSO,
+    container and instance metadata), read anew for each client as a new aioboto3 session
+    reads them. Blocking (it may read files and metadata): run it in a thread.
+    """
+    import botocore.session
+
+    session = botocore.session.get_session()
+    key = (service, endpoint_url, region_name, _aws_environment())
+    with _resolving:
+        where = _resolved.get(key)
+    if where is None:
+        client = session.create_client(service, endpoint_url=endpoint_url, region_name=region_name)
+        meta = client.meta
+        where = (meta.endpoint_url, meta.region_name, meta.service_model.signing_name)
+        client.close()
+        with _resolving:
+            if len(_resolved) >= KEPT_ENDPOINTS:
+                _resolved.clear()
+            _resolved[key] = where
+    url, region, signing_name = where
+    return AwsEndpoint(url, region, signing_name, session.get_credentials())
+
+
+# Building a botocore client costs ~150 ms of CPU (its service model and endpoint rules, loaded
+# from JSON): once per endpoint per process, not once per target. The models are let go after
+# (25,000 objects that every full garbage collection would walk); a new session for the
+# credentials costs ~6 ms. The key holds every AWS_* variable: a changed environment resolves
+# anew.
+KEPT_ENDPOINTS = 64
+_resolved: dict[tuple[object, ...], tuple[str, str, str]] = {}
+_resolving = threading.Lock()
+
+
+def _aws_environment() -> frozenset[tuple[str, str]]:
+    return frozenset((k, v) for k, v in os.environ.items() if k.startswith("AWS_"))
+
+
+@dataclass(frozen=True, slots=True)
+class LeanConfig:
+    """A lean client's settings, under botocore's ``Config`` names (``client.meta.config``)."""
+
+    max_pool_connections: int
+    read_timeout: float
+    connect_timeout: float
+
+
+class LeanClient:
+    """Signed calls to one service, on an aiohttp connection pool of ``pool`` connections.
+
+    ``read_timeout`` and ``connect_timeout`` are botocore's (see ``aiofanout._aws``); nothing is
+    retried here, as botocore's own retries are off on the aioboto3 path.
+    """
+
+    def __init__(
+        self,
+        endpoint: AwsEndpoint,
+        *,
+        pool: int,
+        read_timeout: float,
+        connect_timeout: float,
+        signer: Signer | None = None,
+    ) -> None:
+        import aiohttp
+        import yarl
+
+        self.endpoint = endpoint
+        self.config = LeanConfig(pool, read_timeout, connect_timeout)
+        self.signer = signer or default_signer(endpoint.signing_name, endpoint.region)
+        self._yarl = yarl
+        self._base = endpoint.url.rstrip("/")
+        self._host = yarl.URL(endpoint.url).host_port_subcomponent or ""
+        self._http = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=pool, keepalive_timeout=60),
+            timeout=aiohttp.ClientTimeout(
+                total=None, sock_connect=connect_timeout, sock_read=read_timeout
+            ),
+            auto_decompress=False,
+            cookie_jar=aiohttp.DummyCookieJar(),  # AWS APIs set no cookies: skip the jar
+        )
+        self._urls: dict[str, yarl.URL] = {}
+
+    async def close(self) -> None:
+        """Close the connection pool."""
+        await self._http.close()
+
+    async def __aenter__(self) -> LeanClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def call(
+        self, operation: str, method: str, path: str, headers: Mapping[str, str], body: bytes
+    ) -> tuple[int, dict[str, str], bytes]:
+        """Sign and send one request; its status, headers (lower case) and body.
+
+        A status of 300 or more raises botocore's ``ClientError`` for ``operation``.
+        """
+        url = self._base + path
+        credentials = await self._frozen_credentials()
+        signed = self.signer.sign(method, url, {"host": self._host, **headers}, body, credentials)
+        data: bytes | io.BytesIO = body if len(body) <= STREAM_ABOVE else io.BytesIO(body)
+        status, answer_headers, answer = await self._send(method, url, signed, data)
+        if status >= 300:
+            raise client_error(operation, status, answer_headers, answer)
+        return status, answer_headers, answer
+
+    async def _frozen_credentials(self) -> Any:
+        """The credentials for this call, read anew: refreshable ones refresh when due.
+
+        botocore refreshes synchronously (STS, SSO, container or instance metadata), so a
+        refresh runs in a thread, not on the loop.
+        """
+        credentials = self.endpoint.credentials
+        if credentials is None:
+            from botocore.exceptions import NoCredentialsError
+
+            raise NoCredentialsError()
+        refresh_needed = getattr(credentials, "refresh_needed", None)
+        if refresh_needed is not None and refresh_needed():
+            return await asyncio.to_thread(credentials.get_frozen_credentials)
+        return credentials.get_frozen_credentials()
+
+    def _url(self, url: str) -> Any:
+        """The parsed URL, kept: a fan-out calls the same few URLs (one per function) again."""
+        parsed = self._urls.get(url)
+        if parsed is None:
+            if len(self._urls) >= KEPT_URLS:
+                self._urls.clear()
+            parsed = self._urls[url] = self._yarl.URL(url, encoded=True)
+        return parsed
+
+    async def _send(
+        self, method: str, url: str, headers: dict[str, str], data: bytes | io.BytesIO
+    ) -> tuple[int, dict[str, str], bytes]:
+        try:
+            async with self._http.request(
+                method, self._url(url), headers=headers, data=data
+            ) as response:
+                body = await response.read()
+                answer_headers = {k.lower(): v for k, v in response.headers.items()}
+                return response.status, answer_headers, body
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            raise botocore_transport_error(exc, url) from exc
+
+
+def client_error(operation: str, status: int, headers: dict[str, str], body: bytes) -> Exception:
+    """The botocore ``ClientError`` for an error answer, its ``response`` parsed as botocore does.
+
+    The code comes from ``x-amzn-query-error`` (SQS answers the query-protocol codes there),
+    ``x-amzn-errortype`` (Lambda) or the body's ``__type`` / ``code``; the body's other fields
+    (``Reason``, ``Type``) ride along at the top, as botocore puts a modelled error's members.
+    """
+    from botocore.exceptions import ClientError
+
+    fields = _json_object(body)
+    code = str(
+        headers.get("x-amzn-errortype")
+        or fields.get("__type")
+        or fields.get("code")
+        or fields.get("Code")
+        or status
+    )
+    code = code.split(":", 1)[0].rsplit("#", 1)[-1]
+    query_error = headers.get("x-amzn-query-error", "").split(";")
+    if len(query_error) == 2 and query_error[0]:
+        code = query_error[0]
+    message = str(fields.get("message") or fields.get("Message") or "")
+    response: dict[str, Any] = {
+        key: value for key, value in fields.items() if key not in ("__type", "message")
+    }
+    response["Error"] = {"Code": code, "Message": message}
+    response["ResponseMetadata"] = metadata(status, headers)
+    error: Exception = ClientError(response, operation)
+    return error
+
+
+def metadata(status: int, headers: dict[str, str]) -> dict[str, Any]:
+    """The ``ResponseMetadata`` botocore gives every answer."""
+    return {
+        "RequestId": headers.get("x-amzn-requestid") or headers.get("x-amz-request-id", ""),
+        "HTTPStatusCode": status,
+        "HTTPHeaders": headers,
+        "RetryAttempts": 0,
+    }
+
+
+def botocore_transport_error(exc: Exception, url: str) -> Exception:
+    """The botocore exception aiobotocore raises for this aiohttp failure (its own mapping)."""
+    import aiohttp
+    from botocore import exceptions as bce
+
+    kind: Any = bce.HTTPClientError
+    if isinstance(
+        exc,
+        aiohttp.ServerDisconnectedError | aiohttp.ClientPayloadError | aiohttp.ClientResponseError,
+    ):
+        kind = bce.ConnectionClosedError
+    elif isinstance(exc, aiohttp.ConnectionTimeoutError) or (
+        isinstance(exc, aiohttp.ServerTimeoutError) and str(exc).lower().startswith("connect")
+    ):
+        kind = bce.ConnectTimeoutError
+    elif isinstance(exc, asyncio.TimeoutError):  # aiohttp's read timeouts are TimeoutErrors
+        kind = bce.ReadTimeoutError
+    elif isinstance(exc, aiohttp.ClientConnectionError | OSError):
+        kind = bce.EndpointConnectionError
+    error: Exception = (
+        kind(error=exc) if kind is bce.HTTPClientError else kind(endpoint_url=url, error=exc)
+    )
+    return error
+
+
+def _json_object(body: bytes) -> dict[str, Any]:
+    """The error body's fields; one that is not JSON is the message, as botocore takes it."""
+    try:
+        value = json.loads(body) if body else {}
+    except ValueError:
+        return {"message": body.decode(errors="replace")}
+    return value if isinstance(value, dict) else {}
