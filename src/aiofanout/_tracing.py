@@ -1,0 +1,269 @@
+"""Traces through OpenTelemetry when it is installed and configured: the one module importing it.
+
+Without ``opentelemetry-api`` (the ``otel`` extra) every function here is a no-op and nothing
+is imported. With it but no SDK tracer provider set (the API's default proxy), the engine asks
+once per fan-out (:func:`fanout_tracing`) and gets ``None``: no span object, no attribute dict,
+no context switch per item. Only a fan-out under a real provider pays for its spans.
+
+What a traced fan-out records, named by OpenTelemetry's semantic conventions:
+
+- a span per fan-out (``aiofanout.dispatch_many`` / ``aiofanout.stream``), its options as
+  attributes and, at the end, its counts by status, retries, throttles and the adaptive limit;
+- a span per attempt (a retry is another attempt), described by the target
+  (:meth:`Target.span_description`): ``faas.*`` for Lambda, ``messaging.*`` for SQS and SNS;
+  status ``ERROR`` and ``error.type`` (the library's error class) when it failed;
+- the attempt's W3C trace context (``traceparent``, ``tracestate``) in every task envelope the
+  attempt sends, inside the signed bytes (:data:`ENVELOPE_TRACE`, read by
+  ``PreparedEnvelope.finish``), so the worker's span for the task continues the sender's trace;
+- on the worker, a span per task run and a processing span per SQS batch linking every
+  message's context (:func:`task_span`, :func:`sqs_batch_span`).
+
+The W3C propagator is used directly, not the global one: the envelope's fields are W3C's by
+name, whatever else a process propagates (Lambda's ``X-Amzn-Trace-Id`` is left alone).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import json
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+AVAILABLE = True  # whether opentelemetry-api imports
+try:
+    from opentelemetry import context as otel_context
+    from opentelemetry import trace
+    from opentelemetry.trace import Link, SpanKind, StatusCode
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+except ImportError:  # the otel extra is not installed: tracing is off
+    AVAILABLE = False
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import Span, Tracer
+
+__all__ = [
+    "ENVELOPE_TRACE",
+    "ENVELOPE_TRACE_ROOM",
+    "AttemptSpan",
+    "FanoutTracing",
+    "INVOCATION_ID",
+    "SpanDescription",
+    "fanout_tracing",
+    "sqs_batch_span",
+    "task_span",
+    "tracing_on",
+]
+
+#: A target's description of its calls: the span name, ``"client"`` or ``"producer"``, and the
+#: attributes every attempt span starts with.
+SpanDescription = tuple[str, str, Mapping[str, str | int]]
+
+#: The ``"traceparent":...,"tracestate":...`` JSON members of the attempt in flight (``b""``:
+#: none), which a task envelope finished during the attempt carries.
+ENVELOPE_TRACE: contextvars.ContextVar[bytes] = contextvars.ContextVar(
+    "aiofanout_envelope_trace", default=b""
+)
+#: The bytes an envelope prepared in a traced fan-out keeps for :data:`ENVELOPE_TRACE`.
+ENVELOPE_TRACE_ROOM: contextvars.ContextVar[int] = contextvars.ContextVar(
+    "aiofanout_envelope_trace_room", default=0
+)
+#: The Lambda request id of the invocation being handled, for the worker's task spans.
+INVOCATION_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "aiofanout_invocation_id", default=None
+)
+
+# traceparent is 55 characters (version 00); W3C asks propagators to keep 512 of tracestate.
+_TRACESTATE_MAX = 512
+_TRACE_ROOM = len(b',"traceparent":""') + 55 + len(b',"tracestate":""') + 2 * _TRACESTATE_MAX
+_SCOPE = "aiofanout"
+_KINDS = {} if not AVAILABLE else {"producer": SpanKind.PRODUCER, "internal": SpanKind.INTERNAL}
+
+
+def tracing_on() -> bool:
+    """Whether spans would be recorded: the API is installed and a real provider is set."""
+    if not AVAILABLE:
+        return False
+    provider = trace.get_tracer_provider()
+    return not isinstance(provider, trace.ProxyTracerProvider | trace.NoOpTracerProvider)
+
+
+def _tracer() -> Tracer:
+    return trace.get_tracer(_SCOPE)
+
+
+def _envelope_members(span: Span) -> bytes:
+    carrier: dict[str, str] = {}
+    TraceContextTextMapPropagator().inject(carrier, trace.set_span_in_context(span))
+    parent = carrier.get("traceparent")
+    if parent is None:
+        return b""
+    members = b'"traceparent":' + json.dumps(parent).encode()
+    state = carrier.get("tracestate")
+    if state and len(state) <= _TRACESTATE_MAX:
+        members += b',"tracestate":' + json.dumps(state).encode()
+    return members
+
+
+def _failed(span: Span, error: BaseException) -> None:
+    span.set_attribute("error.type", type(error).__qualname__)
+    span.set_status(StatusCode.ERROR, str(error)[:200] or type(error).__name__)
+
+
+class AttemptSpan:
+    """One attempt's span, current (and in the envelopes it sends) until :meth:`end`."""
+
+    __slots__ = ("_tokens", "span")
+
+    def __init__(self, span: Span) -> None:
+        self.span = span
+        context_token = otel_context.attach(trace.set_span_in_context(span))
+        self._tokens = (context_token, ENVELOPE_TRACE.set(_envelope_members(span)))
+
+    def end(self, error: BaseException | None = None, *, failed: int = 0) -> None:
+        """End the span: ``error`` failed the whole attempt; ``failed`` items of a batch did."""
+        context_token, trace_token = self._tokens
+        ENVELOPE_TRACE.reset(trace_token)
+        otel_context.detach(context_token)
+        if error is not None:
+            _failed(self.span, error)
+        elif failed:
+            self.span.set_attribute("aiofanout.batch.failed", failed)
+        self.span.end()
+
+
+class FanoutTracing:
+    """What a traced fan-out keeps: its tracer, its span, how its target's attempts are named."""
+
+    __slots__ = ("attributes", "fanout", "kind", "messaging", "name", "throttles", "tracer")
+
+    def __init__(self, description: SpanDescription) -> None:
+        self.tracer = _tracer()
+        self.name, kind, self.attributes = description
+        self.kind = _KINDS.get(kind, SpanKind.CLIENT)
+        self.messaging = "messaging.system" in self.attributes
+        self.throttles = 0
+        self.fanout: Span | None = None
+
+    @contextlib.contextmanager
+    def fanout_span(self, name: str, options: Mapping[str, Any]) -> Iterator[Span]:
+        """The fan-out's span, current while its workers run; envelopes keep room for context."""
+        attributes = {f"aiofanout.{k}": v for k, v in options.items() if v is not None}
+        room = ENVELOPE_TRACE_ROOM.set(_TRACE_ROOM)
+        try:
+            with self.tracer.start_as_current_span(
+                name, attributes=attributes, record_exception=False
+            ) as span:
+                self.fanout = span
+                yield span
+        finally:
+            ENVELOPE_TRACE_ROOM.reset(room)
+
+    def attempt(self, messages: int | None = None) -> AttemptSpan:
+        """Start an attempt's span; ``messages``: how many a batching target sends in it."""
+        span = self.tracer.start_span(self.name, kind=self.kind, attributes=self.attributes)
+        if messages is not None:
+            key = "messaging.batch.message_count" if self.messaging else "aiofanout.batch.size"
+            span.set_attribute(key, messages)
+        return AttemptSpan(span)
+
+    def summary(self, counts: Mapping[str, int], retries: int, limit: Any) -> None:
+        """Set the fan-out's counts at its end (``limit``: an ``AdaptiveLimit`` or ``None``)."""
+        span = self.fanout
+        if span is None:
+            return
+        for status, count in counts.items():
+            span.set_attribute(f"aiofanout.items.{status}", count)
+        span.set_attribute("aiofanout.retries", retries)
+        throttles = self.throttles if limit is None else limit.throttles
+        span.set_attribute("aiofanout.throttles", throttles)
+        if limit is not None:
+            span.set_attribute("aiofanout.limit.final", limit.current)
+            span.set_attribute("aiofanout.limit.min", limit.min)
+            span.set_attribute("aiofanout.limit.max", limit.max)
+
+
+def fanout_tracing(describe: Callable[[], SpanDescription]) -> FanoutTracing | None:
+    """A fan-out's tracing, or ``None`` when spans would not be recorded (asked once per run).
+
+    ``describe`` is the target's ``span_description``, called only when tracing is on.
+    """
+    if not tracing_on():
+        return None
+    return FanoutTracing(describe())
+
+
+def _remote_context(fields: Mapping[str, Any]) -> Any:
+    """The OpenTelemetry context of an envelope's ``traceparent``/``tracestate`` (or none)."""
+    carrier = {k: v for k in ("traceparent", "tracestate") if isinstance(v := fields.get(k), str)}
+    if not carrier:
+        return None
+    return TraceContextTextMapPropagator().extract(carrier)
+
+
+@contextlib.contextmanager
+def task_span(task: str, envelope: Any, *, message_id: str | None = None) -> Iterator[Span | None]:
+    """The worker's span for one task run, a child of the sender's attempt when it has one.
+
+    ``envelope`` is the decoded ``TaskEnvelope``; its trace context was covered by the
+    signature when the app has a secret. Yields ``None`` when tracing is off.
+    """
+    if not tracing_on():
+        yield None
+        return
+    attributes: dict[str, str | int] = {
+        "aiofanout.task": task,
+        "aiofanout.envelope_id": envelope.id,
+        "aiofanout.attempt": envelope.attempt,
+    }
+    if (invocation_id := INVOCATION_ID.get()) is not None:
+        attributes["faas.invocation_id"] = invocation_id
+    if message_id is not None:
+        attributes["messaging.message.id"] = message_id
+    parent = _remote_context(
+        {"traceparent": envelope.traceparent, "tracestate": envelope.tracestate}
+    )
+    kind = SpanKind.CONSUMER if message_id is not None else SpanKind.SERVER
+    with _tracer().start_as_current_span(
+        task, context=parent, kind=kind, attributes=attributes, record_exception=False
+    ) as span:
+        yield span
+
+
+def task_failed(span: Span | None, error: BaseException) -> None:
+    """Mark a task span failed with the error's class (``None``: tracing is off)."""
+    if span is not None:
+        _failed(span, error)
+
+
+@contextlib.contextmanager
+def sqs_batch_span(queue: str, bodies: Sequence[str]) -> Iterator[None]:
+    """The processing span of an SQS batch, with a link to each message's trace context."""
+    if not tracing_on():
+        yield
+        return
+    links = []
+    for body in bodies:
+        context = _remote_context(_fields_of(body))
+        span_context = trace.get_current_span(context).get_span_context() if context else None
+        if span_context is not None and span_context.is_valid:
+            links.append(Link(span_context))
+    attributes: dict[str, str | int] = {
+        "messaging.system": "aws_sqs",
+        "messaging.operation.type": "process",
+        "messaging.destination.name": queue,
+        "messaging.batch.message_count": len(bodies),
+    }
+    with _tracer().start_as_current_span(
+        f"process {queue}", kind=SpanKind.CONSUMER, attributes=attributes, links=links
+    ):
+        yield
+
+
+def _fields_of(body: str) -> Mapping[str, Any]:
+    """An SQS body's top-level JSON fields, for its trace context only (``{}``: not JSON)."""
+    try:
+        data = json.loads(body)
+    except (ValueError, RecursionError):
+        return {}
+    return data if isinstance(data, dict) else {}
