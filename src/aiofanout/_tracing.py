@@ -46,6 +46,7 @@ __all__ = [
     "ENVELOPE_TRACE",
     "ENVELOPE_TRACE_ROOM",
     "AttemptSpan",
+    "CurrentSpan",
     "FanoutTracing",
     "INVOCATION_ID",
     "SpanDescription",
@@ -110,26 +111,38 @@ def _failed(span: Span, error: BaseException) -> None:
     span.set_status(StatusCode.ERROR, str(error)[:200] or type(error).__name__)
 
 
-class AttemptSpan:
-    """One attempt's span, current (and in the envelopes it sends) until :meth:`end`."""
+class CurrentSpan:
+    """A span made current (its context attached) until :meth:`end`."""
 
-    __slots__ = ("_tokens", "span")
+    __slots__ = ("_token", "span")
 
     def __init__(self, span: Span) -> None:
         self.span = span
-        context_token = otel_context.attach(trace.set_span_in_context(span))
-        self._tokens = (context_token, ENVELOPE_TRACE.set(_envelope_members(span)))
+        self._token = otel_context.attach(trace.set_span_in_context(span))
+
+    def end(self, error: BaseException | None = None) -> None:
+        """End the span; ``error``: what failed it (its class is the span's ``error.type``)."""
+        otel_context.detach(self._token)
+        if error is not None:
+            _failed(self.span, error)
+        self.span.end()
+
+
+class AttemptSpan(CurrentSpan):
+    """One attempt's span, current and in the envelopes it sends until :meth:`end`."""
+
+    __slots__ = ("_trace_token",)
+
+    def __init__(self, span: Span) -> None:
+        super().__init__(span)
+        self._trace_token = ENVELOPE_TRACE.set(_envelope_members(span))
 
     def end(self, error: BaseException | None = None, *, failed: int = 0) -> None:
         """End the span: ``error`` failed the whole attempt; ``failed`` items of a batch did."""
-        context_token, trace_token = self._tokens
-        ENVELOPE_TRACE.reset(trace_token)
-        otel_context.detach(context_token)
-        if error is not None:
-            _failed(self.span, error)
-        elif failed:
+        ENVELOPE_TRACE.reset(self._trace_token)
+        if error is None and failed:
             self.span.set_attribute("aiofanout.batch.failed", failed)
-        self.span.end()
+        super().end(error)
 
 
 class FanoutTracing:
@@ -201,18 +214,16 @@ def _remote_context(fields: Mapping[str, Any]) -> Any:
     return TraceContextTextMapPropagator().extract(carrier)
 
 
-@contextlib.contextmanager
-def task_span(task: str, envelope: Any, *, message_id: str | None = None) -> Iterator[Span | None]:
-    """The worker's span for one task run, a child of the sender's attempt when it has one.
+def task_span(envelope: Any, *, message_id: str | None = None) -> CurrentSpan | None:
+    """Start the worker's span for one task run, a child of the sender's attempt if it has one.
 
     ``envelope`` is the decoded ``TaskEnvelope``; its trace context was covered by the
-    signature when the app has a secret. Yields ``None`` when tracing is off.
+    signature when the app has a secret. ``None`` when tracing is off.
     """
     if not tracing_on():
-        yield None
-        return
+        return None
     attributes: dict[str, str | int] = {
-        "aiofanout.task": task,
+        "aiofanout.task": envelope.task,
         "aiofanout.envelope_id": envelope.id,
         "aiofanout.attempt": envelope.attempt,
     }
@@ -224,26 +235,21 @@ def task_span(task: str, envelope: Any, *, message_id: str | None = None) -> Ite
         {"traceparent": envelope.traceparent, "tracestate": envelope.tracestate}
     )
     kind = SpanKind.CONSUMER if message_id is not None else SpanKind.SERVER
-    with _tracer().start_as_current_span(
-        task, context=parent, kind=kind, attributes=attributes, record_exception=False
-    ) as span:
-        yield span
-
-
-def task_failed(span: Span | None, error: BaseException) -> None:
-    """Mark a task span failed with the error's class (``None``: tracing is off)."""
-    if span is not None:
-        _failed(span, error)
+    span = _tracer().start_span(envelope.task, context=parent, kind=kind, attributes=attributes)
+    return CurrentSpan(span)
 
 
 @contextlib.contextmanager
-def sqs_batch_span(queue: str, bodies: Sequence[str]) -> Iterator[None]:
-    """The processing span of an SQS batch, with a link to each message's trace context."""
+def sqs_batch_span(queue: str, count: int, bodies: Callable[[], Sequence[str]]) -> Iterator[None]:
+    """The processing span of an SQS batch of ``count`` messages, a link to each one's context.
+
+    ``bodies`` gives the messages' bodies, asked only when tracing is on.
+    """
     if not tracing_on():
         yield
         return
     links = []
-    for body in bodies:
+    for body in bodies():
         context = _remote_context(_fields_of(body))
         span_context = trace.get_current_span(context).get_span_context() if context else None
         if span_context is not None and span_context.is_valid:
@@ -252,7 +258,7 @@ def sqs_batch_span(queue: str, bodies: Sequence[str]) -> Iterator[None]:
         "messaging.system": "aws_sqs",
         "messaging.operation.type": "process",
         "messaging.destination.name": queue,
-        "messaging.batch.message_count": len(bodies),
+        "messaging.batch.message_count": count,
     }
     with _tracer().start_as_current_span(
         f"process {queue}", kind=SpanKind.CONSUMER, attributes=attributes, links=links
