@@ -18,7 +18,7 @@ from aiofanout.worker import App
 
 
 def _one_line(span: ReadableSpan) -> str:
-    return span.to_json(indent=None) + "\n"
+    return str(span.to_json(indent=None)) + "\n"
 
 
 if directory := os.environ.get("TRACES_DIR"):
