@@ -13,7 +13,7 @@ What a traced fan-out records, named by OpenTelemetry's semantic conventions:
   (:meth:`Target.span_description`): ``faas.*`` for Lambda, ``messaging.*`` for SQS and SNS;
   status ``ERROR`` and ``error.type`` (the library's error class) when it failed;
 - the attempt's W3C trace context (``traceparent``, ``tracestate``) in every task envelope the
-  attempt sends, inside the signed bytes (:data:`ENVELOPE_TRACE`, read by
+  attempt sends, inside the signed bytes (:func:`envelope_trace`, called by
   ``PreparedEnvelope.finish``), so the worker's span for the task continues the sender's trace;
 - on the worker, a span per task run and a processing span per SQS batch linking every
   message's context (:func:`task_span`, :func:`sqs_batch_span`).
@@ -43,10 +43,11 @@ if TYPE_CHECKING:
     from opentelemetry.trace import Span, Tracer
 
 __all__ = [
-    "ENVELOPE_TRACE",
+    "ATTEMPT_SPAN",
     "ENVELOPE_TRACE_ROOM",
     "AttemptSpan",
     "CurrentSpan",
+    "envelope_trace",
     "FanoutTracing",
     "INVOCATION_ID",
     "SpanDescription",
@@ -60,12 +61,12 @@ __all__ = [
 #: attributes every attempt span starts with.
 SpanDescription = tuple[str, str, Mapping[str, str | int]]
 
-#: The ``"traceparent":...,"tracestate":...`` JSON members of the attempt in flight (``b""``:
-#: none), which a task envelope finished during the attempt carries.
-ENVELOPE_TRACE: contextvars.ContextVar[bytes] = contextvars.ContextVar(
-    "aiofanout_envelope_trace", default=b""
+#: The span of the attempt in flight, whose context a task envelope finished in it carries
+#: (see :func:`envelope_trace`); ``None`` outside a traced attempt.
+ATTEMPT_SPAN: contextvars.ContextVar[Any] = contextvars.ContextVar(
+    "aiofanout_attempt_span", default=None
 )
-#: The bytes an envelope prepared in a traced fan-out keeps for :data:`ENVELOPE_TRACE`.
+#: The bytes an envelope prepared in a traced fan-out keeps for :func:`envelope_trace`.
 ENVELOPE_TRACE_ROOM: contextvars.ContextVar[int] = contextvars.ContextVar(
     "aiofanout_envelope_trace_room", default=0
 )
@@ -93,14 +94,21 @@ def _tracer() -> Tracer:
     return trace.get_tracer(_SCOPE)
 
 
-def _envelope_members(span: Span) -> bytes:
-    carrier: dict[str, str] = {}
-    TraceContextTextMapPropagator().inject(carrier, trace.set_span_in_context(span))
-    parent = carrier.get("traceparent")
-    if parent is None:
+def envelope_trace() -> bytes:
+    """The ``"traceparent":...,"tracestate":...`` JSON members for an envelope sent now.
+
+    ``b""`` outside a traced attempt: one context variable read, made only by envelopes. The
+    W3C form, made as the propagator makes it (version 00), the tracestate kept if it fits.
+    """
+    span = ATTEMPT_SPAN.get()
+    if span is None:
         return b""
-    members = b'"traceparent":' + json.dumps(parent).encode()
-    state = carrier.get("tracestate")
+    context = span.get_span_context()
+    if not context.is_valid:
+        return b""
+    parent = f"00-{context.trace_id:032x}-{context.span_id:016x}-{context.trace_flags:02x}"
+    members = b'"traceparent":"' + parent.encode() + b'"'
+    state = context.trace_state.to_header()
     if state and len(state) <= _TRACESTATE_MAX:
         members += b',"tracestate":' + json.dumps(state).encode()
     return members
@@ -135,11 +143,11 @@ class AttemptSpan(CurrentSpan):
 
     def __init__(self, span: Span) -> None:
         super().__init__(span)
-        self._trace_token = ENVELOPE_TRACE.set(_envelope_members(span))
+        self._trace_token = ATTEMPT_SPAN.set(span)
 
     def end(self, error: BaseException | None = None, *, failed: int = 0) -> None:
         """End the span: ``error`` failed the whole attempt; ``failed`` items of a batch did."""
-        ENVELOPE_TRACE.reset(self._trace_token)
+        ATTEMPT_SPAN.reset(self._trace_token)
         if error is None and failed:
             self.span.set_attribute("aiofanout.batch.failed", failed)
         super().end(error)

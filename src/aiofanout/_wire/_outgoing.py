@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from .._errors import DepthExceeded, UsageError
-from .._tracing import ENVELOPE_TRACE, ENVELOPE_TRACE_ROOM
+from .._tracing import ENVELOPE_TRACE_ROOM, envelope_trace
 from ._claims import ClaimCheck
 from ._envelopes import ENVELOPE_VERSION, ClaimRef, _dumps, _signed, new_id, now_ms
 from ._items import (
@@ -136,7 +136,7 @@ class PreparedEnvelope:
         if self.secret is not None:
             parts.append(b'"issued_ms":%d' % now_ms())
         parts.append(tail)
-        parts.append(ENVELOPE_TRACE.get())  # the attempt's trace context, if it is traced
+        parts.append(envelope_trace())  # the attempt's trace context, if it is traced
         parts.append(end)
         return _signed(b"{" + b",".join(part for part in parts if part) + b"}", self.secret)
 
