@@ -257,6 +257,18 @@ def exported(traces_dir: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in lines if line.strip()]
 
 
+def reply_sends_answering(traces_dir: Path, attempts: list[ReadableSpan]) -> set[str]:
+    """The attempts (span ids) whose replies the worker's ``send`` spans answered."""
+    ids = {f"0x{span.context.span_id:016x}" for span in attempts}
+    answered: set[str] = set()
+    for span in exported(traces_dir):
+        if span["name"].startswith("send ") and span["kind"] == "SpanKind.PRODUCER":
+            answered |= {span.get("parent_id") or ""} | {
+                link["context"]["span_id"] for link in span["links"]
+            }
+    return answered & ids
+
+
 def task_spans_under(traces_dir: Path, attempts: list[ReadableSpan]) -> list[dict[str, Any]]:
     """The worker's ``work`` spans whose parent is one of ``attempts``, in their trace."""
     by_id = {f"0x{span.context.span_id:016x}": span for span in attempts}
@@ -317,6 +329,9 @@ async def test_one_trace_across_an_event_invoke_and_its_reply(
     assert len(tasks) == 2
     [failed_task] = [t for t in tasks if t["status"]["status_code"] == "ERROR"]
     assert failed_task["attributes"]["error.type"] == "ValueError"
+    every_attempt = {f"0x{span.context.span_id:016x}" for span in attempts}
+    # The worker's span of a reply's send ends once SQS answered it: maybe after the sender.
+    await eventually(lambda: reply_sends_answering(traces_dir, attempts) == every_attempt)
 
 
 @pytest.mark.slow
@@ -353,3 +368,4 @@ async def test_one_trace_across_sqs_and_its_replies_the_batch_linked(
         return len(links) == 3 and set(links) == sent_from
 
     await eventually(batch_linked, timeout=10)
+    assert reply_sends_answering(traces_dir, attempts) == sent_from  # the replies' sends

@@ -15,8 +15,9 @@ What a traced fan-out records, named by OpenTelemetry's semantic conventions:
 - the attempt's W3C trace context (``traceparent``, ``tracestate``) in every task envelope the
   attempt sends, inside the signed bytes (:func:`envelope_trace`, called by
   ``PreparedEnvelope.finish``), so the worker's span for the task continues the sender's trace;
-- on the worker, a span per task run and a processing span per SQS batch linking every
-  message's context (:func:`task_span`, :func:`sqs_batch_span`).
+- on the worker, a span per task run, a processing span per SQS batch linking every
+  message's context, a span per send of replies (:func:`task_span`, :func:`sqs_batch_span`,
+  :func:`reply_span`).
 
 The W3C propagator is used directly, not the global one: the envelope's fields are W3C's by
 name, whatever else a process propagates (Lambda's ``X-Amzn-Trace-Id`` is left alone).
@@ -52,6 +53,7 @@ __all__ = [
     "INVOCATION_ID",
     "SpanDescription",
     "fanout_tracing",
+    "reply_span",
     "sqs_batch_span",
     "task_span",
     "tracing_on",
@@ -239,9 +241,7 @@ def task_span(envelope: Any, *, message_id: str | None = None) -> CurrentSpan | 
         attributes["faas.invocation_id"] = invocation_id
     if message_id is not None:
         attributes["messaging.message.id"] = message_id
-    parent = _remote_context(
-        {"traceparent": envelope.traceparent, "tracestate": envelope.tracestate}
-    )
+    parent = _remote_context(_envelope_fields(envelope))
     kind = SpanKind.CONSUMER if message_id is not None else SpanKind.SERVER
     span = _tracer().start_span(envelope.task, context=parent, kind=kind, attributes=attributes)
     return CurrentSpan(span)
@@ -256,12 +256,8 @@ def sqs_batch_span(queue: str, count: int, bodies: Callable[[], Sequence[str]]) 
     if not tracing_on():
         yield
         return
-    links = []
-    for body in bodies():
-        context = _remote_context(_fields_of(body))
-        span_context = trace.get_current_span(context).get_span_context() if context else None
-        if span_context is not None and span_context.is_valid:
-            links.append(Link(span_context))
+    contexts = (_span_context(_remote_context(_fields_of(body))) for body in bodies())
+    links = [Link(context) for context in contexts if context is not None]
     attributes: dict[str, str | int] = {
         "messaging.system": "aws_sqs",
         "messaging.operation.type": "process",
@@ -272,6 +268,58 @@ def sqs_batch_span(queue: str, count: int, bodies: Callable[[], Sequence[str]]) 
         f"process {queue}", kind=SpanKind.CONSUMER, attributes=attributes, links=links
     ):
         yield
+
+
+@contextlib.contextmanager
+def reply_span(queue_url: str, envelopes: Sequence[Any]) -> Iterator[None]:
+    """The worker's span sending replies to ``queue_url``, in the trace of what they answer.
+
+    One reply: a child of the sender's attempt (its envelope's context). Several (an SQS
+    batch's): a span link to each one's, as for any batch of messages.
+    """
+    if not tracing_on():
+        yield
+        return
+    queue = queue_url.rsplit("/", 1)[-1]
+    attributes: dict[str, str | int] = {
+        "messaging.system": "aws_sqs",
+        "messaging.destination.name": queue,
+        "messaging.operation.type": "send",
+        "messaging.operation.name": "SendMessage" if len(envelopes) == 1 else "SendMessageBatch",
+    }
+    contexts = [_remote_context(_envelope_fields(envelope)) for envelope in envelopes]
+    parent, links = None, []
+    if len(envelopes) == 1:
+        parent = contexts[0]
+    else:
+        attributes["messaging.batch.message_count"] = len(envelopes)
+        links = [Link(c) for c in map(_span_context, contexts) if c is not None]
+    with _tracer().start_as_current_span(
+        f"send {queue}",
+        context=parent,
+        kind=SpanKind.PRODUCER,
+        attributes=attributes,
+        links=links,
+        record_exception=False,
+        set_status_on_exception=False,
+    ) as span:
+        try:
+            yield
+        except Exception as exc:
+            _failed(span, exc)
+            raise
+
+
+def _envelope_fields(envelope: Any) -> Mapping[str, Any]:
+    return {"traceparent": envelope.traceparent, "tracestate": envelope.tracestate}
+
+
+def _span_context(context: Any) -> Any:
+    """The valid span context an extracted context holds, or ``None``."""
+    if context is None:
+        return None
+    span_context = trace.get_current_span(context).get_span_context()
+    return span_context if span_context.is_valid else None
 
 
 def _fields_of(body: str) -> Mapping[str, Any]:
