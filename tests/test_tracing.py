@@ -306,6 +306,28 @@ async def test_one_trace_from_the_fanout_to_the_task_inside_the_function_request
 
 
 @pytest.mark.slow
+async def test_one_trace_across_chunks_each_envelope_a_child_of_its_chunks_attempt(
+    aws: LocalAws, traces_dir: Path, spans: InMemorySpanExporter
+) -> None:
+    target = LambdaTarget(
+        "traced",
+        task="work",
+        secret=SECRET,
+        chunk_size=2,
+        endpoint_url=aws.lambda_endpoint_url,
+        region_name="us-east-1",
+    )
+    result = await dispatch_many(target, [1, 2, 3, 4], concurrency=2, timeout=20)
+    assert result.values() == [1, 4, 9, 16]
+    attempts = named(spans, "traced")
+    assert [(s.attributes or {})["aiofanout.batch.size"] for s in attempts] == [2, 2]
+    tasks = task_spans_under(traces_dir, attempts)
+    assert sorted(t["parent_id"] for t in tasks) == sorted(
+        2 * [f"0x{span.context.span_id:016x}" for span in attempts]
+    )
+
+
+@pytest.mark.slow
 async def test_one_trace_across_an_event_invoke_and_its_reply(
     aws: LocalAws, traces_dir: Path, spans: InMemorySpanExporter
 ) -> None:
