@@ -351,6 +351,7 @@ async def test_one_trace_across_an_event_invoke_and_its_reply(
     assert len(tasks) == 2
     [failed_task] = [t for t in tasks if t["status"]["status_code"] == "ERROR"]
     assert failed_task["attributes"]["error.type"] == "ValueError"
+    assert "negative" not in json.dumps(failed_task)  # the task's message is not in its span
     every_attempt = {f"0x{span.context.span_id:016x}" for span in attempts}
     # The worker's span of a reply's send ends once SQS answered it: maybe after the sender.
     await eventually(lambda: reply_sends_answering(traces_dir, attempts) == every_attempt)

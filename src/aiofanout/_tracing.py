@@ -45,13 +45,13 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ATTEMPT_SPAN",
-    "ENVELOPE_TRACE_ROOM",
     "AttemptSpan",
     "CurrentSpan",
-    "envelope_trace",
+    "ENVELOPE_TRACE_ROOM",
     "FanoutTracing",
     "INVOCATION_ID",
     "SpanDescription",
+    "envelope_trace",
     "fanout_tracing",
     "reply_span",
     "sqs_batch_span",
@@ -117,8 +117,10 @@ def envelope_trace() -> bytes:
 
 
 def _failed(span: Span, error: BaseException) -> None:
+    # The class only, as the worker's logs do: a message (a task's own, carried back in
+    # TaskFailed) may hold an argument or a value, which never goes in a span.
     span.set_attribute("error.type", type(error).__qualname__)
-    span.set_status(StatusCode.ERROR, str(error)[:200] or type(error).__name__)
+    span.set_status(StatusCode.ERROR, type(error).__name__)
 
 
 class CurrentSpan:
