@@ -294,8 +294,11 @@ async def test_one_trace_from_the_fanout_to_the_task_inside_the_function_request
     )
     result = await dispatch_many(target, [1, 2, 3], concurrency=3, timeout=20)
     assert result.values() == [1, 4, 9]
+    [fanout] = named(spans, "aiofanout.dispatch_many")
     attempts = named(spans, "traced")
     assert len(attempts) == 3
+    assert {parent_id(span) for span in attempts} == {fanout.context.span_id}
+    assert {s.kind for s in attempts} == {SpanKind.CLIENT}
     assert {(s.attributes or {})["faas.invoked_region"] for s in attempts} == {"us-east-1"}
     tasks = task_spans_under(traces_dir, attempts)
     assert len(tasks) == 3
