@@ -18,12 +18,22 @@ from ._options import Options, clock
 from ._outcome import CANCELLED, FAILED, SUCCEEDED, TIMED_OUT, Attempt, StopReason
 from ._target import Target
 from ._timer import INF, AttemptTimer, Slot, attempt_failed, attempt_succeeded
+from ._tracing import AttemptSpan, FanoutTracing
 
 
 class Attempts:
     """Makes attempts at a target and decides whether, and when, to make another."""
 
-    __slots__ = ("gate", "interval", "next_start", "retries", "retry", "target", "timer")
+    __slots__ = (
+        "gate",
+        "interval",
+        "next_start",
+        "retries",
+        "retry",
+        "target",
+        "timer",
+        "tracing",
+    )
 
     def __init__(self, target: Target, options: Options, gate: Gate, timer: AttemptTimer) -> None:
         self.target = target
@@ -33,6 +43,7 @@ class Attempts:
         self.interval = options.interval
         self.next_start = 0.0
         self.retries = 0  # attempts beyond the first, over all items
+        self.tracing: FanoutTracing | None = None  # a span per attempt when the run is traced
 
     def _arm(self, slot: Slot) -> float | None:
         """Arm ``slot`` for an attempt starting now; return the time it has (``None``: no limit)."""
@@ -43,24 +54,39 @@ class Attempts:
     async def once(self, payload: Any, slot: Slot) -> Attempt:
         """One call with one payload, expired by the run's timer."""
         remaining = self._arm(slot)
+        span = None if self.tracing is None else self.tracing.attempt()
         try:
             value = await self.target.call(payload, timeout=remaining)
         except BaseException as exc:
             error = attempt_failed(slot, exc)
+            self._ended(span, error)
             return classify(error), None, error
         attempt_succeeded(slot)
+        if span is not None:
+            span.end()
         return SUCCEEDED, value, None
+
+    def _ended(self, span: AttemptSpan | None, error: BaseException) -> None:
+        if span is not None:
+            assert self.tracing is not None
+            self.tracing.throttles += is_throttle(error)
+            span.end(error)
 
     async def batch(self, payloads: list[Any], slot: Slot) -> list[Attempt]:
         """One call with a batch of payloads: one result per payload."""
         remaining = self._arm(slot)
+        span = None if self.tracing is None else self.tracing.attempt(len(payloads))
         try:
             replies = await self.target.call_batch(payloads, timeout=remaining)
         except BaseException as exc:
             error = attempt_failed(slot, exc)
+            self._ended(span, error)
             return [(classify(error), None, error)] * len(payloads)
         attempt_succeeded(slot)
-        return self._per_payload(replies, len(payloads))
+        results = self._per_payload(replies, len(payloads))
+        if span is not None:
+            span.end(failed=sum(1 for result in results if result[2] is not None))
+        return results
 
     def _per_payload(self, replies: Sequence[Any], expected: int) -> list[Attempt]:
         if len(replies) != expected:

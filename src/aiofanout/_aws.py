@@ -20,6 +20,7 @@ else:
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -233,3 +234,8 @@ def _retry_after(response: dict[str, Any]) -> float | None:
         return float(value) if value is not None else None
     except (TypeError, ValueError):
         return None
+
+
+def aws_region(region_name: str | None) -> str | None:
+    """The region a client given ``region_name`` talks to, as botocore finds it in the env."""
+    return region_name or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")

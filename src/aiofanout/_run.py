@@ -24,6 +24,7 @@ from ._outcome import FAILED, NOT_STARTED, SKIPPED, TIMED_OUT, AdaptiveLimit, At
 from ._sinks import Recorder, Replay, Sink, StreamSink, TableSink
 from ._target import AsyncCallableTarget, Batching, Target, as_target, keyed_preparer
 from ._timer import INF, AttemptTimer, Slot, attempt_failed, attempt_succeeded
+from ._tracing import fanout_tracing
 
 log = logging.getLogger("aiofanout")
 PROGRESS_INTERVAL = 0.1
@@ -62,6 +63,8 @@ class Run:
         self.timer = AttemptTimer(options.timeout, self.gate.deadline)
         self.timer.on_deadline = lambda: self.gate.stop(StopReason.DEADLINE)
         self.attempts, self.share = attempts_for(self.target, options, self.gate, self.timer)
+        # Asked once per fan-out: without a tracer provider, no span is made for any item.
+        self.tracing = self.attempts.tracing = fanout_tracing(self.target.span_description)
         self.allowance = options.failures_allowed(items)
         self.failures = 0
         self.on_progress = options.on_progress
@@ -82,6 +85,34 @@ class Run:
 
     async def execute(self) -> None:
         """Run every worker to completion, then mark never-started items of a sized input."""
+        tracing = self.tracing
+        if tracing is None:
+            return await self._execute()
+        name = "aiofanout.stream" if self.stream_sink is not None else "aiofanout.dispatch_many"
+        with tracing.fanout_span(name, self._traced_options()):
+            try:
+                await self._execute()
+            finally:
+                progress = self.sink.snapshot(self.attempts.retries, clock() - self.started)
+                counts = {status.value: count for status, count in progress.counts.items()}
+                tracing.summary(counts, self.attempts.retries, self.limit())
+        return None
+
+    def _traced_options(self) -> dict[str, Any]:
+        options = self.options
+        deadline = options.deadline_at(self.started)
+        return {
+            "target": type(self.target).__name__,
+            "concurrency": options.concurrency,
+            "timeout": options.timeout,
+            "deadline": None if deadline is None else round(deadline - self.started, 3),
+            "retry.attempts": options.retry.attempts,
+            "rate": 1 / options.interval if options.interval else None,
+            "adaptive": options.adaptive,
+            "journaled": self.journal is not None,
+        }
+
+    async def _execute(self) -> None:
         await self.target.open(concurrency=self.options.concurrency, timeout=self.options.timeout)
         try:
             with self.share or contextlib.nullcontext():  # the adaptive limit counts this run
@@ -126,6 +157,7 @@ class Run:
             and self.share is None
             and self.journal is None
             and self.replay is None
+            and self.tracing is None  # the lean loop makes its attempts inline, untraced
         )
         self.path = "lean" if lean else "items"
         return self.lean_worker if lean else self.item_worker

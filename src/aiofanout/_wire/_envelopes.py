@@ -59,7 +59,8 @@ class TaskEnvelope(_Wire):
     ``replies=`` waits), ``idempotency_key`` (what an idempotent task is run once per, unless
     the task has a ``key`` function of its own, which wins), ``claim`` (the arguments wait in
     S3: :class:`ClaimRef`), ``issued_ms`` (epoch ms when a signed envelope was made: what
-    ``App(max_age=)`` measures), ``sig`` (HMAC-SHA256, hex).
+    ``App(max_age=)`` measures), ``traceparent`` and ``tracestate`` (the W3C trace context of
+    the attempt that sent it, with OpenTelemetry tracing on), ``sig`` (HMAC-SHA256, hex).
 
     Example (what a non-Python producer sends)::
 
@@ -79,6 +80,8 @@ class TaskEnvelope(_Wire):
     idempotency_key: str | None = Field(default=None, max_length=256)
     claim: ClaimRef | None = None
     issued_ms: int | None = None
+    traceparent: str | None = Field(default=None, max_length=64)
+    tracestate: str | None = Field(default=None, max_length=1024)
     sig: str | None = None
 
 

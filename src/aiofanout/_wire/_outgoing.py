@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from .._errors import DepthExceeded, UsageError
+from .._tracing import ENVELOPE_TRACE_ROOM, envelope_trace
 from ._claims import ClaimCheck
 from ._envelopes import ENVELOPE_VERSION, ClaimRef, _dumps, _signed, new_id, now_ms
 from ._items import (
@@ -89,7 +90,7 @@ class DescribesTask(Protocol):
 
 
 class PreparedEnvelope:
-    """A task envelope encoded once, in three canonical runs; :meth:`finish` per attempt.
+    """A task envelope encoded once, in four canonical runs; :meth:`finish` per attempt.
 
     ``deadline_ms`` is the deadline it carries already (handed on from the running task), which
     an attempt's can only bring forward. ``size`` bounds the bytes of any finished envelope.
@@ -103,9 +104,9 @@ class PreparedEnvelope:
         self.secret = secret
         self.deadline_ms: int | None = fields.pop("deadline_ms", None)
         self._fields = fields  # kept for a claim: the arguments move, the rest stays
-        runs: tuple[dict[str, Any], ...] = ({}, {}, {})
+        runs: tuple[dict[str, Any], ...] = ({}, {}, {}, {})
         for key, value in fields.items():
-            runs[0 if key < "deadline_ms" else 1 if key < "issued_ms" else 2][key] = value
+            runs[_run_of(key)][key] = value
         try:
             self._runs = tuple(_dumps(run)[1:-1].encode() for run in runs)  # without braces
         except (TypeError, ValueError) as exc:
@@ -115,6 +116,7 @@ class PreparedEnvelope:
             ) from exc
         commas = sum(1 for run in self._runs if run) - 1
         room = _DEADLINE_ROOM + (_ISSUED_ROOM + _SIGNATURE_ROOM if secret is not None else 0)
+        room += ENVELOPE_TRACE_ROOM.get()  # a traced fan-out's envelopes carry their context
         self.size = 2 + commas + sum(map(len, self._runs)) + room
 
     def finish(self, deadline_ms: int | None = None) -> bytes:
@@ -126,7 +128,7 @@ class PreparedEnvelope:
         carried = self.deadline_ms
         if deadline_ms is None or (carried is not None and carried <= deadline_ms):
             deadline_ms = carried
-        head, middle, tail = self._runs
+        head, middle, tail, end = self._runs
         parts = [head]
         if deadline_ms is not None:
             parts.append(b'"deadline_ms":%d' % deadline_ms)
@@ -134,6 +136,8 @@ class PreparedEnvelope:
         if self.secret is not None:
             parts.append(b'"issued_ms":%d' % now_ms())
         parts.append(tail)
+        parts.append(envelope_trace())  # the attempt's trace context, if it is traced
+        parts.append(end)
         return _signed(b"{" + b",".join(part for part in parts if part) + b"}", self.secret)
 
     def claimed(self, claims: ClaimCheck) -> tuple[PreparedEnvelope, Claim]:
@@ -150,6 +154,15 @@ class PreparedEnvelope:
         if self.deadline_ms is not None:
             fields["deadline_ms"] = self.deadline_ms
         return PreparedEnvelope(fields, self.secret), (ref, blob)
+
+
+def _run_of(key: str) -> int:
+    """Which run of a prepared envelope a field is in: those between sit around the attempt's."""
+    if key < "deadline_ms":
+        return 0
+    if key < "issued_ms":
+        return 1
+    return 2 if key < "traceparent" else 3
 
 
 def prepare_envelope(spec: TaskSpec, item: Any, **fields: Any) -> PreparedEnvelope:

@@ -7,8 +7,10 @@ import email.utils
 import json
 import time
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from .._errors import (
     AccessDenied,
@@ -70,6 +72,12 @@ class HttpTarget(SharedTarget[Any]):
 
     def __repr__(self) -> str:
         return f"<HttpTarget {self.method} {self.url}>"
+
+    def span_description(self) -> tuple[str, str, Mapping[str, str | int]]:
+        """Attempt spans as OpenTelemetry's HTTP client spans (the address, never the query)."""
+        address = urlsplit(self.url).hostname or ""
+        attributes = {"http.request.method": self.method, "server.address": address}
+        return self.method, "client", attributes
 
     async def acquire(self, *, concurrency: int, timeout: float | None) -> Any:
         if self._given_session is not None:

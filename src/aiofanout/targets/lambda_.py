@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
-from .._aws import translate_botocore_errors
+from .._aws import aws_region, translate_botocore_errors
 from .._errors import InvalidEnvelope, PayloadTooLarge, ServiceError, UsageError
 from .._limits import PayloadLimits
 from .._target import Batching
@@ -113,6 +113,17 @@ class LambdaTarget(ReplyingTarget):
             + (f" chunk_size={self.chunk_size}" if self.chunk_size > 1 else "")
             + ">"
         )
+
+    def span_description(self) -> tuple[str, str, Mapping[str, str | int]]:
+        """Attempt spans as OpenTelemetry's FaaS client spans: ``faas.invoked_*``."""
+        attributes: dict[str, str | int] = {
+            "faas.invoked_name": self.function_name,
+            "faas.invoked_provider": "aws",
+            "aiofanout.invocation_type": self.invocation_type,
+        }
+        if region := aws_region(self.region_name):
+            attributes["faas.invoked_region"] = region
+        return self.function_name, "client", attributes
 
     def prepare(self, item: Any) -> Outgoing:
         return self._checked(self.outgoing(item, None, limit=self.payload_limit))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from .._aws import translate_botocore_errors
@@ -96,6 +96,17 @@ class SqsTarget(BatchedMessageTarget):
             reply_to=renamed_reply_to(send_replies_to, reply_to, "SqsTarget"),
         )  # fmt: skip
         self.setup_batches(Batching(self.limits.sqs_batch_entries, self.limits.sqs_batch))
+
+    def span_description(self) -> tuple[str, str, Mapping[str, str | int]]:
+        """Attempt spans as OpenTelemetry's messaging send spans (one per batch sent)."""
+        destination = self.queue_url.rsplit("/", 1)[-1]
+        attributes: dict[str, str | int] = {
+            "messaging.system": "aws_sqs",
+            "messaging.destination.name": destination,
+            "messaging.operation.type": "send",
+            "messaging.operation.name": "SendMessageBatch",
+        }
+        return f"send {destination}", "producer", attributes
 
     def __repr__(self) -> str:
         return f"<SqsTarget {self.queue_url!r}" + (" with replies>" if self.fanin else ">")

@@ -23,6 +23,7 @@ import anyio.to_thread
 from pydantic import ValidationError
 
 from .._errors import DepthExceeded, EnvelopeError, Expired, TaskTimedOut, UnknownTask, UsageError
+from .._tracing import task_span
 from .._wire import (
     ClaimCheck,
     ReplyEnvelope,
@@ -114,17 +115,25 @@ class EnvelopeRunner:
         return task
 
     async def run_envelope(
-        self, raw: bytes | str | dict[str, Any], *, answered: bool = False
+        self,
+        raw: bytes | str | dict[str, Any],
+        *,
+        answered: bool = False,
+        message_id: str | None = None,
     ) -> TaskResult:
         """Decode, check, run one envelope; never raises for what the message or task did.
 
         ``answered``: the way the envelope came in carries its reply back (a chunk's
-        response), so it is done whatever happened (see ``_settlement.py``).
+        response), so it is done whatever happened (see ``_settlement.py``). ``message_id``:
+        the SQS message it came in, for its span. With tracing on, the run is a span that
+        continues the sender's trace (the envelope's ``traceparent``).
         """
         envelope: TaskEnvelope | None = None
         claim = None
+        span = None
         try:
             envelope = decode_task(raw, secret=self.config.secret)
+            span = task_span(envelope, message_id=message_id)
             _refuse_if_expired(envelope)
             _refuse_if_older_than(envelope, self.config.max_age)
             if envelope.claim is not None:
@@ -139,8 +148,14 @@ class EnvelopeRunner:
                 )
         except Exception as exc:
             result = _failed(envelope, exc)
+        except BaseException:  # cancelled: end the span, never swallow it
+            if span is not None:
+                span.end()
+            raise
         else:
             result = TaskResult(reply, None, envelope)
+        if span is not None:
+            span.end(result.error)
         await settle_claim(self.config.claim_check, claim, settlement(result, answered=answered))
         return TaskResult(
             sign_reply(result.reply, self.config.secret), result.error, result.envelope

@@ -20,6 +20,7 @@ from .._errors import ClaimRefused, Expired, PayloadTooLarge
 from .._lean_aws import lean_client, lean_path_on
 from .._limits import PayloadLimits
 from .._target import Batching
+from .._tracing import reply_span
 from .._wire import (
     ClaimCheck,
     ClaimRef,
@@ -120,7 +121,8 @@ async def send_reply_if_asked(
     client = await _reply_client(runner)
     try:
         body = reply_body(result, secret=secret)
-        await client.send_message(QueueUrl=queue_url, MessageBody=body)
+        with reply_span(queue_url, [result.envelope]):
+            await client.send_message(QueueUrl=queue_url, MessageBody=body)
     except Exception:
         log.exception("could not send the reply of task id=%s", result.reply.id)
         raise
@@ -151,12 +153,14 @@ async def send_replies(
     task's message comes back and its reply is sent again).
     """
     by_queue: dict[str, list[tuple[str, str]]] = {}
+    answering: dict[str, list[TaskEnvelope]] = {}  # the envelopes each queue's replies answer
     for key, result in results:
         queue_url = reply_queue(result)
-        if queue_url is not None:
+        if queue_url is not None and result.envelope is not None:
             by_queue.setdefault(queue_url, []).append(
                 (key, reply_body(result, limits, secret=secret))
             )
+            answering.setdefault(queue_url, []).append(result.envelope)
     if not by_queue:
         return set()
     try:
@@ -168,8 +172,9 @@ async def send_replies(
     unsent: set[str] = set()
     batching = Batching(limits.sqs_batch_entries, limits.sqs_batch)
     for queue_url, replies in by_queue.items():
-        for chunk in batching.split(replies, lambda reply: len(reply[1].encode())):
-            unsent |= await _send_chunk(client, queue_url, chunk)
+        with reply_span(queue_url, answering[queue_url]):
+            for chunk in batching.split(replies, lambda reply: len(reply[1].encode())):
+                unsent |= await _send_chunk(client, queue_url, chunk)
     return unsent
 
 

@@ -22,6 +22,7 @@ from .._engine import dispatch_many
 from .._errors import InvalidEnvelope
 from .._options import Deadline
 from .._outcome import Status
+from .._tracing import sqs_batch_span
 from ._reply_sender import send_replies
 from ._settlement import Settlement, settlement
 from ._sns_messages import unwrapped_body
@@ -86,11 +87,14 @@ async def handle_sqs_batch(
     deadline = _deadline_of(context, app.deadline_margin)
     results: dict[str, TaskResult] = {}
     run = functools.partial(_run_record, app, results)
-    if records and records[0].get("eventSourceARN", "").endswith(".fifo"):
-        failed = await _run_in_order(run, records, deadline)
-    else:
-        failed = await _run_concurrently(app, run, records, deadline)
-    unsent = await send_replies(app.runner, list(results.items()), secret=app.secret)
+    queue = _queue_of(records)
+    bodies = functools.partial(_bodies, records)  # read only when the batch is traced
+    with sqs_batch_span(queue, len(records), bodies):
+        if queue.endswith(".fifo"):
+            failed = await _run_in_order(run, records, deadline)
+        else:
+            failed = await _run_concurrently(app, run, records, deadline)
+        unsent = await send_replies(app.runner, list(results.items()), secret=app.secret)
     failed += [message_id for message_id in unsent if message_id not in failed]
     if failed:
         log.warning("sqs batch of %d records: %d failed", len(records), len(failed))
@@ -127,11 +131,22 @@ async def _run_record(
     app: EnvelopeRunner, results: dict[str, TaskResult], record: dict[str, Any]
 ) -> None:
     # A queue subscribed to an SNS topic without raw delivery holds SNS's notifications.
-    result = await app.run_envelope(unwrapped_body(record.get("body", "")))
+    body = unwrapped_body(record.get("body", ""))
+    result = await app.run_envelope(body, message_id=record["messageId"])
     results[record["messageId"]] = result  # its reply is sent with the batch's
     if settlement(result) is Settlement.AGAIN:  # reported: SQS delivers it again, then the DLQ
         assert result.error is not None
         raise result.error
+
+
+def _bodies(records: list[dict[str, Any]]) -> list[str]:
+    return [unwrapped_body(str(record.get("body", ""))) for record in records]
+
+
+def _queue_of(records: list[dict[str, Any]]) -> str:
+    """The name of the queue a batch came from (its records' ``eventSourceARN`` ends with it)."""
+    arn = records[0].get("eventSourceARN", "") if records else ""
+    return str(arn).rsplit(":", 1)[-1]
 
 
 def _deadline_of(context: Any, margin: float) -> Deadline | None:
