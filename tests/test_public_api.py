@@ -17,6 +17,7 @@ PUBLIC_MODULES = [
     "aiofanout.targets",
     "aiofanout.testing",
     "aiofanout.local",
+    "aiofanout.logs",
     "aiofanout.sim",
     "aiofanout.sync",
     "aiofanout.wire",

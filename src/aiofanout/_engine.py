@@ -40,7 +40,6 @@ attempt in flight and waits for them, and ``CancelledError`` is never swallowed.
 from __future__ import annotations
 
 import asyncio
-import logging
 import warnings
 from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Mapping
 from types import TracebackType
@@ -50,6 +49,8 @@ from ._errors import UsageError
 from ._input import sized_like
 from ._journal import Journal, check_run_id
 from ._journaled import JournaledRun, replay_of
+from ._log_fields import bound as log_fields
+from ._log_fields import library_logger
 from ._options import Deadline, FailureBudget, Options, ProgressCallback, clock
 from ._outcome import STATUSES, AdaptiveLimit, Outcome, Status, StopReason
 from ._result import FanoutResult
@@ -68,7 +69,7 @@ __all__ = [
     "stream",
 ]
 
-log = logging.getLogger("aiofanout")
+log = library_logger("aiofanout")
 T = TypeVar("T")
 Items = Iterable[Any] | AsyncIterable[Any]
 
@@ -318,16 +319,17 @@ async def _journaled(
     replay: Replay | None,
 ) -> FanoutResult[Any]:
     """Run with each terminal state journaled; flush it, even on error; write the manifest."""
-    log.info("fan-out run %s journaled in %s", run_id, journal.location)
-    writer = await journal.writer(run_id)
-    assert writer.inputs is not None
-    checked = writer.inputs.checked(items)  # each item compared with the run's as it is read
-    sink = TableSink()
-    journaled = JournaledRun(
-        target, sized_like(checked, items), sink, options, writer, replay=replay, reader=checked
-    )
-    run = await journaled.execute()
-    manifest = await journal.write_manifest(run_id)
+    with log_fields(run_id=run_id):  # what the run logs, in the engine or in its calls, names it
+        log.info("fan-out run %s journaled in %s", run_id, journal.location)
+        writer = await journal.writer(run_id)
+        assert writer.inputs is not None
+        checked = writer.inputs.checked(items)  # each item compared with the run's as it is read
+        sink = TableSink()
+        journaled = JournaledRun(
+            target, sized_like(checked, items), sink, options, writer, replay=replay, reader=checked
+        )
+        run = await journaled.execute()
+        manifest = await journal.write_manifest(run_id)
     return _result(run, sink, run_id=run_id, manifest=manifest)
 
 

@@ -11,13 +11,13 @@ reuse its connections; the runner closes it with the loop.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from typing import Any
 
 from .._aws import aws_session
 from .._errors import ClaimRefused, Expired, PayloadTooLarge
 from .._limits import PayloadLimits
+from .._log_fields import library_logger
 from .._target import Batching
 from .._wire import (
     ClaimCheck,
@@ -33,7 +33,7 @@ from ._runner import LoopRunner
 from ._settlement import Settlement
 from ._task_result import TaskResult
 
-log = logging.getLogger("aiofanout.worker")
+log = library_logger("aiofanout.worker")
 
 LIMITS = PayloadLimits()
 

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from .._engine import dispatch_many
 from .._errors import InvalidEnvelope
+from .._log_fields import bound, library_logger
 from .._options import Deadline
 from .._outcome import Status
 from ._reply_sender import send_replies
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from ._envelope_runner import EnvelopeRunner
     from ._task_result import TaskResult
 
-log = logging.getLogger("aiofanout.worker")
+log = library_logger("aiofanout.worker")
 
 SQS_SOURCE = "aws:sqs"
 _FROM_SQS = f"from {SQS_SOURCE}"
@@ -127,11 +127,18 @@ async def _run_record(
     app: EnvelopeRunner, results: dict[str, TaskResult], record: dict[str, Any]
 ) -> None:
     # A queue subscribed to an SNS topic without raw delivery holds SNS's notifications.
-    result = await app.run_envelope(unwrapped_body(record.get("body", "")))
+    with bound(message_id=record["messageId"], attempt=_delivery(record)):
+        result = await app.run_envelope(unwrapped_body(record.get("body", "")))
     results[record["messageId"]] = result  # its reply is sent with the batch's
     if settlement(result) is Settlement.AGAIN:  # reported: SQS delivers it again, then the DLQ
         assert result.error is not None
         raise result.error
+
+
+def _delivery(record: dict[str, Any]) -> int | None:
+    """Which delivery of its message a record is (SQS's ``ApproximateReceiveCount``)."""
+    count = record.get("attributes", {}).get("ApproximateReceiveCount")
+    return int(count) if isinstance(count, str) and count.isdigit() else None
 
 
 def _deadline_of(context: Any, margin: float) -> Deadline | None:
