@@ -18,6 +18,7 @@ PUBLIC_MODULES = [
     "aiofanout.testing",
     "aiofanout.local",
     "aiofanout.logs",
+    "aiofanout.metrics",
     "aiofanout.sim",
     "aiofanout.sync",
     "aiofanout.wire",

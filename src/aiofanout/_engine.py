@@ -51,6 +51,7 @@ from ._journal import Journal, check_run_id
 from ._journaled import JournaledRun, replay_of
 from ._log_fields import bound as log_fields
 from ._log_fields import library_logger
+from ._metrics import MetricsRecorder, check_recorders, record_metrics
 from ._options import Deadline, FailureBudget, Options, ProgressCallback, clock
 from ._outcome import STATUSES, AdaptiveLimit, Outcome, Status, StopReason
 from ._result import FanoutResult
@@ -95,9 +96,10 @@ class FanoutOptions(TypedDict, total=False):
     adaptive: bool
     journal: Journal | None
     run_id: str | None
+    metrics: MetricsRecorder | tuple[MetricsRecorder, ...] | None
 
 
-_JOURNAL_OPTIONS = ("journal", "run_id")
+_JOURNAL_OPTIONS = ("journal", "run_id", "metrics")  # checked apart from Options
 
 
 def checked_options(caller: str, options: dict[str, Any]) -> Options:
@@ -168,6 +170,9 @@ async def dispatch_many(
             trip of successes, honouring ``retry_after``, between 1 and ``concurrency``, which
             stays the hard cap. The limit is shared by the fan-outs through one target; it is
             reported as ``Progress.limit`` and ``result.limit`` (a :class:`AdaptiveLimit`).
+        metrics: record the fan-out's summary when it ends, once: an
+            :class:`~aiofanout.metrics.EmbeddedMetrics` (CloudWatch EMF on stdout), an
+            :class:`~aiofanout.metrics.OpenTelemetryMetrics`, or a tuple of them.
         journal: record each item's terminal state, as it ends, in this
             :class:`~aiofanout.durable.Journal` (``FileJournal``, ``S3Journal``) under a run id,
             and write the run's manifest at the end; values must be JSON. If the process dies,
@@ -197,14 +202,18 @@ async def dispatch_many(
     """
     checked = checked_options("dispatch_many", dict(options))
     journal, run_id = _journal_of(options)
+    metrics = _metrics_of(options)
     if journal is not None:
         async with journal:
             run_id = await journal.start_run(run_id)
-            return await _journaled(target, items, checked, journal, run_id, replay=None)
-    sink = TableSink()
-    run = Run(target, items, sink, checked)
-    await run.execute()
-    return _result(run, sink)
+            result = await _journaled(target, items, checked, journal, run_id, replay=None)
+    else:
+        sink = TableSink()
+        run = Run(target, items, sink, checked)
+        await run.execute()
+        result = _result(run, sink)
+    record_metrics(metrics, result, target)
+    return result
 
 
 class DispatchOptions(TypedDict, total=False):
@@ -293,6 +302,13 @@ def _result(run: Run, sink: TableSink, **journaled: Any) -> FanoutResult[Any]:
         limit=run.limit(),
         **journaled,
     )
+
+
+def _metrics_of(options: Mapping[str, Any]) -> Any:
+    metrics = options.get("metrics")
+    if metrics is not None:
+        check_recorders(metrics)
+    return metrics
 
 
 def _journal_of(options: Mapping[str, Any]) -> tuple[Journal | None, str | None]:
@@ -385,12 +401,15 @@ async def resume(
         raise UsageError("resume() needs journal=: the journal the run was recorded in")
     if options.get("run_id") is not None:
         raise UsageError("resume() takes the run id as its first argument, not run_id=")
+    metrics = _metrics_of(options)
     async with journal:
         await journal.check_run(run_id)
         succeeded = await journal.final_records(run_id, succeeded_only=True)
-        return await _journaled(
+        result = await _journaled(
             target, items, checked, journal, run_id, replay=replay_of(succeeded)
         )
+    record_metrics(metrics, result, target)
+    return result
 
 
 @overload
@@ -421,6 +440,11 @@ def stream(target: object, items: Items, **options: Unpack[FanoutOptions]) -> Ou
                     log.warning("item %d: %s", outcome.index, outcome.error)
     """
     checked = checked_options("stream", dict(options))
+    if options.get("metrics") is not None:
+        raise UsageError(
+            "stream() does not take metrics=: its outcomes are yours to count as they come; "
+            "dispatch_many(..., metrics=...) records a fan-out's summary"
+        )
     if options.get("journal") is not None or options.get("run_id") is not None:
         raise UsageError(
             "stream() does not journal: use dispatch_many(..., journal=...) and resume(), or "
