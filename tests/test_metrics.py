@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -13,6 +14,7 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 import aiofanout
 from aiofanout import UsageError
 from aiofanout.metrics import EmbeddedMetrics, OpenTelemetryMetrics
+from aiofanout.targets import Batching, Target
 
 # The units the EMF specification allows (CloudWatch's StandardUnit).
 EMF_UNITS = {
@@ -166,3 +168,36 @@ async def test_opentelemetry_counters_and_histograms_through_the_sdk() -> None:
     assert p99.sum == pytest.approx(result.latency.p99 * 1000)
     assert json.loads(stream.getvalue())["Items"] == 10  # the EMF line beside it
     provider.shutdown()
+
+
+async def test_throttles_are_counted_without_adaptive_in_items_and_batches() -> None:
+    calls = 0
+
+    async def busy(item: int) -> int:
+        nonlocal calls
+        calls += 1
+        if calls <= 3:
+            raise aiofanout.Throttled("slow down")
+        return item
+
+    retry = aiofanout.Retry(base=0)
+    result = await aiofanout.dispatch_many(busy, range(5), concurrency=1, retry=retry)
+    assert (result.ok, result.throttles) == (True, 3)
+
+    class Bulk(Target):
+        batching = Batching(max_items=4)
+        sent = 0
+
+        async def call_batch(self, payloads: Sequence[Any], *, timeout: float | None) -> list[Any]:
+            self.sent += 1
+            if self.sent == 1:  # the first batch: its first two items throttled
+                return [aiofanout.Throttled("later"), aiofanout.Throttled("later"), 1, 1]
+            return list(payloads)
+
+    stream = io.StringIO()
+    metrics = EmbeddedMetrics(namespace="N", stream=stream)
+    batched = await aiofanout.dispatch_many(
+        Bulk(), range(4), concurrency=1, retry=retry, metrics=metrics
+    )
+    assert (batched.ok, batched.throttles) == (True, 2)
+    assert json.loads(stream.getvalue())["Throttles"] == 2

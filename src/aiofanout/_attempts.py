@@ -23,7 +23,16 @@ from ._timer import INF, AttemptTimer, Slot, attempt_failed, attempt_succeeded
 class Attempts:
     """Makes attempts at a target and decides whether, and when, to make another."""
 
-    __slots__ = ("gate", "interval", "next_start", "retries", "retry", "target", "timer")
+    __slots__ = (
+        "gate",
+        "interval",
+        "next_start",
+        "retries",
+        "retry",
+        "target",
+        "throttles",
+        "timer",
+    )
 
     def __init__(self, target: Target, options: Options, gate: Gate, timer: AttemptTimer) -> None:
         self.target = target
@@ -33,6 +42,7 @@ class Attempts:
         self.interval = options.interval
         self.next_start = 0.0
         self.retries = 0  # attempts beyond the first, over all items
+        self.throttles = 0  # attempts the far end throttled, over all items (the run counts)
 
     def _arm(self, slot: Slot) -> float | None:
         """Arm ``slot`` for an attempt starting now; return the time it has (``None``: no limit)."""

@@ -299,6 +299,7 @@ def _result(run: Run, sink: TableSink, **journaled: Any) -> FanoutResult[Any]:
         stopped=run.gate.stopped,
         elapsed=clock() - run.started,
         retries=run.attempts.retries,
+        throttles=run.attempts.throttles,
         limit=run.limit(),
         **journaled,
     )

@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import IO, Any, Protocol, final, runtime_checkable
 
-from ._errors import Throttled, UsageError
+from ._errors import UsageError
 from ._outcome import Status
 from ._result import FanoutResult
 
@@ -35,9 +35,9 @@ MAX_DIMENSIONS = 30
 class FanoutSummary:
     """What a fan-out's metrics say: counts, retries, throttles, the limit, latency.
 
-    ``throttles``: throttled attempts with ``adaptive=True`` (``result.limit.throttles``), else
-    the items that ended throttled. ``limit``: the adaptive limit at the end (``None`` without
-    ``adaptive``). Latencies are in milliseconds, over the items that started.
+    ``throttles``: the attempts the far end throttled (``result.throttles``). ``limit``: the
+    adaptive limit at the end (``None`` without ``adaptive``). Latencies are in milliseconds,
+    over the items that started.
 
     Example::
 
@@ -60,16 +60,12 @@ class FanoutSummary:
     def of(cls, result: FanoutResult[Any], *, target: str) -> FanoutSummary:
         """The summary of ``result``, a fan-out through the target named ``target``."""
         limit = result.limit
-        if limit is not None:
-            throttles = limit.throttles
-        else:
-            throttles = sum(isinstance(error, Throttled) for error in result.errors())
         return cls(
             target=target,
             items=len(result),
             counts=result.counts,
             retries=result.retries,
-            throttles=throttles,
+            throttles=result.throttles,
             limit=None if limit is None else limit.final,
             p50_ms=result.latency.p50 * 1000,
             p99_ms=result.latency.p99 * 1000,

@@ -299,6 +299,7 @@ class Run:
             attempt += 1
             code, value, error = retried
             throttled += is_throttle(error)
+        self.attempts.throttles += throttled
         result = (code, value, error)
         self.finish(
             entry.index, entry.item, result, attempt, entry.started, by_deadline=by_deadline
@@ -344,7 +345,9 @@ async def _settle_batch(run: Run, batch: list[_Entry], slot: Slot, fields: dict[
         now = clock()  # one clock read for the batch: its items ended together
         for (entry, _), result in zip(pending, results, strict=True):
             error = result[2]
-            times = throttled[entry.index] = throttled.get(entry.index, 0) + is_throttle(error)
+            throttle = is_throttle(error)
+            run.attempts.throttles += throttle
+            times = throttled[entry.index] = throttled.get(entry.index, 0) + throttle
             if error is not None and run.attempts.may_retry(attempt, error, times):
                 retry.append((entry, result))
             else:
