@@ -253,3 +253,13 @@ def test_configure_sends_every_logger_through_one_json_handler() -> None:
     assert mine["task"] == library["task"] == "charge"
     assert mine["envelope_id"] == library["envelope_id"]
     assert mine["service"] == "svc"
+
+
+def test_a_worker_s_own_fan_out_of_a_batch_names_no_item(captured: Captured) -> None:
+    # The records of a batch run through dispatch_many: its index is not the sender's item.
+    records = [sqs_record(charge.envelope(Call("4111", n))) for n in (1, 2)]
+    invoke({"Records": records})
+    logged = captured.of(task_log.name)
+    assert len(logged) == 2
+    assert all("item_index" not in vars(r) for r in logged)
+    assert {vars(r)["attempt"] for r in logged} == {1}  # each record's first delivery

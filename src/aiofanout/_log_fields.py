@@ -73,9 +73,9 @@ def current_fields() -> dict[str, Any]:
 
 @contextlib.contextmanager
 def bound(**fields: Any) -> Iterator[None]:
-    """Add ``fields`` (those not ``None``) to what records logged inside the block carry."""
-    known = {name: value for name, value in fields.items() if value is not None}
-    token = _FIELDS.set({**_FIELDS.get(), **known})
+    """Add ``fields`` to what records logged inside the block carry; ``None`` drops one."""
+    merged = {**_FIELDS.get(), **fields}
+    token = _FIELDS.set({name: value for name, value in merged.items() if value is not None})
     try:
         yield
     finally:

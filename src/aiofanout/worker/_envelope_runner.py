@@ -199,8 +199,13 @@ async def _reply(task: Task[Any, Any], envelope: TaskEnvelope, bound: Bound) -> 
 
 
 def _naming(envelope: TaskEnvelope) -> contextlib.AbstractContextManager[None]:
-    """The log fields of an envelope's run: its ids and task, never its arguments."""
+    """The log fields of an envelope's run: its ids and task, never its arguments.
+
+    ``item_index`` goes: the worker's own fan-out of a batch's records numbers them, but the
+    index a reader looks for is the sender's, which the envelope does not carry.
+    """
     return log_fields(
+        item_index=None,
         envelope_id=envelope.id,
         batch_id=envelope.batch_id,
         task=envelope.task,
