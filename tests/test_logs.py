@@ -263,3 +263,20 @@ def test_a_worker_s_own_fan_out_of_a_batch_names_no_item(captured: Captured) -> 
     assert len(logged) == 2
     assert all("item_index" not in vars(r) for r in logged)
     assert {vars(r)["attempt"] for r in logged} == {1}  # each record's first delivery
+
+
+async def test_a_journaled_run_names_its_run_id(captured: Captured, tmp_path: Any) -> None:
+    from aiofanout.durable import FileJournal
+
+    async def work(item: int) -> int:
+        task_log.info("item %d", item)
+        return item
+
+    journal = FileJournal(tmp_path)
+    result = await aiofanout.dispatch_many(work, range(3), concurrency=2, journal=journal)
+    logged = captured.of(task_log.name)
+    assert result.run_id is not None
+    assert len(logged) == 3
+    assert {vars(r)["run_id"] for r in logged} == {result.run_id}
+    started = next(r for r in captured.of("aiofanout") if "journaled in" in r.getMessage())
+    assert vars(started)["run_id"] == result.run_id

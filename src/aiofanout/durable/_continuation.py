@@ -29,6 +29,7 @@ from .._engine import FanoutOptions, checked_options
 from .._errors import UsageError
 from .._journal import Journal, RunWriter, check_run_id
 from .._journaled import JournaledRun, replay_of
+from .._log_fields import bound as log_fields
 from .._log_fields import library_logger
 from .._options import Deadline, Options, clock
 from .._outcome import STATUSES, Attempt
@@ -319,7 +320,8 @@ async def _run_segment(
     journaled = JournaledRun(
         target, feed, sink, options, writer, recorder=segment, replay=replay, reader=feed
     )
-    await journaled.execute()
+    with log_fields(run_id=plan.run_id):  # what the segment logs names its run
+        await journaled.execute()
     counts = {s.value: n for s, n in zip(STATUSES, sink.counts, strict=True) if n}
     position, replay_from = segment.cursor()
     return counts, position, replay_from
