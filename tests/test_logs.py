@@ -31,6 +31,15 @@ async def charge(card: str, cents: int) -> str:
     return "ok"
 
 
+own = logging.getLogger("tests.logs.extra")
+
+
+@app.task
+async def tagged(n: int) -> int:
+    own.info("tagged", extra={"attempt": 9, "customer_tier": "gold"})
+    return n
+
+
 @app.task
 def sync_charge(card: str) -> str:
     task_log.info("charging in a thread")
@@ -280,3 +289,24 @@ async def test_a_journaled_run_names_its_run_id(captured: Captured, tmp_path: An
     assert {vars(r)["run_id"] for r in logged} == {result.run_id}
     started = next(r for r in captured.of("aiofanout") if "journaled in" in r.getMessage())
     assert vars(started)["run_id"] == result.run_id
+
+
+def test_json_alone_keeps_the_work_s_fields_beside_a_record_s_extra() -> None:
+    lines = io.StringIO()
+    handler = logging.StreamHandler(lines)  # no ContextFilter: the formatter reads the fields
+    handler.setFormatter(aiofanout.logs.JsonFormatter())
+    own.addHandler(handler)
+    own.propagate = False
+    own.setLevel(logging.INFO)
+
+    envelope = tagged.envelope(1)
+    try:
+        invoke(envelope)
+    finally:
+        own.removeHandler(handler)
+        own.propagate = True
+        own.setLevel(logging.NOTSET)
+        app.runner.close()
+    line = json.loads(lines.getvalue())
+    assert (line["task"], line["envelope_id"]) == ("tagged", json.loads(envelope)["id"])
+    assert (line["attempt"], line["customer_tier"]) == (9, "gold")  # extra= wins, and is kept

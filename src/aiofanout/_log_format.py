@@ -86,10 +86,15 @@ def _xray_trace_id() -> str | None:
 
 
 def _work_fields(record: logging.LogRecord) -> dict[str, Any]:
+    """The record's own fields (the filter's, ``extra=``) over those where it is formatted.
+
+    Without a filter on the way a record is formatted where it was made (a handler emits in
+    the logging call), so the fields there are its own.
+    """
+    fields = current_fields()
     attributes = record.__dict__
-    if any(name in attributes for name in FIELDS):
-        return {name: attributes[name] for name in FIELDS if name in attributes}
-    return current_fields()  # no filter on the way: the record is formatted where it was made
+    fields.update((name, attributes[name]) for name in FIELDS if name in attributes)
+    return fields
 
 
 def _extras(record: logging.LogRecord) -> dict[str, Any]:

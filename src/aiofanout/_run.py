@@ -3,8 +3,10 @@
 The path of an item is the same for every target: take it, prepare its payload (a failure there
 fails the item alone), wait for the rate, attempt, then settle: retry what the policy allows,
 record the one terminal state. A batching target makes the attempt for several items at once;
-everything else is shared. The lean worker is a shortcut of the same path for the common case
-(a sync input, an async function, no timers) and leaves it for the full path at the first failure.
+everything else is shared. Each worker writes the item and attempt it is on into its own log
+fields (``_log_fields.py``), so what an item's call logs names it. The lean worker is a shortcut
+of the same path for the common case (a sync input, an async function, no timers) and leaves it
+for the full path at the first failure.
 """
 
 from __future__ import annotations
