@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -201,3 +203,19 @@ async def test_throttles_are_counted_without_adaptive_in_items_and_batches() -> 
     )
     assert (batched.ok, batched.throttles) == (True, 2)
     assert json.loads(stream.getvalue())["Throttles"] == 2
+
+
+def test_emf_and_logs_import_no_opentelemetry() -> None:
+    script = """
+import asyncio, io, sys
+import aiofanout, aiofanout.logs, aiofanout.metrics
+stream = io.StringIO()
+metrics = aiofanout.metrics.EmbeddedMetrics(namespace="N", stream=stream)
+asyncio.run(aiofanout.dispatch_many(abs, [1, -2], concurrency=2, metrics=metrics))
+assert '"Items": 2' in stream.getvalue(), stream.getvalue()
+print(sorted(name for name in sys.modules if name.startswith("opentelemetry")))
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert done.stdout.strip() == "[]"
