@@ -17,6 +17,8 @@ PUBLIC_MODULES = [
     "aiofanout.targets",
     "aiofanout.testing",
     "aiofanout.local",
+    "aiofanout.logs",
+    "aiofanout.metrics",
     "aiofanout.sim",
     "aiofanout.sync",
     "aiofanout.wire",

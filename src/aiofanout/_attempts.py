@@ -31,6 +31,7 @@ class Attempts:
         "retries",
         "retry",
         "target",
+        "throttles",
         "timer",
         "tracing",
     )
@@ -44,6 +45,7 @@ class Attempts:
         self.next_start = 0.0
         self.retries = 0  # attempts beyond the first, over all items
         self.tracing: FanoutTracing | None = None  # a span per attempt when the run is traced
+        self.throttles = 0  # attempts the far end throttled, over all items (the run counts)
 
     def _arm(self, slot: Slot) -> float | None:
         """Arm ``slot`` for an attempt starting now; return the time it has (``None``: no limit)."""

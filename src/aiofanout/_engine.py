@@ -40,7 +40,6 @@ attempt in flight and waits for them, and ``CancelledError`` is never swallowed.
 from __future__ import annotations
 
 import asyncio
-import logging
 import warnings
 from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Mapping
 from types import TracebackType
@@ -50,6 +49,9 @@ from ._errors import UsageError
 from ._input import sized_like
 from ._journal import Journal, check_run_id
 from ._journaled import JournaledRun, replay_of
+from ._log_fields import bound as log_fields
+from ._log_fields import library_logger
+from ._metrics import MetricsRecorder, check_recorders, record_metrics
 from ._options import Deadline, FailureBudget, Options, ProgressCallback, clock
 from ._outcome import STATUSES, AdaptiveLimit, Outcome, Status, StopReason
 from ._result import FanoutResult
@@ -68,7 +70,7 @@ __all__ = [
     "stream",
 ]
 
-log = logging.getLogger("aiofanout")
+log = library_logger("aiofanout")
 T = TypeVar("T")
 Items = Iterable[Any] | AsyncIterable[Any]
 
@@ -94,9 +96,10 @@ class FanoutOptions(TypedDict, total=False):
     adaptive: bool
     journal: Journal | None
     run_id: str | None
+    metrics: MetricsRecorder | tuple[MetricsRecorder, ...] | None
 
 
-_JOURNAL_OPTIONS = ("journal", "run_id")
+_JOURNAL_OPTIONS = ("journal", "run_id", "metrics")  # checked apart from Options
 
 
 def checked_options(caller: str, options: dict[str, Any]) -> Options:
@@ -167,6 +170,9 @@ async def dispatch_many(
             trip of successes, honouring ``retry_after``, between 1 and ``concurrency``, which
             stays the hard cap. The limit is shared by the fan-outs through one target; it is
             reported as ``Progress.limit`` and ``result.limit`` (a :class:`AdaptiveLimit`).
+        metrics: record the fan-out's summary when it ends, once: an
+            :class:`~aiofanout.metrics.EmbeddedMetrics` (CloudWatch EMF on stdout), an
+            :class:`~aiofanout.metrics.OpenTelemetryMetrics`, or a tuple of them.
         journal: record each item's terminal state, as it ends, in this
             :class:`~aiofanout.durable.Journal` (``FileJournal``, ``S3Journal``) under a run id,
             and write the run's manifest at the end; values must be JSON. If the process dies,
@@ -196,14 +202,18 @@ async def dispatch_many(
     """
     checked = checked_options("dispatch_many", dict(options))
     journal, run_id = _journal_of(options)
+    metrics = _metrics_of(options)
     if journal is not None:
         async with journal:
             run_id = await journal.start_run(run_id)
-            return await _journaled(target, items, checked, journal, run_id, replay=None)
-    sink = TableSink()
-    run = Run(target, items, sink, checked)
-    await run.execute()
-    return _result(run, sink)
+            result = await _journaled(target, items, checked, journal, run_id, replay=None)
+    else:
+        sink = TableSink()
+        run = Run(target, items, sink, checked)
+        await run.execute()
+        result = _result(run, sink)
+    record_metrics(metrics, result, target)
+    return result
 
 
 class DispatchOptions(TypedDict, total=False):
@@ -289,9 +299,17 @@ def _result(run: Run, sink: TableSink, **journaled: Any) -> FanoutResult[Any]:
         stopped=run.gate.stopped,
         elapsed=clock() - run.started,
         retries=run.attempts.retries,
+        throttles=run.attempts.throttles,
         limit=run.limit(),
         **journaled,
     )
+
+
+def _metrics_of(options: Mapping[str, Any]) -> Any:
+    metrics = options.get("metrics")
+    if metrics is not None:
+        check_recorders(metrics)
+    return metrics
 
 
 def _journal_of(options: Mapping[str, Any]) -> tuple[Journal | None, str | None]:
@@ -318,16 +336,17 @@ async def _journaled(
     replay: Replay | None,
 ) -> FanoutResult[Any]:
     """Run with each terminal state journaled; flush it, even on error; write the manifest."""
-    log.info("fan-out run %s journaled in %s", run_id, journal.location)
-    writer = await journal.writer(run_id)
-    assert writer.inputs is not None
-    checked = writer.inputs.checked(items)  # each item compared with the run's as it is read
-    sink = TableSink()
-    journaled = JournaledRun(
-        target, sized_like(checked, items), sink, options, writer, replay=replay, reader=checked
-    )
-    run = await journaled.execute()
-    manifest = await journal.write_manifest(run_id)
+    with log_fields(run_id=run_id):  # what the run logs, in the engine or in its calls, names it
+        log.info("fan-out run %s journaled in %s", run_id, journal.location)
+        writer = await journal.writer(run_id)
+        assert writer.inputs is not None
+        checked = writer.inputs.checked(items)  # each item compared with the run's as it is read
+        sink = TableSink()
+        journaled = JournaledRun(
+            target, sized_like(checked, items), sink, options, writer, replay=replay, reader=checked
+        )
+        run = await journaled.execute()
+        manifest = await journal.write_manifest(run_id)
     return _result(run, sink, run_id=run_id, manifest=manifest)
 
 
@@ -383,12 +402,15 @@ async def resume(
         raise UsageError("resume() needs journal=: the journal the run was recorded in")
     if options.get("run_id") is not None:
         raise UsageError("resume() takes the run id as its first argument, not run_id=")
+    metrics = _metrics_of(options)
     async with journal:
         await journal.check_run(run_id)
         succeeded = await journal.final_records(run_id, succeeded_only=True)
-        return await _journaled(
+        result = await _journaled(
             target, items, checked, journal, run_id, replay=replay_of(succeeded)
         )
+    record_metrics(metrics, result, target)
+    return result
 
 
 @overload
@@ -419,6 +441,11 @@ def stream(target: object, items: Items, **options: Unpack[FanoutOptions]) -> Ou
                     log.warning("item %d: %s", outcome.index, outcome.error)
     """
     checked = checked_options("stream", dict(options))
+    if options.get("metrics") is not None:
+        raise UsageError(
+            "stream() does not take metrics=: its outcomes are yours to count as they come; "
+            "dispatch_many(..., metrics=...) records a fan-out's summary"
+        )
     if options.get("journal") is not None or options.get("run_id") is not None:
         raise UsageError(
             "stream() does not journal: use dispatch_many(..., journal=...) and resume(), or "

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import atexit
-import logging
 import os
 import threading
 from collections import OrderedDict
@@ -32,11 +31,12 @@ from collections.abc import Coroutine
 from typing import Any, TypeVar
 
 from ._errors import UsageError
+from ._log_fields import library_logger
 from .targets import SharedTarget
 
 __all__ = ["WARM_TARGETS", "LoopThread", "library_loop"]
 
-log = logging.getLogger("aiofanout")
+log = library_logger("aiofanout")
 T = TypeVar("T")
 
 #: How many targets the loop holds open at once (the least recently used is closed first).

@@ -56,6 +56,7 @@ class FanoutResult(Sequence[Outcome[T]]):
         "retries",
         "run_id",
         "stopped",
+        "throttles",
     )
 
     def __init__(
@@ -65,6 +66,7 @@ class FanoutResult(Sequence[Outcome[T]]):
         stopped: StopReason | None,
         elapsed: float,
         retries: int,
+        throttles: int = 0,
         limit: AdaptiveLimit | None = None,
         run_id: str | None = None,
         manifest: dict[str, Any] | None = None,
@@ -78,6 +80,8 @@ class FanoutResult(Sequence[Outcome[T]]):
         self.elapsed = elapsed
         #: Attempts beyond the first, over all items.
         self.retries = retries
+        #: Attempts the far end throttled (:class:`Throttled`, HTTP 503), over all items.
+        self.throttles = throttles
         #: The in-flight limit of an adaptive fan-out (``None`` without ``adaptive=True``).
         self.limit = limit
         #: The run's id in its journal (``None`` without ``journal=``): what ``resume`` takes.

@@ -3,15 +3,16 @@
 The path of an item is the same for every target: take it, prepare its payload (a failure there
 fails the item alone), wait for the rate, attempt, then settle: retry what the policy allows,
 record the one terminal state. A batching target makes the attempt for several items at once;
-everything else is shared. The lean worker is a shortcut of the same path for the common case
-(a sync input, an async function, no timers) and leaves it for the full path at the first failure.
+everything else is shared. Each worker writes the item and attempt it is on into its own log
+fields (``_log_fields.py``), so what an item's call logs names it. The lean worker is a shortcut
+of the same path for the common case (a sync input, an async function, no timers) and leaves it
+for the full path at the first failure.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from collections.abc import AsyncIterable, Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass, replace
 from typing import Any
@@ -19,6 +20,7 @@ from typing import Any
 from ._adaptive import attempts_for
 from ._attempts import classify, is_throttle
 from ._input import Gate, Input
+from ._log_fields import library_logger, worker_fields
 from ._options import Options, check_target, clock, loop_clock
 from ._outcome import FAILED, NOT_STARTED, SKIPPED, TIMED_OUT, AdaptiveLimit, Attempt, StopReason
 from ._sinks import Recorder, Replay, Sink, StreamSink, TableSink
@@ -26,7 +28,7 @@ from ._target import AsyncCallableTarget, Batching, Target, as_target, keyed_pre
 from ._timer import INF, AttemptTimer, Slot, attempt_failed, attempt_succeeded
 from ._tracing import fanout_tracing
 
-log = logging.getLogger("aiofanout")
+log = library_logger("aiofanout")
 PROGRESS_INTERVAL = 0.1
 
 
@@ -38,6 +40,7 @@ class _Entry:
     item: Any
     payload: Any
     started: float
+    envelope_id: str | None = None
 
 
 class Run:
@@ -240,6 +243,7 @@ class Run:
                 continue
             if self.names_envelopes and (envelope_id := self.target.envelope_id(payload)):
                 self.sink.identify(index, envelope_id)
+                return _Entry(index, item, payload, started, envelope_id)
             return _Entry(index, item, payload, started)
 
     def _prepare(self, index: int, item: Any) -> Any:
@@ -250,14 +254,15 @@ class Run:
 
     async def item_worker(self) -> None:
         """Take items one at a time and see each through to its terminal state."""
-        slot = self.timer.slot()
+        slot, fields = self.timer.slot(), worker_fields()
         while (entry := await self._next_entry()) is not None:
+            fields.update(item_index=entry.index, envelope_id=entry.envelope_id, attempt=1)
             ready = await self.attempts.wait_for_rate()
             first = await self.attempts.once(entry.payload, slot) if ready else NOT_STARTED
             if first is NOT_STARTED:  # the rate or the adaptive limit would pass the deadline
                 self.finish(entry.index, entry.item, NOT_STARTED, 0, entry.started)
                 continue
-            await self.settle(entry, first, slot)
+            await self.settle(entry, first, slot, fields)
 
     async def lean_worker(self) -> None:
         """:meth:`item_worker` for a sync input, an async function and no rate.
@@ -271,10 +276,12 @@ class Run:
         fn, gate, now = self.target.fn, self.gate, loop_clock()  # one lookup, not one per item
         add, succeed = self.sink.add, self.sink.succeed
         slot, timed, span, deadline = self.timer.slot(), self.timer.active, *self.timer.limits()
+        fields = worker_fields()
+        fields["attempt"] = 1
         started = now()  # then each item starts when the one before it ended
         try:
             for item in self.input.iterator:
-                index = add(item)
+                index = fields["item_index"] = add(item)
                 if timed:
                     if started >= deadline:  # start nothing more
                         self.finish(index, item, NOT_STARTED, 0, started)
@@ -287,7 +294,8 @@ class Run:
                 except BaseException as exc:
                     error = attempt_failed(slot, exc)
                     first = (classify(error), None, error)
-                    await self.settle(_Entry(index, item, item, started), first, slot)
+                    await self.settle(_Entry(index, item, item, started), first, slot, fields)
+                    fields["attempt"] = 1
                     started = now()
                 else:
                     if timed:
@@ -302,8 +310,13 @@ class Run:
         except Exception as exc:
             gate.fail_input(exc)
 
-    async def settle(self, entry: _Entry, result: Attempt, slot: Slot) -> None:
-        """Retry a failed first attempt as the policy allows, then record the final state."""
+    async def settle(
+        self, entry: _Entry, result: Attempt, slot: Slot, fields: dict[str, Any]
+    ) -> None:
+        """Retry a failed first attempt as the policy allows, then record the final state.
+
+        ``fields``: the worker's log fields, where each attempt's number goes.
+        """
         code, value, error = result
         attempt = 1
         throttled = is_throttle(error)
@@ -312,6 +325,7 @@ class Run:
             if not await self.attempts.wait_to_retry(attempt, [error]):
                 by_deadline = self.attempts.refused_by_deadline()
                 break
+            fields["attempt"] = attempt + 1
             retried = await self.attempts.once(entry.payload, slot)
             if retried is NOT_STARTED:  # the adaptive limit would pass the deadline
                 by_deadline = True
@@ -319,6 +333,7 @@ class Run:
             attempt += 1
             code, value, error = retried
             throttled += is_throttle(error)
+        self.attempts.throttles += throttled
         result = (code, value, error)
         self.finish(
             entry.index, entry.item, result, attempt, entry.started, by_deadline=by_deadline
@@ -328,7 +343,7 @@ class Run:
 
     async def batch_worker(self) -> None:
         """Group items as the target's :class:`Batching` says, send, settle each item."""
-        slot = self.timer.slot()
+        slot, fields = self.timer.slot(), worker_fields()
         carry: _Entry | None = None
         while True:
             batch, carry = await _take_batch(self.target.batching, self._next_entry, carry)
@@ -338,17 +353,21 @@ class Run:
                 for entry in batch:
                     self.finish(entry.index, entry.item, NOT_STARTED, 0, entry.started)
                 continue
-            await _settle_batch(self, batch, slot)
+            await _settle_batch(self, batch, slot, fields)
 
 
-async def _settle_batch(run: Run, batch: list[_Entry], slot: Slot) -> None:
-    """Attempt the batch; retry together the items the policy allows; record the rest."""
+async def _settle_batch(run: Run, batch: list[_Entry], slot: Slot, fields: dict[str, Any]) -> None:
+    """Attempt the batch; retry together the items the policy allows; record the rest.
+
+    ``fields``: the worker's log fields: a batch's attempt names no one item, only its number.
+    """
     attempt = 0
     # Each entry with its last result; NOT_STARTED (SKIPPED) until a first attempt.
     pending: list[tuple[_Entry, Attempt]] = [(entry, NOT_STARTED) for entry in batch]
     throttled: dict[int, int] = {}  # by item index: its attempts that were throttled
     while pending:
         attempt += 1
+        fields["attempt"] = attempt
         results = await run.attempts.batch([entry.payload for entry, _ in pending], slot)
         if results and results[0] is NOT_STARTED:  # no room under the adaptive limit
             for entry, last in pending:
@@ -360,7 +379,9 @@ async def _settle_batch(run: Run, batch: list[_Entry], slot: Slot) -> None:
         now = clock()  # one clock read for the batch: its items ended together
         for (entry, _), result in zip(pending, results, strict=True):
             error = result[2]
-            times = throttled[entry.index] = throttled.get(entry.index, 0) + is_throttle(error)
+            throttle = is_throttle(error)
+            run.attempts.throttles += throttle
+            times = throttled[entry.index] = throttled.get(entry.index, 0) + throttle
             if error is not None and run.attempts.may_retry(attempt, error, times):
                 retry.append((entry, result))
             else:

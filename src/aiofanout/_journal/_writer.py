@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import time
 import uuid
 
 from .._errors import JournalError, UsageError
+from .._log_fields import library_logger
 from .._outcome import FAILED, Attempt
 from ._inputs import InputLog
 from ._records import encode_record
@@ -22,7 +22,7 @@ from ._storage import Storage
 
 __all__ = ["RunWriter", "part_prefix"]
 
-log = logging.getLogger("aiofanout")
+log = library_logger("aiofanout")
 PUT_ATTEMPTS = 4
 
 

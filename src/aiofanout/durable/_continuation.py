@@ -20,7 +20,6 @@ runs those items again: at least once, exactly once with an idempotent task.
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Unpack
@@ -30,6 +29,8 @@ from .._engine import FanoutOptions, checked_options
 from .._errors import UsageError
 from .._journal import Journal, RunWriter, check_run_id
 from .._journaled import JournaledRun, replay_of
+from .._log_fields import bound as log_fields
+from .._log_fields import library_logger
 from .._options import Deadline, Options, clock
 from .._outcome import STATUSES, Attempt
 from .._sinks import CountingSink
@@ -37,7 +38,7 @@ from ._sources import Position, SequenceSource, Source
 
 __all__ = ["CONTINUE", "orchestrate", "resume_event"]
 
-log = logging.getLogger("aiofanout")
+log = library_logger("aiofanout")
 #: The key of a continuation's event.
 CONTINUE = "aiofanout.continue"
 #: Seconds kept at the end of an invocation to flush the journal, write the cursor and invoke.
@@ -319,7 +320,8 @@ async def _run_segment(
     journaled = JournaledRun(
         target, feed, sink, options, writer, recorder=segment, replay=replay, reader=feed
     )
-    await journaled.execute()
+    with log_fields(run_id=plan.run_id):  # what the segment logs names its run
+        await journaled.execute()
     counts = {s.value: n for s, n in zip(STATUSES, sink.counts, strict=True) if n}
     position, replay_from = segment.cursor()
     return counts, position, replay_from

@@ -20,12 +20,12 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-import logging
 import time
 import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from .._log_fields import library_logger
 from ._account import sqs_event_record
 from ._config import EventSourceMapping
 
@@ -147,7 +147,7 @@ def with_changes(config: EventSourceMapping, **changes: Any) -> EventSourceMappi
 
 # -- the pollers ------------------------------------------------------------------------------
 
-log = logging.getLogger("aiofanout.local.esm")
+log = library_logger("aiofanout.local.esm")
 IDLE_WAIT = 1  # seconds of SQS long polling while the queue is empty
 
 

@@ -27,7 +27,6 @@ init budget and the function's timeout (either kills the environment), the relea
 from __future__ import annotations
 
 import asyncio
-import logging
 import sys
 import time
 import uuid
@@ -38,6 +37,7 @@ from aiohttp import web
 
 from .._errors import UsageError
 from .._limits import PayloadLimits
+from .._log_fields import library_logger
 from ._background import Background
 from ._code import CodeStore
 from ._config import AccountLimits, EventSourceMapping, FunctionConfig
@@ -63,7 +63,7 @@ INIT_BUDGET = 10.0
 LOG_TAIL = 4096
 #: Invocation logs kept for ``LogType: Tail`` until the Invoke API picks them up.
 KEPT_LOGS = 256
-log = logging.getLogger("aiofanout.local")
+log = library_logger("aiofanout.local")
 
 
 class LocalLambda:

@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import logging
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,6 +46,7 @@ from typing import Any
 import anyio.to_thread
 
 from .._aws import aioboto3_module
+from .._log_fields import library_logger
 from ..deploy import EventInvoke, Function, Queue, SqsMapping, Stack
 from ..worker._dynamodb import TABLE_SCHEMA, TTL_ATTRIBUTE
 from ._account import REGION, function_arn, queue_arn, topic_arn
@@ -56,7 +56,7 @@ from ._faults import Faults
 from ._moto import MotoServer, fake_aws_credentials, free_port
 from ._runtime import LocalLambda
 
-log = logging.getLogger("aiofanout.local")
+log = library_logger("aiofanout.local")
 #: Environments of a function whose stack file reserves none (AWS: the account's pool).
 DEFAULT_RESERVED = 10
 #: Pollers of a mapping without maximum_concurrency (AWS starts at five batches and scales).

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import signal
 import threading
 import time
@@ -36,11 +35,12 @@ from typing import Any
 
 from .._aws import translate_botocore_errors
 from .._errors import FanoutError, NotFound
+from .._log_fields import library_logger
 from ._reply_router import ReplyRouter, ReplyStats
 
 __all__ = ["MAX_RECEIVERS", "POLL_WAIT", "ClientMaker", "ReplyQueue", "attach", "detach"]
 
-log = logging.getLogger("aiofanout.replies")
+log = library_logger("aiofanout.replies")
 
 POLL_WAIT = 2  # seconds of long polling; also the longest a shared queue's detach waits
 MAX_RECEIVERS = 8

@@ -26,11 +26,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
 from .._errors import BadSignature, FanoutError, InvalidEnvelope
+from .._log_fields import library_logger
 from .._options import clock
 from .._wire import ErrorInfo, decode_reply, error_from_info, reply_value, unwrap_reply, verify
 
@@ -47,7 +47,7 @@ __all__ = [
     "reply_id",
 ]
 
-log = logging.getLogger("aiofanout.replies")
+log = library_logger("aiofanout.replies")
 
 DEFAULT_GRACE = 60.0
 

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any, ParamSpec, TypeVar, overload
 
 from .._errors import InitFailed, UsageError
+from .._log_fields import bound, lambda_fields
 from .._tracing import INVOCATION_ID
 from .._wire import DEFAULT_MAX_DEPTH, ClaimCheck, TaskEnvelope, check_secret, now_ms
 from ._envelope_runner import INVOCATION_ENDS_MS, EnvelopeRunner, RunnerConfig
@@ -260,16 +261,17 @@ class App:
 
     async def handle(self, event: Any, context: Any) -> Any:
         """The async body of :meth:`lambda_handler`, for callers that have a loop already."""
-        self._close_store_with_the_loop()
-        await self.init_hooks.run_once()
-        remaining = getattr(context, "get_remaining_time_in_millis", None)
-        token = INVOCATION_ENDS_MS.set(now_ms() + int(remaining()) if remaining else None)
-        request = INVOCATION_ID.set(getattr(context, "aws_request_id", None))  # for task spans
-        try:
-            return await handle_event(self.envelopes, event, context)
-        finally:
-            INVOCATION_ID.reset(request)
-            INVOCATION_ENDS_MS.reset(token)
+        with bound(**lambda_fields(context)):  # every record of the invocation names it
+            self._close_store_with_the_loop()
+            await self.init_hooks.run_once()
+            remaining = getattr(context, "get_remaining_time_in_millis", None)
+            token = INVOCATION_ENDS_MS.set(now_ms() + int(remaining()) if remaining else None)
+            request = INVOCATION_ID.set(getattr(context, "aws_request_id", None))  # task spans
+            try:
+                return await handle_event(self.envelopes, event, context)
+            finally:
+                INVOCATION_ID.reset(request)
+                INVOCATION_ENDS_MS.reset(token)
 
     def _close_store_with_the_loop(self) -> None:
         """Have the loop runner close the store's client with what else it opened on the loop."""

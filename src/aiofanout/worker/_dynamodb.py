@@ -23,17 +23,17 @@ recognises its own ``owner``. Expiry is judged by the worker's clock: keep worke
 from __future__ import annotations
 
 import contextlib
-import logging
 from typing import Any
 
 from .._errors import ServiceError, UsageError
+from .._log_fields import library_logger
 from .._wire import now_ms
 from ._idempotency import DEFAULT_TTL, Record, Status, check_ttl
 from ._keyed_table import TABLE_SCHEMA, TTL_ATTRIBUTE, KeyedTable
 
 __all__ = ["TABLE_SCHEMA", "TTL_ATTRIBUTE", "DynamoDBStore"]
 
-log = logging.getLogger("aiofanout.worker")
+log = library_logger("aiofanout.worker")
 
 _CLAIM_CONDITION = "attribute_not_exists(pk) OR expires_at_ms < :now"
 _CLAIM_ATTEMPTS = 3

@@ -11,9 +11,9 @@ other unknown name.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import functools
-import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -23,6 +23,8 @@ import anyio.to_thread
 from pydantic import ValidationError
 
 from .._errors import DepthExceeded, EnvelopeError, Expired, TaskTimedOut, UnknownTask, UsageError
+from .._log_fields import bound as log_fields
+from .._log_fields import library_logger
 from .._tracing import task_span
 from .._wire import (
     ClaimCheck,
@@ -51,7 +53,7 @@ INVOCATION_ENDS_MS: contextvars.ContextVar[int | None] = contextvars.ContextVar(
     "aiofanout_invocation_ends_ms", default=None
 )
 
-log = logging.getLogger("aiofanout.worker")
+log = library_logger("aiofanout.worker")
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,32 +133,35 @@ class EnvelopeRunner:
         envelope: TaskEnvelope | None = None
         claim = None
         span = None
-        try:
-            envelope = decode_task(raw, secret=self.config.secret)
-            span = task_span(envelope, message_id=message_id)
-            _refuse_if_expired(envelope)
-            _refuse_if_older_than(envelope, self.config.max_age)
-            if envelope.claim is not None:
-                claim = envelope.claim
-                envelope = await claimed_envelope(self.config.claim_check, envelope, self.name)
-            task = self.lookup(envelope)
-            bound = task.signature.bind(task.name, envelope.args, envelope.kwargs)
-            reply = await self._reply_once(task, envelope, bound)
-            if envelope.reply_to and self.config.claim_check is not None:
-                reply = await reply_within_limit(
-                    self.config.claim_check, reply, secret=self.config.secret
-                )
-        except Exception as exc:
-            result = _failed(envelope, exc)
-        except BaseException:  # cancelled: end the span, never swallow it
+        with contextlib.ExitStack() as scope:
+            try:
+                envelope = decode_task(raw, secret=self.config.secret)
+                scope.enter_context(_naming(envelope))  # what is logged from here names it
+                span = task_span(envelope, message_id=message_id)
+                _refuse_if_expired(envelope)
+                _refuse_if_older_than(envelope, self.config.max_age)
+                if envelope.claim is not None:
+                    claim = envelope.claim
+                    envelope = await claimed_envelope(self.config.claim_check, envelope, self.name)
+                task = self.lookup(envelope)
+                bound = task.signature.bind(task.name, envelope.args, envelope.kwargs)
+                reply = await self._reply_once(task, envelope, bound)
+                if envelope.reply_to and self.config.claim_check is not None:
+                    reply = await reply_within_limit(
+                        self.config.claim_check, reply, secret=self.config.secret
+                    )
+            except Exception as exc:
+                result = _failed(envelope, exc)
+            except BaseException:  # cancelled: end the span, never swallow it
+                if span is not None:
+                    span.end()
+                raise
+            else:
+                result = TaskResult(reply, None, envelope)
             if span is not None:
-                span.end()
-            raise
-        else:
-            result = TaskResult(reply, None, envelope)
-        if span is not None:
-            span.end(result.error)
-        await settle_claim(self.config.claim_check, claim, settlement(result, answered=answered))
+                span.end(result.error)
+            claim_settles = settlement(result, answered=answered)
+            await settle_claim(self.config.claim_check, claim, claim_settles)
         return TaskResult(
             sign_reply(result.reply, self.config.secret), result.error, result.envelope
         )
@@ -208,6 +213,20 @@ async def _reply(task: Task[Any, Any], envelope: TaskEnvelope, bound: Bound) -> 
         raise UsageError(message) from exc
 
 
+def _naming(envelope: TaskEnvelope) -> contextlib.AbstractContextManager[None]:
+    """The log fields of an envelope's run: its ids and task, never its arguments.
+
+    ``item_index`` goes: the worker's own fan-out of a batch's records numbers them, but the
+    index a reader looks for is the sender's, which the envelope does not carry.
+    """
+    return log_fields(
+        item_index=None,
+        envelope_id=envelope.id,
+        batch_id=envelope.batch_id,
+        task=envelope.task,
+    )
+
+
 def _failed(envelope: TaskEnvelope | None, error: Exception) -> TaskResult:
     """The result of an envelope that was refused or whose task raised.
 
@@ -226,7 +245,6 @@ def _failed(envelope: TaskEnvelope | None, error: Exception) -> TaskResult:
 async def _run(task: Task[Any, Any], envelope: TaskEnvelope, bound: Bound) -> Any:
     """Run the task under its depth and deadline, logged (never its arguments)."""
     started = time.monotonic()
-    extra = {"task": task.name, "task_id": envelope.id, "batch_id": envelope.batch_id}
     depth_token = current_depth.set(envelope.depth)
     time_left = run_time_left(task, envelope)
     # What the task dispatches inherits the tighter of its timeout and its sender's deadline.
@@ -241,7 +259,6 @@ async def _run(task: Task[Any, Any], envelope: TaskEnvelope, bound: Bound) -> An
             envelope.id,
             envelope.batch_id,
             type(exc).__name__,
-            extra=extra,
         )
         raise
     finally:
@@ -253,7 +270,6 @@ async def _run(task: Task[Any, Any], envelope: TaskEnvelope, bound: Bound) -> An
         envelope.id,
         envelope.batch_id,
         (time.monotonic() - started) * 1000,
-        extra=extra,
     )
     return value
 

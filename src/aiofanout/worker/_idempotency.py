@@ -48,15 +48,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from .._errors import FanoutError, IdempotencyKeyReused, InProgress, UsageError
+from .._log_fields import library_logger
 from .._wire import ReplyEnvelope, decode_reply, encode_reply, new_id, now_ms
 
-log = logging.getLogger("aiofanout.worker")
+log = library_logger("aiofanout.worker")
 
 #: How long an ``IN_PROGRESS`` record holds its key when the task has neither a timeout nor a
 #: deadline from its sender: 900 s, Lambda's longest timeout, so a crashed run frees its key.

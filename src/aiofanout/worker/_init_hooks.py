@@ -19,15 +19,15 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeAlias
 
 from .._errors import InitFailed
+from .._log_fields import library_logger
 
 __all__ = ["INIT_ERROR_TYPE", "InitHook", "InitHooks", "as_lambda_init_error"]
 
-log = logging.getLogger("aiofanout.worker")
+log = library_logger("aiofanout.worker")
 
 #: The error type Lambda reports for an environment whose init failed.
 INIT_ERROR_TYPE = "Runtime.InitError"

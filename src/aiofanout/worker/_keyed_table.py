@@ -12,16 +12,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from .._aws import aioboto3_module, translate_botocore_errors
 from .._errors import ConnectError, FanoutError, ServiceError, TransportError
+from .._log_fields import library_logger
 
 __all__ = ["TABLE_SCHEMA", "TTL_ATTRIBUTE", "KeyedTable"]
 
-log = logging.getLogger("aiofanout.worker")
+log = library_logger("aiofanout.worker")
 
 #: The table as the stores need it; the deploy template and the local stack make the same one.
 TABLE_SCHEMA: dict[str, Any] = {

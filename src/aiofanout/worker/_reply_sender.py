@@ -11,7 +11,6 @@ reuse its connections; the runner closes it with the loop.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -19,6 +18,7 @@ from .._aws import CONNECT_TIMEOUT, aws_session
 from .._errors import ClaimRefused, Expired, PayloadTooLarge
 from .._lean_aws import lean_client, lean_path_on
 from .._limits import PayloadLimits
+from .._log_fields import library_logger
 from .._target import Batching
 from .._tracing import reply_span
 from .._wire import (
@@ -35,7 +35,7 @@ from ._runner import LoopRunner
 from ._settlement import Settlement
 from ._task_result import TaskResult
 
-log = logging.getLogger("aiofanout.worker")
+log = library_logger("aiofanout.worker")
 
 LIMITS = PayloadLimits()
 

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from .._engine import dispatch_many
 from .._errors import InvalidEnvelope
+from .._log_fields import bound, library_logger
 from .._options import Deadline
 from .._outcome import Status
 from .._tracing import sqs_batch_span
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from ._envelope_runner import EnvelopeRunner
     from ._task_result import TaskResult
 
-log = logging.getLogger("aiofanout.worker")
+log = library_logger("aiofanout.worker")
 
 SQS_SOURCE = "aws:sqs"
 _FROM_SQS = f"from {SQS_SOURCE}"
@@ -131,8 +131,9 @@ async def _run_record(
     app: EnvelopeRunner, results: dict[str, TaskResult], record: dict[str, Any]
 ) -> None:
     # A queue subscribed to an SNS topic without raw delivery holds SNS's notifications.
-    body = unwrapped_body(record.get("body", ""))
-    result = await app.run_envelope(body, message_id=record["messageId"])
+    with bound(message_id=record["messageId"], attempt=_delivery(record)):
+        body = unwrapped_body(record.get("body", ""))
+        result = await app.run_envelope(body, message_id=record["messageId"])
     results[record["messageId"]] = result  # its reply is sent with the batch's
     if settlement(result) is Settlement.AGAIN:  # reported: SQS delivers it again, then the DLQ
         assert result.error is not None
@@ -147,6 +148,12 @@ def _queue_of(records: list[dict[str, Any]]) -> str:
     """The name of the queue a batch came from (its records' ``eventSourceARN`` ends with it)."""
     arn = records[0].get("eventSourceARN", "") if records else ""
     return str(arn).rsplit(":", 1)[-1]
+
+
+def _delivery(record: dict[str, Any]) -> int | None:
+    """Which delivery of its message a record is (SQS's ``ApproximateReceiveCount``)."""
+    count = record.get("attributes", {}).get("ApproximateReceiveCount")
+    return int(count) if isinstance(count, str) and count.isdigit() else None
 
 
 def _deadline_of(context: Any, margin: float) -> Deadline | None:

@@ -25,18 +25,18 @@ fails is logged and the task runs on: a record is a view of the work, never a re
 from __future__ import annotations
 
 import json
-import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, cast
 
 from .._errors import FanoutError, UsageError
+from .._log_fields import library_logger
 from .._wire import TaskEnvelope, now_ms
 from ._keyed_table import TTL_ATTRIBUTE, KeyedTable
 
 __all__ = ["TaskRecord", "TaskRecords"]
 
-log = logging.getLogger("aiofanout.worker")
+log = library_logger("aiofanout.worker")
 
 RecordStatus = Literal["running", "succeeded", "failed"]
 #: DynamoDB's item limit is 400 KB; a value's JSON is kept below this, the rest is room.

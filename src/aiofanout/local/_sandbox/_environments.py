@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import os
 import secrets
 import signal
@@ -38,6 +37,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from aiohttp import web
 
+from ..._log_fields import library_logger
 from .._account import MOTO_SERVICES, REGION
 from ._invocation import Invocation, Result
 from ._provided import RuntimeProvided
@@ -186,7 +186,7 @@ class Environments:
         assert env.process is not None
         assert env.process.stdout is not None
         name = env.config.name
-        logger = logging.getLogger(f"aiofanout.local.{name}")
+        logger = library_logger(f"aiofanout.local.{name}")
         async for raw in env.process.stdout:
             line = raw.decode(errors="replace").rstrip()
             invocation = env.current

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..._errors import UsageError
+from ..._log_fields import library_logger
 from ._document import Document, read_document
 from ._intrinsics import Created, Resolver, text
 from ._kinds import Context, Kind, Resource
@@ -35,7 +36,7 @@ KINDS: dict[str, Kind] = {
     kind.type: kind
     for kind in (BUCKET, FUNCTION, INVOKE_CONFIG, MAPPING, QUEUE, RULE, SUBSCRIPTION, TABLE, TOPIC)
 }
-log = logging.getLogger("aiofanout.local")
+log = library_logger("aiofanout.local")
 
 
 @dataclass(frozen=True, slots=True)

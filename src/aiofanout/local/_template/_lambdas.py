@@ -22,12 +22,12 @@ from __future__ import annotations
 
 import base64
 import io
-import logging
 import sys
 import zipfile
 from typing import Any
 
 from ..._errors import UsageError
+from ..._log_fields import library_logger
 from .._account import function_arn
 from .._code import Code, CodeError
 from .._config import FunctionConfig
@@ -40,7 +40,7 @@ from .._functions import Deployment, Function
 from ._intrinsics import Created, text
 from ._kinds import Context, Kind, Resource, integer, mapping
 
-log = logging.getLogger("aiofanout.local")
+log = library_logger("aiofanout.local")
 LOCAL_RUNTIME = f"python{sys.version_info.major}.{sys.version_info.minor}"
 IAM = "not enforced locally: functions run with the stack's fake credentials"
 

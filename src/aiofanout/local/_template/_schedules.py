@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import logging
 import re
 import uuid
 from collections.abc import Callable, Sequence
@@ -26,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ..._errors import UsageError
+from ..._log_fields import library_logger
 from .._account import ACCOUNT, REGION
 from .._background import Background
 
@@ -37,7 +37,7 @@ CRON = re.compile(r"cron\(([^)]*)\)")
 UNITS = {"minute": MINUTE, "hour": dt.timedelta(hours=1), "day": dt.timedelta(days=1)}
 MONTHS = ["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"]
 DAYS = ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"]
-log = logging.getLogger("aiofanout.local")
+log = library_logger("aiofanout.local")
 
 
 class Schedule(Protocol):

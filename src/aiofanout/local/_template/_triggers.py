@@ -14,12 +14,12 @@
 from __future__ import annotations
 
 import json
-import logging
 import uuid
 from collections.abc import Mapping
 from typing import Any
 
 from ..._errors import UsageError
+from ..._log_fields import library_logger
 from .._account import ACCOUNT, REGION, function_arn, function_name
 from .._config import EventSourceMapping
 from .._control_plane._mappings_api import DEFAULT_POLLERS, MOST_POLLERS
@@ -29,7 +29,7 @@ from ._intrinsics import Created, text
 from ._kinds import Context, Kind, Resource, boolean, integer, mapping, name_of_arn
 from ._schedules import parse_schedule, scheduled_event
 
-log = logging.getLogger("aiofanout.local")
+log = library_logger("aiofanout.local")
 
 
 def _function(ctx: Context, properties: Mapping[str, Any], where: str) -> str:
