@@ -70,8 +70,6 @@ class Attempts:
 
     def _ended(self, span: AttemptSpan | None, error: BaseException) -> None:
         if span is not None:
-            assert self.tracing is not None
-            self.tracing.throttles += is_throttle(error)
             span.end(error)
 
     async def batch(self, payloads: list[Any], slot: Slot) -> list[Attempt]:

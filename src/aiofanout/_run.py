@@ -98,7 +98,9 @@ class Run:
             finally:
                 progress = self.sink.snapshot(self.attempts.retries, clock() - self.started)
                 counts = {status.value: count for status, count in progress.counts.items()}
-                tracing.summary(counts, self.attempts.retries, self.limit())
+                tracing.summary(
+                    counts, self.attempts.retries, self.attempts.throttles, self.limit()
+                )
         return None
 
     def _traced_options(self) -> dict[str, Any]:

@@ -160,14 +160,13 @@ class AttemptSpan(CurrentSpan):
 class FanoutTracing:
     """What a traced fan-out keeps: its tracer, its span, how its target's attempts are named."""
 
-    __slots__ = ("attributes", "fanout", "kind", "messaging", "name", "throttles", "tracer")
+    __slots__ = ("attributes", "fanout", "kind", "messaging", "name", "tracer")
 
     def __init__(self, description: SpanDescription) -> None:
         self.tracer = _tracer()
         self.name, kind, self.attributes = description
         self.kind = _KINDS.get(kind, SpanKind.CLIENT)
         self.messaging = "messaging.system" in self.attributes
-        self.throttles = 0
         self.fanout: Span | None = None
 
     @contextlib.contextmanager
@@ -192,7 +191,7 @@ class FanoutTracing:
             span.set_attribute(key, messages)
         return AttemptSpan(span)
 
-    def summary(self, counts: Mapping[str, int], retries: int, limit: Any) -> None:
+    def summary(self, counts: Mapping[str, int], retries: int, throttles: int, limit: Any) -> None:
         """Set the fan-out's counts at its end (``limit``: an ``AdaptiveLimit`` or ``None``)."""
         span = self.fanout
         if span is None:
@@ -200,7 +199,6 @@ class FanoutTracing:
         for status, count in counts.items():
             span.set_attribute(f"aiofanout.items.{status}", count)
         span.set_attribute("aiofanout.retries", retries)
-        throttles = self.throttles if limit is None else limit.throttles
         span.set_attribute("aiofanout.throttles", throttles)
         if limit is not None:
             span.set_attribute("aiofanout.limit.final", limit.current)
