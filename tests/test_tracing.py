@@ -26,7 +26,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, StatusCode
 from opentelemetry.util._once import Once
 
-from aiofanout import LambdaTarget, SqsTarget, Throttled, dispatch_many, stream
+from aiofanout import LambdaTarget, SnsTarget, SqsTarget, Throttled, dispatch_many, stream
 from aiofanout.errors import BadSignature
 from aiofanout.local import EventSourceMapping, FunctionConfig, LocalAws, stack
 from aiofanout.targets import Target
@@ -201,6 +201,13 @@ async def test_the_targets_describe_their_attempts_by_the_semantic_conventions()
     assert attributes["messaging.system"] == "aws_sqs"
     assert attributes["messaging.destination.name"] == "jobs"
     assert attributes["messaging.operation.type"] == "send"
+    assert attributes["messaging.operation.name"] == "SendMessageBatch"
+    topic = "arn:aws:sns:eu-west-1:123456789012:events"
+    name, kind, attributes = SnsTarget(topic, task="t", region_name="eu-west-1").span_description()
+    assert (name, kind) == ("send events", "producer")
+    assert attributes["messaging.system"] == "aws_sns"
+    assert attributes["messaging.destination.name"] == "events"
+    assert attributes["messaging.operation.name"] == "PublishBatch"
 
 
 async def test_without_opentelemetry_the_library_imports_and_runs_untraced() -> None:

@@ -11,7 +11,7 @@ batch goes (:meth:`BatchedMessageTarget.send_messages`) and how an entry is spel
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from .._aws import THROTTLING_CODES
@@ -44,6 +44,9 @@ class BatchedMessageTarget(ReplyingTarget):
     limit_name: str = ""
     #: What the service is called in messages: ``SQS``, ``SNS``.
     service_title: str = ""
+    #: OpenTelemetry's ``messaging.system`` (``aws_sqs``) and the batch call (``SendMessageBatch``).
+    messaging_system: str = ""
+    batch_operation: str = ""
     limits: PayloadLimits
     #: Seconds a fire-and-forget message stays worth running (``expires=``), or ``None``.
     expires: float | None = None
@@ -66,6 +69,21 @@ class BatchedMessageTarget(ReplyingTarget):
                 await self.sender.aclose()
         finally:
             await super().on_last_close()
+
+    def destination_name(self) -> str:
+        """The queue's or the topic's name, as spans name the destination."""
+        raise NotImplementedError(f"{type(self).__name__} must implement destination_name()")
+
+    def span_description(self) -> tuple[str, str, Mapping[str, str | int]]:
+        """Attempt spans as OpenTelemetry's messaging send spans (one per batch sent)."""
+        destination = self.destination_name()
+        attributes: dict[str, str | int] = {
+            "messaging.system": self.messaging_system,
+            "messaging.destination.name": destination,
+            "messaging.operation.type": "send",
+            "messaging.operation.name": self.batch_operation,
+        }
+        return f"send {destination}", "producer", attributes
 
     def prepare(self, item: Any) -> Outgoing:
         return self._message(item, None)

@@ -7,7 +7,7 @@ behind any of them runs the envelope (``aiofanout.worker`` unwraps the SNS notif
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from .._aws import translate_botocore_errors
@@ -54,6 +54,7 @@ class SnsTarget(BatchedMessageTarget):
 
     service = "sns"
     limit_name, service_title = "sns_message", "SNS"
+    messaging_system, batch_operation = "aws_sns", "PublishBatch"
 
     def __init__(
         self,
@@ -96,16 +97,8 @@ class SnsTarget(BatchedMessageTarget):
         )  # fmt: skip
         self.setup_batches(Batching(self.limits.sns_batch_entries, self.limits.sns_batch))
 
-    def span_description(self) -> tuple[str, str, Mapping[str, str | int]]:
-        """Attempt spans as OpenTelemetry's messaging send spans (one per batch sent)."""
-        destination = self.topic_arn.rsplit(":", 1)[-1]
-        attributes: dict[str, str | int] = {
-            "messaging.system": "aws_sns",
-            "messaging.destination.name": destination,
-            "messaging.operation.type": "send",
-            "messaging.operation.name": "PublishBatch",
-        }
-        return f"send {destination}", "producer", attributes
+    def destination_name(self) -> str:
+        return self.topic_arn.rsplit(":", 1)[-1]
 
     def __repr__(self) -> str:
         return f"<SnsTarget {self.topic_arn!r}" + (" with replies>" if self.fanin else ">")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from .._aws import translate_botocore_errors
@@ -61,6 +61,7 @@ class SqsTarget(BatchedMessageTarget):
 
     service = "sqs"
     limit_name, service_title = "sqs_message", "SQS"
+    messaging_system, batch_operation = "aws_sqs", "SendMessageBatch"
 
     def __init__(
         self,
@@ -97,16 +98,8 @@ class SqsTarget(BatchedMessageTarget):
         )  # fmt: skip
         self.setup_batches(Batching(self.limits.sqs_batch_entries, self.limits.sqs_batch))
 
-    def span_description(self) -> tuple[str, str, Mapping[str, str | int]]:
-        """Attempt spans as OpenTelemetry's messaging send spans (one per batch sent)."""
-        destination = self.queue_url.rsplit("/", 1)[-1]
-        attributes: dict[str, str | int] = {
-            "messaging.system": "aws_sqs",
-            "messaging.destination.name": destination,
-            "messaging.operation.type": "send",
-            "messaging.operation.name": "SendMessageBatch",
-        }
-        return f"send {destination}", "producer", attributes
+    def destination_name(self) -> str:
+        return self.queue_url.rsplit("/", 1)[-1]
 
     def __repr__(self) -> str:
         return f"<SqsTarget {self.queue_url!r}" + (" with replies>" if self.fanin else ">")
