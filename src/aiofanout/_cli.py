@@ -67,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_demo(commands)
     _add_serve(commands)
-    from .deploy._cli import add_build
+    from .deploy._build_command import add_build
 
     add_build(commands)
     from ._runs_cli import add_runs
@@ -189,7 +189,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "serve":
         return asyncio.run(serve(args))
     if args.command == "build":
-        from .deploy._cli import run_build
+        from .deploy._build_command import run_build
 
         return run_build(args)
     if args.command == "runs":

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._intrinsics import arn, get_att, ref, sub
+from ._cfn_functions import arn, get_att, ref, sub
 from ._model import REPLY_QUEUE_PREFIX, Function
 from ._stack import Stack
 

@@ -22,7 +22,7 @@ from typing import Any
 from .. import __version__
 from .._errors import UsageError
 from ..worker._dynamodb import TABLE_SCHEMA, TTL_ATTRIBUTE
-from ._intrinsics import arn, get_att, logical_id, ref
+from ._cfn_functions import arn, get_att, logical_id, ref
 from ._model import Function, Queue, Topic
 from ._policies import Ids, statements
 from ._refs import Reference

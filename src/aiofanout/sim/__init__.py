@@ -26,10 +26,10 @@ Example::
 from __future__ import annotations
 
 from .._public import show_public_path
-from ._aws import SimulatedAws
 from ._clock import VirtualClockLoop, run_in_virtual_time
 from ._cost import Cost, Prices
 from ._durations import Fixed, LogNormal, Samples, Uniform
+from ._simulated_aws import SimulatedAws
 
 __all__ = [
     "Cost",

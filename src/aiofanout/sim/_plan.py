@@ -17,10 +17,10 @@ import time
 from typing import Any
 
 from .._errors import UsageError
-from ._aws import SimulatedAws
 from ._clock import run_in_virtual_time
 from ._cost import GB_SECOND_ARM64, GB_SECOND_X86_64, LAMBDA_REQUEST, SQS_REQUEST, Prices
 from ._durations import Duration, Fixed, LogNormal, Uniform
+from ._simulated_aws import SimulatedAws
 from ._svg import timeline_svg
 
 __all__ = ["add_plan", "run_plan"]

@@ -3,7 +3,7 @@
 - ``_pool``: one function's environments: warm ones, waiting invokes, the reserved concurrency;
 - ``_environments``: the awslambdaric processes, started, watched, killed, their logs relayed;
 - ``_invocation``: one invocation on its way, how it ended, the signature of ``invoke``;
-- ``_report``: the ``REPORT`` line of an invocation's log (durations, memory), measured;
+- ``_report_line``: the ``REPORT`` line of an invocation's log (durations, memory), measured;
 - ``_runtime_api``: the Lambda Runtime API each environment polls, where injected crashes and
   hangs strike;
 - ``_provided``: what the Lambda Python runtime provides an isolated environment (awslambdaric,
@@ -17,7 +17,7 @@ keeps an environment hears of its start and end through callbacks.
 from ._environments import Environment, Environments
 from ._invocation import CONCURRENCY_LIMIT, Invocation, Invoke, Result, Throttle
 from ._pool import Pool
-from ._report import Report
+from ._report_line import Report
 from ._runtime_api import RuntimeApi
 
 __all__ = [
