@@ -22,10 +22,12 @@ from aiofanout import (
     Status,
     TaskFailed,
     UsageError,
+    dispatch,
     dispatch_many,
 )
 from aiofanout.errors import RequestRejected
 from aiofanout.local import EventSourceMapping, FunctionConfig, LocalAws, stack
+from aiofanout.targets import Sent
 from aiofanout.testing import LambdaContext, eventually, sqs_event
 from aiofanout.wire import encode_task
 from aiofanout.worker import App
@@ -167,18 +169,23 @@ async def test_fire_and_forget_publishes_in_batches_and_names_each_message(
     )  # fmt: skip
     result = await dispatch_many(fired, range(9), concurrency=2)
     assert all(isinstance(value["message_id"], str) for value in result.values())
+    assert [value["envelope_id"] for value in result.values()] == [o.envelope_id for o in result]
+    sent = await dispatch(fired, 9)  # one item: what identifies the send
+    assert isinstance(sent, Sent)
+    assert sent.message_id is not None
+    assert sent.envelope_id is not None
     async with aws.client("sqs") as sqs:
 
         async def received() -> list[dict[str, Any]]:
             answer = await sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)
             bodies.extend(json.loads(m["Body"]) for m in answer.get("Messages", []))
-            return bodies if len(bodies) >= 9 else []
+            return bodies if len(bodies) >= 10 else []
 
         bodies: list[dict[str, Any]] = []
         notifications = await eventually(received)
     messages = [json.loads(n["Message"]) for n in notifications]
-    assert {m["id"] for m in messages} == {o.envelope_id for o in result}
-    assert sorted(m["args"][0] if "args" in m else 0 for m in messages) == list(range(9))
+    assert {m["id"] for m in messages} == {o.envelope_id for o in result} | {sent.envelope_id}
+    assert sorted(m["args"][0] if "args" in m else 0 for m in messages) == list(range(10))
 
 
 async def test_per_entry_failures_fail_their_items_alone(aws: LocalAws) -> None:

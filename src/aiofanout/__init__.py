@@ -23,7 +23,8 @@ import importlib
 import warnings
 from typing import Any
 
-from ._engine import FanoutOptions, OutcomeStream, dispatch, dispatch_many, resume, stream
+from ._dispatch import dispatch
+from ._engine import FanoutOptions, OutcomeStream, dispatch_many, resume, stream
 from ._errors import (
     AmbiguousError,
     FanoutError,

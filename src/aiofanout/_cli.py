@@ -128,6 +128,11 @@ def _add_serve(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="a TOML stack file: functions, queues, event source mappings, event invoke configs",
     )
     _add_template_options(serve)
+    _add_function_options(serve)
+
+
+def _add_function_options(serve: argparse.ArgumentParser) -> None:
+    """What every function of ``serve`` gets, and the account they share."""
     serve.add_argument("--timeout", type=float, default=30.0, help="function timeout, seconds")
     serve.add_argument(
         "--memory", type=int, default=128, help="function memory, MB (informational)"

@@ -39,11 +39,9 @@ attempt in flight and waits for them, and ``CancelledError`` is never swallowed.
 
 from __future__ import annotations
 
-import asyncio
 import warnings
 from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Mapping
-from types import TracebackType
-from typing import Any, Required, Self, TypedDict, TypeVar, Unpack, cast, final, overload
+from typing import Any, Required, TypedDict, TypeVar, Unpack, overload
 
 from ._errors import UsageError
 from ._input import sized_like
@@ -53,22 +51,14 @@ from ._log_fields import bound as log_fields
 from ._log_fields import library_logger
 from ._metrics import MetricsRecorder, check_recorders, record_metrics
 from ._options import Deadline, FailureBudget, Options, ProgressCallback, clock
-from ._outcome import STATUSES, AdaptiveLimit, Outcome, Status, StopReason
+from ._outcome_stream import OutcomeStream
 from ._result import FanoutResult
 from ._retry import Retry
 from ._run import Run
 from ._sinks import Replay, StreamSink, TableSink
-from ._target import Sent, Target
+from ._target import Target
 
-__all__ = [
-    "DispatchOptions",
-    "FanoutOptions",
-    "OutcomeStream",
-    "dispatch",
-    "dispatch_many",
-    "resume",
-    "stream",
-]
+__all__ = ["FanoutOptions", "OutcomeStream", "dispatch_many", "resume", "stream"]
 
 log = library_logger("aiofanout")
 T = TypeVar("T")
@@ -214,83 +204,6 @@ async def dispatch_many(
         result = _result(run, sink)
     record_metrics(metrics, result, target)
     return result
-
-
-class DispatchOptions(TypedDict, total=False):
-    """The options :func:`dispatch` takes, by keyword: those of :func:`dispatch_many` for one.
-
-    Example::
-
-        options: DispatchOptions = {"timeout": 10, "retry": 3, "deadline": 30}
-        value = await dispatch(fetch, url, **options)
-    """
-
-    timeout: float | None
-    deadline: float | Deadline | None
-    retry: Retry | int | None
-    threads: int | None
-
-
-@overload
-async def dispatch(
-    target: Callable[[Any], Awaitable[T]], item: Any, **options: Unpack[DispatchOptions]
-) -> T: ...
-@overload
-async def dispatch(
-    target: Callable[[Any], T], item: Any, **options: Unpack[DispatchOptions]
-) -> T: ...
-@overload
-async def dispatch(target: Target, item: Any, **options: Unpack[DispatchOptions]) -> Any: ...
-async def dispatch(target: object, item: Any, **options: Unpack[DispatchOptions]) -> Any:
-    """Run one item through ``target`` and return its value, or raise its error.
-
-    The item goes through :func:`dispatch_many` itself (``concurrency=1``), so it meets the
-    same policy: ``timeout`` per attempt, ``retry`` of what is safe to retry, the ``deadline``
-    for all attempts together (see :func:`dispatch_many` for each option).
-
-    Returns:
-        What the target returned. For a fire-and-forget target (``LambdaTarget`` with
-        ``invocation_type="Event"``, ``SqsTarget`` and ``SnsTarget``, without ``replies=``), a
-        :class:`~aiofanout.targets.Sent`: the ids of the send, since the work runs later.
-
-    Raises:
-        The item's own error, as its :class:`Outcome` holds it after the last attempt: the
-        library's (:class:`TaskFailed` with the remote type and message, :class:`Throttled`,
-        ...), the builtin ``TimeoutError`` for a timed-out attempt, or what an in-process
-        function raised; a note on it says how many attempts were made. An item that never
-        started (the deadline had passed) raises :class:`FanoutFailed`, as
-        ``raise_for_failures`` would. :class:`UsageError` for a wrong option.
-
-    Example::
-
-        thumbnail = await aiofanout.dispatch(target, "a.jpg", timeout=30, retry=3)
-        sent = await aiofanout.dispatch(queue_target, "b.jpg")   # a Sent: sent.message_id
-
-    """
-    unknown = sorted(set(options) - set(DispatchOptions.__annotations__))
-    if unknown:
-        raise UsageError(
-            f"dispatch() got unknown options {unknown}; it takes "
-            f"{sorted(DispatchOptions.__annotations__)} (for many items: dispatch_many)"
-        )
-    result = await dispatch_many(cast(Any, target), [item], concurrency=1, **options)
-    return _value_of(result, target)
-
-
-def _value_of(result: FanoutResult[Any], target: object) -> Any:
-    """The one item's value (a :class:`Sent` for a fire-and-forget target), or its error."""
-    outcome = result[0]
-    if outcome.ok:
-        if isinstance(target, Target) and target.fire_and_forget:
-            return Sent.of(outcome.value)
-        return outcome.value
-    error = outcome.error
-    if not isinstance(error, Exception):
-        result.raise_for_failures()
-    assert error is not None
-    tries = f"{outcome.attempts} attempt{'s' if outcome.attempts != 1 else ''}"
-    error.add_note(f"aiofanout.dispatch: the item {outcome.status.value} after {tries}")
-    raise error
 
 
 def _result(run: Run, sink: TableSink, **journaled: Any) -> FanoutResult[Any]:
@@ -453,85 +366,3 @@ def stream(target: object, items: Items, **options: Unpack[FanoutOptions]) -> Ou
         )
     sink = StreamSink(limit=2 * checked.concurrency)
     return OutcomeStream(Run(target, items, sink, checked), sink)
-
-
-@final
-class OutcomeStream(AsyncIterable[Outcome[T]]):
-    """The async context manager and iterator of :func:`stream`.
-
-    Example::
-
-        async with stream(handle, messages, concurrency=20) as outcomes:
-            async for outcome in outcomes:
-                ...
-        print(outcomes.counts, outcomes.stopped)
-    """
-
-    def __init__(self, run: Run, sink: StreamSink) -> None:
-        self._run = run
-        self._sink = sink
-        self._task: asyncio.Task[None] | None = None
-
-    @property
-    def stopped(self) -> StopReason | None:
-        """Why work stopped early, if it did (see :class:`StopReason`)."""
-        return self._run.gate.stopped
-
-    @property
-    def limit(self) -> AdaptiveLimit | None:
-        """The in-flight limit of an adaptive fan-out so far (``None`` without ``adaptive``)."""
-        return self._run.limit()
-
-    @property
-    def counts(self) -> dict[Status, int]:
-        """Outcomes produced so far, by status."""
-        return dict(zip(STATUSES, self._sink.counts, strict=True))
-
-    async def __aenter__(self) -> Self:
-        self._task = asyncio.create_task(self._execute())
-        return self
-
-    async def _execute(self) -> None:
-        try:
-            await self._run.execute()
-        finally:
-            self._sink.ready.set()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        task = self._task
-        if task is None:
-            return
-        if not task.done():
-            task.cancel()
-        try:
-            await task
-        except asyncio.CancelledError:
-            # Ours, if we cancelled the run; re-raise if the caller is being cancelled.
-            current = asyncio.current_task()
-            if current is not None and current.cancelling():
-                raise
-        except Exception:
-            if exc_type is None:
-                raise
-
-    def __aiter__(self) -> Self:
-        return self
-
-    async def __anext__(self) -> Outcome[T]:
-        sink, task = self._sink, self._task
-        if task is None:
-            raise UsageError("use `async with stream(...) as outcomes:` before iterating")
-        while not sink.buffer:
-            if task.done():
-                error = None if task.cancelled() else task.exception()
-                if error is not None:
-                    raise error
-                raise StopAsyncIteration
-            sink.ready.clear()
-            await sink.ready.wait()
-        return sink.pop()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import AsyncIterable, Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass, replace
 from typing import Any
@@ -26,7 +27,7 @@ from ._outcome import FAILED, NOT_STARTED, SKIPPED, TIMED_OUT, AdaptiveLimit, At
 from ._sinks import Recorder, Replay, Sink, StreamSink, TableSink
 from ._target import AsyncCallableTarget, Batching, Target, as_target, keyed_preparer
 from ._timer import INF, AttemptTimer, Slot, attempt_failed, attempt_succeeded
-from ._tracing import fanout_tracing
+from ._tracing import FanoutTracing, fanout_tracing
 
 log = library_logger("aiofanout")
 PROGRESS_INTERVAL = 0.1
@@ -88,34 +89,9 @@ class Run:
 
     async def execute(self) -> None:
         """Run every worker to completion, then mark never-started items of a sized input."""
-        tracing = self.tracing
-        if tracing is None:
+        if self.tracing is None:
             return await self._execute()
-        name = "aiofanout.stream" if self.stream_sink is not None else "aiofanout.dispatch_many"
-        with tracing.fanout_span(name, self._traced_options()):
-            try:
-                await self._execute()
-            finally:
-                progress = self.sink.snapshot(self.attempts.retries, clock() - self.started)
-                counts = {status.value: count for status, count in progress.counts.items()}
-                tracing.summary(
-                    counts, self.attempts.retries, self.attempts.throttles, self.limit()
-                )
-        return None
-
-    def _traced_options(self) -> dict[str, Any]:
-        options = self.options
-        deadline = options.deadline_at(self.started)
-        return {
-            "target": type(self.target).__name__,
-            "concurrency": options.concurrency,
-            "timeout": options.timeout,
-            "deadline": None if deadline is None else round(deadline - self.started, 3),
-            "retry.attempts": options.retry.attempts,
-            "rate": 1 / options.interval if options.interval else None,
-            "adaptive": options.adaptive,
-            "journaled": self.journal is not None,
-        }
+        return await _traced_execute(self, self.tracing)
 
     async def _execute(self) -> None:
         await self.target.open(concurrency=self.options.concurrency, timeout=self.options.timeout)
@@ -165,7 +141,7 @@ class Run:
             and self.tracing is None  # the lean loop makes its attempts inline, untraced
         )
         self.path = "lean" if lean else "items"
-        return self.lean_worker if lean else self.item_worker
+        return functools.partial(_lean_worker, self) if lean else self.item_worker
 
     async def _tick(self) -> None:
         while True:
@@ -266,52 +242,6 @@ class Run:
                 continue
             await self.settle(entry, first, slot, fields)
 
-    async def lean_worker(self) -> None:
-        """:meth:`item_worker` for a sync input, an async function and no rate.
-
-        The same path with the attempt made inline (the arming and expiry of
-        :meth:`Attempts.once`): a coroutine frame, a method call or a clock read per item is a
-        measurable share of a trivial job (``benchmarks/engine.py``).
-        """
-        assert isinstance(self.target, AsyncCallableTarget)
-        assert self.input.iterator is not None
-        fn, gate, now = self.target.fn, self.gate, loop_clock()  # one lookup, not one per item
-        add, succeed = self.sink.add, self.sink.succeed
-        slot, timed, span, deadline = self.timer.slot(), self.timer.active, *self.timer.limits()
-        fields = worker_fields()
-        fields["attempt"] = 1
-        started = now()  # then each item starts when the one before it ended
-        try:
-            for item in self.input.iterator:
-                index = fields["item_index"] = add(item)
-                if timed:
-                    if started >= deadline:  # start nothing more
-                        self.finish(index, item, NOT_STARTED, 0, started)
-                        gate.stop(StopReason.DEADLINE)
-                        return
-                    expires = started + span
-                    slot.expires = expires if expires < deadline else deadline
-                try:
-                    value = await fn(item)
-                except BaseException as exc:
-                    error = attempt_failed(slot, exc)
-                    first = (classify(error), None, error)
-                    await self.settle(_Entry(index, item, item, started), first, slot, fields)
-                    fields["attempt"] = 1
-                    started = now()
-                else:
-                    if timed:
-                        slot.expires = INF
-                        if slot.expired:
-                            attempt_succeeded(slot)
-                    ended = now()
-                    succeed(index, item, value, ended - started)
-                    started = ended
-                if gate.halted:
-                    return
-        except Exception as exc:
-            gate.fail_input(exc)
-
     async def settle(
         self, entry: _Entry, result: Attempt, slot: Slot, fields: dict[str, Any]
     ) -> None:
@@ -356,6 +286,81 @@ class Run:
                     self.finish(entry.index, entry.item, NOT_STARTED, 0, entry.started)
                 continue
             await _settle_batch(self, batch, slot, fields)
+
+
+async def _traced_execute(run: Run, tracing: FanoutTracing) -> None:
+    """:meth:`Run.execute` in the fan-out's span, its counts set at its end."""
+    name = "aiofanout.stream" if run.stream_sink is not None else "aiofanout.dispatch_many"
+    with tracing.fanout_span(name, _traced_options(run)):
+        try:
+            await run._execute()
+        finally:
+            progress = run.sink.snapshot(run.attempts.retries, clock() - run.started)
+            counts = {status.value: count for status, count in progress.counts.items()}
+            tracing.summary(counts, run.attempts.retries, run.attempts.throttles, run.limit())
+
+
+def _traced_options(run: Run) -> dict[str, Any]:
+    """The fan-out span's options."""
+    options = run.options
+    deadline = options.deadline_at(run.started)
+    return {
+        "target": type(run.target).__name__,
+        "concurrency": options.concurrency,
+        "timeout": options.timeout,
+        "deadline": None if deadline is None else round(deadline - run.started, 3),
+        "retry.attempts": options.retry.attempts,
+        "rate": 1 / options.interval if options.interval else None,
+        "adaptive": options.adaptive,
+        "journaled": run.journal is not None,
+    }
+
+
+async def _lean_worker(run: Run) -> None:
+    """:meth:`Run.item_worker` for a sync input, an async function and no rate.
+
+    The same path with the attempt made inline (the arming and expiry of
+    :meth:`Attempts.once`): a coroutine frame, a method call or a clock read per item is a
+    measurable share of a trivial job (``benchmarks/engine.py``).
+    """
+    assert isinstance(run.target, AsyncCallableTarget)
+    assert run.input.iterator is not None
+    fn, gate, now = run.target.fn, run.gate, loop_clock()  # one lookup, not one per item
+    add, succeed = run.sink.add, run.sink.succeed
+    slot, timed, span, deadline = run.timer.slot(), run.timer.active, *run.timer.limits()
+    fields = worker_fields()
+    fields["attempt"] = 1
+    started = now()  # then each item starts when the one before it ended
+    try:
+        for item in run.input.iterator:
+            index = fields["item_index"] = add(item)
+            if timed:
+                if started >= deadline:  # start nothing more
+                    run.finish(index, item, NOT_STARTED, 0, started)
+                    gate.stop(StopReason.DEADLINE)
+                    return
+                expires = started + span
+                slot.expires = expires if expires < deadline else deadline
+            try:
+                value = await fn(item)
+            except BaseException as exc:
+                error = attempt_failed(slot, exc)
+                first = (classify(error), None, error)
+                await run.settle(_Entry(index, item, item, started), first, slot, fields)
+                fields["attempt"] = 1
+                started = now()
+            else:
+                if timed:
+                    slot.expires = INF
+                    if slot.expired:
+                        attempt_succeeded(slot)
+                ended = now()
+                succeed(index, item, value, ended - started)
+                started = ended
+            if gate.halted:
+                return
+    except Exception as exc:
+        gate.fail_input(exc)
 
 
 async def _settle_batch(run: Run, batch: list[_Entry], slot: Slot, fields: dict[str, Any]) -> None:

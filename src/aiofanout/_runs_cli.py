@@ -60,6 +60,13 @@ def add_runs(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     common = _common_options()
     actions = runs.add_subparsers(dest="runs_command", required=True, metavar="ACTION")
+    _add_list_and_show(actions, common)
+    _add_failures_and_export(actions, common)
+
+
+def _add_list_and_show(
+    actions: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
+) -> None:
     listing = actions.add_parser(
         "list",
         parents=[common],
@@ -78,6 +85,11 @@ def add_runs(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     show.add_argument(
         "--failures", type=int, default=10, metavar="N", help="failures shown (default: 10)"
     )
+
+
+def _add_failures_and_export(
+    actions: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
+) -> None:
     failures = actions.add_parser(
         "failures",
         parents=[common],

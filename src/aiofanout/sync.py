@@ -31,8 +31,9 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar, Unpack, cast, overload
 
-from . import _engine
-from ._engine import DispatchOptions, FanoutOptions, Items
+from . import _dispatch, _engine
+from ._dispatch import DispatchOptions
+from ._engine import FanoutOptions, Items
 from ._loop_thread import library_loop
 from ._public import show_public_path
 from ._result import FanoutResult
@@ -103,7 +104,7 @@ def dispatch(target: object, item: Any, **options: Unpack[DispatchOptions]) -> A
 
     async def work() -> Any:
         await loop.keep_open(target, 1, options.get("timeout"))
-        return await _engine.dispatch(cast(Any, target), item, **options)
+        return await _dispatch.dispatch(cast(Any, target), item, **options)
 
     return loop.run(work(), caller="dispatch")
 

@@ -112,20 +112,8 @@ class LambdaClient:
     ) -> dict[str, Any]:
         """Invoke: 200 with the function's answer, 202 queued, 204 checked; 429 throttled."""
         function = self._function(FunctionName)
-        payload = _bytes(Payload)
+        payload = _checked_payload(_bytes(Payload), InvocationType)
         rid = self._request_id()
-        if InvocationType not in STATUS:
-            raise service_error(
-                "Invoke", 400, "InvalidParameterValueException",
-                f"Unsupported invocation type {InvocationType}",
-            )  # fmt: skip
-        limit = ASYNC_LIMIT if InvocationType == "Event" else SYNC_LIMIT
-        if len(payload) > limit:
-            raise service_error(
-                "Invoke", 413, "RequestEntityTooLargeException",
-                f"{len(payload)} byte payload is too large for the {InvocationType} invocation "
-                f"type (limit {limit} bytes)",
-            )  # fmt: skip
         aws = self._aws
         there = aws.half_trip()
         if there:
@@ -213,6 +201,23 @@ class LambdaClient:
         """Take a function's reservation away (it shares the unreserved pool again)."""
         self._function(FunctionName).set_reserved_concurrency(None)
         return {}
+
+
+def _checked_payload(payload: bytes, invocation_type: str) -> bytes:
+    """The payload, if Lambda takes it for this invocation type (else its 400 or 413)."""
+    if invocation_type not in STATUS:
+        raise service_error(
+            "Invoke", 400, "InvalidParameterValueException",
+            f"Unsupported invocation type {invocation_type}",
+        )  # fmt: skip
+    limit = ASYNC_LIMIT if invocation_type == "Event" else SYNC_LIMIT
+    if len(payload) > limit:
+        raise service_error(
+            "Invoke", 413, "RequestEntityTooLargeException",
+            f"{len(payload)} byte payload is too large for the {invocation_type} invocation "
+            f"type (limit {limit} bytes)",
+        )  # fmt: skip
+    return payload
 
 
 def _bytes(payload: Any) -> bytes:

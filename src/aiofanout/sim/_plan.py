@@ -72,6 +72,13 @@ def add_plan(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     add("--adaptive", action="store_true", help="adaptive=True: follow the throttling")
     add("--retries", type=int, default=3, help="attempts per item (default 3, the engine's)")
     add("--timeout", type=float, default=None, help="the fan-out's attempt timeout, seconds")
+    _add_aws_options(parser)
+    _add_output_options(parser)
+
+
+def _add_aws_options(parser: argparse.ArgumentParser) -> None:
+    """The simulated account and function, and the prices."""
+    add = parser.add_argument
     add("--account-concurrency", type=int, default=1000, help="(default: 1000, AWS's)")
     add("--reserved-concurrency", type=int, default=None, help="the function's (default none)")
     add("--memory", type=int, default=128, help="MB (default 128)")
@@ -95,6 +102,10 @@ def add_plan(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help="USD per GB-second (default: the architecture's list price)",
     )
     add("--price-sqs-request", type=float, default=SQS_REQUEST, help="USD per SQS request")
+
+
+def _add_output_options(parser: argparse.ArgumentParser) -> None:
+    add = parser.add_argument
     add("--json", action="store_true", help="print one JSON object (for scripts and CI)")
     add("--svg", metavar="FILE", help="write concurrency, throughput and 429s over time")
     add("--no-progress", action="store_true", help="no progress bar (on stderr)")

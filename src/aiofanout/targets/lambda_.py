@@ -103,9 +103,7 @@ class LambdaTarget(ReplyingTarget):
         self.retry_ambiguous = _retry_ambiguous(retry_ambiguous, self.spec)
         self.ambiguous_timeouts = invocation_type != "DryRun" and not self.retry_ambiguous
         self.fire_and_forget = invocation_type == "Event" and self.fanin is None
-        if chunk_size > 1:
-            # A chunk is "[" + payloads joined by "," + "]": keep room for the brackets and commas.
-            self.batching = Batching(chunk_size, self.payload_limit - chunk_size - 1)
+        self.batching = _chunks(chunk_size, self.payload_limit)
 
     def __repr__(self) -> str:
         return (
@@ -221,6 +219,14 @@ class LambdaTarget(ReplyingTarget):
             return reply_value(reply)
         except Exception as exc:  # one item's error, returned in its place in the chunk
             return exc
+
+
+def _chunks(chunk_size: int, payload_limit: int) -> Batching | None:
+    """How payloads are chunked into one invoke (``None``: one each)."""
+    if chunk_size == 1:
+        return None
+    # A chunk is "[" + payloads joined by "," + "]": keep room for the brackets and commas.
+    return Batching(chunk_size, payload_limit - chunk_size - 1)
 
 
 def _payload_limit(limits: PayloadLimits, invocation_type: str) -> int:

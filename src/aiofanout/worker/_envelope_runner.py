@@ -145,11 +145,7 @@ class EnvelopeRunner:
                     envelope = await claimed_envelope(self.config.claim_check, envelope, self.name)
                 task = self.lookup(envelope)
                 bound = task.signature.bind(task.name, envelope.args, envelope.kwargs)
-                reply = await self._reply_once(task, envelope, bound)
-                if envelope.reply_to and self.config.claim_check is not None:
-                    reply = await reply_within_limit(
-                        self.config.claim_check, reply, secret=self.config.secret
-                    )
+                reply = await self._reply_within_limit(task, envelope, bound)
             except Exception as exc:
                 result = _failed(envelope, exc)
             except BaseException:  # cancelled: end the span, never swallow it
@@ -165,6 +161,17 @@ class EnvelopeRunner:
         return TaskResult(
             sign_reply(result.reply, self.config.secret), result.error, result.envelope
         )
+
+    async def _reply_within_limit(
+        self, task: Task[Any, Any], envelope: TaskEnvelope, bound: Bound
+    ) -> ReplyEnvelope:
+        """The reply; one for a reply queue over its limit goes through the claim check."""
+        reply = await self._reply_once(task, envelope, bound)
+        if envelope.reply_to and self.config.claim_check is not None:
+            reply = await reply_within_limit(
+                self.config.claim_check, reply, secret=self.config.secret
+            )
+        return reply
 
     async def _reply_once(
         self, task: Task[Any, Any], envelope: TaskEnvelope, bound: Bound
