@@ -66,10 +66,15 @@ def test_every_public_module_shows_a_public_path(module_name: str) -> None:
 
 def test_no_private_module_is_imported_by_tests_or_benchmarks() -> None:
     # Tests, benchmarks and examples use what users use. The exceptions: a white-box test of one
-    # internal function imports it inside that test; and the unit tests of three internal
+    # internal function imports it inside that test; and the unit tests of four internal
     # machines, the adaptive controller, the reply router and the lean AWS client (its signers,
-    # endpoint resolution and credentials), import them at the top.
-    white_box = {"tests/test_adaptive.py", "tests/test_fanin.py", "tests/test_lean_aws.py"}
+    # endpoint resolution and credentials; its HTTP connection pool), import them at the top.
+    white_box = {
+        "tests/test_adaptive.py",
+        "tests/test_connection_pool.py",
+        "tests/test_fanin.py",
+        "tests/test_lean_aws.py",
+    }
     import re
     from pathlib import Path
 

@@ -17,20 +17,28 @@ both into the library's errors exactly as it does for aioboto3.
 from __future__ import annotations
 
 import asyncio
-import io
+import functools
 import json
 import os
+import ssl
 import threading
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ._connection_pool import (
+    ConnectFailed,
+    ConnectionDropped,
+    ConnectionPool,
+    ConnectTimedOut,
+    ReadTimedOut,
+    TransportError,
+    request_head,
+)
 from ._signing import Signer, default_signer
 
 __all__ = ["AwsEndpoint", "LeanClient", "LeanConfig", "resolve_endpoint"]
-
-STREAM_ABOVE = 1024 * 1024  # aiohttp warns that a larger bytes body may block the loop
-KEPT_URLS = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +49,7 @@ class AwsEndpoint:
     region: str
     signing_name: str
     credentials: Any  # botocore's Credentials (refreshable ones refresh on each read)
+    ssl_context: ssl.SSLContext | None = None  # for https: botocore's CA bundle
 
 
 def resolve_endpoint(
@@ -51,7 +60,9 @@ def resolve_endpoint(
     The endpoint as botocore's rules give it (``endpoint_url``, ``AWS_ENDPOINT_URL_*``, FIPS and
     dual-stack when configured); the credentials from its chain (environment, profiles, SSO,
     container and instance metadata), read anew for each client as a new aioboto3 session
-    reads them. Blocking (it may read files and metadata): run it in a thread.
+    reads them; for https, TLS checked against the CA bundle botocore would use
+    (``AWS_CA_BUNDLE`` or ``ca_bundle`` in the profile, else botocore's default). Blocking (it
+    may read files and metadata): run it in a thread.
     """
     import botocore.session
 
@@ -69,7 +80,18 @@ def resolve_endpoint(
                 _resolved.clear()
             _resolved[key] = where
     url, region, signing_name = where
-    return AwsEndpoint(url, region, signing_name, session.get_credentials())
+    tls = None
+    if url.startswith("https:"):
+        tls = _ssl_context(session.get_config_variable("ca_bundle"))
+    return AwsEndpoint(url, region, signing_name, session.get_credentials(), tls)
+
+
+@functools.lru_cache(maxsize=8)
+def _ssl_context(ca_bundle: str | None) -> ssl.SSLContext:
+    """A verifying context for ``ca_bundle`` (botocore's default one if None); ~20 ms, so kept."""
+    from botocore.httpsession import get_cert_path
+
+    return ssl.create_default_context(cafile=ca_bundle or get_cert_path(True))
 
 
 # Building a botocore client costs ~150 ms of CPU (its service model and endpoint rules, loaded
@@ -78,6 +100,7 @@ def resolve_endpoint(
 # credentials costs ~6 ms. The key holds every AWS_* variable: a changed environment resolves
 # anew.
 KEPT_ENDPOINTS = 64
+USER_AGENT = "aiofanout-lean (python)"
 _resolved: dict[tuple[object, ...], tuple[str, str, str]] = {}
 _resolving = threading.Lock()
 
@@ -96,7 +119,7 @@ class LeanConfig:
 
 
 class LeanClient:
-    """Signed calls to one service, on an aiohttp connection pool of ``pool`` connections.
+    """Signed calls to one service, on a pool of at most ``pool`` kept-alive connections.
 
     ``read_timeout`` and ``connect_timeout`` are botocore's (see ``aiofanout._aws``); nothing is
     retried here, as botocore's own retries are off on the aioboto3 path.
@@ -111,28 +134,24 @@ class LeanClient:
         connect_timeout: float,
         signer: Signer | None = None,
     ) -> None:
-        import aiohttp
-        import yarl
-
         self.endpoint = endpoint
         self.config = LeanConfig(pool, read_timeout, connect_timeout)
         self.signer = signer or default_signer(endpoint.signing_name, endpoint.region)
-        self._yarl = yarl
+        split = urllib.parse.urlsplit(endpoint.url)
         self._base = endpoint.url.rstrip("/")
-        self._host = yarl.URL(endpoint.url).host_port_subcomponent or ""
-        self._http = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=pool, keepalive_timeout=60),
-            timeout=aiohttp.ClientTimeout(
-                total=None, sock_connect=connect_timeout, sock_read=read_timeout
-            ),
-            auto_decompress=False,
-            cookie_jar=aiohttp.DummyCookieJar(),  # AWS APIs set no cookies: skip the jar
+        self._host = split.netloc.rpartition("@")[2]
+        self._prefix = split.path.rstrip("/")  # an endpoint_url with a path keeps it
+        self._connections = ConnectionPool(
+            endpoint.url,
+            limit=pool,
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            ssl_context=endpoint.ssl_context,
         )
-        self._urls: dict[str, yarl.URL] = {}
 
     async def close(self) -> None:
-        """Close the connection pool."""
-        await self._http.close()
+        """Close the connections."""
+        await self._connections.close()
 
     async def __aenter__(self) -> LeanClient:
         return self
@@ -150,8 +169,17 @@ class LeanClient:
         url = self._base + path
         credentials = await self._frozen_credentials()
         signed = self.signer.sign(method, url, {"host": self._host, **headers}, body, credentials)
-        data: bytes | io.BytesIO = body if len(body) <= STREAM_ABOVE else io.BytesIO(body)
-        status, answer_headers, answer = await self._send(method, url, signed, data)
+        signed["user-agent"] = USER_AGENT  # after signing: a header a proxy may rewrite
+        try:
+            head = request_head(method, self._prefix + path, self._host, signed, len(body))
+        except ValueError as exc:  # as botocore refuses what it cannot send
+            from botocore.exceptions import ParamValidationError
+
+            raise ParamValidationError(report=str(exc)) from exc
+        try:
+            status, answer_headers, answer = await self._connections.request(head, body)
+        except TransportError as exc:
+            raise botocore_transport_error(exc, url) from exc
         if status >= 300:
             raise client_error(operation, status, answer_headers, answer)
         return status, answer_headers, answer
@@ -171,30 +199,6 @@ class LeanClient:
         if refresh_needed is not None and refresh_needed():
             return await asyncio.to_thread(credentials.get_frozen_credentials)
         return credentials.get_frozen_credentials()
-
-    def _url(self, url: str) -> Any:
-        """The parsed URL, kept: a fan-out calls the same few URLs (one per function) again."""
-        parsed = self._urls.get(url)
-        if parsed is None:
-            if len(self._urls) >= KEPT_URLS:
-                self._urls.clear()
-            parsed = self._urls[url] = self._yarl.URL(url, encoded=True)
-        return parsed
-
-    async def _send(
-        self, method: str, url: str, headers: dict[str, str], data: bytes | io.BytesIO
-    ) -> tuple[int, dict[str, str], bytes]:
-        try:
-            async with self._http.request(
-                method, self._url(url), headers=headers, data=data
-            ) as response:
-                body = await response.read()
-                answer_headers = {k.lower(): v for k, v in response.headers.items()}
-                return response.status, answer_headers, body
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            raise botocore_transport_error(exc, url) from exc
 
 
 def client_error(operation: str, status: int, headers: dict[str, str], body: bytes) -> Exception:
@@ -238,25 +242,17 @@ def metadata(status: int, headers: dict[str, str]) -> dict[str, Any]:
     }
 
 
-def botocore_transport_error(exc: Exception, url: str) -> Exception:
-    """The botocore exception aiobotocore raises for this aiohttp failure (its own mapping)."""
-    import aiohttp
+def botocore_transport_error(exc: TransportError, url: str) -> Exception:
+    """The botocore exception aiobotocore raises for this failure (its own mapping of aiohttp's)."""
     from botocore import exceptions as bce
 
-    kind: Any = bce.HTTPClientError
-    if isinstance(
-        exc,
-        aiohttp.ServerDisconnectedError | aiohttp.ClientPayloadError | aiohttp.ClientResponseError,
-    ):
-        kind = bce.ConnectionClosedError
-    elif isinstance(exc, aiohttp.ConnectionTimeoutError) or (
-        isinstance(exc, aiohttp.ServerTimeoutError) and str(exc).lower().startswith("connect")
-    ):
-        kind = bce.ConnectTimeoutError
-    elif isinstance(exc, asyncio.TimeoutError):  # aiohttp's read timeouts are TimeoutErrors
-        kind = bce.ReadTimeoutError
-    elif isinstance(exc, aiohttp.ClientConnectionError | OSError):
-        kind = bce.EndpointConnectionError
+    kinds: dict[type[TransportError], Any] = {
+        ConnectTimedOut: bce.ConnectTimeoutError,
+        ConnectFailed: bce.EndpointConnectionError,
+        ReadTimedOut: bce.ReadTimeoutError,
+        ConnectionDropped: bce.ConnectionClosedError,
+    }
+    kind = kinds.get(type(exc), bce.HTTPClientError)
     error: Exception = (
         kind(error=exc) if kind is bce.HTTPClientError else kind(endpoint_url=url, error=exc)
     )

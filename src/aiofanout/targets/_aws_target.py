@@ -38,7 +38,7 @@ def sqs_client_maker(
 
     async def make() -> tuple[Any, Callable[[], Awaitable[object]]]:
         client = await _aioboto3_client(session, endpoint_url, region_name, pool, wait)
-        if session is not None or not lean_path_on("sqs"):
+        if session is not None or not lean_path_on("sqs", endpoint_url):
             return client, client.close
         # Receives and deletes go the lean way; creating and deleting the queue through aioboto3.
         try:
@@ -114,7 +114,7 @@ class AwsClientTarget(SharedTarget[Any]):
         from botocore.exceptions import NoRegionError
 
         try:
-            if self._session is None and lean_path_on(self.service):
+            if self._session is None and lean_path_on(self.service, self.endpoint_url):
                 return await self._lean_client(concurrency, timeout)
             session = aws_session(self._session, "the AWS targets")
             config = client_config(
