@@ -9,8 +9,8 @@ client process's own (user + system), per call or message.
 
 (1) Lambda Invoke on a zero-latency stub in another process (``_stub.py``), RequestResponse and
     Event: dispatch_many(LambdaTarget) on the lean path (the default) and on aioboto3 (what it
-    was; ``AIOFANOUT_AWS_CLIENT=aioboto3``), a hand-written aioboto3 invoke loop, and unsigned
-    aiohttp (the HTTP ceiling).
+    was; ``AIOFANOUT_AWS_CLIENT=aioboto3``), a hand-written aioboto3 invoke loop, and an unsigned
+    aiohttp loop (aiohttp's client alone, which the lean path no longer uses).
 (2) SQS SendMessageBatch on the stub: SqsTarget on both paths, a hand-written aioboto3 loop.
 (3) SQS round trip with replies=True on the stub (it answers each task envelope on its reply
     queue at once): SqsTarget on both paths.
@@ -247,7 +247,7 @@ def groups() -> dict[str, list[Variant]]:
     return {
         "RequestResponse": [
             *(Variant(n, v, p, INVOKES, "RequestResponse") for n, v, p in invoke),
-            Variant("aiohttp, unsigned (the HTTP ceiling)", "unsigned", lean, INVOKES, "RR"),
+            Variant("aiohttp, unsigned (its client alone)", "unsigned", lean, INVOKES, "RR"),
         ],
         "Event": [Variant(n, v, p, INVOKES, "Event") for n, v, p in invoke],
         "send": [

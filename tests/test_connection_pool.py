@@ -588,3 +588,25 @@ async def test_close_stops_a_connect_under_way() -> None:
         loop.create_connection = real  # type: ignore[method-assign]
     assert not pool._slots
     assert not pool._live
+
+
+async def test_a_header_the_lean_client_cannot_send_is_botocores_parameter_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from botocore.exceptions import ParamValidationError
+
+    from aiofanout._lean_aws import LeanClient, LeanLambda, resolve_endpoint
+    from aiofanout.testing import FAKE_CREDENTIALS
+
+    for name, value in FAKE_CREDENTIALS.items():
+        monkeypatch.setenv(name, value)
+    async with serving(echo) as (server, url):
+        where = resolve_endpoint("lambda", endpoint_url=url, region_name="us-east-1")
+        client = LeanLambda(LeanClient(where, pool=2, read_timeout=10, connect_timeout=10))
+        async with client:
+            for bad in ("Event\r\nX-Evil: 1", "Event\u2603"):
+                with pytest.raises(ParamValidationError):
+                    await client.invoke(FunctionName="f", Payload=b"{}", InvocationType=bad)
+            answered = await client.invoke(FunctionName="f", Payload=b"{}")
+    assert answered["StatusCode"] == 200
+    assert server.requests == 1  # the refused ones were never sent

@@ -61,7 +61,8 @@ from ._sandbox import (
 INIT_BUDGET = 10.0
 #: Bytes of an invocation's log that ``LogType: Tail`` returns (AWS: the last 4 KB).
 LOG_TAIL = 4096
-#: Invocation logs kept for ``LogType: Tail`` until the Invoke API picks them up.
+#: Invocation logs kept for ``LogType: Tail`` until the Invoke API picks them up (or, for an
+#: invocation that did not ask, until newer ones push them out).
 KEPT_LOGS = 256
 log = library_logger("aiofanout.local")
 
@@ -105,7 +106,7 @@ class LocalLambda:
         self.control = Control(self.functions, self._environments, self._events, self._background)
         self.code = CodeStore(sqs_endpoint_url)
         self.mappings = Mappings(self.invoke, self._sqs, self._background)
-        self._logs: OrderedDict[str, bytes] = OrderedDict()
+        self._logs: OrderedDict[str, tuple[str, Report]] = OrderedDict()
         self._runner: web.AppRunner | None = None
 
     @property
@@ -257,17 +258,23 @@ class LocalLambda:
                 result.error_type,
                 result.body.decode(errors="replace")[:1000],
             )
-        text = (
-            f"START RequestId: {request_id} Version: $LATEST\n{env.take_log()}"
-            f"END RequestId: {request_id}\n{report.line(request_id)}"
-        )
-        self._logs[request_id] = text.encode()[-LOG_TAIL:]
+        # The text is written only if LogType: Tail asks for it (the Invoke API asks at once);
+        # of the output, only what the tail can show is kept.
+        self._logs[request_id] = (env.take_log()[-LOG_TAIL:], report)
         while len(self._logs) > KEPT_LOGS:
             self._logs.popitem(last=False)
 
     def log_tail(self, request_id: str) -> bytes:
         """The last 4 KB of an invocation's log (once: it is forgotten after)."""
-        return self._logs.pop(request_id, b"")
+        kept = self._logs.pop(request_id, None)
+        if kept is None:
+            return b""
+        output, report = kept
+        text = (
+            f"START RequestId: {request_id} Version: $LATEST\n{output}"
+            f"END RequestId: {request_id}\n{report.line(request_id)}"
+        )
+        return text.encode()[-LOG_TAIL:]
 
 
 def _timed_out(invocation: Invocation) -> Result:

@@ -35,7 +35,7 @@ class Report:
 
     duration_ms: float
     memory_size_mb: int
-    max_memory_used_mb: int | None
+    pid: int | None  # the environment's process: its peak memory is read when the line is
     init_duration_ms: float | None
 
     @classmethod
@@ -48,8 +48,13 @@ class Report:
         if not env.reported_init and env.ready_at is not None:
             init = (env.ready_at - env.spawned_at) * 1000
             env.reported_init = True
-        pid = env.process.pid if env.process is not None else None
-        return cls((ended - started) * 1000, env.config.memory, peak_memory_mb(pid), init)
+        pid = env.process.pid if env.process is not None and not env.dead else None
+        return cls((ended - started) * 1000, env.config.memory, pid, init)
+
+    @property
+    def max_memory_used_mb(self) -> int | None:
+        """The environment's peak memory so far (a high-water mark: read when asked, once)."""
+        return peak_memory_mb(self.pid)
 
     def line(self, request_id: str) -> str:
         """The ``REPORT`` line, as Lambda writes it (tab-separated, a trailing tab)."""
@@ -60,8 +65,9 @@ class Report:
             f"Billed Duration: {billed} ms",
             f"Memory Size: {self.memory_size_mb} MB",
         ]
-        if self.max_memory_used_mb is not None:
-            fields.append(f"Max Memory Used: {self.max_memory_used_mb} MB")
+        used = self.max_memory_used_mb
+        if used is not None:
+            fields.append(f"Max Memory Used: {used} MB")
         if self.init_duration_ms is not None:
             fields.append(f"Init Duration: {self.init_duration_ms:.2f} ms")
         return "\t".join(fields) + "\t\n"
@@ -72,7 +78,7 @@ def peak_memory_mb(pid: int | None) -> int | None:
     if pid is None:
         return None
     with contextlib.suppress(OSError, ValueError):
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
+        for line in Path(f"/proc/{pid}/status").read_bytes().splitlines():
+            if line.startswith(b"VmHWM:"):
                 return math.ceil(int(line.split()[1]) / 1024)  # kB
     return None
