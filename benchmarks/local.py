@@ -4,8 +4,9 @@
 
 The runtime runs in its own process (benchmarks/_runtime.py) with a trivial handler in 1, 2 or 4
 awslambdaric environments. At concurrency 50: (a) a raw aiohttp client POSTing to the Invoke API;
-(b) ``dispatch_many(LambdaTarget(...))`` through aioboto3, every engine feature on (timeout,
-retry); against the ceiling, a raw aiohttp POST loop to a trivial aiohttp server on loopback.
+(b) ``dispatch_many(LambdaTarget(...))`` on the lean path (the default), every engine feature on
+(timeout, retry); against the ceiling, a raw aiohttp POST loop to a trivial aiohttp server on
+loopback.
 Then cold starts (first invoke of a never-used function), and latency percentiles against
 concurrency (4 environments), plotted to benchmarks/local-latency.svg.
 """
