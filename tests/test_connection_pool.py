@@ -51,10 +51,12 @@ class Server:
         self.connections = 0
         self.requests = 0
         self.open = 0
+        self.most_open = 0  # connections open at once, at most
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
         self.open += 1
+        self.most_open = max(self.most_open, self.open)
         try:
             while not reader.at_eof():
                 try:
@@ -101,38 +103,47 @@ async def post(
     return await pool.request(request_head("POST", "/", host, {}, len(body)), body)
 
 
-async def test_requests_one_after_another_reuse_one_connection() -> None:
-    async with serving(echo) as (server, url):
-        pool = pool_for(url)
+@asynccontextmanager
+async def pool_on(
+    reply: Reply, *, limit: int = 4, read_timeout: float = 10.0
+) -> AsyncIterator[tuple[Server, ConnectionPool]]:
+    """A server answering with ``reply``, and a pool to it (closed after)."""
+    async with serving(reply) as (server, url):
+        pool = pool_for(url, limit=limit, read_timeout=read_timeout)
         try:
-            answers = [await post(pool, f"{i}".encode()) for i in range(5)]
+            yield server, pool
         finally:
             await pool.close()
+
+
+async def connections_for_three_calls(reply: Reply) -> int:
+    """How many connections the server saw for three calls one after another, each answered."""
+    async with pool_on(reply) as (server, pool):
+        for i in range(3):
+            assert (await post(pool, b"%d" % i))[2] == b"%d" % i
+    return server.connections
+
+
+async def test_requests_one_after_another_reuse_one_connection() -> None:
+    async with pool_on(echo) as (server, pool):
+        answers = [await post(pool, f"{i}".encode()) for i in range(5)]
     assert [body for _, _, body in answers] == [b"0", b"1", b"2", b"3", b"4"]
     assert server.connections == 1
     assert server.requests == 5
 
 
 async def test_no_more_connections_than_the_limit_and_every_caller_answered() -> None:
-    most = 0
-
     async def slow_echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
-        nonlocal most
-        most = max(most, server.open)
         body = await read_request(reader)
         await asyncio.sleep(0.01)
         writer.write(answer(body))
         return True
 
-    async with serving(slow_echo) as (server, url):
-        pool = pool_for(url, limit=3)
-        try:
-            answers = await asyncio.gather(*(post(pool, f"{i}".encode()) for i in range(30)))
-        finally:
-            await pool.close()
+    async with pool_on(slow_echo, limit=3) as (server, pool):
+        answers = await asyncio.gather(*(post(pool, f"{i}".encode()) for i in range(30)))
     assert sorted(int(body) for _, _, body in answers) == list(range(30))
     assert server.connections == 3
-    assert most == 3
+    assert server.most_open == 3
 
 
 async def test_a_chunked_answer_and_a_repeated_header_are_read_whole() -> None:
@@ -144,13 +155,9 @@ async def test_a_chunked_answer_and_a_repeated_header_are_read_whole() -> None:
         )
         return True
 
-    async with serving(chunked) as (server, url):
-        pool = pool_for(url)
-        try:
-            first = await post(pool, b"x")
-            second = await post(pool, b"y")
-        finally:
-            await pool.close()
+    async with pool_on(chunked) as (server, pool):
+        first = await post(pool, b"x")
+        second = await post(pool, b"y")
     status, headers, body = first
     assert (status, body) == (202, b"hello world")
     assert headers["x-amzn-requestid"] == "r1"
@@ -164,14 +171,7 @@ async def test_connection_close_in_an_answer_opens_a_new_connection_for_the_next
         writer.write(answer(await read_request(reader), headers="Connection: close\r\n"))
         return False
 
-    async with serving(once) as (server, url):
-        pool = pool_for(url)
-        try:
-            for i in range(3):
-                assert (await post(pool, b"%d" % i))[2] == b"%d" % i
-        finally:
-            await pool.close()
-    assert server.connections == 3
+    assert await connections_for_three_calls(once) == 3
 
 
 async def test_an_idle_connection_the_server_closed_is_not_used_again() -> None:
@@ -179,15 +179,11 @@ async def test_an_idle_connection_the_server_closed_is_not_used_again() -> None:
         writer.write(answer(await read_request(reader)))
         return False  # closes without saying so: as a server's keep-alive timeout does
 
-    async with serving(one_then_close) as (server, url):
-        pool = pool_for(url)
-        try:
-            await post(pool, b"a")
-            async with asyncio.timeout(5):  # the close reached the client: wait for that
-                await asyncio.gather(*(connection.closed for connection in pool._live))
-            assert (await post(pool, b"b"))[2] == b"b"
-        finally:
-            await pool.close()
+    async with pool_on(one_then_close) as (server, pool):
+        await post(pool, b"a")
+        async with asyncio.timeout(5):  # the close reached the client: wait for that
+            await asyncio.gather(*(connection.closed for connection in pool._live))
+        assert (await post(pool, b"b"))[2] == b"b"
     assert server.connections == 2
 
 
@@ -197,14 +193,10 @@ async def test_silence_after_the_request_is_a_read_timeout_and_the_connection_is
         await reader.read()  # until the client gives up
         return False
 
-    async with serving(silent) as (server, url):
-        pool = pool_for(url, read_timeout=0.2)
-        try:
-            with pytest.raises(ReadTimedOut):
-                await post(pool, b"x")
-            assert not pool._slots
-        finally:
-            await pool.close()
+    async with pool_on(silent, read_timeout=0.2) as (server, pool):
+        with pytest.raises(ReadTimedOut):
+            await post(pool, b"x")
+        assert not pool._slots
     assert server.connections == 1
 
 
@@ -218,12 +210,8 @@ async def test_an_answer_that_keeps_arriving_is_not_timed_out() -> None:
             writer.write(b"z")
         return True
 
-    async with serving(trickle) as (_, url):
-        pool = pool_for(url, read_timeout=0.4)
-        try:
-            assert (await post(pool, b"x"))[2] == b"z" * 12
-        finally:
-            await pool.close()
+    async with pool_on(trickle, read_timeout=0.4) as (_, pool):
+        assert (await post(pool, b"x"))[2] == b"z" * 12
 
 
 async def test_garbage_or_a_cut_answer_is_a_dropped_connection() -> None:
@@ -234,14 +222,10 @@ async def test_garbage_or_a_cut_answer_is_a_dropped_connection() -> None:
         writer.write(replies.pop(0))
         return False
 
-    async with serving(bad) as (server, url):
-        pool = pool_for(url)
-        try:
-            for _ in range(2):
-                with pytest.raises(ConnectionDropped):
-                    await post(pool, b"x")
-        finally:
-            await pool.close()
+    async with pool_on(bad) as (server, pool):
+        for _ in range(2):
+            with pytest.raises(ConnectionDropped):
+                await post(pool, b"x")
     assert server.connections == 2
 
 
@@ -268,38 +252,30 @@ async def test_a_call_cancelled_mid_answer_closes_its_connection_and_the_next_ge
         writer.write(answer(body))
         return True
 
-    async with serving(hold_first) as (server, url):
-        pool = pool_for(url, limit=1)
-        try:
-            held = asyncio.create_task(post(pool, b"hold"))
-            await arrived.wait()
-            held.cancel()
-            with pytest.raises(asyncio.CancelledError):
-                await held
-            assert (await post(pool, b"next"))[2] == b"next"  # the one slot is free again
-        finally:
-            await pool.close()
+    async with pool_on(hold_first, limit=1) as (server, pool):
+        held = asyncio.create_task(post(pool, b"hold"))
+        await arrived.wait()
+        held.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await held
+        assert (await post(pool, b"next"))[2] == b"next"  # the one slot is free again
     assert server.connections == 2
 
 
 async def test_a_connection_handed_to_a_caller_cancelled_meanwhile_goes_to_the_next() -> None:
-    async with serving(echo) as (server, url):
-        pool = pool_for(url, limit=1)
-        try:
-            held = await pool._acquire()  # the only connection, taken as a call takes it
-            waiting = asyncio.create_task(post(pool, b"2"))
-            await asyncio.sleep(0)  # it runs: finds the connection taken, and waits its turn
-            assert pool._waiting
-            # Handed over, and the taker cancelled before it could run: the connection must
-            # go back to the pool, not leave with the cancelled call.
-            pool._release(held)
-            waiting.cancel()
-            with pytest.raises(asyncio.CancelledError):
-                await waiting
-            async with asyncio.timeout(5):  # a lost connection would leave this one waiting
-                assert (await post(pool, b"3"))[2] == b"3"
-        finally:
-            await pool.close()
+    async with pool_on(echo, limit=1) as (server, pool):
+        held = await pool._acquire()  # the only connection, taken as a call takes it
+        waiting = asyncio.create_task(post(pool, b"2"))
+        await asyncio.sleep(0)  # it runs: finds the connection taken, and waits its turn
+        assert pool._waiting
+        # Handed over, and the taker cancelled before it could run: the connection must
+        # go back to the pool, not leave with the cancelled call.
+        pool._release(held)
+        waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        async with asyncio.timeout(5):  # a lost connection would leave this one waiting
+            assert (await post(pool, b"3"))[2] == b"3"
     assert server.connections == 1
 
 
@@ -413,14 +389,7 @@ async def test_an_idle_connection_past_its_keepalive_is_not_used_again(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(connection_pool, "KEEPALIVE", 0.0)  # every idle connection is too old
-    async with serving(echo) as (server, url):
-        pool = pool_for(url)
-        try:
-            for i in range(3):
-                assert (await post(pool, b"%d" % i))[2] == b"%d" % i
-        finally:
-            await pool.close()
-    assert server.connections == 3
+    assert await connections_for_three_calls(echo) == 3
 
 
 async def test_an_https_endpoint_is_checked_against_botocores_ca_bundle(
@@ -507,13 +476,9 @@ async def test_bytes_beyond_the_one_answer_drop_the_connection_and_the_next_call
         writer.write(answer(body) + b"HTTP/1.1 200 OK\r\nX-Stale: 1\r\nContent-Len")
         return True
 
-    async with serving(stray) as (server, url):
-        pool = pool_for(url)
-        try:
-            assert (await post(pool, b"first"))[2] == b"first"
-            status, headers, body = await post(pool, b"second")
-        finally:
-            await pool.close()
+    async with pool_on(stray) as (server, pool):
+        assert (await post(pool, b"first"))[2] == b"first"
+        status, headers, body = await post(pool, b"second")
     assert (status, body) == (200, b"second")
     assert "x-stale" not in headers
     assert server.connections == 2
@@ -525,20 +490,12 @@ async def test_an_answer_that_ends_with_its_connection_is_read_whole() -> None:
         writer.write(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nwhole body")
         return False
 
-    async with serving(until_close) as (_, url):
-        pool = pool_for(url)
-        try:
-            assert (await post(pool, b"x"))[2] == b"whole body"
-        finally:
-            await pool.close()
+    async with pool_on(until_close) as (_, pool):
+        assert (await post(pool, b"x"))[2] == b"whole body"
 
 
 async def test_a_failed_calls_own_retry_does_not_take_the_turn_of_one_waiting() -> None:
-    most = 0
-
     async def fail_first(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
-        nonlocal most
-        most = max(most, server.open)
         body = await read_request(reader)
         if body == b"fail":
             return False  # closes without an answer
@@ -561,7 +518,7 @@ async def test_a_failed_calls_own_retry_does_not_take_the_turn_of_one_waiting() 
             assert (await waiting)[2] == b"waiting"
         finally:
             await pool.close()
-    assert most == 1  # never two connections at once under a limit of one
+    assert server.most_open == 1  # never two connections at once under a limit of one
 
 
 async def test_close_stops_a_connect_under_way() -> None:
