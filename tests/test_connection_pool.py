@@ -267,7 +267,7 @@ async def test_a_connection_handed_to_a_caller_cancelled_meanwhile_goes_to_the_n
         held = await pool._acquire()  # the only connection, taken as a call takes it
         waiting = asyncio.create_task(post(pool, b"2"))
         await asyncio.sleep(0)  # it runs: finds the connection taken, and waits its turn
-        assert pool._waiting
+        assert pool._turns
         # Handed over, and the taker cancelled before it could run: the connection must
         # go back to the pool, not leave with the cancelled call.
         pool._release(held)
@@ -567,3 +567,17 @@ async def test_a_header_the_lean_client_cannot_send_is_botocores_parameter_error
             answered = await client.invoke(FunctionName="f", Payload=b"{}")
     assert answered["StatusCode"] == 200
     assert server.requests == 1  # the refused ones were never sent
+
+
+async def test_a_turn_passed_just_before_close_sends_nothing() -> None:
+    async with serving(echo) as (server, url):
+        pool = pool_for(url, limit=1)
+        held = await pool._acquire()
+        waiting = asyncio.create_task(post(pool, b"after close"))
+        await asyncio.sleep(0)  # it waits its turn
+        held.abort()
+        pool._release(held)  # a broken connection: its place goes to the one waiting...
+        await pool.close()  # ...and the client closes before that one runs
+        with pytest.raises(ConnectionDropped, match="closed"):
+            await waiting
+    assert server.requests == 0

@@ -1,17 +1,18 @@
-"""One signed HTTP call to an AWS service over aiohttp, answering as botocore answers.
+"""One signed HTTP call to an AWS service, answering as botocore answers.
 
 botocore's request pipeline (serializers, event hooks, endpoint rules, response parsers) costs
 about 0.5 ms of CPU per call, four times the HTTP itself: the ceiling of an orchestrator. The
 lean client keeps what botocore decides once per client (the endpoint, the region, the signing
 name, the credential chain: it builds one botocore client to read them) and does per call only
-what a call needs: sign (``_signing``), send, read.
+what a call needs: sign (``_signing``), send and read (``_connection_pool``).
 
 It keeps botocore's contract, so everything above it stays one code path: a service error is a
 botocore ``ClientError`` whose ``response`` has the shape botocore parses (``Error.Code``, the
 message, ``ResponseMetadata`` with the status and headers, the modelled fields of the body), and
-a transport failure is the botocore exception aiobotocore raises for it (connect errors,
-read timeouts, a dropped connection). ``aiofanout._aws.translate_botocore_errors`` then turns
-both into the library's errors exactly as it does for aioboto3.
+a transport failure is the botocore exception aiobotocore raises for the same failure
+(connect errors, read timeouts, a dropped connection).
+``aiofanout._aws.translate_botocore_errors`` then turns both into the library's errors exactly
+as it does for aioboto3.
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ import collections
 import re
 import socket
 import ssl
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 __all__ = [
     "ConnectFailed",
@@ -35,6 +35,7 @@ __all__ = [
 #: An idle connection older than this is closed rather than reused (the server, or a NAT
 #: between, may have let go of it without a word).
 KEEPALIVE = 60.0
+CLOSE_WAIT = 5.0  # at most, for asyncio to close the aborted sockets at close()
 
 
 class TransportError(Exception):
@@ -207,6 +208,135 @@ class _Connection(asyncio.Protocol):
             waiter.set_result((status, self._headers, b"".join(self._body)))
 
 
+class _Dialer:
+    """Opens connections to one host and port: a connect timeout, TLS, TCP keep-alive.
+
+    Each connect is a task of its own, so that ``stop()`` can end the ones under way; the
+    caller awaiting one hands its own cancellation on to it.
+    """
+
+    def __init__(
+        self, host: str, port: int, tls: ssl.SSLContext | None, connect_timeout: float
+    ) -> None:
+        self.host, self.port, self.tls = host, port, tls
+        self.connect_timeout = connect_timeout
+        self._connecting: set[asyncio.Task[None]] = set()
+        self._stopped = False
+
+    async def dial(self, connection: _Connection) -> None:
+        """Connect ``connection``.
+
+        Raises ``ConnectFailed``, ``ConnectTimedOut`` or, when stopped meanwhile,
+        ``ConnectionDropped``.
+        """
+        loop = asyncio.get_running_loop()
+        connecting = loop.create_task(self._connect(loop, connection))
+        self._connecting.add(connecting)
+        connecting.add_done_callback(self._connecting.discard)
+        try:
+            await connecting
+        except BaseException as exc:
+            error = self._error(exc)
+            if error is exc:
+                raise
+            raise error from exc
+
+    async def stop(self) -> None:
+        """End the connects under way (their callers get ``ConnectionDropped``)."""
+        self._stopped = True
+        for connecting in list(self._connecting):
+            connecting.cancel()
+        if self._connecting:
+            await asyncio.wait(self._connecting)
+
+    async def _connect(self, loop: asyncio.AbstractEventLoop, connection: _Connection) -> None:
+        async with asyncio.timeout(self.connect_timeout):
+            # Addresses one after another: with happy eyeballs on, Python 3.11 left the socket
+            # of a connect cancelled as it completed unclosed (a long poll cancelled at a
+            # deadline, in the fan-in tests).
+            await loop.create_connection(lambda: connection, self.host, self.port, ssl=self.tls)
+        sock: socket.socket | None = connection.transport.get_extra_info("socket")  # type: ignore[union-attr]
+        if sock is not None:  # botocore's tcp_keepalive: a long poll's idle socket stays known
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+
+    def _error(self, exc: BaseException) -> BaseException:
+        """What a failed connect raises: its kind of ``TransportError``, or the cancellation."""
+        where = f"{self.host}:{self.port}"
+        if isinstance(exc, TimeoutError):
+            return ConnectTimedOut(f"no connection to {where} within {self.connect_timeout:g} s")
+        if isinstance(exc, OSError):
+            return ConnectFailed(f"cannot connect to {where}: {exc}")
+        task = asyncio.current_task()
+        if (
+            isinstance(exc, asyncio.CancelledError)
+            and self._stopped
+            and not (task and task.cancelling())
+        ):
+            return ConnectionDropped("the client was closed")  # stop() ended the connect
+        return exc
+
+
+class _Turns:
+    """The callers waiting for a connection, served first come, first served.
+
+    A caller is handed a connection another let go of, or a turn: ``None``, a free place in
+    the pool to open one in. A turn is ``reserved`` until its caller takes the place, so no
+    caller arriving meanwhile can take it too.
+    """
+
+    def __init__(self, give_back: Callable[[_Connection], None]) -> None:
+        self._give_back = give_back  # where a connection handed to a cancelled caller goes
+        self._waiting: collections.deque[asyncio.Future[_Connection | None]] = collections.deque()
+        self.reserved = 0
+
+    def __bool__(self) -> bool:
+        return bool(self._waiting)
+
+    async def wait(self, loop: asyncio.AbstractEventLoop) -> _Connection | None:
+        """Wait for a connection, or for a turn to open one (``None``)."""
+        waiter: asyncio.Future[_Connection | None] = loop.create_future()
+        self._waiting.append(waiter)
+        try:
+            handed = await waiter
+        except asyncio.CancelledError:
+            if waiter in self._waiting:  # a cancelled caller keeps no one waiting behind it
+                self._waiting.remove(waiter)
+            if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
+                handed = waiter.result()  # handed over as this call was cancelled: pass it on
+                if handed is None:
+                    self.reserved -= 1
+                    self.pass_turn()
+                else:
+                    self._give_back(handed)
+            raise
+        if handed is None:
+            self.reserved -= 1  # the place is taken as the caller opens its connection
+        return handed
+
+    def hand(self, connection: _Connection) -> bool:
+        """Give ``connection`` to the first caller waiting; whether there was one."""
+        return self._wake(connection)
+
+    def pass_turn(self) -> None:
+        """A place is free: the first caller waiting opens a connection in it."""
+        if self._wake(None):
+            self.reserved += 1
+
+    def fail_all(self, error: Exception) -> None:
+        while self._waiting:
+            waiter = self._waiting.popleft()
+            if not waiter.done():
+                waiter.set_exception(error)
+
+    def _wake(self, handed: _Connection | None) -> bool:
+        while self._waiting:
+            waiter = self._waiting.popleft()
+            if not waiter.done():
+                waiter.set_result(handed)
+                return True
+        return False
+
+
 class ConnectionPool:
     """At most ``limit`` kept-alive connections to one ``scheme://host:port``.
 
@@ -228,20 +358,17 @@ class ConnectionPool:
         split = urllib.parse.urlsplit(url)
         if split.scheme not in ("http", "https") or not split.hostname:
             raise ValueError(f"not an http(s) URL: {url!r}")
-        self.host = split.hostname
-        self.port = split.port or (443 if split.scheme == "https" else 80)
-        self.ssl: ssl.SSLContext | None = None
+        tls = None
         if split.scheme == "https":
-            self.ssl = ssl_context or ssl.create_default_context()
+            tls = ssl_context or ssl.create_default_context()
+        port = split.port or (443 if split.scheme == "https" else 80)
+        self._dialer = _Dialer(split.hostname, port, tls, connect_timeout)
         self.limit = limit
-        self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
         self._idle: list[_Connection] = []
         self._slots: set[_Connection] = set()  # the connections counted against the limit
         self._live: set[_Connection] = set()  # every socket not yet closed, counted or not
-        self._waiting: collections.deque[asyncio.Future[_Connection | None]] = collections.deque()
-        self._connecting: set[asyncio.Task[None]] = set()
-        self._reserved = 0  # turns passed to waiters that will open a connection
+        self._turns = _Turns(self._release)
         self._closed = False
 
     async def request(self, head: bytes, body: bytes) -> Answer:
@@ -263,20 +390,19 @@ class ConnectionPool:
     async def close(self) -> None:
         """Close every connection; calls still waiting for one fail with ``ConnectionDropped``."""
         self._closed = True
-        while self._waiting:
-            waiter = self._waiting.popleft()
-            if not waiter.done():
-                waiter.set_exception(ConnectionDropped("the client was closed"))
-        for connecting in list(self._connecting):
-            connecting.cancel()
-        if self._connecting:
-            await asyncio.wait(self._connecting)
+        self._turns.fail_all(ConnectionDropped("the client was closed"))
+        await self._dialer.stop()
         connections = [c for c in self._live if c.transport is not None]
         for connection in connections:  # abort: a TLS peer may never answer a polite close
             connection.abort()
         self._idle.clear()
         if connections:  # let asyncio close each socket before the loop ends
-            await asyncio.wait([c.closed for c in connections], timeout=self.connect_timeout)
+            await asyncio.wait([c.closed for c in connections], timeout=CLOSE_WAIT)
+
+    @property
+    def closed(self) -> bool:
+        """Whether ``close()`` was called: no call is sent any more."""
+        return self._closed
 
     async def _acquire(self) -> _Connection:
         if self._closed:
@@ -288,97 +414,39 @@ class ConnectionPool:
             if connection.usable(now):
                 return connection
             self._forget(connection)
-        if len(self._slots) + self._reserved >= self.limit or self._waiting:
-            handed = await self._wait_turn(loop)
+        if len(self._slots) + self._turns.reserved >= self.limit or self._turns:
+            handed = await self._turns.wait(loop)
+            if self.closed:  # closed while this call waited
+                if handed is not None:
+                    self._release(handed)
+                raise ConnectionDropped("the client was closed")
             if handed is not None:
                 return handed
         return await self._open(loop)
-
-    async def _wait_turn(self, loop: asyncio.AbstractEventLoop) -> _Connection | None:
-        """Wait for a connection another call lets go of (None: one closed, open another)."""
-        waiter: asyncio.Future[_Connection | None] = loop.create_future()
-        self._waiting.append(waiter)
-        try:
-            handed = await waiter
-        except asyncio.CancelledError:
-            if waiter in self._waiting:  # a cancelled caller keeps no one waiting behind it
-                self._waiting.remove(waiter)
-            if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
-                handed = waiter.result()  # handed over as this call was cancelled: pass it on
-                if handed is None:
-                    self._reserved -= 1
-                    self._pass_turn()
-                else:
-                    self._release(handed)
-            raise
-        if handed is None:
-            self._reserved -= 1  # the slot is taken as the caller opens its connection
-        if self._closed:
-            if handed is not None:
-                self._release(handed)
-            raise ConnectionDropped("the client was closed")
-        return handed
 
     async def _open(self, loop: asyncio.AbstractEventLoop) -> _Connection:
         connection = _Connection(loop, self.read_timeout)
         self._slots.add(connection)
         self._live.add(connection)
         connection.closed.add_done_callback(lambda _: self._live.discard(connection))
-        # The connect is a task of its own, so that close() can stop it; awaiting it here
-        # hands this call's own cancellation on to it.
-        connecting = loop.create_task(self._connect(loop, connection))
-        self._connecting.add(connecting)
-        connecting.add_done_callback(self._connecting.discard)
         try:
-            await connecting
-        except BaseException as exc:
+            await self._dialer.dial(connection)
+        except BaseException:
             if connection.transport is None:  # never made: no socket to wait for
                 self._live.discard(connection)
             connection.abort()
             self._forget(connection)
-            error = self._connect_error(exc)
-            if error is exc:
-                raise
-            raise error from exc
+            raise
         if self._closed:  # closed while this one connected
             connection.abort()
             self._forget(connection)
             raise ConnectionDropped("the client was closed")
         return connection
 
-    async def _connect(self, loop: asyncio.AbstractEventLoop, connection: _Connection) -> None:
-        async with asyncio.timeout(self.connect_timeout):
-            # Addresses one after another: with happy eyeballs on, Python 3.11 left the socket
-            # of a connect cancelled as it completed unclosed (a long poll cancelled at a
-            # deadline, in the fan-in tests).
-            await loop.create_connection(lambda: connection, self.host, self.port, ssl=self.ssl)
-        sock: socket.socket | None = connection.transport.get_extra_info("socket")  # type: ignore[union-attr]
-        if sock is not None:  # botocore's tcp_keepalive: a long poll's idle socket stays known
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-
-    def _connect_error(self, exc: BaseException) -> BaseException:
-        """What a failed connect raises: its kind of ``TransportError``, or the cancellation."""
-        where = f"{self.host}:{self.port}"
-        if isinstance(exc, TimeoutError):
-            return ConnectTimedOut(f"no connection to {where} within {self.connect_timeout:g} s")
-        if isinstance(exc, OSError):
-            return ConnectFailed(f"cannot connect to {where}: {exc}")
-        task = asyncio.current_task()
-        if (
-            isinstance(exc, asyncio.CancelledError)
-            and self._closed
-            and not (task and task.cancelling())
-        ):
-            return ConnectionDropped("the client was closed")  # close() stopped the connect
-        return exc
-
     def _release(self, connection: _Connection) -> None:
         if connection.reusable and not self._closed:
-            while self._waiting:
-                waiter = self._waiting.popleft()
-                if not waiter.done():
-                    waiter.set_result(connection)
-                    return
+            if self._turns.hand(connection):
+                return
             connection.idle_since = asyncio.get_running_loop().time()
             self._idle.append(connection)
             return
@@ -391,16 +459,7 @@ class ConnectionPool:
             return
         connection.close()
         self._slots.discard(connection)
-        self._pass_turn()
-
-    def _pass_turn(self) -> None:
-        """A slot is free: the first caller waiting opens a connection in it."""
-        while self._waiting:
-            waiter = self._waiting.popleft()
-            if not waiter.done():
-                waiter.set_result(None)
-                self._reserved += 1
-                return
+        self._turns.pass_turn()
 
 
 def request_head(
