@@ -101,7 +101,6 @@ def _ssl_context(ca_bundle: str | None) -> ssl.SSLContext:
 # credentials costs ~6 ms. The key holds every AWS_* variable: a changed environment resolves
 # anew.
 KEPT_ENDPOINTS = 64
-USER_AGENT = "aiofanout-lean (python)"
 _resolved: dict[tuple[object, ...], tuple[str, str, str]] = {}
 _resolving = threading.Lock()
 
@@ -117,6 +116,10 @@ class LeanConfig:
     max_pool_connections: int
     read_timeout: float
     connect_timeout: float
+
+
+#: Sent unsigned, as botocore sends its own (a proxy may rewrite it): AWS's logs name the caller.
+USER_AGENT = "aiofanout-lean (python)"
 
 
 class LeanClient:
@@ -170,7 +173,7 @@ class LeanClient:
         url = self._base + path
         credentials = await self._frozen_credentials()
         signed = self.signer.sign(method, url, {"host": self._host, **headers}, body, credentials)
-        signed["user-agent"] = USER_AGENT  # after signing: a header a proxy may rewrite
+        signed["user-agent"] = USER_AGENT
         try:
             head = request_head(method, self._prefix + path, self._host, signed, len(body))
         except ValueError as exc:  # as botocore refuses what it cannot send
