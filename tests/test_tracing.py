@@ -383,6 +383,27 @@ def task_spans_under(traces_dir: Path, attempts: list[ReadableSpan]) -> list[dic
     return found
 
 
+async def receives_link_the_reply_sends(
+    spans: InMemorySpanExporter, traces_dir: Path, target: Any, *, replies: int
+) -> None:
+    """The sender's receives of ``replies`` replies link to the worker's sends of them."""
+    queue = target.fanin.last_url.rsplit("/", 1)[-1]
+    receives = named(spans, f"receive {queue}")
+    counts = [(s.attributes or {})["messaging.batch.message_count"] for s in receives]
+    assert sum(int(str(count)) for count in counts) == replies
+    assert {s.kind for s in receives} == {SpanKind.CLIENT}
+    assert all(s.parent is None for s in receives)  # not a child of the fan-out that opened it
+    linked = {f"0x{link.context.span_id:016x}" for s in receives for link in s.links}
+
+    def reply_sends() -> set[str]:
+        found = [s for s in exported(traces_dir) if s["name"] == f"send {queue}"]
+        return {s["context"]["span_id"] for s in found}
+
+    # The worker's span of a reply's send ends once SQS answered it: maybe after the sender.
+    await eventually(lambda: reply_sends() == linked, timeout=10)
+    assert linked
+
+
 @pytest.mark.slow
 async def test_one_trace_from_the_fanout_to_the_task_inside_the_function_request_response(
     aws: LocalAws, traces_dir: Path, spans: InMemorySpanExporter
@@ -460,6 +481,7 @@ async def test_one_trace_across_an_event_invoke_and_its_reply(
     every_attempt = {f"0x{span.context.span_id:016x}" for span in attempts}
     # The worker's span of a reply's send ends once SQS answered it: maybe after the sender.
     await eventually(lambda: reply_sends_answering(traces_dir, attempts) == every_attempt)
+    await receives_link_the_reply_sends(spans, traces_dir, target, replies=2)
 
 
 @pytest.mark.slow
@@ -539,18 +561,4 @@ async def test_one_trace_through_an_sns_topic_to_a_queues_worker_and_the_replies
         return len(links) == 3 and set(links) == sent_from
 
     await eventually(batches_linked, timeout=10)
-    # The sender's receives from its reply queue link to the worker's sends of the replies.
-    replies = target.fanin.last_url.rsplit("/", 1)[-1] if target.fanin else ""
-    receives = named(spans, f"receive {replies}")
-    counts = [(s.attributes or {})["messaging.batch.message_count"] for s in receives]
-    assert sum(int(str(count)) for count in counts) == 3
-    assert {s.kind for s in receives} == {SpanKind.CLIENT}
-    assert all(s.parent is None for s in receives)  # not a child of the fan-out that opened it
-    linked = {f"0x{link.context.span_id:016x}" for s in receives for link in s.links}
-
-    def reply_sends() -> set[str]:
-        found = [s for s in exported(traces_dir) if s["name"] == f"send {replies}"]
-        return {s["context"]["span_id"] for s in found}
-
-    await eventually(lambda: reply_sends() == linked, timeout=10)
-    assert linked
+    await receives_link_the_reply_sends(spans, traces_dir, target, replies=3)

@@ -105,11 +105,11 @@ def reply_body(
     ``trace``: the W3C context of the span sending it (:func:`reply_span`), signed into the
     reply unless that would take it over the limit (the context is worth less than the reply).
     """
-    body = encode_reply(result.reply)
     if trace:
         traced = encode_reply(sign_reply(result.reply.model_copy(update=trace), secret))
         if len(traced) <= limits.sqs_message:
             return traced.decode()
+    body = encode_reply(result.reply)
     if len(body) <= limits.sqs_message:
         return body.decode()
     error = PayloadTooLarge(
