@@ -36,7 +36,6 @@ from aiofanout import (
     dispatch_many,
     stream,
 )
-from aiofanout._wire import sign_reply
 from aiofanout.errors import BadSignature
 from aiofanout.local import EventSourceMapping, FunctionConfig, LocalAws, stack
 from aiofanout.targets import Target
@@ -251,6 +250,7 @@ REPLY_QUEUE = "https://sqs.us-east-1.amazonaws.com/123456789012/aiofanout-replie
 def traced_replies(*values: int) -> tuple[list[str], list[int]]:
     """Reply bodies as a traced worker sends them, and the span ids of their sends."""
     from aiofanout._tracing import reply_span  # white box: the worker's reply send
+    from aiofanout._wire import sign_reply
     from aiofanout.worker._reply_sender import reply_body
     from aiofanout.worker._task_result import TaskResult
 
@@ -316,6 +316,7 @@ async def test_a_reply_near_the_sqs_limit_is_sent_without_its_context_rather_tha
     spans: InMemorySpanExporter,
 ) -> None:
     from aiofanout._tracing import reply_span
+    from aiofanout._wire import sign_reply
     from aiofanout.worker._reply_sender import reply_body
     from aiofanout.worker._task_result import TaskResult
 
