@@ -384,6 +384,16 @@ def task_spans_under(traces_dir: Path, attempts: list[ReadableSpan]) -> list[dic
     return found
 
 
+def batches_link(
+    traces_dir: Path, queue: str, attempts: list[ReadableSpan], *, messages: int
+) -> bool:
+    """Whether the worker's ``process <queue>`` spans link ``messages`` sent in ``attempts``."""
+    sent_from = {f"0x{attempt.context.span_id:016x}" for attempt in attempts}
+    batches = [s for s in exported(traces_dir) if s["name"] == f"process {queue}"]
+    links = [link["context"]["span_id"] for s in batches for link in s["links"]]
+    return len(links) == messages and set(links) == sent_from
+
+
 async def receives_link_the_reply_sends(
     spans: InMemorySpanExporter, traces_dir: Path, target: Any, *, replies: int
 ) -> None:
@@ -512,13 +522,7 @@ async def test_one_trace_across_sqs_and_its_replies_the_batch_linked(
     assert len(tasks) == 3
     assert all(t["attributes"]["messaging.message.id"] for t in tasks)
     sent_from = {f"0x{attempt.context.span_id:016x}" for attempt in attempts}
-
-    def batch_linked() -> bool:
-        batches = [s for s in exported(traces_dir) if s["name"] == f"process {queue}"]
-        links = [link["context"]["span_id"] for s in batches for link in s["links"]]
-        return len(links) == 3 and set(links) == sent_from
-
-    await eventually(batch_linked, timeout=10)
+    await eventually(lambda: batches_link(traces_dir, queue, attempts, messages=3), timeout=10)
     assert reply_sends_answering(traces_dir, attempts) == sent_from  # the replies' sends
 
 
@@ -554,12 +558,6 @@ async def test_one_trace_through_an_sns_topic_to_a_queues_worker_and_the_replies
         str(o.envelope_id) for o in result
     )
     assert all(t["attributes"]["messaging.message.id"] for t in tasks)  # through the queue
-    sent_from = {f"0x{attempt.context.span_id:016x}" for attempt in attempts}
-
-    def batches_linked() -> bool:  # the worker's batch span, through the notifications
-        batches = [s for s in exported(traces_dir) if s["name"] == f"process {name}"]
-        links = [link["context"]["span_id"] for s in batches for link in s["links"]]
-        return len(links) == 3 and set(links) == sent_from
-
-    await eventually(batches_linked, timeout=10)
+    # The worker's batch span links each message's context, through the notifications.
+    await eventually(lambda: batches_link(traces_dir, name, attempts, messages=3), timeout=10)
     await receives_link_the_reply_sends(spans, traces_dir, target, replies=3)
