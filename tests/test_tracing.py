@@ -3,7 +3,8 @@
 In-process with the SDK's in-memory exporter first; then across the local runtime's awslambdaric
 processes, whose environments export their spans to files (``lambda_functions/traced_worker``):
 one trace from the sender's fan-out span to the task's span inside the function, for
-``RequestResponse``, ``Event`` with replies and SQS with replies.
+``RequestResponse``, ``Event`` with replies, SQS with replies and an SNS topic delivering to a
+queue; the sender's receives of replies link to the worker's sends of them.
 """
 
 from __future__ import annotations
@@ -26,18 +27,27 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, StatusCode
 from opentelemetry.util._once import Once
 
-from aiofanout import LambdaTarget, SnsTarget, SqsTarget, Throttled, dispatch_many, stream
+from aiofanout import (
+    LambdaTarget,
+    PayloadLimits,
+    SnsTarget,
+    SqsTarget,
+    Throttled,
+    dispatch_many,
+    stream,
+)
 from aiofanout.errors import BadSignature
 from aiofanout.local import EventSourceMapping, FunctionConfig, LocalAws, stack
 from aiofanout.targets import Target
 from aiofanout.testing import LambdaContext, eventually, sqs_event
-from aiofanout.wire import decode_task, encode_task
+from aiofanout.wire import ReplyEnvelope, decode_reply, decode_task, encode_reply, encode_task
 from aiofanout.worker import App
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 FUNCTIONS = str(Path(__file__).with_name("lambda_functions"))
 SECRET = "trace-test-secret"
+ACCOUNT_ARN = "arn:aws:sqs:us-east-1:123456789012"  # the local stack's account
 
 
 def _set_global_provider(provider: Any) -> None:
@@ -234,6 +244,92 @@ print("loaded:", loaded)
     assert out.decode().strip() == "loaded: []"
 
 
+REPLY_QUEUE = "https://sqs.us-east-1.amazonaws.com/123456789012/aiofanout-replies-x"
+
+
+def traced_replies(*values: int) -> tuple[list[str], list[int]]:
+    """Reply bodies as a traced worker sends them, and the span ids of their sends."""
+    from aiofanout._tracing import reply_span  # white box: the worker's reply send
+    from aiofanout._wire import sign_reply
+    from aiofanout.worker._reply_sender import reply_body
+    from aiofanout.worker._task_result import TaskResult
+
+    bodies, sends = [], []
+    for value in values:
+        envelope = decode_task(encode_task("work", [value], {}, reply_to=REPLY_QUEUE))
+        reply = sign_reply(ReplyEnvelope(id=envelope.id, ok=True, value=value), SECRET)
+        with reply_span(REPLY_QUEUE, [envelope]) as fields:
+            bodies.append(
+                reply_body(TaskResult(reply, None, envelope), secret=SECRET, trace=fields)
+            )
+            sends.append(trace.get_current_span().get_span_context().span_id)
+    return bodies, sends
+
+
+async def test_a_receive_that_brought_replies_is_a_client_span_linking_each_replys_send(
+    spans: InMemorySpanExporter,
+) -> None:
+    from aiofanout._tracing import receive_span, receive_started  # white box: one poll
+
+    bodies, sends = traced_replies(4, 9)
+    for body in bodies:  # each reply carries its send's context, signed
+        reply = decode_reply(body, secret=SECRET)
+        assert reply.traceparent is not None
+        tampered = body.replace(reply.traceparent, "00-" + "1" * 32 + "-" + "2" * 16 + "-01")
+        with pytest.raises(BadSignature):
+            decode_reply(tampered, secret=SECRET)
+    asked: list[str] = []
+
+    def bodies_of_poll() -> list[str]:
+        asked.append("asked")
+        return [*bodies, "not json"]
+
+    receive_span(REPLY_QUEUE, receive_started(), 0, bodies_of_poll)  # an empty long poll
+    assert named(spans, "receive aiofanout-replies-x") == []
+    assert asked == []
+    receive_span(REPLY_QUEUE, receive_started(), 3, bodies_of_poll)
+    [receive] = named(spans, "receive aiofanout-replies-x")
+    assert receive.kind is SpanKind.CLIENT
+    assert receive.parent is None  # a root: the queue's receivers serve every fan-out on it
+    assert [link.context.span_id for link in receive.links] == sends
+    attributes = receive.attributes or {}
+    assert attributes["messaging.system"] == "aws_sqs"
+    assert attributes["messaging.operation.type"] == "receive"
+    assert attributes["messaging.operation.name"] == "ReceiveMessage"
+    assert attributes["messaging.destination.name"] == "aiofanout-replies-x"
+    assert attributes["messaging.batch.message_count"] == 3
+
+
+async def test_without_a_tracer_provider_no_receive_span_and_no_context_in_replies() -> None:
+    from aiofanout._tracing import receive_span, receive_started
+
+    def bodies() -> list[str]:
+        raise AssertionError("an untraced receive reads no body for its links")
+
+    assert receive_started() is None
+    receive_span(REPLY_QUEUE, receive_started(), 10, bodies)
+    [body], _ = traced_replies(1)
+    assert decode_reply(body, secret=SECRET).traceparent is None
+
+
+async def test_a_reply_near_the_sqs_limit_is_sent_without_its_context_rather_than_refused(
+    spans: InMemorySpanExporter,
+) -> None:
+    from aiofanout._tracing import reply_span
+    from aiofanout._wire import sign_reply
+    from aiofanout.worker._reply_sender import reply_body
+    from aiofanout.worker._task_result import TaskResult
+
+    envelope = decode_task(encode_task("work", [1], {}, reply_to=REPLY_QUEUE))
+    reply = sign_reply(ReplyEnvelope(id=envelope.id, ok=True, value="x" * 100), SECRET)
+    limits = PayloadLimits(sqs_message=len(encode_reply(reply)) + 20)  # no room for 55 more
+    with reply_span(REPLY_QUEUE, [envelope]) as fields:
+        assert fields
+        body = reply_body(TaskResult(reply, None, envelope), limits, secret=SECRET, trace=fields)
+    sent = decode_reply(body, secret=SECRET)
+    assert (sent.ok, sent.value, sent.traceparent) == (True, "x" * 100, None)
+
+
 # -- across the local runtime's processes -----------------------------------------------------
 
 
@@ -286,6 +382,37 @@ def task_spans_under(traces_dir: Path, attempts: list[ReadableSpan]) -> list[dic
             assert span["context"]["trace_id"] == f"0x{attempt.context.trace_id:032x}"
             found.append(span)
     return found
+
+
+def batches_link(
+    traces_dir: Path, queue: str, attempts: list[ReadableSpan], *, messages: int
+) -> bool:
+    """Whether the worker's ``process <queue>`` spans link ``messages`` sent in ``attempts``."""
+    sent_from = {f"0x{attempt.context.span_id:016x}" for attempt in attempts}
+    batches = [s for s in exported(traces_dir) if s["name"] == f"process {queue}"]
+    links = [link["context"]["span_id"] for s in batches for link in s["links"]]
+    return len(links) == messages and set(links) == sent_from
+
+
+async def receives_link_the_reply_sends(
+    spans: InMemorySpanExporter, traces_dir: Path, target: Any, *, replies: int
+) -> None:
+    """The sender's receives of ``replies`` replies link to the worker's sends of them."""
+    queue = target.fanin.last_url.rsplit("/", 1)[-1]
+    receives = named(spans, f"receive {queue}")
+    counts = [(s.attributes or {})["messaging.batch.message_count"] for s in receives]
+    assert sum(int(str(count)) for count in counts) == replies
+    assert {s.kind for s in receives} == {SpanKind.CLIENT}
+    assert all(s.parent is None for s in receives)  # not a child of the fan-out that opened it
+    linked = {f"0x{link.context.span_id:016x}" for s in receives for link in s.links}
+
+    def reply_sends() -> set[str]:
+        found = [s for s in exported(traces_dir) if s["name"] == f"send {queue}"]
+        return {s["context"]["span_id"] for s in found}
+
+    # The worker's span of a reply's send ends once SQS answered it: maybe after the sender.
+    await eventually(lambda: reply_sends() == linked, timeout=10)
+    assert linked
 
 
 @pytest.mark.slow
@@ -365,6 +492,7 @@ async def test_one_trace_across_an_event_invoke_and_its_reply(
     every_attempt = {f"0x{span.context.span_id:016x}" for span in attempts}
     # The worker's span of a reply's send ends once SQS answered it: maybe after the sender.
     await eventually(lambda: reply_sends_answering(traces_dir, attempts) == every_attempt)
+    await receives_link_the_reply_sends(spans, traces_dir, target, replies=2)
 
 
 @pytest.mark.slow
@@ -394,11 +522,42 @@ async def test_one_trace_across_sqs_and_its_replies_the_batch_linked(
     assert len(tasks) == 3
     assert all(t["attributes"]["messaging.message.id"] for t in tasks)
     sent_from = {f"0x{attempt.context.span_id:016x}" for attempt in attempts}
-
-    def batch_linked() -> bool:
-        batches = [s for s in exported(traces_dir) if s["name"] == f"process {queue}"]
-        links = [link["context"]["span_id"] for s in batches for link in s["links"]]
-        return len(links) == 3 and set(links) == sent_from
-
-    await eventually(batch_linked, timeout=10)
+    await eventually(lambda: batches_link(traces_dir, queue, attempts, messages=3), timeout=10)
     assert reply_sends_answering(traces_dir, attempts) == sent_from  # the replies' sends
+
+
+@pytest.mark.slow
+async def test_one_trace_through_an_sns_topic_to_a_queues_worker_and_the_replies_received(
+    aws: LocalAws, traces_dir: Path, spans: InMemorySpanExporter
+) -> None:
+    name = f"traced-{uuid.uuid4().hex[:8]}"
+    queue_url = await aws.create_queue(name, VisibilityTimeout="60")
+    async with aws.client("sns") as sns:
+        topic = (await sns.create_topic(Name=name))["TopicArn"]
+        # Not raw: the worker gets the SNS notification and runs the envelope inside it.
+        await sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=f"{ACCOUNT_ARN}:{name}")
+    await aws.add_event_source(EventSourceMapping(queue_url, "traced", batch_size=10))
+    target = SnsTarget(
+        topic,
+        task="work",
+        secret=SECRET,
+        replies=True,
+        endpoint_url=aws.endpoint_url,
+        region_name="us-east-1",
+    )
+    result = await dispatch_many(target, [2, 3, 4], concurrency=3, timeout=20)
+    assert result.values() == [4, 9, 16]
+    [fanout] = named(spans, "aiofanout.dispatch_many")
+    attempts = named(spans, f"send {name}")
+    assert attempts
+    assert {parent_id(span) for span in attempts} == {fanout.context.span_id}
+    assert {s.kind for s in attempts} == {SpanKind.PRODUCER}
+    assert {(s.attributes or {})["messaging.system"] for s in attempts} == {"aws_sns"}
+    tasks = task_spans_under(traces_dir, attempts)  # each in the fan-out's trace
+    assert sorted(t["attributes"]["aiofanout.envelope_id"] for t in tasks) == sorted(
+        str(o.envelope_id) for o in result
+    )
+    assert all(t["attributes"]["messaging.message.id"] for t in tasks)  # through the queue
+    # The worker's batch span links each message's context, through the notifications.
+    await eventually(lambda: batches_link(traces_dir, name, attempts, messages=3), timeout=10)
+    await receives_link_the_reply_sends(spans, traces_dir, target, replies=3)

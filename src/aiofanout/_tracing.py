@@ -17,7 +17,9 @@ What a traced fan-out records, named by OpenTelemetry's semantic conventions:
   ``PreparedEnvelope.finish``), so the worker's span for the task continues the sender's trace;
 - on the worker, a span per task run, a processing span per SQS batch linking every
   message's context, a span per send of replies (:func:`task_span`, :func:`sqs_batch_span`,
-  :func:`reply_span`).
+  :func:`reply_span`), whose context each reply carries, signed;
+- on the sender, a span per receive from a reply queue that brought replies, linking each
+  reply's context (:func:`receive_span`).
 
 The W3C propagator is used directly, not the global one: the envelope's fields are W3C's by
 name, whatever else a process propagates (Lambda's ``X-Amzn-Trace-Id`` is left alone).
@@ -28,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import json
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -53,6 +56,8 @@ __all__ = [
     "SpanDescription",
     "envelope_trace",
     "fanout_tracing",
+    "receive_span",
+    "receive_started",
     "reply_span",
     "sqs_batch_span",
     "task_span",
@@ -105,15 +110,26 @@ def envelope_trace() -> bytes:
     span = ATTEMPT_SPAN.get()
     if span is None:
         return b""
+    fields = _w3c_fields(span)
+    if not fields:
+        return b""
+    members = b'"traceparent":"' + fields["traceparent"].encode() + b'"'
+    if "tracestate" in fields:
+        members += b',"tracestate":' + json.dumps(fields["tracestate"]).encode()
+    return members
+
+
+def _w3c_fields(span: Span) -> dict[str, str]:
+    """``span``'s context as an envelope's ``traceparent``/``tracestate`` (``{}``: invalid)."""
     context = span.get_span_context()
     if not context.is_valid:
-        return b""
+        return {}
     parent = f"00-{context.trace_id:032x}-{context.span_id:016x}-{context.trace_flags:02x}"
-    members = b'"traceparent":"' + parent.encode() + b'"'
+    fields = {"traceparent": parent}
     state = context.trace_state.to_header()
     if state and len(state) <= _TRACESTATE_MAX:
-        members += b',"tracestate":' + json.dumps(state).encode()
-    return members
+        fields["tracestate"] = state
+    return fields
 
 
 def _failed(span: Span, error: BaseException) -> None:
@@ -271,14 +287,16 @@ def sqs_batch_span(queue: str, count: int, bodies: Callable[[], Sequence[str]]) 
 
 
 @contextlib.contextmanager
-def reply_span(queue_url: str, envelopes: Sequence[Any]) -> Iterator[None]:
+def reply_span(queue_url: str, envelopes: Sequence[Any]) -> Iterator[Mapping[str, str] | None]:
     """The worker's span sending replies to ``queue_url``, in the trace of what they answer.
 
     One reply: a child of the sender's attempt (its envelope's context). Several (an SQS
-    batch's): a span link to each one's, as for any batch of messages.
+    batch's): a span link to each one's, as for any batch of messages. Yields the span's own
+    context as reply fields (each reply's creation context, for the sender's receive span to
+    link), or ``None`` when tracing is off.
     """
     if not tracing_on():
-        yield
+        yield None
         return
     queue = queue_url.rsplit("/", 1)[-1]
     attributes: dict[str, str | int] = {
@@ -304,10 +322,51 @@ def reply_span(queue_url: str, envelopes: Sequence[Any]) -> Iterator[None]:
         set_status_on_exception=False,
     ) as span:
         try:
-            yield
+            yield _w3c_fields(span)
         except Exception as exc:
             _failed(span, exc)
             raise
+
+
+def receive_started() -> int | None:
+    """When a receive from a reply queue starts (ns since the epoch), or ``None`` untraced.
+
+    Asked per poll, not per fan-out: a reply queue outlives the fan-outs that share it.
+    """
+    return time.time_ns() if tracing_on() else None
+
+
+def receive_span(
+    queue_url: str, started: int | None, count: int, bodies: Callable[[], Sequence[str]]
+) -> None:
+    """Record the CLIENT span of a ``ReceiveMessage`` that brought ``count`` replies.
+
+    ``started``: from :func:`receive_started` (``None``: untraced, nothing is made). A poll that
+    brought nothing makes no span: a receiver long-polls all the time a target is open, so
+    those would be one span per poll per queue that says only "no reply yet". The span is a
+    root: the queue's receivers serve every fan-out sharing it, so no fan-out is its parent;
+    it links to each reply's own context (its worker's send span), asked of ``bodies`` only here.
+    """
+    if started is None or not count:
+        return
+    contexts = (_span_context(_remote_context(_fields_of(body))) for body in bodies())
+    queue = queue_url.rsplit("/", 1)[-1]
+    attributes: dict[str, str | int] = {
+        "messaging.system": "aws_sqs",
+        "messaging.destination.name": queue,
+        "messaging.operation.type": "receive",
+        "messaging.operation.name": "ReceiveMessage",
+        "messaging.batch.message_count": count,
+    }
+    span = _tracer().start_span(
+        f"receive {queue}",
+        context=otel_context.Context(),
+        kind=SpanKind.CLIENT,
+        attributes=attributes,
+        links=[Link(context) for context in contexts if context is not None],
+        start_time=started,
+    )
+    span.end()
 
 
 def _envelope_fields(envelope: Any) -> Mapping[str, Any]:

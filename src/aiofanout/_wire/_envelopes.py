@@ -104,7 +104,9 @@ class ReplyEnvelope(_Wire):
     A reply over the SQS limit waits in S3: ``claim`` names the object (the whole reply). A
     worker with a secret signs its replies (``sig``, as a task envelope's), and a sender with
     a secret accepts only signed ones from a reply queue: anyone who can write to the queue and
-    knows an envelope id could otherwise forge an item's result.
+    knows an envelope id could otherwise forge an item's result. A reply sent to a queue by a
+    traced worker carries ``traceparent``/``tracestate``: the W3C context of the span that sent
+    it, which the sender's receive span links to (inside the signed bytes, as a task's).
 
     Example::
 
@@ -117,6 +119,8 @@ class ReplyEnvelope(_Wire):
     value: JsonValue = None
     error: ErrorInfo | None = None
     claim: ClaimRef | None = None
+    traceparent: str | None = Field(default=None, max_length=64)
+    tracestate: str | None = Field(default=None, max_length=1024)
     sig: str | None = None
 
 

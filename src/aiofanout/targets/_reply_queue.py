@@ -12,7 +12,8 @@ wait start another (up to :data:`MAX_RECEIVERS`), and a receiver whose poll come
 stops while another runs: receivers side by side split the batches a worker sends, so each one
 beyond the first costs calls and runs only while replies wait.
 Each receive's messages are routed first (the items go on at once), then deleted in one
-``DeleteMessageBatch``.
+``DeleteMessageBatch``. Traced, a receive that brought replies is a ``receive <queue>`` span
+linking each reply's context (an empty long poll is none: see :func:`receive_span`).
 
 A queue made for ``replies=True`` must not outlive the process. Ctrl-C cancels the run, and the
 last detach deletes it; SIGTERM would end the process at once, so while such a queue exists
@@ -36,6 +37,7 @@ from typing import Any
 from .._aws import translate_botocore_errors
 from .._errors import FanoutError, NotFound
 from .._log_fields import library_logger
+from .._tracing import receive_span, receive_started
 from ._reply_router import ReplyRouter, ReplyStats
 
 __all__ = ["MAX_RECEIVERS", "POLL_WAIT", "ClientMaker", "ReplyQueue", "attach", "detach"]
@@ -128,6 +130,7 @@ class ReplyQueue:
         )
 
     async def _receive(self) -> list[dict[str, Any]]:
+        started = receive_started()
         with translate_botocore_errors(ambiguous_retryable=True):
             response = await self.client.receive_message(
                 QueueUrl=self.url,
@@ -136,6 +139,9 @@ class ReplyQueue:
                 AttributeNames=["SentTimestamp"],
             )
         messages: list[dict[str, Any]] = response.get("Messages", [])
+        receive_span(
+            self.url, started, len(messages), lambda: [m.get("Body", "") for m in messages]
+        )
         return messages
 
     async def _route(self, messages: list[dict[str, Any]]) -> None:

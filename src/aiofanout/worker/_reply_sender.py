@@ -11,7 +11,7 @@ reuse its connections; the runner closes it with the loop.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .._aws import CONNECT_TIMEOUT, aws_session
@@ -93,12 +93,22 @@ async def reply_within_limit(
 
 
 def reply_body(
-    result: TaskResult, limits: PayloadLimits = LIMITS, *, secret: str | bytes | None = None
+    result: TaskResult,
+    limits: PayloadLimits = LIMITS,
+    *,
+    secret: str | bytes | None = None,
+    trace: Mapping[str, str] | None = None,
 ) -> str:
     """The reply's wire text, or an error reply when it is over the SQS message limit.
 
     The error reply is signed with ``secret`` (the reply itself was signed when it was made).
+    ``trace``: the W3C context of the span sending it (:func:`reply_span`), signed into the
+    reply unless that would take it over the limit (the context is worth less than the reply).
     """
+    if trace:
+        traced = encode_reply(sign_reply(result.reply.model_copy(update=trace), secret))
+        if len(traced) <= limits.sqs_message:
+            return traced.decode()
     body = encode_reply(result.reply)
     if len(body) <= limits.sqs_message:
         return body.decode()
@@ -120,8 +130,8 @@ async def send_reply_if_asked(
         return
     client = await _reply_client(runner)
     try:
-        body = reply_body(result, secret=secret)
-        with reply_span(queue_url, [result.envelope]):
+        with reply_span(queue_url, [result.envelope]) as trace:
+            body = reply_body(result, secret=secret, trace=trace)
             await client.send_message(QueueUrl=queue_url, MessageBody=body)
     except Exception:
         log.exception("could not send the reply of task id=%s", result.reply.id)
@@ -152,15 +162,11 @@ async def send_replies(
     Returns the keys whose reply could not be sent (the caller reports them as failed, so the
     task's message comes back and its reply is sent again).
     """
-    by_queue: dict[str, list[tuple[str, str]]] = {}
-    answering: dict[str, list[TaskEnvelope]] = {}  # the envelopes each queue's replies answer
+    by_queue: dict[str, list[tuple[str, TaskResult]]] = {}
     for key, result in results:
         queue_url = reply_queue(result)
         if queue_url is not None and result.envelope is not None:
-            by_queue.setdefault(queue_url, []).append(
-                (key, reply_body(result, limits, secret=secret))
-            )
-            answering.setdefault(queue_url, []).append(result.envelope)
+            by_queue.setdefault(queue_url, []).append((key, result))
     if not by_queue:
         return set()
     try:
@@ -171,8 +177,13 @@ async def send_replies(
         return {key for replies in by_queue.values() for key, _ in replies}
     unsent: set[str] = set()
     batching = Batching(limits.sqs_batch_entries, limits.sqs_batch)
-    for queue_url, replies in by_queue.items():
-        with reply_span(queue_url, answering[queue_url]):
+    for queue_url, answered in by_queue.items():
+        envelopes = [result.envelope for _, result in answered]
+        with reply_span(queue_url, envelopes) as trace:
+            replies = [
+                (key, reply_body(result, limits, secret=secret, trace=trace))
+                for key, result in answered
+            ]
             for chunk in batching.split(replies, lambda reply: len(reply[1].encode())):
                 unsent |= await _send_chunk(client, queue_url, chunk)
     return unsent
