@@ -151,4 +151,3 @@ def _is_array_element(element: object) -> bool:
     if isinstance(element, float):
         return math.isfinite(element)
     return element is None or isinstance(element, str | int)
-

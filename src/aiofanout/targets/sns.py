@@ -60,7 +60,7 @@ class SnsTarget(BatchedMessageTarget):
         result.values()   # what resize returned, in input order
 
         # one topic, a queue per kind of work: {"kind": ["image"]} as the queue's filter policy
-        by_kind = SnsTarget(topic_arn, task=handle, message_attributes=lambda j: {"kind": j["kind"]})
+        by_kind = SnsTarget(topic_arn, task=handle, message_attributes=lambda j: {"kind": j.kind})
     """
 
     service = "sns"
