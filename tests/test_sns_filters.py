@@ -13,7 +13,15 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from aiofanout import PayloadLimits, PayloadTooLarge, SnsTarget, Status, UsageError, dispatch_many
+from aiofanout import (
+    ClaimCheck,
+    PayloadLimits,
+    PayloadTooLarge,
+    SnsTarget,
+    Status,
+    UsageError,
+    dispatch_many,
+)
 from aiofanout.testing import LambdaContext, MotoServer, sqs_event
 from aiofanout.worker import App
 
@@ -198,3 +206,14 @@ def test_each_python_type_is_its_sns_type_and_counts_toward_the_limit() -> None:
     )  # fmt: skip
     with pytest.raises(PayloadTooLarge, match="69 of them its attributes"):
         tight.prepare(1)
+
+
+def test_an_item_that_fits_only_without_its_attributes_goes_through_the_claim_check() -> None:
+    topic, text = "arn:aws:sns:us-east-1:1:t", "x" * 400
+    limit = len(SnsTarget(topic, task="t").prepare(text)) + 10  # the body alone fits
+    claimed = SnsTarget(
+        topic, task="t", message_attributes={"kind": "image"}, claim_check=ClaimCheck(bucket="b"),
+        limits=PayloadLimits(sns_message=limit),
+    ).prepare(text)  # fmt: skip
+    assert claimed.claim is not None  # the arguments go to S3: body and attributes fit
+    assert len(claimed) <= limit
