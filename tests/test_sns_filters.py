@@ -186,7 +186,13 @@ def test_a_bad_fixed_attribute_is_refused_when_the_target_is_made(
 
 
 def test_each_python_type_is_its_sns_type_and_counts_toward_the_limit() -> None:
-    given = {"s": "x", "n": 2, "f": 0.5, "b": b"\x00\x01", "a": ["x", 1, None, False]}
+    given: dict[str, Any] = {
+        "s": "x",
+        "n": 2,
+        "f": 0.5,
+        "b": b"\x00\x01",
+        "a": ["x", 1, None, False],
+    }
     target = SnsTarget("arn:aws:sns:us-east-1:1:t", task="t", message_attributes=given)
     message = target.prepare(1)
     assert message.attributes == {
