@@ -31,10 +31,12 @@ from .._errors import UsageError
 __all__ = [
     "MAX_MESSAGE_ATTRIBUTES",
     "AttributeValue",
+    "Encoded",
     "MessageAttributes",
     "attributes_of",
     "attributes_size",
     "checked_attributes",
+    "encode_attributes",
 ]
 
 MAX_MESSAGE_ATTRIBUTES = 10
