@@ -123,3 +123,41 @@ def identity_statements(template: dict[str, Any]) -> list[dict[str, Any]]:
             if isinstance(policy, dict) and "PolicyDocument" in policy:
                 found.extend(policy["PolicyDocument"]["Statement"])
     return found
+
+
+#: One topic, a queue per kind of work, each subscription with its own filter policy.
+FILTERED = """
+[[queue]]
+name = "images"
+
+[[queue]]
+name = "videos"
+
+[[topic]]
+name = "jobs"
+
+[[subscription]]
+topic = "jobs"
+queue = "images"
+raw = true
+filter_policy = { kind = ["image"] }
+
+[[subscription]]
+topic = "jobs"
+queue = "videos"
+raw = true
+filter_policy = { task = ["transcode"] }  # a field of the envelope
+filter_policy_scope = "MessageBody"
+"""
+
+#: ``TOPICS`` with a function subscribed to ``jobs`` by attribute: SAM's SNS event filters too.
+FILTERED_TOPICS = (
+    TOPICS
+    + FILTERED
+    + """
+[[subscription]]
+topic = "jobs"
+function = "worker"
+filter_policy = { kind = ["text"], size = [{ numeric = ["<", 100] }] }
+"""
+)

@@ -13,6 +13,7 @@ from aiofanout.deploy import Stack, sam_template
 
 from .deploy_helpers import (
     EXAMPLE,
+    FILTERED_TOPICS,
     TOPICS,
     cfn_lint,
     identity_statements,
@@ -107,6 +108,7 @@ def test_every_template_passes_cfn_lint_before_and_after_the_sam_transform(
         ("features", stack_of(tmp_path, ALL_FEATURES)),
         ("bare", stack_of(tmp_path, WORKER)),
         ("topics", stack_of(tmp_path, TOPICS)),  # SNS topics and subscriptions
+        ("filtered", stack_of(tmp_path, FILTERED_TOPICS)),  # ... with filter policies
     ]:
         template = sam_template(stack)
         paths.append(write_template(template, tmp_path / f"{name}.yaml"))

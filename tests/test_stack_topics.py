@@ -4,6 +4,7 @@ the local stack, where a published envelope reaches the worker through each subs
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from aiofanout.deploy import Stack, sam_template
 from aiofanout.local import LocalAws, Template, stack
 from aiofanout.testing import eventually
 
-from .deploy_helpers import FUNCTIONS, TOPICS, write_template
+from .deploy_helpers import FILTERED, FILTERED_TOPICS, FUNCTIONS, TOPICS, write_template
 
 
 def topic_arn(name: str) -> str:
@@ -38,6 +39,17 @@ def stack_of(tmp_path: Path, text: str, name: str = "stack.toml") -> Stack:
         ('[[subscription]]\ntopic = "tasks"\nfunction = "worker"\nraw = true\n', "raw"),
         ('[[subscription]]\ntopic = "tasks"\n', "a function or a queue"),
         ('[[topic]]\nname = "plain"\ncontent_based_deduplication = true\n', "FIFO topics"),
+        ('[[subscription]]\ntopic = "tasks"\nqueue = "audit"\nfilter_policy = {}\n', "empty"),
+        (
+            '[[subscription]]\ntopic = "tasks"\nqueue = "audit"\n'
+            'filter_policy_scope = "MessageBody"\n',
+            "give one",
+        ),
+        (
+            '[[subscription]]\ntopic = "tasks"\nqueue = "audit"\nfilter_policy = { a = ["b"] }\n'
+            'filter_policy_scope = "Body"\n',
+            "MessageAttributes",
+        ),
     ],
 )
 def test_a_wrong_subscription_or_topic_says_what_is_wrong(
@@ -86,6 +98,24 @@ def test_the_template_carries_topics_subscriptions_policies_and_references(
     described = stack_of(tmp_path, TOPICS)
     values = _local_values(described, {q.name: q.name for q in described.all_queues()})
     assert values["${topic.tasks.arn}"] == topic_arn("tasks")
+
+
+def test_the_template_carries_each_subscriptions_filter_policy(tmp_path: Path) -> None:
+    resources = sam_template(stack_of(tmp_path, FILTERED_TOPICS))["Resources"]
+    images = resources["JobsImagesSubscription"]["Properties"]
+    assert images["FilterPolicy"] == {"kind": ["image"]}
+    assert "FilterPolicyScope" not in images  # AWS's default: the message attributes
+    videos = resources["JobsVideosSubscription"]["Properties"]
+    assert (videos["FilterPolicy"], videos["FilterPolicyScope"]) == (
+        {"task": ["transcode"]},
+        "MessageBody",
+    )
+    event = resources["WorkerFunction"]["Properties"]["Events"]["JobsNotifications"]
+    assert event["Properties"]["FilterPolicy"] == {
+        "kind": ["text"],
+        "size": [{"numeric": ["<", 100]}],
+    }
+    assert "FilterPolicy" not in resources["TasksAuditSubscription"]["Properties"]
 
 
 # The template's cfn-lint, before and after the SAM transform, is in test_deploy.py's one run.
@@ -160,3 +190,45 @@ async def test_serve_template_runs_the_built_template_with_its_subscriptions(
     async with template.deploy(aws, isolated=False) as deployed:
         assert deployed.resources["TTasksTopic"] == topic_arn("t-tasks")
         await each_subscription_delivers(aws, topic_arn("t-tasks"))
+
+
+async def each_queue_gets_only_its_own(aws: LocalAws, arn: str, images: str, videos: str) -> None:
+    """Resizes by attribute to ``images``, transcodes by the envelope's task to ``videos``."""
+
+    def publisher(task: str, **options: Any) -> SnsTarget:
+        return SnsTarget(
+            arn, task=task, endpoint_url=aws.endpoint_url, region_name="us-east-1", **options
+        )
+
+    resize = publisher("resize", message_attributes=lambda n: {"kind": "image" if n else "text"})
+    assert all(o.ok for o in await dispatch_many(resize, [0, 1, 2], concurrency=1))
+    assert all(o.ok for o in await dispatch_many(publisher("transcode"), [3], concurrency=1))
+    async with aws.client("sqs") as sqs:  # moto delivered inside each publish
+
+        async def tasks_in(queue: str) -> list[tuple[str, int]]:
+            url = (await sqs.get_queue_url(QueueName=queue))["QueueUrl"]
+            answer = await sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)
+            envelopes = [json.loads(m["Body"]) for m in answer.get("Messages", [])]
+            return sorted((e["task"], e["args"][0]) for e in envelopes)
+
+        assert await tasks_in(images) == [("resize", 1), ("resize", 2)]
+        assert await tasks_in(videos) == [("transcode", 3)]
+
+
+@pytest.mark.slow
+@pytest.mark.asyncio(loop_scope="module")
+async def test_serve_config_and_serve_template_subscribe_with_filter_policies(
+    aws: LocalAws, tmp_path: Path
+) -> None:
+    from aiofanout.local._stack import StackFile  # what serve --config applies
+
+    path = tmp_path / "filtered.toml"
+    path.write_text(FILTERED)
+    await StackFile.load(path).apply(aws)
+    await each_queue_gets_only_its_own(aws, topic_arn("jobs"), "images", "videos")
+    text = FILTERED
+    for name in ("images", "videos", "jobs"):
+        text = text.replace(f'"{name}"', f'"t-{name}"')
+    built = write_template(sam_template(stack_of(tmp_path, text)), tmp_path / "filtered.yaml")
+    async with Template.load(built, stack_name="filtered").deploy(aws, isolated=False):
+        await each_queue_gets_only_its_own(aws, topic_arn("t-jobs"), "t-images", "t-videos")

@@ -269,11 +269,13 @@ class Outgoing:
     """One item's message, prepared once: its envelope (or raw JSON) and what travels with it.
 
     ``reply_id`` is the id its reply will name (``""``: none awaited); ``claim``, the arguments
-    bound for S3; ``group_id`` and ``dedup_id``, a FIFO queue's. A plain slotted class: one is
-    built per item, and a frozen dataclass costs several times more.
+    bound for S3; ``group_id`` and ``dedup_id``, a FIFO queue's; ``attributes``, its message
+    attributes in the wire form, whose ``attributes_size`` bytes count toward its size (as AWS
+    counts them). A plain slotted class: one is built per item, and a frozen dataclass costs
+    several times more.
     """
 
-    __slots__ = ("claim", "dedup_id", "group_id", "message", "reply_id", "size")
+    __slots__ = ("attributes", "claim", "dedup_id", "group_id", "message", "reply_id", "size")
 
     def __init__(
         self,
@@ -283,9 +285,13 @@ class Outgoing:
         claim: Claim | None = None,
         group_id: str | None = None,
         dedup_id: str | None = None,
+        attributes: dict[str, dict[str, Any]] | None = None,
+        attributes_size: int = 0,
     ) -> None:
         self.message = message
-        self.size = message.size if isinstance(message, PreparedEnvelope) else len(message)
+        body_size = message.size if isinstance(message, PreparedEnvelope) else len(message)
+        self.size = body_size + attributes_size
+        self.attributes = attributes
         self.reply_id = reply_id
         self.claim = claim
         self.group_id = group_id

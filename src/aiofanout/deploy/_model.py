@@ -343,16 +343,24 @@ class Subscription(_Part):
     message itself); the worker's ``App`` reads both. Feed the queue to a function with an
     ``[[event_source_mapping]]``.
 
+    ``filter_policy`` (SNS's ``FilterPolicy``, a JSON object) has the subscription take only the
+    messages it accepts: by their message attributes (``SnsTarget(message_attributes=...)``), or
+    with ``filter_policy_scope = "MessageBody"`` by fields of the message (the envelope's
+    ``task``, say). One topic can so feed a queue or a function per kind of work.
+
     Example::
 
         Subscription(topic="tasks", function="worker")
         Subscription(topic="tasks", queue="audit", raw=True)
+        Subscription(topic="tasks", queue="images", filter_policy={"kind": ["image"]})
     """
 
     topic: str
     function: str | None = None
     queue: str | None = None
     raw: bool = False
+    filter_policy: dict[str, Any] | None = None
+    filter_policy_scope: Literal["MessageAttributes", "MessageBody"] | None = None
 
     @model_validator(mode="after")
     def _one_endpoint(self) -> Subscription:
@@ -360,7 +368,20 @@ class Subscription(_Part):
             raise ValueError("a subscription names a function or a queue (one of them)")
         if self.raw and self.queue is None:
             raise ValueError("raw (raw message delivery) is for a queue's subscription")
+        if self.filter_policy == {}:
+            raise ValueError("filter_policy is empty: leave it out to take every message")
+        if self.filter_policy_scope is not None and self.filter_policy is None:
+            raise ValueError("filter_policy_scope says what a filter_policy matches: give one")
         return self
+
+    def filter_properties(self) -> dict[str, Any]:
+        """``FilterPolicy`` and ``FilterPolicyScope`` as CloudFormation and SAM spell them."""
+        properties: dict[str, Any] = {}
+        if self.filter_policy is not None:
+            properties["FilterPolicy"] = self.filter_policy
+        if self.filter_policy_scope is not None:
+            properties["FilterPolicyScope"] = self.filter_policy_scope
+        return properties
 
     @property
     def endpoint(self) -> str:

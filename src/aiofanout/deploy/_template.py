@@ -139,6 +139,7 @@ def _queue_subscriptions(stack: Stack, ids: Ids) -> dict[str, Any]:
         }
         if subscription.raw:
             properties["RawMessageDelivery"] = True
+        properties.update(subscription.filter_properties())
         name = f"{topic.removesuffix('Topic')}{queue.removesuffix('Queue')}Subscription"
         resources[name] = {"Type": "AWS::SNS::Subscription", "Properties": properties}
     for queue_name, topics in stack.subscribed_queues().items():
@@ -322,7 +323,7 @@ def _events(stack: Stack, function: Function, ids: Ids) -> dict[str, Any]:
         topic = ids["topic", subscription.topic]
         events[topic.removesuffix("Topic") + "Notifications"] = {
             "Type": "SNS",
-            "Properties": {"Topic": ref(topic)},
+            "Properties": {"Topic": ref(topic), **subscription.filter_properties()},
         }
     for number, schedule in enumerate(function.schedules, 1):
         properties = {"Schedule": schedule.expression, "Enabled": schedule.enabled}

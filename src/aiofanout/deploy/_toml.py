@@ -21,7 +21,8 @@ reasons beside the settings. Paths are relative to the file. The tables, in the 
     [[event_source_mapping]] queue, function, batch_size, batching_window,
                              maximum_concurrency, enabled
     [[topic]]                name, content_based_deduplication
-    [[subscription]]         topic, function (or queue, raw)
+    [[subscription]]         topic, function (or queue, raw), filter_policy,
+                             filter_policy_scope
 """
 
 from __future__ import annotations

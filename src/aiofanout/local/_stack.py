@@ -47,7 +47,7 @@ import anyio.to_thread
 
 from .._aws import aioboto3_module
 from .._log_fields import library_logger
-from ..deploy import EventInvoke, Function, Queue, SqsMapping, Stack
+from ..deploy import EventInvoke, Function, Queue, SqsMapping, Stack, Subscription
 from ..worker._dynamodb import TABLE_SCHEMA, TTL_ATTRIBUTE
 from ._account import REGION, function_arn, queue_arn, topic_arn
 from ._config import AccountLimits, EventSourceMapping, FunctionConfig
@@ -248,14 +248,19 @@ async def _create_topics(aws: LocalAws, stack: Stack) -> None:
                 attributes["ContentBasedDeduplication"] = "true"
             await sns.create_topic(Name=topic.name, Attributes=attributes)
         for subscription in stack.subscriptions:
-            arn = topic_arn(subscription.topic)
-            if subscription.function is not None:
-                endpoint = function_arn(subscription.function)
-                await sns.subscribe(TopicArn=arn, Protocol="lambda", Endpoint=endpoint)
-                continue
-            raw = {"RawMessageDelivery": "true"} if subscription.raw else {}
-            endpoint = queue_arn(str(subscription.queue))
-            await sns.subscribe(TopicArn=arn, Protocol="sqs", Endpoint=endpoint, Attributes=raw)
+            await sns.subscribe(TopicArn=topic_arn(subscription.topic), **_endpoint(subscription))
+
+
+def _endpoint(subscription: Subscription) -> dict[str, Any]:
+    """A subscription's ``Subscribe`` arguments: its protocol, endpoint and attributes."""
+    attributes = {"RawMessageDelivery": "true"} if subscription.raw else {}  # moto: "false" is on
+    for key, value in subscription.filter_properties().items():
+        attributes[key] = value if isinstance(value, str) else json.dumps(value)
+    if subscription.function is not None:
+        endpoint = {"Protocol": "lambda", "Endpoint": function_arn(subscription.function)}
+    else:
+        endpoint = {"Protocol": "sqs", "Endpoint": queue_arn(str(subscription.queue))}
+    return {**endpoint, "Attributes": attributes}
 
 
 def _local_values(stack: Stack, urls: dict[str, str]) -> dict[str, str]:

@@ -27,6 +27,7 @@ from .._limits import PayloadLimits
 from .._target import Batching
 from .._wire import Outgoing
 from ._fanin import ReplyingTarget
+from ._message_attributes import Encoded, attributes_of, attributes_size
 from ._sqs_sends import AwaitingReply, BatchSender
 
 __all__ = ["BatchedMessageTarget", "batch_answers", "entry_error"]
@@ -36,7 +37,8 @@ class BatchedMessageTarget(ReplyingTarget):
     """A replying target that sends its items as messages in batch requests.
 
     Subclasses set :attr:`limit_name` (the ``PayloadLimits`` field of one message's limit),
-    ``group_id`` and ``dedup_id`` (FIFO), call :meth:`setup_batches` after
+    ``group_id`` and ``dedup_id`` (FIFO), ``attributes`` (from ``checked_attributes``, where
+    the service takes them), call :meth:`setup_batches` after
     :meth:`~ReplyingTarget.setup_replies`, and implement :meth:`send_messages`.
     """
 
@@ -52,6 +54,8 @@ class BatchedMessageTarget(ReplyingTarget):
     expires: float | None = None
     group_id: str | Callable[[Any], str] | None = None
     dedup_id: Callable[[Any], str] | None = None
+    #: The item's message attributes (``message_attributes=``), checked and encoded.
+    attributes: Callable[[Any], Encoded] | None = None
 
     def setup_batches(self, batching: Batching) -> None:
         """Batches of ``batching``: packed by the engine, or by the sender with replies."""
@@ -94,11 +98,17 @@ class BatchedMessageTarget(ReplyingTarget):
     def _message(self, item: Any, key: str | None) -> Outgoing:
         group = self.group_id(item) if callable(self.group_id) else self.group_id
         dedup = self.dedup_id(item) if self.dedup_id is not None else None
+        attributes = attributes_of(self.attributes, item)
+        extra = attributes_size(attributes)  # the attributes count toward the message's limit
         limit: int = getattr(self.limits, self.limit_name)
-        message = self.outgoing(item, key, limit=limit, group_id=group, dedup_id=dedup)
+        message = self.outgoing(
+            item, key, limit=limit - extra, group_id=group, dedup_id=dedup,
+            attributes=attributes, attributes_size=extra,
+        )  # fmt: skip
         if len(message) > limit:
+            with_attributes = f" ({extra:,} of them its attributes)" if extra else ""
             raise PayloadTooLarge(
-                f"the message is {len(message):,} bytes, over the {limit:,}-byte "
+                f"the message is {len(message):,} bytes{with_attributes}, over the {limit:,}-byte "
                 f"{self.service_title} limit (PayloadLimits.{self.limit_name}): pass "
                 "claim_check=ClaimCheck(bucket=...) to send it through S3, "
                 "or send a reference (an S3 key) yourself"

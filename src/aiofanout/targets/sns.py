@@ -16,6 +16,7 @@ from .._limits import PayloadLimits
 from .._target import Batching
 from .._wire import ClaimCheck, DescribesTask, Outgoing
 from ._fanin import checked_expires
+from ._message_attributes import MessageAttributes, checked_attributes
 from ._message_batches import BatchedMessageTarget, batch_answers
 
 __all__ = ["SnsTarget"]
@@ -45,11 +46,21 @@ class SnsTarget(BatchedMessageTarget):
     FIFO topics (``.fifo``) need ``group_id`` (a string, or a function of the item) and, unless
     the topic deduplicates by content, ``dedup_id`` (a function of the item).
 
+    ``message_attributes`` (a mapping of name to value, or a function of the item giving one)
+    are what subscriptions' filter policies match: each worker's queue or function takes only
+    the messages meant for it. A ``str`` is a ``String``, an ``int`` or ``float`` a ``Number``,
+    ``bytes`` ``Binary``, a list a ``String.Array``; at most 10, names as AWS allows them,
+    checked when the target is made (a function's, when its item is prepared: that item fails
+    with :class:`UsageError`, unsent). They count toward the message's byte limit.
+
     Example::
 
         target = SnsTarget(topic_arn, task=resize, replies=True, endpoint_url=aws.endpoint_url)
         result = await dispatch_many(target, keys, concurrency=50, timeout=60)
         result.values()   # what resize returned, in input order
+
+        # one topic, a queue per kind of work: {"kind": ["image"]} as the queue's filter policy
+        by_kind = SnsTarget(topic_arn, task=handle, message_attributes=lambda j: {"kind": j.kind})
     """
 
     service = "sns"
@@ -74,6 +85,7 @@ class SnsTarget(BatchedMessageTarget):
         sqs_endpoint_url: str | None = None,
         expires: float | None = None,
         claim_check: ClaimCheck | None = None,
+        message_attributes: MessageAttributes | None = None,
     ) -> None:
         super().__init__(
             session=session, client=client, endpoint_url=endpoint_url, region_name=region_name
@@ -89,6 +101,7 @@ class SnsTarget(BatchedMessageTarget):
                 "(messages of one group are delivered in order)"
             )
         self.group_id, self.dedup_id = group_id, dedup_id
+        self.attributes = checked_attributes(message_attributes)
         self.limits = limits or PayloadLimits()
         self.setup_replies(
             replies, task=task, secret=secret, claim_check=claim_check,
@@ -120,4 +133,6 @@ def _entry(entry_id: str, message: Outgoing, body: bytes) -> dict[str, Any]:
         entry["MessageGroupId"] = message.group_id
     if message.dedup_id is not None:
         entry["MessageDeduplicationId"] = message.dedup_id
+    if message.attributes:
+        entry["MessageAttributes"] = message.attributes
     return entry
