@@ -38,9 +38,14 @@ ARN = "arn:aws:lambda:us-east-1:123456789012:function:"
 #: A small account, so its limits are reached: 30 concurrent executions, 10 left unreserved.
 ACCOUNT = AccountLimits(concurrency=30, minimum_unreserved=10)
 ECHO = """
+import os
 import time
 
 def handler(event, context):
+    if isinstance(event, dict) and "gate" in event:  # running: say so, then wait for the gate
+        open(event["started"], "w").close()
+        while not os.path.exists(event["gate"]):
+            time.sleep(0.01)
     time.sleep(event.get("sleep", 0) if isinstance(event, dict) else 0)
     return event
 """
@@ -412,6 +417,25 @@ async def test_the_tail_log_reports_durations_and_memory_as_lambda_does(lam: Any
     assert billed - 0.02 <= int(first["Billed Duration"]) < billed + 1.02
     assert "Init Duration" not in second
     assert int(second["Billed Duration"]) >= float(second["Duration"]) >= 200
+
+
+async def test_an_environment_retired_after_its_invoke_still_reports_its_memory(
+    lam: Any, tmp_path: Path
+) -> None:
+    from aiofanout.testing import eventually
+
+    name = (await create(lam, Code={"ZipFile": echo_zip()}))["FunctionName"]
+    started, gate = tmp_path / "started", tmp_path / "gate"
+    payload = json.dumps({"started": str(started), "gate": str(gate)})
+    invoking = asyncio.ensure_future(
+        call(lam.invoke, FunctionName=name, Payload=payload, LogType="Tail")
+    )
+    await eventually(started.exists)
+    # A changed configuration retires the environment as soon as this invoke ends.
+    await call(lam.update_function_configuration, FunctionName=name, Timeout=9)
+    gate.touch()
+    report = report_of(await invoking)
+    assert int(report["Max Memory Used"]) > 5
 
 
 def report_of(response: dict[str, Any]) -> dict[str, str]:

@@ -236,12 +236,14 @@ class LocalLambda:
             result = _timed_out(invocation)
         report = Report.measure(env, started, time.monotonic())
         await _let_output_arrive()
-        self._record_log(env, invocation, result, report)
         stale = function.is_stale(env) or function.pool.over_limit()
         if stale and not env.dead:
-            # Its config or code changed meanwhile, or its function's limit was lowered: retire.
+            # Its config or code changed meanwhile, or its function's limit was lowered: retire
+            # it, its peak memory read first (its /proc entry goes with it).
+            self._record_log(env, invocation, result, report.read_now())
             await self._environments.kill(env)
         else:
+            self._record_log(env, invocation, result, report)
             function.pool.release(env)
         return result
 

@@ -20,6 +20,7 @@ since August 2025, includes the init phase of a managed runtime's zip function.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +38,7 @@ class Report:
     memory_size_mb: int
     pid: int | None  # the environment's process: its peak memory is read when the line is
     init_duration_ms: float | None
+    peak_mb: int | None = None  # read already (its environment is about to go)
 
     @classmethod
     def measure(cls, env: Environment, started: float, ended: float) -> Report:
@@ -54,7 +56,11 @@ class Report:
     @property
     def max_memory_used_mb(self) -> int | None:
         """The environment's peak memory so far (a high-water mark: read when asked, once)."""
-        return peak_memory_mb(self.pid)
+        return self.peak_mb if self.peak_mb is not None else peak_memory_mb(self.pid)
+
+    def read_now(self) -> Report:
+        """The report with the peak memory read now, for an environment about to be killed."""
+        return dataclasses.replace(self, peak_mb=peak_memory_mb(self.pid), pid=None)
 
     def line(self, request_id: str) -> str:
         """The ``REPORT`` line, as Lambda writes it (tab-separated, a trailing tab)."""
