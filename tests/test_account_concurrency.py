@@ -25,6 +25,7 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
+from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from aiofanout import LambdaTarget, Retry, Throttled, dispatch_many
@@ -100,7 +101,11 @@ async def test_the_unreserved_pool_is_shared_across_functions(
     await eventually(lambda: busy(aws, first) == 1 and busy(aws, second) == 1, timeout=20)
 
     # The pool is full: a third invoke of either function is AWS's account-level 429.
-    async with aioboto3_session.client("lambda", endpoint_url=aws.lambda_endpoint_url) as alam:
+    once = Config(retries={"total_max_attempts": 1})  # botocore retries a 429 by default
+    lambda_client = aioboto3_session.client(
+        "lambda", endpoint_url=aws.lambda_endpoint_url, config=once
+    )
+    async with lambda_client as alam:
         for name in (first, second):
             with pytest.raises(ClientError) as refused:
                 await alam.invoke(FunctionName=name, Payload=b"{}")
