@@ -236,10 +236,11 @@ class LocalLambda:
         shared = function.reserved is None
         if not shared:
             return False, await function.pool.acquire(self._starter(function), patience=patience)
-        give_up = None if patience is None else time.monotonic() + patience
+        clock = asyncio.get_running_loop().time
+        give_up = None if patience is None else clock() + patience
         await self.unreserved.take(patience=patience)
         try:
-            left = None if give_up is None else max(0.0, give_up - time.monotonic())
+            left = None if give_up is None else max(0.0, give_up - clock())
             return True, await function.pool.acquire(self._starter(function), patience=left)
         except BaseException:
             self.unreserved.give_back()

@@ -12,7 +12,6 @@ flight, not processes: an idle warm environment holds no slot, as on AWS.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections import deque
 
 from ._invocation import ACCOUNT_LIMIT, Throttle
@@ -43,9 +42,10 @@ class UnreservedPool:
         if self.busy < self.limit:  # the hot path: a counter, no scan
             self.busy += 1
             return
-        give_up = None if patience is None else time.monotonic() + patience
+        clock = asyncio.get_running_loop().time  # the loop's: patience in its (virtual) time
+        give_up = None if patience is None else clock() + patience
         while True:
-            left = None if give_up is None else give_up - time.monotonic()
+            left = None if give_up is None else give_up - clock()
             if left is not None and left <= 0:
                 raise Throttle(ACCOUNT_LIMIT)
             if await self._wait(left):
