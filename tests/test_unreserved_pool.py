@@ -75,10 +75,13 @@ def test_a_larger_pool_lets_its_waiters_in_and_a_smaller_one_admits_none() -> No
         pool.resize(1)  # a reservation was made: the two running finish, no new one starts
         with pytest.raises(Throttle):
             await pool.take(patience=0.0)
+        queued = asyncio.create_task(pool.take(patience=None))
+        await asyncio.sleep(0)
+        pool.give_back()  # 1 of 1 still taken: the queued one is not let in
+        await asyncio.sleep(0)
+        assert (pool.busy, pool.waiting, queued.done()) == (1, 1, False)
         pool.give_back()
-        with pytest.raises(Throttle):
-            await pool.take(patience=0.0)  # still at the limit: 1 of 1
-        pool.give_back()
-        await pool.take(patience=0.0)
+        await queued
+        assert (pool.busy, pool.waiting) == (1, 0)
 
     in_virtual_time(main())
