@@ -91,7 +91,8 @@ class Function:
 
     ``generation`` counts changes of config or code: an environment started at an older one
     finishes its invocation and retires. ``reserved`` is the reserved concurrency the API
-    reports (``None``: none reserved; the pool then allows the runtime's default).
+    reports (``None``: none reserved; the pool then allows the runtime's default, and its
+    invocations share the account's unreserved pool).
     """
 
     config: FunctionConfig

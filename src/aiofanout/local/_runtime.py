@@ -20,8 +20,9 @@ same context object, deadline header, error payloads.
 - ``_moto``: the runtime's SQS client of the moto server.
 
 This module keeps the life cycle and :meth:`LocalLambda.invoke`, the one path every invocation
-takes (synchronous, queued event or SQS batch): faults, a pool environment, the delivery, the
-init budget and the function's timeout (either kills the environment), the release.
+takes (synchronous, queued event or SQS batch): faults, a slot of the account's unreserved
+pool (a function without a reservation), a pool environment, the delivery, the init budget and
+the function's timeout (either kills the environment), the release.
 """
 
 from __future__ import annotations
