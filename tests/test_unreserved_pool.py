@@ -1,7 +1,8 @@
 """The account's unreserved pool in virtual time: patience, FIFO hand-over, no slot lost.
 
 The end-to-end proof (real environments, 429s through aioboto3 and ``LambdaTarget``) is
-``test_account_concurrency.py``; this is the counter on its own, on a ``looptime`` loop.
+``test_account_concurrency.py``; this is the counter on its own, on a ``looptime`` loop (a
+white-box test: each imports the internal pool inside it).
 """
 
 from __future__ import annotations
@@ -13,8 +14,6 @@ from typing import Any
 import looptime
 import pytest
 
-from aiofanout.local._sandbox import ACCOUNT_LIMIT, Throttle, UnreservedPool
-
 
 def in_virtual_time(main: Coroutine[Any, Any, None]) -> None:
     with asyncio.Runner(loop_factory=looptime.new_event_loop) as runner:
@@ -23,6 +22,8 @@ def in_virtual_time(main: Coroutine[Any, Any, None]) -> None:
 
 def test_a_patient_take_waits_its_patience_then_is_throttled_for_the_account() -> None:
     async def main() -> None:
+        from aiofanout.local._sandbox import ACCOUNT_LIMIT, Throttle, UnreservedPool
+
         loop, pool = asyncio.get_running_loop(), UnreservedPool(limit=1)
         await pool.take(patience=0.0)
         with pytest.raises(Throttle, match=ACCOUNT_LIMIT):
@@ -38,6 +39,8 @@ def test_a_patient_take_waits_its_patience_then_is_throttled_for_the_account() -
 
 def test_slots_are_handed_over_in_order_and_a_cancelled_waiter_passes_its_on() -> None:
     async def main() -> None:
+        from aiofanout.local._sandbox import UnreservedPool
+
         pool, order = UnreservedPool(limit=1), []
         await pool.take(patience=None)
 
@@ -65,6 +68,8 @@ def test_slots_are_handed_over_in_order_and_a_cancelled_waiter_passes_its_on() -
 
 def test_a_larger_pool_lets_its_waiters_in_and_a_smaller_one_admits_none() -> None:
     async def main() -> None:
+        from aiofanout.local._sandbox import Throttle, UnreservedPool
+
         pool = UnreservedPool(limit=1)
         await pool.take(patience=None)
         waiter = asyncio.create_task(pool.take(patience=None))
