@@ -149,8 +149,9 @@ def _add_function_options(serve: argparse.ArgumentParser) -> None:
         default=1000,
         metavar="N",
         help="the account's concurrent executions, as get-account-settings reports them; "
-        "put-function-concurrency must leave min(100, N) unreserved, as on AWS "
-        "(default: 1000, AWS's default quota)",
+        "put-function-concurrency must leave min(100, N) unreserved, and functions without a "
+        "reservation share what is left (past it an invoke is 429 "
+        "ConcurrentInvocationLimitExceeded), as on AWS (default: 1000, AWS's default quota)",
     )
 
 

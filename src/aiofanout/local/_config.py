@@ -24,7 +24,9 @@ class FunctionConfig:
         environment: variables set in every execution environment.
         reserved_concurrency: the most environments at once; more invokes get 429.
         throttle_after: seconds a synchronous invoke may wait for a busy environment before it
-            gets 429 (0, the default, is AWS's behaviour; more makes a local burst buffer).
+            gets 429 (0, the default, is AWS's behaviour; more makes a local burst buffer). For
+            a function without a reservation, the wait for a slot of the account's unreserved
+            concurrency counts in the same seconds.
         code_paths: folders put on ``PYTHONPATH`` of the environments (where ``handler`` lives).
         faults: injected throttles, errors, crashes, hangs and latency.
         event_retries: retries of a failed ``Event`` invocation (0-2, as on AWS).
@@ -137,7 +139,9 @@ class AccountLimits:
     The local runtime cannot know a real account's quotas, so they are set here (``serve
     --account-concurrency``). ``PutFunctionConcurrency`` refuses a reservation that would leave
     less than ``minimum_unreserved`` (or all of ``concurrency``, if that is smaller: then nothing
-    can be reserved, as on a new AWS account of 10) for the functions that reserve none.
+    can be reserved, as on a new AWS account of 10) for the functions that reserve none. Those
+    share what is left at invoke time: past it a synchronous invoke is 429
+    ``ConcurrentInvocationLimitExceeded``, as on AWS.
 
     Attributes:
         concurrency: the account's concurrent executions (AWS's default quota: 1,000).

@@ -32,8 +32,9 @@ from ._sandbox import Pool
 
 if TYPE_CHECKING:
     from ._background import Background
+    from ._config import AccountLimits
     from ._events import EventRunner
-    from ._sandbox import Environment, Environments
+    from ._sandbox import Environment, Environments, UnreservedPool
 
 
 @dataclass(slots=True)
@@ -90,7 +91,8 @@ class Function:
 
     ``generation`` counts changes of config or code: an environment started at an older one
     finishes its invocation and retires. ``reserved`` is the reserved concurrency the API
-    reports (``None``: none reserved; the pool then allows the runtime's default).
+    reports (``None``: none reserved; the pool then allows the runtime's default, and its
+    invocations share the account's unreserved pool).
     """
 
     config: FunctionConfig
@@ -181,6 +183,12 @@ class FunctionRegistry:
         return function
 
 
+def unreserved(functions: FunctionRegistry, account: AccountLimits) -> int:
+    """The account's concurrency left to functions that reserve none."""
+    reserved = sum(f.reserved or 0 for f in functions.all())
+    return account.concurrency - reserved
+
+
 # -- life cycle --------------------------------------------------------------------------------
 
 #: Seconds a provisioned environment has to start and poll for work.
@@ -199,7 +207,11 @@ class Provisioned:
 
 
 class Control:
-    """Adds, reconfigures, retires and removes functions of one runtime."""
+    """Adds, reconfigures, retires and removes functions of one runtime.
+
+    It keeps the account's unreserved pool the size the reservations leave (a sum over the
+    functions on each change here, so an invoke only counts).
+    """
 
     def __init__(
         self,
@@ -207,12 +219,18 @@ class Control:
         environments: Environments,
         events: EventRunner,
         background: Background,
+        *,
+        account: AccountLimits,
+        unreserved: UnreservedPool,
     ) -> None:
         self.functions = functions
         self._environments = environments
         self._events = events
         self._background = background
+        self._account = account
+        self._unreserved = unreserved
         self._event_tasks: dict[str, asyncio.Task[None]] = {}
+        self._resize_unreserved()
 
     def add(self, function: Function) -> None:
         """Register ``function`` (one of the same name is replaced: its environments stop)."""
@@ -220,13 +238,18 @@ class Control:
         if old is not None:
             self._stop(old)
         self._event_tasks[function.name] = self._background.spawn(self._events.run(function))
+        self._resize_unreserved()
 
     def remove(self, name: str) -> Function | None:
         """Delete the function ``name``: its environments and queued events stop."""
         function = self.functions.remove(name)
         if function is not None:
             self._stop(function)
+            self._resize_unreserved()
         return function
+
+    def _resize_unreserved(self) -> None:
+        self._unreserved.resize(unreserved(self.functions, self._account))
 
     def _stop(self, function: Function) -> None:
         task = self._event_tasks.pop(function.name, None)
@@ -247,16 +270,17 @@ class Control:
             self.provision(function, provisioned.requested)
 
     def set_limit(self, function: Function, limit: int) -> None:
-        """Allow ``limit`` environments at once.
+        """Allow ``limit`` environments at once (after its ``reserved`` changed).
 
         Waiting invokes may start one now; above a lowered limit, idle environments stop now and
-        busy ones when their invocation ends (none is cut).
+        busy ones when their invocation ends (none is cut). The unreserved pool is resized.
         """
         pool = function.pool
         pool.limit = limit
         while pool.over_limit() and pool.idle:
             self._kill(pool.idle.popleft())
         pool.capacity_changed()
+        self._resize_unreserved()
 
     def _kill(self, env: Environment) -> None:
         env.dead = True  # no invoke takes it from now on

@@ -20,8 +20,9 @@ same context object, deadline header, error payloads.
 - ``_moto``: the runtime's SQS client of the moto server.
 
 This module keeps the life cycle and :meth:`LocalLambda.invoke`, the one path every invocation
-takes (synchronous, queued event or SQS batch): faults, a pool environment, the delivery, the
-init budget and the function's timeout (either kills the environment), the release.
+takes (synchronous, queued event or SQS batch): faults, a slot of the account's unreserved
+pool (a function without a reservation), a pool environment, the delivery, the init budget and
+the function's timeout (either kills the environment), the release.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import sys
 import time
 import uuid
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -55,6 +57,7 @@ from ._sandbox import (
     Result,
     RuntimeApi,
     Throttle,
+    UnreservedPool,
 )
 
 #: Seconds an environment has to start and take its first invocation (AWS's init phase).
@@ -103,7 +106,16 @@ class LocalLambda:
             host=host, python=python, sqs_endpoint_url=sqs_endpoint_url, background=self._background
         )
         self._events = EventRunner(self.invoke, self._sqs, self._background)
-        self.control = Control(self.functions, self._environments, self._events, self._background)
+        #: The account's concurrency that functions without a reservation share.
+        self.unreserved = UnreservedPool(self.account.concurrency)
+        self.control = Control(
+            self.functions,
+            self._environments,
+            self._events,
+            self._background,
+            account=self.account,
+            unreserved=self.unreserved,
+        )
         self.code = CodeStore(sqs_endpoint_url)
         self.mappings = Mappings(self.invoke, self._sqs, self._background)
         self._logs: OrderedDict[str, tuple[str, Report]] = OrderedDict()
@@ -202,10 +214,7 @@ class LocalLambda:
                 return Result.error(
                     "InjectedFault", "an error injected by Faults(error=...)", request_id
                 )
-            env = await function.pool.acquire(
-                lambda: function.start_environment(self._environments),
-                patience=None if wait else function.config.throttle_after,
-            )
+            shared, env = await self._acquire(function, wait=wait)
         except Throttle:
             function.stats.throttles += 1
             raise
@@ -215,10 +224,42 @@ class LocalLambda:
         invocation = Invocation(request_id, payload, timeout, result, faults=faults)
         env.deliver(invocation)
         # The environment is released by this task even if the caller goes away mid-invoke.
-        finish = self._finish(function, env, invocation)
+        finish = self._finish(function, env, invocation, shared=shared)
         return await asyncio.shield(self._background.spawn(finish))
 
-    async def _finish(self, function: Function, env: Environment, invocation: Invocation) -> Result:
+    async def _acquire(self, function: Function, *, wait: bool) -> tuple[bool, Environment]:
+        """An environment, and whether the invocation holds a slot of the unreserved pool.
+
+        A function without a reservation takes a slot of the account's unreserved concurrency
+        first, then an environment; ``throttle_after`` is the patience for both together.
+        """
+        patience = None if wait else function.config.throttle_after
+        shared = function.reserved is None
+        if not shared:
+            return False, await function.pool.acquire(self._starter(function), patience=patience)
+        clock = asyncio.get_running_loop().time
+        give_up = None if patience is None else clock() + patience
+        await self.unreserved.take(patience=patience)
+        try:
+            left = None if give_up is None else max(0.0, give_up - clock())
+            return True, await function.pool.acquire(self._starter(function), patience=left)
+        except BaseException:
+            self.unreserved.give_back()
+            raise
+
+    def _starter(self, function: Function) -> Callable[[], Awaitable[Environment]]:
+        return lambda: function.start_environment(self._environments)
+
+    async def _finish(
+        self, function: Function, env: Environment, invocation: Invocation, *, shared: bool
+    ) -> Result:
+        try:
+            return await self._run(function, env, invocation)
+        finally:
+            if shared:
+                self.unreserved.give_back()
+
+    async def _run(self, function: Function, env: Environment, invocation: Invocation) -> Result:
         # The function's timeout counts from the delivery: on AWS the init phase (process
         # start, imports) has its own budget of 10 s.
         try:

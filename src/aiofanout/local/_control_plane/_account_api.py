@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from .._code import UNZIPPED_LIMIT, ZIPPED_LIMIT
+from .._functions import unreserved
 from ._http import reply
 
 if TYPE_CHECKING:
@@ -22,12 +23,6 @@ if TYPE_CHECKING:
 
 #: AWS's limit on the code of all functions and layers of an account (75 GB).
 TOTAL_CODE_SIZE = 80_530_636_800
-
-
-def unreserved(functions: FunctionRegistry, account: AccountLimits) -> int:
-    """The account's concurrency left to functions that reserve none."""
-    reserved = sum(f.reserved or 0 for f in functions.all())
-    return account.concurrency - reserved
 
 
 class AccountApi:

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from .._account import function_arn
-from ._account_api import unreserved
+from .._functions import unreserved
 from ._functions_api import UNRESERVED_CONCURRENCY
 from ._http import (
     LATEST,

@@ -12,6 +12,8 @@ from .._faults import Injection
 
 #: The ``Reason`` of a 429 when every environment a function may have is busy.
 CONCURRENCY_LIMIT = "ReservedFunctionConcurrentInvocationLimitExceeded"
+#: The ``Reason`` of a 429 when the account's unreserved concurrency is all in use.
+ACCOUNT_LIMIT = "ConcurrentInvocationLimitExceeded"
 
 
 @dataclass(slots=True)
