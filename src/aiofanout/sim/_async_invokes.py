@@ -55,7 +55,9 @@ class AsyncInvokes:
     def __init__(self) -> None:
         self.tasks: set[asyncio.Task[None]] = set()
         self.delivered = 0
-        self.retries = 0
+        self.retries = 0  # of function errors
+        self.throttles = 0  # attempts the queue made that found no concurrency
+        self.last_done: float | None = None  # when the last event ran or was given up
 
     def enqueue(self, function: Function, config: EventConfig, payload: bytes, rid: str) -> None:
         """Queue one event (an ``Event`` invoke answered 202)."""
@@ -86,8 +88,10 @@ class AsyncInvokes:
                 return
             reserved = function.reserved_concurrency is not None
             try:
-                cold = function.admit(loop.time())
+                # Counted against the invoke rate when it was sent: the queue is not a caller.
+                cold = function.admit(loop.time(), rate=False)
             except Throttle:
+                self.throttles += 1
                 await asyncio.sleep(throttle_wait)
                 throttle_wait = min(2 * throttle_wait, THROTTLE_MAX_RETRY)
                 continue
@@ -97,6 +101,7 @@ class AsyncInvokes:
             function.release(loop.time(), busy, counted_reserved=reserved)
             if not failed:
                 self.delivered += 1
+                self.last_done = loop.time()
                 return
             if attempts > config.maximum_retry_attempts:
                 self._failed(function, config, payload, rid, "RetriesExhausted", attempts)
@@ -113,6 +118,7 @@ class AsyncInvokes:
         condition: str,
         attempts: int,
     ) -> None:
+        self.last_done = asyncio.get_running_loop().time()
         # The asynchronous invocation record, as an on-failure destination receives it.
         config.failures.append(
             {
