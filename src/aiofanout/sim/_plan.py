@@ -31,8 +31,9 @@ __all__ = ["add_plan", "run_plan"]
 PLAN_DESCRIPTION = """\
 Predict a fan-out before you run it: the real engine and target run against a simulated AWS
 (Lambda and SQS as AWS documents them: account and reserved concurrency, 1,000 new environments
-per function per 10 s, cold starts, 429s with AWS's reasons, the invoke rate quota) on a virtual
-clock, so an hour of fan-out takes seconds. Seeded: the same command prints the same plan.
+per function per 10 s, cold starts, 429s with AWS's reasons, the invoke rate quota, the
+asynchronous queue with its retries and event age) on a virtual clock, so an hour of fan-out
+takes seconds. Seeded: the same command prints the same plan.
 
 prices (USD, us-east-1 list prices, override with --price-*): Lambda $0.20 per million
 requests, $0.0000166667 per GB-second on x86_64 and $0.0000133334 on arm64 (init included),
@@ -148,6 +149,8 @@ def run_plan(args: argparse.Namespace) -> int:
         title = f"{args.items:,} items, cap {args.concurrency}" + (
             ", adaptive" if args.adaptive else ""
         )
+        if args.target != "lambda":  # the function's side: an Event queue's or a mapping's runs
+            title += f", --target {args.target}"
         with open(args.svg, "w", encoding="utf-8") as out:
             out.write(timeline_svg(aws.timeline, title))
     if args.json:
