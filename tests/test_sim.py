@@ -438,6 +438,14 @@ def test_plan_event_drops_the_events_past_their_age_and_says_so(
     text = capsys.readouterr().out
     assert "handed over      50 events" in text
     assert "EventAgeExceeded: 50" in text
+    sys.argv = ["aiofanout", "plan", *args, "--maximum-retry-attempts", "3", "--no-progress"]
+    try:
+        with pytest.raises(SystemExit) as exited:
+            runpy.run_module("aiofanout", run_name="__main__")
+    finally:
+        sys.argv = argv
+    assert exited.value.code == 2
+    assert "--maximum-retry-attempts is 0, 1 or 2" in capsys.readouterr().err
 
 
 def test_the_timeline_counts_from_the_first_request_on_a_real_loop() -> None:

@@ -57,7 +57,6 @@ class AsyncInvokes:
         self.delivered = 0
         self.retries = 0  # of function errors
         self.throttles = 0  # attempts the queue made that found no concurrency
-        self.last_done: float | None = None  # when the last event ran or was given up
 
     def enqueue(self, function: Function, config: EventConfig, payload: bytes, rid: str) -> None:
         """Queue one event (an ``Event`` invoke answered 202)."""
@@ -101,7 +100,6 @@ class AsyncInvokes:
             function.release(loop.time(), busy, counted_reserved=reserved)
             if not failed:
                 self.delivered += 1
-                self.last_done = loop.time()
                 return
             if attempts > config.maximum_retry_attempts:
                 self._failed(function, config, payload, rid, "RetriesExhausted", attempts)
@@ -118,7 +116,6 @@ class AsyncInvokes:
         condition: str,
         attempts: int,
     ) -> None:
-        self.last_done = asyncio.get_running_loop().time()
         # The asynchronous invocation record, as an on-failure destination receives it.
         config.failures.append(
             {

@@ -166,6 +166,10 @@ def _check(args: argparse.Namespace) -> None:
             raise UsageError(f"--{name.replace('_', '-')} must be >= 1")
     if args.duration < 0:
         raise UsageError("--duration must be >= 0 seconds")
+    if args.maximum_retry_attempts not in (0, 1, 2):
+        raise UsageError("--maximum-retry-attempts is 0, 1 or 2 (Lambda's limits)")
+    if not 60 <= args.maximum_event_age <= 21_600:
+        raise UsageError("--maximum-event-age is 60..21600 seconds (Lambda's limits)")
 
 
 def _duration(args: argparse.Namespace) -> Duration:
