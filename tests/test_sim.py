@@ -383,6 +383,71 @@ def test_plan_is_seeded_prices_are_overridable_and_the_svg_is_drawn(
     assert svg.count("<polyline") == 3
 
 
+EVENT_PLAN = ["--items", "2000", "--duration", "0.5", "--concurrency", "200", "--target", "event"]
+EVENT_PLAN += ["--account-concurrency", "100", "--failure-rate", "0.1", "--seed", "3"]
+
+
+def test_plan_event_hands_every_item_over_fast_and_its_queue_runs_and_retries_them(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    first = plan(capsys, *EVENT_PLAN)
+    events = first["events"]
+    assert events["handed_over"] == first["succeeded"] == 2000
+    assert first["failed"] == first["timed_out"] == 0
+    # Handing over is quicker than the runs: 2,000 x 0.5 s at the account's 100 takes >= 10 s.
+    assert first["sender_seconds"] < 10 <= first["wall_seconds"]
+    # 200 senders at a 20 ms round trip pass the account's 1,000 invokes a second: 429s the
+    # engine retried; inside the queue, the 429s of no free concurrency.
+    assert events["sender_throttles"] == first["retries"] > 0
+    assert first["throttles_by_reason"]["CallerRateLimitExceeded"] == events["sender_throttles"]
+    assert (
+        events["queue_throttles"]
+        == (first["throttles_by_reason"]["ConcurrentInvocationLimitExceeded"])
+    )
+    assert events["queue_throttles"] > 0
+    # About a tenth of the runs fail; Lambda retries each failed event twice, then drops it.
+    assert 150 < events["retried"] < 300
+    exhausted = events["dropped_by_condition"].get("RetriesExhausted", 0)
+    assert events["ran"] + events["dropped"] == 2000
+    assert first["invocations"] == events["ran"] + events["retried"] + exhausted
+    # Every run, retries included, is a billed request.
+    requests = first["invocations"] * Prices().lambda_request
+    assert first["cost_breakdown_usd"]["requests"] == pytest.approx(requests, abs=1e-6)
+    again = plan(capsys, *EVENT_PLAN)
+    for answer in (first, again):
+        answer.pop("simulated_in_seconds")
+    assert first == again
+
+
+def test_plan_event_drops_the_events_past_their_age_and_says_so(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    args = ["--items", "50", "--concurrency", "10", "--target", "event"]
+    args += ["--reserved-concurrency", "0", "--maximum-event-age", "60"]
+    answer = plan(capsys, *args)
+    assert answer["events"]["dropped_by_condition"] == {"EventAgeExceeded": 50}
+    assert answer["events"]["ran"] == answer["invocations"] == 0
+    assert answer["wall_seconds"] > 60
+    argv = sys.argv
+    sys.argv = ["aiofanout", "plan", *args, "--no-progress"]
+    try:
+        with pytest.raises(SystemExit):
+            runpy.run_module("aiofanout", run_name="__main__")
+    finally:
+        sys.argv = argv
+    text = capsys.readouterr().out
+    assert "handed over      50 events" in text
+    assert "EventAgeExceeded: 50" in text
+    sys.argv = ["aiofanout", "plan", *args, "--maximum-retry-attempts", "3", "--no-progress"]
+    try:
+        with pytest.raises(SystemExit) as exited:
+            runpy.run_module("aiofanout", run_name="__main__")
+    finally:
+        sys.argv = argv
+    assert exited.value.code == 2
+    assert "--maximum-retry-attempts is 0, 1 or 2" in capsys.readouterr().err
+
+
 def test_the_timeline_counts_from_the_first_request_on_a_real_loop() -> None:
     aws = SimulatedAws()  # made outside any loop
     aws.function("f", duration=0.01, cold_start=0.0)

@@ -55,7 +55,8 @@ class AsyncInvokes:
     def __init__(self) -> None:
         self.tasks: set[asyncio.Task[None]] = set()
         self.delivered = 0
-        self.retries = 0
+        self.retries = 0  # of function errors
+        self.throttles = 0  # attempts the queue made that found no concurrency
 
     def enqueue(self, function: Function, config: EventConfig, payload: bytes, rid: str) -> None:
         """Queue one event (an ``Event`` invoke answered 202)."""
@@ -86,8 +87,10 @@ class AsyncInvokes:
                 return
             reserved = function.reserved_concurrency is not None
             try:
-                cold = function.admit(loop.time())
+                # Counted against the invoke rate when it was sent: the queue is not a caller.
+                cold = function.admit(loop.time(), rate=False)
             except Throttle:
+                self.throttles += 1
                 await asyncio.sleep(throttle_wait)
                 throttle_wait = min(2 * throttle_wait, THROTTLE_MAX_RETRY)
                 continue

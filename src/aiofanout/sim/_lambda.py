@@ -198,14 +198,25 @@ class Function:
 
     # -- one request ----------------------------------------------------------------------------
 
-    def admit(self, now: float) -> bool:
+    def take_event_request(self, now: float) -> None:
+        """Count an ``Event`` invoke at ``now`` against the account's invoke request rate.
+
+        Raises :class:`Throttle` (``CallerRateLimitExceeded``) past 10 requests per second per
+        unit of the account's concurrency: AWS's quota for asynchronous invokes is the
+        account's, not the function's (https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html).
+        """
+        if self.account.request_rate:
+            self._check_rate(now, None)
+
+    def admit(self, now: float, *, rate: bool = True) -> bool:
         """Take an environment for a request at ``now``; ``True`` if it is a cold one.
 
-        Raises :class:`Throttle` with AWS's reason when a limit says no.
+        Raises :class:`Throttle` with AWS's reason when a limit says no. ``rate=False``:
+        the request was counted when it was sent (an ``Event`` invoke its queue delivers).
         """
         account = self.account
         reserved = self.reserved_concurrency
-        if account.request_rate:
+        if rate and account.request_rate:
             self._check_rate(now, reserved)
         if reserved is not None:
             if self.busy >= reserved:

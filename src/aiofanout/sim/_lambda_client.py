@@ -122,6 +122,7 @@ class LambdaClient:
             status, error, body = await self._run(function, payload, rid)
         else:
             if InvocationType == "Event":
+                await self._take_event_request(function)
                 self._aws.enqueue(function, payload, rid)
             status, error, body = STATUS[InvocationType], None, b""
         back = aws.half_trip()
@@ -169,6 +170,17 @@ class LambdaClient:
         except Exception as exc:  # the handler's error is the function's error
             return 200, "Unhandled", _error_body(type(exc).__name__, str(exc), rid)
         return 200, None, json.dumps(value).encode()
+
+    async def _take_event_request(self, function: Function) -> None:
+        """An ``Event`` invoke is counted against the invoke rate quota before it is queued."""
+        try:
+            function.take_event_request(self._aws.now())
+        except Throttle as throttle:
+            aws = self._aws
+            back = aws.half_trip()
+            if back:
+                await aws.wakeups.until(aws.now() + back)
+            raise _throttle_error(throttle.reason) from None
 
     def _function(self, name: str) -> Function:
         function = self._aws.functions.get(name)

@@ -1,8 +1,10 @@
 """``python -m aiofanout plan``: a fan-out run against :class:`SimulatedAws` on a virtual clock.
 
-The real engine and the real ``LambdaTarget`` (or ``SqsTarget`` and an event source mapping)
-run the scenario; only AWS is simulated. What comes out is what the run did: its wall time,
-the peak concurrency, cold starts, 429s, retries, outcomes, and what it would cost.
+The real engine and the real ``LambdaTarget`` (RequestResponse or Event invokes, or
+``SqsTarget`` and an event source mapping) run the scenario; only AWS is simulated. What comes
+out is what the run did: its wall time, the peak concurrency, cold starts, 429s, retries,
+outcomes, and what it would cost; for Event invokes, also what Lambda's asynchronous queue did
+after the sender was done.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import json
 import random
 import sys
 import time
+from collections import Counter
 from typing import Any
 
 from .._errors import UsageError
@@ -28,15 +31,26 @@ __all__ = ["add_plan", "run_plan"]
 PLAN_DESCRIPTION = """\
 Predict a fan-out before you run it: the real engine and target run against a simulated AWS
 (Lambda and SQS as AWS documents them: account and reserved concurrency, 1,000 new environments
-per function per 10 s, cold starts, 429s with AWS's reasons, the invoke rate quota) on a virtual
-clock, so an hour of fan-out takes seconds. Seeded: the same command prints the same plan.
+per function per 10 s, cold starts, 429s with AWS's reasons, the invoke rate quota, the
+asynchronous queue with its retries and event age) on a virtual clock, so an hour of fan-out
+takes seconds. Seeded: the same command prints the same plan.
 
 prices (USD, us-east-1 list prices, override with --price-*): Lambda $0.20 per million
 requests, $0.0000166667 per GB-second on x86_64 and $0.0000133334 on arm64 (init included),
 SQS $0.40 per million requests.
 
+targets (--target):
+  lambda  one RequestResponse invoke per item: the sender waits for each run
+  event   one Event invoke per item: Lambda answers 202 and queues it; the plan shows the
+          sender's time to hand every event over (sender_seconds) and when the last event
+          has run (wall_seconds), 429s at the sender (the invoke rate quota) and inside the
+          queue (no concurrency free: retried by Lambda for up to --maximum-event-age),
+          function errors retried --maximum-retry-attempts times, and events dropped
+  sqs     SendMessageBatch to a queue an event source mapping drains into the function
+
 examples:
   python -m aiofanout plan --items 100000 --duration 0.5 --concurrency 1000 --adaptive
+  python -m aiofanout plan --items 100000 --duration 0.5 --concurrency 200 --target event
   python -m aiofanout plan --items 1000000 --duration 0.2 --concurrency 5000 \\
       --account-concurrency 3000 --memory 1024 --json --svg plan.svg
 """
@@ -54,10 +68,11 @@ def add_plan(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     add("--items", type=int, required=True, help="items to fan out")
     add(
         "--target",
-        choices=["lambda", "sqs"],
+        choices=["lambda", "event", "sqs"],
         default="lambda",
-        help="lambda: one RequestResponse invoke per item; sqs: SendMessageBatch to a queue "
-        "an event source mapping drains into the function (default: lambda)",
+        help="lambda: one RequestResponse invoke per item; event: one Event invoke per item, "
+        "run by Lambda's asynchronous queue; sqs: SendMessageBatch to a queue an event source "
+        "mapping drains into the function (default: lambda)",
     )
     add("--duration", type=float, default=0.1, help="the function's run, seconds (default 0.1)")
     add(
@@ -93,6 +108,19 @@ def _add_aws_options(parser: argparse.ArgumentParser) -> None:
     )
     add("--failure-rate", type=float, default=0.0, help="share of runs that fail (default 0)")
     add("--batch-size", type=int, default=10, help="the SQS mapping's (default 10)")
+    add(
+        "--maximum-retry-attempts",
+        type=int,
+        default=2,
+        help="--target event: Lambda's retries of a function error, 0..2 (default 2, AWS's)",
+    )
+    add(
+        "--maximum-event-age",
+        type=float,
+        default=21_600.0,
+        help="--target event: seconds an event may wait in the queue, 60..21600 "
+        "(default 21600, AWS's)",
+    )
     add("--seed", type=int, default=0, help="the simulation's seed (default 0)")
     add("--price-request", type=float, default=LAMBDA_REQUEST, help="USD per Lambda request")
     add(
@@ -121,6 +149,8 @@ def run_plan(args: argparse.Namespace) -> int:
         title = f"{args.items:,} items, cap {args.concurrency}" + (
             ", adaptive" if args.adaptive else ""
         )
+        if args.target != "lambda":  # the function's side: an Event queue's or a mapping's runs
+            title += f", --target {args.target}"
         with open(args.svg, "w", encoding="utf-8") as out:
             out.write(timeline_svg(aws.timeline, title))
     if args.json:
@@ -136,6 +166,10 @@ def _check(args: argparse.Namespace) -> None:
             raise UsageError(f"--{name.replace('_', '-')} must be >= 1")
     if args.duration < 0:
         raise UsageError("--duration must be >= 0 seconds")
+    if args.maximum_retry_attempts not in (0, 1, 2):
+        raise UsageError("--maximum-retry-attempts is 0, 1 or 2 (Lambda's limits)")
+    if not 60 <= args.maximum_event_age <= 21_600:
+        raise UsageError("--maximum-event-age is 60..21600 seconds (Lambda's limits)")
 
 
 def _duration(args: argparse.Namespace) -> Duration:
@@ -168,7 +202,8 @@ async def _simulate(args: argparse.Namespace) -> tuple[dict[str, Any], Simulated
             "planned", duration=_duration(args), cold_start=args.cold_start,
             reserved_concurrency=args.reserved_concurrency, memory=args.memory,
             architecture=args.architecture, timeout=args.function_timeout,
-            failure_rate=args.failure_rate,
+            failure_rate=args.failure_rate, maximum_retry_attempts=args.maximum_retry_attempts,
+            maximum_event_age=args.maximum_event_age,
         )  # fmt: skip
         queue = None
         if args.target == "sqs":
@@ -176,7 +211,10 @@ async def _simulate(args: argparse.Namespace) -> tuple[dict[str, Any], Simulated
             aws.event_source_mapping(queue, function, batch_size=args.batch_size)
             target: Any = SqsTarget(queue.url, task=None, client=aws.sqs_client())
         else:
-            target = LambdaTarget("planned", task=None, client=aws.lambda_client())
+            target = LambdaTarget(
+                "planned", task=None, client=aws.lambda_client(),
+                invocation_type="Event" if args.target == "event" else "RequestResponse",
+            )  # fmt: skip
         loop = asyncio.get_running_loop()
         with _progress(args) as show:
             result = await dispatch_many(
@@ -184,14 +222,18 @@ async def _simulate(args: argparse.Namespace) -> tuple[dict[str, Any], Simulated
                 concurrency=args.concurrency, adaptive=args.adaptive,
                 retry=Retry(attempts=args.retries), timeout=args.timeout, on_progress=show,
             )  # fmt: skip
+            sent = loop.time()
+            await aws.drain()  # the Event invokes Lambda queued (none for the other targets)
             while queue is not None and (len(queue) or queue.in_flight):  # noqa: ASYNC110
                 # Looked at once a virtual second, as a user polls the queue's attributes.
                 await asyncio.sleep(1.0)
         wall = loop.time()
-    return _plan(args, aws, result, wall), aws
+    return _plan(args, aws, result, wall, sent), aws
 
 
-def _plan(args: argparse.Namespace, aws: SimulatedAws, result: Any, wall: float) -> dict[str, Any]:
+def _plan(
+    args: argparse.Namespace, aws: SimulatedAws, result: Any, wall: float, sent: float
+) -> dict[str, Any]:
     from .. import Status
 
     function = aws.functions["planned"]
@@ -199,8 +241,9 @@ def _plan(args: argparse.Namespace, aws: SimulatedAws, result: Any, wall: float)
     prices = _prices(args)
     cost = aws.cost(prices)
     counts = result.counts
-    return {
+    plan: dict[str, Any] = {
         "wall_seconds": round(wall, 3),
+        "sender_seconds": round(sent, 3),
         "peak_concurrency": stats.peak_concurrency,
         "cold_starts": stats.cold_starts,
         "throttles": sum(stats.throttles.values()),
@@ -225,6 +268,25 @@ def _plan(args: argparse.Namespace, aws: SimulatedAws, result: Any, wall: float)
             for key, value in sorted(vars(args).items())
             if key not in ("command", "json", "svg", "no_progress")
         },
+    }
+    if args.target == "event":
+        plan["events"] = _events(aws, counts[Status.SUCCEEDED])
+    return plan
+
+
+def _events(aws: SimulatedAws, handed_over: int) -> dict[str, Any]:
+    """What Lambda's asynchronous queue did with the Event invokes it answered 202."""
+    queued = aws.async_invokes
+    dropped = Counter(record["requestContext"]["condition"] for record in aws.failures("planned"))
+    sender_throttles = sum(aws.functions["planned"].stats.throttles.values()) - queued.throttles
+    return {
+        "handed_over": handed_over,
+        "ran": queued.delivered,
+        "retried": queued.retries,
+        "dropped": sum(dropped.values()),
+        "dropped_by_condition": dict(sorted(dropped.items())),
+        "sender_throttles": sender_throttles,
+        "queue_throttles": queued.throttles,
     }
 
 
@@ -263,6 +325,17 @@ def _human(plan: dict[str, Any]) -> str:
     lines = [
         f"wall time        {plan['wall_seconds']:,.1f} s (simulated in "
         f"{plan['simulated_in_seconds']} s)",
+    ]
+    events = plan.get("events")
+    if events is not None:
+        lines += [
+            f"handed over      {events['handed_over']:,} events in {plan['sender_seconds']:,.1f} s"
+            f" (429s at the sender {events['sender_throttles']:,})",
+            f"ran              {events['ran']:,}   retried {events['retried']:,}   "
+            f"dropped {events['dropped']:,}   429s in the queue {events['queue_throttles']:,}",
+        ]
+        lines += [f"  {c}: {n:,}" for c, n in events["dropped_by_condition"].items()]
+    lines += [
         f"succeeded        {plan['succeeded']:,}   failed {plan['failed']:,}   "
         f"timed out {plan['timed_out']:,}",
         f"peak concurrency {plan['peak_concurrency']:,}   cold starts {plan['cold_starts']:,}",
