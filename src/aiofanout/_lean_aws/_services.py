@@ -10,6 +10,7 @@ item.
 
 from __future__ import annotations
 
+import base64
 import functools
 import json
 import urllib.parse
@@ -143,8 +144,18 @@ class LeanSqs(_LeanService):
             "x-amz-target": f"AmazonSQS.{operation}",
             "x-amzn-query-mode": "true",  # SQS answers with its query-protocol error codes
         }
-        body = json.dumps(params, separators=(",", ":")).encode()
+        body = json.dumps(params, separators=(",", ":"), default=_blob).encode()
         status, answer_headers, answer = await self.lean.call(operation, "POST", "/", headers, body)
         response: dict[str, Any] = json.loads(answer) if answer else {}
         response["ResponseMetadata"] = metadata(status, answer_headers)
         return response
+
+
+def _blob(value: object) -> str:
+    """A blob as SQS's JSON protocol takes it: base64 text, as botocore's serializer writes it.
+
+    (A ``Binary`` message attribute's ``BinaryValue`` is the blob the targets send.)
+    """
+    if isinstance(value, bytes | bytearray | memoryview):
+        return base64.b64encode(value).decode()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
