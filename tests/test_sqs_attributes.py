@@ -143,7 +143,7 @@ def test_a_bad_fixed_attribute_is_refused_when_the_target_is_made(
 
 def test_the_attributes_count_toward_the_limit_and_the_claim_check_decision() -> None:
     bare = SqsTarget(QUEUE, task="t").prepare("x" * 400)
-    given = {"kind": "image", "thumb": b"\x00\x01"}  # 4+6+5 and 5+6+2 bytes
+    given: dict[str, Any] = {"kind": "image", "thumb": b"\x00\x01"}  # 4+6+5 and 5+6+2 bytes
     limit = len(bare) + 20  # the body fits, the body and its attributes do not
     limits = PayloadLimits(sqs_message=limit)
     tight = SqsTarget(QUEUE, task="t", message_attributes=given, limits=limits)
