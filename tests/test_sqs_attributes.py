@@ -154,3 +154,28 @@ def test_the_attributes_count_toward_the_limit_and_the_claim_check_decision() ->
     ).prepare("x" * 400)
     assert claimed.claim is not None  # the arguments go to S3: body and attributes fit
     assert len(claimed) <= limit
+
+
+@on_both_client_paths
+async def test_the_lean_client_receives_a_binary_attribute_as_bytes_as_botocore_does(
+    moto: MotoServer, consumer: Any
+) -> None:
+    from aiofanout._lean_aws import lean_client
+
+    url = await new_queue(consumer)
+    given = {"kind": "image", "thumb": b"\x00\xff"}
+    assert (
+        await dispatch_many(sender(moto, url, message_attributes=given), ["a"], concurrency=1)
+    ).ok
+    lean = await lean_client(
+        "sqs", endpoint_url=moto.endpoint_url, region_name=REGION,
+        pool=1, read_timeout=5, connect_timeout=5,
+    )  # fmt: skip
+    async with lean:
+        got = await lean.receive_message(QueueUrl=url, MessageAttributeNames=["All"])
+    [message] = got["Messages"]
+    assert message["MessageAttributes"]["thumb"] == {
+        "DataType": "Binary",
+        "BinaryValue": b"\x00\xff",
+    }
+    assert message["MessageAttributes"]["kind"]["StringValue"] == "image"

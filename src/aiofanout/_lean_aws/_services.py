@@ -132,7 +132,12 @@ class LeanSqs(_LeanService):
 
     async def receive_message(self, **params: Any) -> dict[str, Any]:
         """``ReceiveMessage`` (``QueueUrl``, ``MaxNumberOfMessages``, ``WaitTimeSeconds``, ...)."""
-        return await self._call("ReceiveMessage", params)
+        response = await self._call("ReceiveMessage", params)
+        for message in response.get("Messages", []):
+            for attribute in message.get("MessageAttributes", {}).values():
+                if "BinaryValue" in attribute:  # base64 in the JSON; bytes, as botocore gives
+                    attribute["BinaryValue"] = base64.b64decode(attribute["BinaryValue"])
+        return response
 
     async def delete_message_batch(self, **params: Any) -> dict[str, Any]:
         """``DeleteMessageBatch`` (``QueueUrl``, ``Entries``): ``Successful`` and ``Failed``."""
