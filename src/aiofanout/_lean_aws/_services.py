@@ -10,6 +10,7 @@ item.
 
 from __future__ import annotations
 
+import base64
 import functools
 import json
 import urllib.parse
@@ -131,7 +132,12 @@ class LeanSqs(_LeanService):
 
     async def receive_message(self, **params: Any) -> dict[str, Any]:
         """``ReceiveMessage`` (``QueueUrl``, ``MaxNumberOfMessages``, ``WaitTimeSeconds``, ...)."""
-        return await self._call("ReceiveMessage", params)
+        response = await self._call("ReceiveMessage", params)
+        for message in response.get("Messages", []):
+            for attribute in message.get("MessageAttributes", {}).values():
+                if "BinaryValue" in attribute:  # base64 in the JSON; bytes, as botocore gives
+                    attribute["BinaryValue"] = base64.b64decode(attribute["BinaryValue"])
+        return response
 
     async def delete_message_batch(self, **params: Any) -> dict[str, Any]:
         """``DeleteMessageBatch`` (``QueueUrl``, ``Entries``): ``Successful`` and ``Failed``."""
@@ -143,8 +149,18 @@ class LeanSqs(_LeanService):
             "x-amz-target": f"AmazonSQS.{operation}",
             "x-amzn-query-mode": "true",  # SQS answers with its query-protocol error codes
         }
-        body = json.dumps(params, separators=(",", ":")).encode()
+        body = json.dumps(params, separators=(",", ":"), default=_blob).encode()
         status, answer_headers, answer = await self.lean.call(operation, "POST", "/", headers, body)
         response: dict[str, Any] = json.loads(answer) if answer else {}
         response["ResponseMetadata"] = metadata(status, answer_headers)
         return response
+
+
+def _blob(value: object) -> str:
+    """A blob as SQS's JSON protocol takes it: base64 text, as botocore's serializer writes it.
+
+    (A ``Binary`` message attribute's ``BinaryValue`` is the blob the targets send.)
+    """
+    if isinstance(value, bytes | bytearray | memoryview):
+        return base64.b64encode(value).decode()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")

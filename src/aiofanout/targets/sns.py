@@ -16,7 +16,7 @@ from .._limits import PayloadLimits
 from .._target import Batching
 from .._wire import ClaimCheck, DescribesTask, Outgoing
 from ._fanin import checked_expires
-from ._message_attributes import MessageAttributes, checked_attributes
+from ._message_attributes import SNS_ATTRIBUTES, MessageAttributes, checked_attributes
 from ._message_batches import BatchedMessageTarget, batch_answers
 
 __all__ = ["SnsTarget"]
@@ -101,7 +101,7 @@ class SnsTarget(BatchedMessageTarget):
                 "(messages of one group are delivered in order)"
             )
         self.group_id, self.dedup_id = group_id, dedup_id
-        self.attributes = checked_attributes(message_attributes)
+        self.attributes = checked_attributes(message_attributes, SNS_ATTRIBUTES)
         self.limits = limits or PayloadLimits()
         self.setup_replies(
             replies, task=task, secret=secret, claim_check=claim_check,

@@ -11,6 +11,7 @@ from .._limits import PayloadLimits
 from .._target import Batching
 from .._wire import ClaimCheck, DescribesTask, Outgoing
 from ._fanin import checked_expires, renamed_reply_to
+from ._message_attributes import SQS_ATTRIBUTES, MessageAttributes, checked_attributes
 from ._message_batches import BatchedMessageTarget, batch_answers
 
 __all__ = ["SqsTarget"]
@@ -52,11 +53,21 @@ class SqsTarget(BatchedMessageTarget):
     queue's own attribute). The delay is part of the round trip with ``replies=`` (give a
     ``timeout`` longer than it) and counts against ``expires=`` (which must be longer).
 
+    ``message_attributes`` (a mapping of name to value, or a function of the item giving one)
+    go with each message as SQS message attributes, which a consumer reads without parsing the
+    body: a ``str`` is a ``String``, an ``int`` or ``float`` a ``Number``, ``bytes`` ``Binary``
+    (SQS has no list type); at most 10, names as AWS allows them, checked when the target is
+    made (a function's, when its item is prepared: that item fails with :class:`UsageError`,
+    unsent). They count toward the message's byte limit.
+
     Example::
 
         target = SqsTarget(queue_url, task=resize, replies=True, endpoint_url=aws.endpoint_url)
         result = await dispatch_many(target, keys, concurrency=200, timeout=120)
         result.values()   # what resize returned, in input order
+
+        # the consumer reads each message's tenant without parsing its body
+        tagged = SqsTarget(queue_url, task=resize, message_attributes=lambda k: {"tenant": k[:4]})
     """
 
     service = "sqs"
@@ -82,6 +93,7 @@ class SqsTarget(BatchedMessageTarget):
         replies: bool | str | None = None,
         expires: float | None = None,
         claim_check: ClaimCheck | None = None,
+        message_attributes: MessageAttributes | None = None,
     ) -> None:
         super().__init__(
             session=session, client=client, endpoint_url=endpoint_url, region_name=region_name
@@ -91,6 +103,7 @@ class SqsTarget(BatchedMessageTarget):
         self.fifo = queue_url.endswith(".fifo")
         _check_options(self.fifo, group_id, delay, self.expires)
         self.group_id, self.dedup_id, self.delay = group_id, dedup_id, delay
+        self.attributes = checked_attributes(message_attributes, SQS_ATTRIBUTES)
         self.limits = limits or PayloadLimits()
         self.setup_replies(
             replies, task=task, secret=secret, claim_check=claim_check,
@@ -120,6 +133,8 @@ class SqsTarget(BatchedMessageTarget):
             entry["MessageGroupId"] = message.group_id
         if message.dedup_id is not None:
             entry["MessageDeduplicationId"] = message.dedup_id
+        if message.attributes:
+            entry["MessageAttributes"] = message.attributes
         return entry
 
 
