@@ -145,11 +145,7 @@ class LambdaClient:
         try:
             cold = function.admit(now)
         except Throttle as throttle:
-            aws = self._aws
-            back = aws.half_trip()
-            if back:
-                await aws.wakeups.until(aws.now() + back)
-            raise _throttle_error(throttle.reason) from None
+            raise await self._throttled(throttle) from None
         busy, timed_out, failed = function.run_time(cold)
         await self._aws.wakeups.until(now + busy)
         function.release(now + busy, busy, counted_reserved=reserved)
@@ -176,11 +172,15 @@ class LambdaClient:
         try:
             function.take_event_request(self._aws.now())
         except Throttle as throttle:
-            aws = self._aws
-            back = aws.half_trip()
-            if back:
-                await aws.wakeups.until(aws.now() + back)
-            raise _throttle_error(throttle.reason) from None
+            raise await self._throttled(throttle) from None
+
+    async def _throttled(self, throttle: Throttle) -> Exception:
+        """The 429 for ``throttle``, once its answer has travelled back to the caller."""
+        aws = self._aws
+        back = aws.half_trip()
+        if back:
+            await aws.wakeups.until(aws.now() + back)
+        return _throttle_error(throttle.reason)
 
     def _function(self, name: str) -> Function:
         function = self._aws.functions.get(name)
