@@ -16,14 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from aiofanout._lean_aws import _connection_pool as connection_pool
-from aiofanout._lean_aws._connection_pool import (
-    ConnectFailed,
-    ConnectionDropped,
-    ConnectionPool,
-    ReadTimedOut,
-    request_head,
-)
+from aiofanout._lean_aws import _http_connection as http_connection
+from aiofanout._lean_aws._connection_pool import ConnectionPool, request_head
+from aiofanout._lean_aws._http_connection import ConnectFailed, ConnectionDropped, ReadTimedOut
 
 Reply = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[bool]]
 
@@ -388,7 +383,7 @@ def certificate_authority(directory: Path) -> tuple[Path, ssl.SSLContext]:
 async def test_an_idle_connection_past_its_keepalive_is_not_used_again(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(connection_pool, "KEEPALIVE", 0.0)  # every idle connection is too old
+    monkeypatch.setattr(http_connection, "KEEPALIVE", 0.0)  # every idle connection is too old
     assert await connections_for_three_calls(echo) == 3
 
 

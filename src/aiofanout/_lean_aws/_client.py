@@ -28,14 +28,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ._connection_pool import (
+from ._connection_pool import ConnectionPool, request_head
+from ._http_connection import (
     ConnectFailed,
     ConnectionDropped,
-    ConnectionPool,
     ConnectTimedOut,
     ReadTimedOut,
     TransportError,
-    request_head,
 )
 from ._signing import Signer, default_signer
 

@@ -11,7 +11,8 @@ What a call needs and no more: a pool of at most ``limit`` connections (callers 
 in turn), TLS, a connect timeout, a read timeout that restarts with every byte that arrives
 (botocore's and aiohttp's meaning), ``Content-Length`` and chunked answers, ``Connection:
 close``. A connection that failed, timed out or was cancelled mid-call is closed, never reused.
-Failures are this module's own ``TransportError`` kinds; ``_client`` turns them into botocore's.
+One connection and its failures (``TransportError`` kinds, which ``_client`` turns into
+botocore's) are ``_http_connection``'s; here is the pool, its dialer and the request's head.
 """
 
 from __future__ import annotations
@@ -23,189 +24,17 @@ import socket
 import ssl
 from collections.abc import Callable, Mapping
 
-__all__ = [
-    "ConnectFailed",
-    "ConnectTimedOut",
-    "ConnectionDropped",
-    "ConnectionPool",
-    "ReadTimedOut",
-    "TransportError",
-]
+from ._http_connection import (
+    Answer,
+    ConnectFailed,
+    ConnectionDropped,
+    ConnectTimedOut,
+    HttpConnection,
+)
 
-#: An idle connection older than this is closed rather than reused (the server, or a NAT
-#: between, may have let go of it without a word).
-KEEPALIVE = 60.0
+__all__ = ["ConnectionPool", "request_head"]
+
 CLOSE_WAIT = 5.0  # at most, for asyncio to close the aborted sockets at close()
-
-
-class TransportError(Exception):
-    """The call did not get an answer: the base of this module's failures."""
-
-
-class ConnectFailed(TransportError):
-    """No connection could be opened (refused, unreachable, DNS, TLS)."""
-
-
-class ConnectTimedOut(TransportError):
-    """Opening the connection took longer than the connect timeout."""
-
-
-class ReadTimedOut(TransportError):
-    """Nothing arrived for the read timeout after the request was sent."""
-
-
-class ConnectionDropped(TransportError):
-    """The connection closed, or the answer could not be parsed, before the answer ended."""
-
-
-Answer = tuple[int, dict[str, str], bytes]
-
-
-class _Connection(asyncio.Protocol):
-    """One kept-alive connection: one request at a time, its answer handed to ``waiter``."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, read_timeout: float) -> None:
-        import httptools
-
-        self._loop = loop
-        self._read_timeout = read_timeout
-        self._parser = httptools.HttpResponseParser(self)
-        self.transport: asyncio.Transport | None = None
-        self.closed: asyncio.Future[None] = loop.create_future()
-        self.idle_since = 0.0
-        self.reusable = True
-        self._waiter: asyncio.Future[Answer] | None = None
-        self._timer: asyncio.TimerHandle | None = None
-        self._last_read = 0.0
-        self._headers: dict[str, str] = {}
-        self._body: list[bytes] = []
-        self._until_close = False  # this answer has no length: it ends when the connection does
-
-    # -- the caller's side --------------------------------------------------------------------
-
-    def send(self, request: bytes, body: bytes) -> asyncio.Future[Answer]:
-        """Write one request; the future of its answer."""
-        assert self.transport is not None
-        waiter = self._waiter = self._loop.create_future()
-        self._last_read = now = self._loop.time()
-        self._timer = self._loop.call_at(now + self._read_timeout, self._check_read_timeout)
-        self.transport.writelines((request, body))
-        return waiter
-
-    def usable(self, now: float) -> bool:
-        """Whether this idle connection may carry another request."""
-        return (
-            self.reusable
-            and not self.closed.done()
-            and self.transport is not None
-            and not self.transport.is_closing()
-            and now - self.idle_since < KEEPALIVE
-        )
-
-    def close(self) -> None:
-        self.reusable = False
-        if self.transport is not None:
-            self.transport.close()
-
-    def abort(self) -> None:
-        """Close at once, unsent bytes and all: the exchange on it is in an unknown state."""
-        self.reusable = False
-        if self.transport is not None:
-            self.transport.abort()
-
-    def _check_read_timeout(self) -> None:
-        # One timer per request, moved on only when it fires: cheaper than a new timer per read.
-        due = self._last_read + self._read_timeout
-        if self._loop.time() < due:
-            self._timer = self._loop.call_at(due, self._check_read_timeout)
-            return
-        self._timer = None
-        self._fail(ReadTimedOut(f"nothing read for {self._read_timeout:g} s"))
-        self.abort()
-
-    def _fail(self, error: TransportError) -> None:
-        self.reusable = False
-        waiter, self._waiter = self._waiter, None
-        self._stop_timer()
-        if waiter is not None and not waiter.done():
-            waiter.set_exception(error)
-
-    def _stop_timer(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-
-    # -- asyncio's side -----------------------------------------------------------------------
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-
-    def data_received(self, data: bytes) -> None:
-        if self._waiter is None:  # nothing was asked: the server is not speaking HTTP to us
-            self.abort()
-            return
-        self._last_read = self._loop.time()
-        try:
-            self._parser.feed_data(data)
-        except Exception as exc:  # httptools' parse errors, an upgrade (101): not an answer here
-            self._fail(ConnectionDropped(f"the answer could not be parsed: {exc!r}"))
-            self.abort()
-
-    def eof_received(self) -> bool | None:
-        self.reusable = False
-        if self._until_close:  # an answer without a length ends here, whole
-            self._until_close = False
-            self._complete(self._parser.get_status_code())
-        return None  # close the transport
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.reusable = False
-        self._fail(ConnectionDropped(f"the connection closed before the answer ended ({exc})"))
-        if not self.closed.done():
-            self.closed.set_result(None)
-
-    # -- httptools' callbacks -----------------------------------------------------------------
-
-    def on_message_begin(self) -> None:
-        if self._waiter is None:  # more than the one answer asked for: out of step, drop it
-            self.reusable = False
-            self.abort()
-        self._headers = {}
-        self._body = []
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        key = name.decode("latin-1").lower()
-        text = value.decode("latin-1")
-        seen = self._headers.get(key)
-        self._headers[key] = text if seen is None else f"{seen}, {text}"
-
-    def on_headers_complete(self) -> None:
-        status = self._parser.get_status_code()
-        self._until_close = (
-            status >= 200
-            and status not in (204, 304)
-            and "content-length" not in self._headers
-            and "transfer-encoding" not in self._headers
-        )
-
-    def on_body(self, body: bytes) -> None:
-        self._body.append(body)
-
-    def on_message_complete(self) -> None:
-        status = self._parser.get_status_code()
-        if status < 200:  # an interim answer (100 Continue): the real one follows
-            return
-        if not self._parser.should_keep_alive():
-            self.reusable = False
-        self._until_close = False
-        self._complete(status)
-
-    def _complete(self, status: int) -> None:
-        waiter, self._waiter = self._waiter, None
-        self._stop_timer()
-        if waiter is not None and not waiter.done():
-            waiter.set_result((status, self._headers, b"".join(self._body)))
 
 
 class _Dialer:
@@ -223,7 +52,7 @@ class _Dialer:
         self._connecting: set[asyncio.Task[None]] = set()
         self._stopped = False
 
-    async def dial(self, connection: _Connection) -> None:
+    async def dial(self, connection: HttpConnection) -> None:
         """Connect ``connection``.
 
         Raises ``ConnectFailed``, ``ConnectTimedOut`` or, when stopped meanwhile,
@@ -249,7 +78,7 @@ class _Dialer:
         if self._connecting:
             await asyncio.wait(self._connecting)
 
-    async def _connect(self, loop: asyncio.AbstractEventLoop, connection: _Connection) -> None:
+    async def _connect(self, loop: asyncio.AbstractEventLoop, connection: HttpConnection) -> None:
         async with asyncio.timeout(self.connect_timeout):
             # Addresses one after another: with happy eyeballs on, Python 3.11 left the socket
             # of a connect cancelled as it completed unclosed (a long poll cancelled at a
@@ -284,17 +113,19 @@ class _Turns:
     caller arriving meanwhile can take it too.
     """
 
-    def __init__(self, give_back: Callable[[_Connection], None]) -> None:
+    def __init__(self, give_back: Callable[[HttpConnection], None]) -> None:
         self._give_back = give_back  # where a connection handed to a cancelled caller goes
-        self._waiting: collections.deque[asyncio.Future[_Connection | None]] = collections.deque()
+        self._waiting: collections.deque[asyncio.Future[HttpConnection | None]] = (
+            collections.deque()
+        )
         self.reserved = 0
 
     def __bool__(self) -> bool:
         return bool(self._waiting)
 
-    async def wait(self, loop: asyncio.AbstractEventLoop) -> _Connection | None:
+    async def wait(self, loop: asyncio.AbstractEventLoop) -> HttpConnection | None:
         """Wait for a connection, or for a turn to open one (``None``)."""
-        waiter: asyncio.Future[_Connection | None] = loop.create_future()
+        waiter: asyncio.Future[HttpConnection | None] = loop.create_future()
         self._waiting.append(waiter)
         try:
             handed = await waiter
@@ -313,7 +144,7 @@ class _Turns:
             self.reserved -= 1  # the place is taken as the caller opens its connection
         return handed
 
-    def hand(self, connection: _Connection) -> bool:
+    def hand(self, connection: HttpConnection) -> bool:
         """Give ``connection`` to the first caller waiting; whether there was one."""
         return self._wake(connection)
 
@@ -328,7 +159,7 @@ class _Turns:
             if not waiter.done():
                 waiter.set_exception(error)
 
-    def _wake(self, handed: _Connection | None) -> bool:
+    def _wake(self, handed: HttpConnection | None) -> bool:
         while self._waiting:
             waiter = self._waiting.popleft()
             if not waiter.done():
@@ -365,9 +196,9 @@ class ConnectionPool:
         self._dialer = _Dialer(split.hostname, port, tls, connect_timeout)
         self.limit = limit
         self.read_timeout = read_timeout
-        self._idle: list[_Connection] = []
-        self._slots: set[_Connection] = set()  # the connections counted against the limit
-        self._live: set[_Connection] = set()  # every socket not yet closed, counted or not
+        self._idle: list[HttpConnection] = []
+        self._slots: set[HttpConnection] = set()  # the connections counted against the limit
+        self._live: set[HttpConnection] = set()  # every socket not yet closed, counted or not
         self._turns = _Turns(self._release)
         self._closed = False
 
@@ -404,7 +235,7 @@ class ConnectionPool:
         """Whether ``close()`` was called: no call is sent any more."""
         return self._closed
 
-    async def _acquire(self) -> _Connection:
+    async def _acquire(self) -> HttpConnection:
         if self._closed:
             raise ConnectionDropped("the client was closed")
         loop = asyncio.get_running_loop()
@@ -424,8 +255,8 @@ class ConnectionPool:
                 return handed
         return await self._open(loop)
 
-    async def _open(self, loop: asyncio.AbstractEventLoop) -> _Connection:
-        connection = _Connection(loop, self.read_timeout)
+    async def _open(self, loop: asyncio.AbstractEventLoop) -> HttpConnection:
+        connection = HttpConnection(loop, self.read_timeout)
         self._slots.add(connection)
         self._live.add(connection)
         connection.closed.add_done_callback(lambda _: self._live.discard(connection))
@@ -443,7 +274,7 @@ class ConnectionPool:
             raise ConnectionDropped("the client was closed")
         return connection
 
-    def _release(self, connection: _Connection) -> None:
+    def _release(self, connection: HttpConnection) -> None:
         if connection.reusable and not self._closed:
             if self._turns.hand(connection):
                 return
@@ -453,7 +284,7 @@ class ConnectionPool:
         connection.close()
         self._forget(connection)
 
-    def _forget(self, connection: _Connection) -> None:
+    def _forget(self, connection: HttpConnection) -> None:
         """A connection is gone: its place in the pool goes to the first caller waiting."""
         if connection not in self._slots:
             return

@@ -25,12 +25,10 @@ from __future__ import annotations
 
 from .._public import show_public_path
 from ._build import Built, build
+from ._description import Stack
 from ._model import (
-    ClaimCheckBucket,
     EventInvoke,
     Function,
-    IdempotencyTable,
-    JournalBucket,
     LocalOptions,
     Queue,
     Schedule,
@@ -40,7 +38,7 @@ from ._model import (
     Topic,
 )
 from ._package import PackageLimits
-from ._stack import Stack
+from ._stores import ClaimCheckBucket, IdempotencyTable, JournalBucket
 from ._template import sam_template
 
 __all__ = [

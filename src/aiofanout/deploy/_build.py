@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Any
 
 from .._errors import UsageError
+from ._description import Stack
 from ._model import Function
 from ._package import BUILD_MARKER, PackageLimits, check_unzipped, collect, write_zip
 from ._resolve import Resolution, aiofanout_requirements, default_cache_dir, names_in, resolve
-from ._stack import Stack
 from ._template import sam_template
 
 __all__ = ["Built", "build", "template_yaml"]

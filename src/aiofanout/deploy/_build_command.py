@@ -7,8 +7,8 @@ import time
 from pathlib import Path
 
 from ._build import build
+from ._description import Stack
 from ._package import MIB, PackageLimits
-from ._stack import Stack
 
 __all__ = ["add_build", "run_build"]
 

@@ -16,15 +16,11 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .._errors import UsageError
-from .._wire._claims import DEFAULT_PREFIX
 
 __all__ = [
     "REPLY_QUEUE_PREFIX",
-    "ClaimCheckBucket",
     "EventInvoke",
     "Function",
-    "IdempotencyTable",
-    "JournalBucket",
     "LocalOptions",
     "Queue",
     "Schedule",
@@ -413,52 +409,3 @@ class SqsMapping(_Part):
         if self.batch_size > 10 and self.batching_window < 1:
             raise ValueError("a batch_size over 10 needs a batching_window of at least 1 s")
         return self
-
-
-class ClaimCheckBucket(_Part):
-    """The claim-check bucket (payloads over a message limit), expiring what a crash left.
-
-    ``bucket`` is the name locally and, if given, on AWS (S3 names are global: leave it out
-    to let CloudFormation choose one, and read it through ``${claim_check.bucket}``).
-
-    Example::
-
-        ClaimCheckBucket(expire_days=1)
-    """
-
-    bucket: str | None = None
-    prefix: str = DEFAULT_PREFIX
-    expire_days: int = Field(default=1, ge=1)
-
-    @property
-    def local_name(self) -> str:
-        """The bucket's name on the local stack."""
-        return self.bucket or "aiofanout-claims"
-
-
-class JournalBucket(_Part):
-    """The bucket of run journals (``S3Journal``); kept when the stack is deleted.
-
-    Example::
-
-        JournalBucket(prefix="runs/")
-    """
-
-    bucket: str | None = None
-    prefix: str = ""
-
-    @property
-    def local_name(self) -> str:
-        """The bucket's name on the local stack."""
-        return self.bucket or "aiofanout-journal"
-
-
-class IdempotencyTable(_Part):
-    """The DynamoDB table of idempotent tasks (``DynamoDBStore``'s schema and TTL).
-
-    Example::
-
-        IdempotencyTable(table="orders-idempotency")
-    """
-
-    table: str = Field(default="aiofanout-idempotency", pattern=r"[A-Za-z0-9_.-]{3,255}")

@@ -15,8 +15,8 @@ from __future__ import annotations
 from typing import Any
 
 from ._cfn_functions import arn, get_att, ref, sub
+from ._description import Stack
 from ._model import REPLY_QUEUE_PREFIX, Function
-from ._stack import Stack
 
 __all__ = ["Ids", "statements"]
 

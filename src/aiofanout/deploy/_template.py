@@ -23,10 +23,10 @@ from .. import __version__
 from .._errors import UsageError
 from ..worker._dynamodb import TABLE_SCHEMA, TTL_ATTRIBUTE
 from ._cfn_functions import arn, get_att, logical_id, ref
+from ._description import Stack
 from ._model import Function, Queue, Topic
 from ._policies import Ids, statements
 from ._refs import Reference
-from ._stack import Stack
 
 __all__ = ["sam_template"]
 

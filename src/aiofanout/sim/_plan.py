@@ -256,13 +256,7 @@ def _plan(
         "cost_usd": round(cost.total, 6),
         "cost_breakdown_usd": {k: round(v, 6) for k, v in cost.as_dict().items()},
         "prices_usd": {name: round(price, 12) for name, price in prices.as_dict().items()},
-        "adaptive_limit": None
-        if result.limit is None
-        else {
-            "final": result.limit.final,
-            "min": result.limit.min,
-            "max": result.limit.max,
-        },
+        "adaptive_limit": _adaptive_limit(result.limit),
         "scenario": {
             key: value
             for key, value in sorted(vars(args).items())
@@ -272,6 +266,13 @@ def _plan(
     if args.target == "event":
         plan["events"] = _events(aws, counts[Status.SUCCEEDED])
     return plan
+
+
+def _adaptive_limit(limit: Any) -> dict[str, int] | None:
+    """The adaptive limit's final, lowest and highest values (``None``: not adaptive)."""
+    if limit is None:
+        return None
+    return {"final": limit.final, "min": limit.min, "max": limit.max}
 
 
 def _events(aws: SimulatedAws, handed_over: int) -> dict[str, Any]:

@@ -27,7 +27,14 @@ from .._limits import PayloadLimits
 from .._target import Batching
 from .._wire import Outgoing
 from ._fanin import ReplyingTarget
-from ._message_attributes import Encoded, attributes_of, attributes_size
+from ._message_attributes import (
+    AttributeRules,
+    Encoded,
+    MessageAttributes,
+    attributes_of,
+    attributes_size,
+    checked_attributes,
+)
 from ._sqs_sends import AwaitingReply, BatchSender
 
 __all__ = ["BatchedMessageTarget", "batch_answers", "entry_error"]
@@ -37,9 +44,9 @@ class BatchedMessageTarget(ReplyingTarget):
     """A replying target that sends its items as messages in batch requests.
 
     Subclasses set :attr:`limit_name` (the ``PayloadLimits`` field of one message's limit),
-    ``group_id`` and ``dedup_id`` (FIFO), ``attributes`` (from ``checked_attributes``, where
-    the service takes them), call :meth:`setup_batches` after
-    :meth:`~ReplyingTarget.setup_replies`, and implement :meth:`send_messages`.
+    :attr:`attribute_rules` and :attr:`destination_kind`, call :meth:`setup_messages`, then
+    :meth:`~ReplyingTarget.setup_replies`, then :meth:`setup_batches`, and implement
+    :meth:`send_messages`.
     """
 
     #: The ``PayloadLimits`` field that bounds one message (``sqs_message``, ``sns_message``).
@@ -56,6 +63,30 @@ class BatchedMessageTarget(ReplyingTarget):
     dedup_id: Callable[[Any], str] | None = None
     #: The item's message attributes (``message_attributes=``), checked and encoded.
     attributes: Callable[[Any], Encoded] | None = None
+    #: What the service's message attributes may be (``SQS_ATTRIBUTES``, ``SNS_ATTRIBUTES``).
+    attribute_rules: AttributeRules
+    #: What the destination is called in messages: ``queue``, ``topic``.
+    destination_kind: str = ""
+
+    def setup_messages(
+        self,
+        *,
+        fifo: bool,
+        group_id: str | Callable[[Any], str] | None,
+        dedup_id: Callable[[Any], str] | None,
+        message_attributes: MessageAttributes | None,
+        limits: PayloadLimits | None,
+    ) -> None:
+        """The options every message target takes: FIFO grouping, attributes, limits."""
+        if fifo and group_id is None:
+            raise UsageError(
+                f"a FIFO {self.destination_kind} needs group_id=: a string, or a function of the "
+                "item (messages of one group are delivered in order)"
+            )
+        self.fifo = fifo
+        self.group_id, self.dedup_id = group_id, dedup_id
+        self.attributes = checked_attributes(message_attributes, self.attribute_rules)
+        self.limits = limits or PayloadLimits()
 
     def setup_batches(self, batching: Batching) -> None:
         """Batches of ``batching``: packed by the engine, or by the sender with replies."""

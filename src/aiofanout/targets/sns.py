@@ -16,7 +16,7 @@ from .._limits import PayloadLimits
 from .._target import Batching
 from .._wire import ClaimCheck, DescribesTask, Outgoing
 from ._fanin import checked_expires
-from ._message_attributes import SNS_ATTRIBUTES, MessageAttributes, checked_attributes
+from ._message_attributes import SNS_ATTRIBUTES, MessageAttributes
 from ._message_batches import BatchedMessageTarget, batch_answers
 
 __all__ = ["SnsTarget"]
@@ -66,6 +66,7 @@ class SnsTarget(BatchedMessageTarget):
     service = "sns"
     limit_name, service_title = "sns_message", "SNS"
     messaging_system, batch_operation = "aws_sns", "PublishBatch"
+    attribute_rules, destination_kind = SNS_ATTRIBUTES, "topic"
 
     def __init__(
         self,
@@ -94,15 +95,10 @@ class SnsTarget(BatchedMessageTarget):
             raise UsageError(f"SnsTarget takes a topic ARN (arn:aws:sns:...), got {topic_arn!r}")
         self.expires = checked_expires(expires, waits=replies not in (None, False))
         self.topic_arn = topic_arn
-        self.fifo = topic_arn.endswith(".fifo")
-        if self.fifo and group_id is None:
-            raise UsageError(
-                "a FIFO topic needs group_id=: a string, or a function of the item "
-                "(messages of one group are delivered in order)"
-            )
-        self.group_id, self.dedup_id = group_id, dedup_id
-        self.attributes = checked_attributes(message_attributes, SNS_ATTRIBUTES)
-        self.limits = limits or PayloadLimits()
+        self.setup_messages(
+            fifo=topic_arn.endswith(".fifo"), group_id=group_id, dedup_id=dedup_id,
+            message_attributes=message_attributes, limits=limits,
+        )  # fmt: skip
         self.setup_replies(
             replies, task=task, secret=secret, claim_check=claim_check,
             reply_to=send_replies_to,

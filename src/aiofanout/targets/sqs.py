@@ -11,7 +11,7 @@ from .._limits import PayloadLimits
 from .._target import Batching
 from .._wire import ClaimCheck, DescribesTask, Outgoing
 from ._fanin import checked_expires, renamed_reply_to
-from ._message_attributes import SQS_ATTRIBUTES, MessageAttributes, checked_attributes
+from ._message_attributes import SQS_ATTRIBUTES, MessageAttributes
 from ._message_batches import BatchedMessageTarget, batch_answers
 
 __all__ = ["SqsTarget"]
@@ -73,6 +73,7 @@ class SqsTarget(BatchedMessageTarget):
     service = "sqs"
     limit_name, service_title = "sqs_message", "SQS"
     messaging_system, batch_operation = "aws_sqs", "SendMessageBatch"
+    attribute_rules, destination_kind = SQS_ATTRIBUTES, "queue"
 
     def __init__(
         self,
@@ -100,11 +101,12 @@ class SqsTarget(BatchedMessageTarget):
         )
         self.expires = checked_expires(expires, waits=replies not in (None, False))
         self.queue_url = queue_url
-        self.fifo = queue_url.endswith(".fifo")
-        _check_options(self.fifo, group_id, delay, self.expires)
-        self.group_id, self.dedup_id, self.delay = group_id, dedup_id, delay
-        self.attributes = checked_attributes(message_attributes, SQS_ATTRIBUTES)
-        self.limits = limits or PayloadLimits()
+        self.setup_messages(
+            fifo=queue_url.endswith(".fifo"), group_id=group_id, dedup_id=dedup_id,
+            message_attributes=message_attributes, limits=limits,
+        )  # fmt: skip
+        _check_delay(self.fifo, delay, self.expires)
+        self.delay = delay
         self.setup_replies(
             replies, task=task, secret=secret, claim_check=claim_check,
             reply_to=renamed_reply_to(send_replies_to, reply_to, "SqsTarget"),
@@ -138,12 +140,7 @@ class SqsTarget(BatchedMessageTarget):
         return entry
 
 
-def _check_options(fifo: bool, group_id: object, delay: int, expires: float | None) -> None:
-    if fifo and group_id is None:
-        raise UsageError(
-            "a FIFO queue needs group_id=: a string, or a function of the item "
-            "(messages of one group are delivered in order)"
-        )
+def _check_delay(fifo: bool, delay: int, expires: float | None) -> None:
     if fifo and delay:
         raise UsageError("FIFO queues take no per-message delay: set the queue's DelaySeconds")
     if not 0 <= delay <= MAX_DELAY_SECONDS:

@@ -15,18 +15,9 @@ from typing import Any, Literal
 from pydantic import Field
 
 from .._errors import UsageError
-from ._model import (
-    ClaimCheckBucket,
-    Function,
-    IdempotencyTable,
-    JournalBucket,
-    Queue,
-    SqsMapping,
-    Subscription,
-    Topic,
-    _Part,
-)
+from ._model import Function, Queue, SqsMapping, Subscription, Topic, _Part
 from ._refs import Reference, parse_reference
+from ._stores import ClaimCheckBucket, IdempotencyTable, JournalBucket
 from ._toml import read_stack
 
 __all__ = ["LOG_RETENTION_DAYS", "Stack"]
